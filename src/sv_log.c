@@ -1,0 +1,100 @@
+#include "sv_log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+static int sv_log_fd = STDERR_FILENO;
+
+int sv_log_open(const char *path)
+{
+    if (path == NULL || *path == '\0' || strcmp(path, "-") == 0) {
+        if (sv_log_fd != STDERR_FILENO)
+            close(sv_log_fd);
+        sv_log_fd = STDERR_FILENO;
+        return 0;
+    }
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    if (fd < 0)
+        return -1;
+    if (sv_log_fd != STDERR_FILENO)
+        close(sv_log_fd);
+    sv_log_fd = fd;
+    return 0;
+}
+
+void sv_log(const char *level, const char *event, const char *fmt, ...)
+{
+    char line[2048];
+    struct timeval tv;
+    struct tm tm;
+    int saved_errno = errno;
+
+    gettimeofday(&tv, NULL);
+    gmtime_r(&tv.tv_sec, &tm);
+    int n = snprintf(line, sizeof(line),
+                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s pid=%d event=%s ",
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+                     tm.tm_sec, (long)(tv.tv_usec / 1000), level, (int)getpid(), event);
+    if (n < 0 || (size_t)n >= sizeof(line))
+        n = 0;
+
+    va_list ap;
+    va_start(ap, fmt);
+    int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (m < 0)
+        m = 0;
+    size_t len = (size_t)n + (size_t)m;
+    if (len > sizeof(line) - 2)
+        len = sizeof(line) - 2;
+    line[len++] = '\n';
+
+    /* A short write to a log must never take down a worker. */
+    ssize_t w = write(sv_log_fd, line, len);
+    (void)w;
+    errno = saved_errno;
+}
+
+const char *sv_log_quote(const char *s, char *out, unsigned outlen)
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned o = 0;
+    int needs_quotes = (s == NULL || *s == '\0');
+
+    if (s == NULL)
+        s = "";
+    for (const char *p = s; *p; p++)
+        if (*p == ' ' || *p == '"' || *p == '=' || (unsigned char)*p < 0x20 || *p == 0x7f)
+            needs_quotes = 1;
+    if (outlen < 8) {
+        if (outlen)
+            out[0] = '\0';
+        return out;
+    }
+    if (needs_quotes)
+        out[o++] = '"';
+    for (const char *p = s; *p && o + 6 < outlen; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            out[o++] = '\\';
+            out[o++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    if (needs_quotes)
+        out[o++] = '"';
+    out[o] = '\0';
+    return out;
+}

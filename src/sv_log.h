@@ -1,0 +1,24 @@
+/* One line per event, key=value, written with a single write(2) on an
+ * O_APPEND descriptor so lines from concurrent workers never interleave. */
+#ifndef SV_LOG_H
+#define SV_LOG_H
+
+/* Opens path ("-" or empty: stderr) for appending. Safe to call again
+ * (SIGHUP) to follow a rotated file. Returns 0 or -1 with errno set. */
+int sv_log_open(const char *path);
+
+/* Writes "ts=... level=LEVEL pid=PID event=EVENT " followed by the
+ * formatted key=value pairs and a newline. */
+void sv_log(const char *level, const char *event, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define sv_log_info(event, ...)  sv_log("info", event, __VA_ARGS__)
+#define sv_log_warn(event, ...)  sv_log("warn", event, __VA_ARGS__)
+#define sv_log_error(event, ...) sv_log("error", event, __VA_ARGS__)
+
+/* Copies s into out (size outlen) as a log value: quoted when it holds
+ * spaces, quotes or '=', with control characters escaped, so a client
+ * cannot forge log lines through a path or header. */
+const char *sv_log_quote(const char *s, char *out, unsigned outlen);
+
+#endif

@@ -1,0 +1,79 @@
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "../../src/sv_config.h"
+#include "tap.h"
+
+static char *write_tmp(const char *text)
+{
+    static char path[64];
+    strcpy(path, "/tmp/sv-test-config-XXXXXX");
+    int fd = mkstemp(path);
+    if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
+        return NULL;
+    close(fd);
+    return path;
+}
+
+int main(void)
+{
+    sv_config cfg;
+    char err[512];
+
+    unsetenv("STREAMVIBE_CONFIG");
+    unsetenv("STREAMVIBE_WORKERS");
+    ok(sv_config_load(&cfg, NULL, err, sizeof(err)) == 0, "defaults load without a file");
+    is_int(cfg.workers, 4, "default workers");
+    is_int(cfg.listen_mode, 0660, "default listen_mode is octal 0660");
+    is_str(cfg.status_path, "/status", "default status path");
+    sv_config_free(&cfg);
+
+    char *path = write_tmp("# comment\n"
+                           "workers = 7   # trailing comment\n"
+                           "database_url = host=/tmp password=a#b\n"
+                           "listen_mode=0600\n"
+                           "\n"
+                           "body_limit = 2048\n");
+    ok(path != NULL, "wrote a config file");
+    ok(sv_config_load(&cfg, path, err, sizeof(err)) == 0, "file loads");
+    is_int(cfg.workers, 7, "file sets workers");
+    is_str(cfg.database_url, "host=/tmp password=a#b", "'#' inside a value is kept");
+    is_int(cfg.listen_mode, 0600, "octal mode parsed");
+    is_int(cfg.body_limit, 2048, "body_limit parsed");
+    sv_config_free(&cfg);
+
+    setenv("STREAMVIBE_WORKERS", "3", 1);
+    ok(sv_config_load(&cfg, path, err, sizeof(err)) == 0, "env override loads");
+    is_int(cfg.workers, 3, "environment overrides the file");
+    sv_config_free(&cfg);
+
+    setenv("STREAMVIBE_WORKERS", "zero", 1);
+    ok(sv_config_load(&cfg, path, err, sizeof(err)) != 0, "non-numeric env value is rejected");
+    ok(strstr(err, "STREAMVIBE_WORKERS") != NULL, "error names the variable");
+    sv_config_free(&cfg);
+    unsetenv("STREAMVIBE_WORKERS");
+    unlink(path);
+
+    path = write_tmp("workers = 0\n");
+    ok(sv_config_load(&cfg, path, err, sizeof(err)) != 0, "out of range value is rejected");
+    ok(strstr(err, ":1:") != NULL && strstr(err, "workers") != NULL,
+       "error names line and key");
+    sv_config_free(&cfg);
+    unlink(path);
+
+    path = write_tmp("no_such_key = 1\n");
+    ok(sv_config_load(&cfg, path, err, sizeof(err)) != 0, "unknown key is rejected");
+    ok(strstr(err, "no_such_key") != NULL, "error names the unknown key");
+    sv_config_free(&cfg);
+    unlink(path);
+
+    path = write_tmp("workers 4\n");
+    ok(sv_config_load(&cfg, path, err, sizeof(err)) != 0, "line without '=' is rejected");
+    sv_config_free(&cfg);
+    unlink(path);
+
+    ok(sv_config_load(&cfg, "/nonexistent/streamvibe.conf", err, sizeof(err)) != 0,
+       "missing file is an error");
+    sv_config_free(&cfg);
+    return tap_done();
+}
