@@ -1,0 +1,92 @@
+/* The request and response objects, independent of how they travel:
+ * FastCGI (libfcgi) and plain CGI (environment + stdio) each supply an
+ * sv_io, and everything above this layer is the same code. */
+#ifndef SV_HTTP_H
+#define SV_HTTP_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+#include "sv_arena.h"
+
+typedef struct sv_io {
+    char **envp;                                   /* CGI-style NAME=VALUE params */
+    int  (*read)(void *ctx, char *buf, int len);   /* >0 bytes, 0 EOF, <0 error */
+    int  (*write)(void *ctx, const char *buf, int len);
+    void *ctx;
+} sv_io;
+
+typedef enum {
+    SV_HTTP_GET = 1 << 0,
+    SV_HTTP_HEAD = 1 << 1,
+    SV_HTTP_POST = 1 << 2,
+    SV_HTTP_PUT = 1 << 3,
+    SV_HTTP_PATCH = 1 << 4,
+    SV_HTTP_DELETE = 1 << 5,
+    SV_HTTP_OPTIONS = 1 << 6,
+} sv_http_method;
+
+typedef struct sv_request {
+    sv_arena   *arena;
+    char      **envp;
+    const char *method_name;
+    int         method;          /* sv_http_method bit, 0 if unknown */
+    const char *path;            /* decoded of nothing: the raw URI path */
+    const char *query;           /* raw query string, "" when absent */
+    const char *request_id;
+    const char *remote_addr;
+    long        content_length;  /* -1 when not given */
+    char       *body;            /* NUL-terminated, NULL until read */
+    size_t      body_len;
+} sv_request;
+
+typedef struct sv_response {
+    sv_arena   *arena;
+    int         status;
+    sv_buf      headers;         /* "Name: value\r\n" lines */
+    sv_buf      body;
+    int         head_only;       /* HEAD: send headers, count the body */
+} sv_response;
+
+enum { SV_OK = 0, SV_ERROR = -1, SV_BODY_TOO_LARGE = -2, SV_BAD_REQUEST = -3 };
+
+/* Looks up a CGI/FastCGI parameter by exact name; NULL when absent. */
+const char *sv_http_param(char *const *envp, const char *name);
+
+/* Builds the request from the params in io->envp. Strings point into the
+ * arena or into envp, which outlives the request. */
+void sv_request_init(sv_request *req, sv_arena *arena, char **envp);
+
+/* Looks up a request header by its HTTP name ("Content-Type"). */
+const char *sv_request_header(const sv_request *req, const char *name);
+
+/* Returns the value of key in the query string, percent-decoded, or NULL.
+ * A key present without '=' yields "". */
+const char *sv_request_query_param(const sv_request *req, const char *key);
+
+/* Reads the body, refusing before reading anything when Content-Length
+ * exceeds limit (SV_BODY_TOO_LARGE); also stops a body without a length
+ * at limit + 1 bytes. */
+int sv_request_read_body(sv_request *req, const sv_io *io, long limit);
+
+void sv_response_init(sv_response *res, sv_arena *arena);
+void sv_response_header(sv_response *res, const char *name, const char *value);
+/* Sets status and a JSON body; takes ownership of (and releases) obj. */
+void sv_response_json(sv_response *res, int status, json_object *obj);
+/* PostgREST's error body: {"code","message","details","hint"}. */
+void sv_response_error(sv_response *res, int status, const char *code,
+                       const char *message, const char *details, const char *hint);
+/* Writes status line, headers and body to io. Returns SV_OK or SV_ERROR
+ * when the client has gone away. */
+int sv_response_send(sv_response *res, const sv_io *io);
+
+const char *sv_http_reason(int status);
+int sv_http_method_from_name(const char *name);
+/* "GET, HEAD, POST" for a method bit mask; result in the arena. */
+const char *sv_http_allow_header(sv_arena *arena, int methods);
+
+/* Percent-decodes s[0..len) ('+' as space when plus_is_space). */
+char *sv_http_url_decode(sv_arena *arena, const char *s, size_t len, int plus_is_space);
+
+#endif

@@ -1,0 +1,105 @@
+#include <stdlib.h>
+
+#include "../../src/sv_http.h"
+#include "../../src/sv_log.h"
+#include "../../src/sv_ops.h"
+#include "tap.h"
+
+typedef struct { const char *data; size_t len, pos; } mem_in;
+typedef struct { char data[4096]; size_t len; } mem_out;
+
+static int mem_read(void *ctx, char *buf, int len)
+{
+    mem_in *in = ctx;
+    size_t n = in->len - in->pos < (size_t)len ? in->len - in->pos : (size_t)len;
+    memcpy(buf, in->data + in->pos, n);
+    in->pos += n;
+    return (int)n;
+}
+
+static int mem_write(void *ctx, const char *buf, int len)
+{
+    mem_out *out = ctx;
+    if (out->len + (size_t)len >= sizeof(out->data))
+        return -1;
+    memcpy(out->data + out->len, buf, (size_t)len);
+    out->len += (size_t)len;
+    out->data[out->len] = '\0';
+    return len;
+}
+
+int main(void)
+{
+    sv_arena arena;
+    sv_arena_init(&arena, 1024);
+
+    char *env[] = { "REQUEST_METHOD=POST", "REQUEST_URI=/rest/v1/x?select=a%2Cb&flag&q=a+b",
+                    "QUERY_STRING=select=a%2Cb&flag&q=a+b", "CONTENT_LENGTH=5",
+                    "CONTENT_TYPE=application/json", "HTTP_X_REQUEST_ID=abc-123",
+                    "HTTP_ACCEPT_PROFILE=public", "REMOTE_ADDR=127.0.0.1", NULL };
+    sv_request req;
+    sv_request_init(&req, &arena, env);
+    is_int(req.method, SV_HTTP_POST, "method parsed");
+    is_str(req.path, "/rest/v1/x", "path excludes the query");
+    is_str(sv_request_query_param(&req, "select"), "a,b", "query value is percent-decoded");
+    is_str(sv_request_query_param(&req, "flag"), "", "key without value yields empty string");
+    is_str(sv_request_query_param(&req, "q"), "a b", "'+' decodes to space");
+    ok(sv_request_query_param(&req, "missing") == NULL, "absent key yields NULL");
+    is_str(sv_request_header(&req, "Content-Type"), "application/json", "Content-Type header");
+    is_str(sv_request_header(&req, "accept-profile"), "public", "headers are case-insensitive");
+    is_str(req.request_id, "abc-123", "request id from X-Request-Id");
+
+    mem_in in = { "hello world", 11, 0 };
+    sv_io io = { env, mem_read, NULL, &in };
+    is_int(sv_request_read_body(&req, &io, 100), SV_OK, "body within limit is read");
+    is_str(req.body, "hello", "body is exactly Content-Length bytes");
+
+    in.pos = 0;
+    is_int(sv_request_read_body(&req, &io, 4), SV_BODY_TOO_LARGE, "over-limit body refused");
+    is_int(in.pos, 0, "refused before reading a byte");
+
+    char *env_bad[] = { "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH=12x", NULL };
+    sv_request_init(&req, &arena, env_bad);
+    is_int(sv_request_read_body(&req, &io, 100), SV_BAD_REQUEST, "malformed length is 400");
+
+    char *env_short[] = { "REQUEST_METHOD=POST", "REQUEST_URI=/", "CONTENT_LENGTH=50", NULL };
+    sv_request_init(&req, &arena, env_short);
+    in.pos = 0;
+    is_int(sv_request_read_body(&req, &io, 100), SV_BAD_REQUEST, "truncated body is 400");
+
+    char *env_cgi[] = { "REQUEST_METHOD=GET", "PATH_INFO=/healthz", NULL };
+    sv_request_init(&req, &arena, env_cgi);
+    is_str(req.path, "/healthz", "PATH_INFO used without REQUEST_URI");
+    is_str(req.request_id, "-", "missing request id is '-'");
+
+    mem_out out = { "", 0 };
+    sv_io wio = { env, NULL, mem_write, &out };
+    sv_response res;
+    sv_response_init(&res, &arena);
+    sv_response_header(&res, "X-Evil", "a\r\nSet-Cookie: x=1");
+    sv_response_error(&res, 404, "PGRST125", "Invalid path", NULL, NULL);
+    is_int(sv_response_send(&res, &wio), SV_OK, "response sent");
+    ok(strncmp(out.data, "Status: 404 Not Found\r\n", 23) == 0, "CGI status line");
+    ok(strstr(out.data, "\r\nSet-Cookie") == NULL, "header values cannot inject lines");
+    ok(strstr(out.data, "{\"code\":\"PGRST125\",\"message\":\"Invalid path\",\"details\":null,\"hint\":null}") != NULL,
+       "PostgREST error shape");
+
+    is_str(sv_http_allow_header(&arena, SV_HTTP_GET | SV_HTTP_HEAD | SV_HTTP_POST), "GET, HEAD, POST",
+           "Allow header lists methods in order");
+
+    char q[64];
+    is_str(sv_log_quote("/a b\n\"x\"", q, sizeof(q)), "\"/a b\\x0a\\\"x\\\"\"",
+           "log values are quoted and escaped");
+    is_str(sv_log_quote("/plain", q, sizeof(q)), "/plain", "plain values stay bare");
+
+    ok(sv_ops_addr_allowed("127.0.0.1, ::1", "127.0.0.1"), "exact IPv4 allowed");
+    ok(sv_ops_addr_allowed("127.0.0.1, ::1", "::1"), "exact IPv6 allowed");
+    ok(!sv_ops_addr_allowed("127.0.0.1", "127.0.0.2"), "other address refused");
+    ok(sv_ops_addr_allowed("10.0.0.0/8", "10.20.30.40"), "CIDR match");
+    ok(!sv_ops_addr_allowed("10.0.0.0/8", "11.0.0.1"), "CIDR mismatch");
+    ok(sv_ops_addr_allowed("192.168.1.0/23", "192.168.0.7"), "non-octet CIDR");
+    ok(!sv_ops_addr_allowed("127.0.0.1", ""), "empty address refused");
+
+    sv_arena_free(&arena);
+    return tap_done();
+}
