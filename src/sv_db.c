@@ -1,0 +1,169 @@
+#include "sv_db.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void sv_db_init(sv_db *db, const char *conninfo)
+{
+    memset(db, 0, sizeof(*db));
+    db->conninfo = strdup(conninfo ? conninfo : "");
+}
+
+void sv_db_close(sv_db *db)
+{
+    if (db->conn != NULL)
+        PQfinish(db->conn);
+    db->conn = NULL;
+    free(db->conninfo);
+    db->conninfo = NULL;
+}
+
+static void sv_db_drop(sv_db *db)
+{
+    snprintf(db->last_error, sizeof(db->last_error), "%s",
+             db->conn ? PQerrorMessage(db->conn) : "no connection");
+    char *nl = strchr(db->last_error, '\n');
+    if (nl != NULL)
+        *nl = '\0';
+    if (db->conn != NULL)
+        PQfinish(db->conn);
+    db->conn = NULL;
+}
+
+int sv_db_ensure(sv_db *db)
+{
+    if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
+        return SV_DB_OK;
+    if (db->conn != NULL)
+        sv_db_drop(db);
+
+    /* connect_timeout bounds how long a request can wait on a dead
+     * server; application_name lets a DBA see which worker is which. */
+    const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
+    const char *vals[] = { db->conninfo, "3", "streamvibe", NULL };
+    db->conn = PQconnectdbParams(keys, vals, 1);
+    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
+    return SV_DB_OK;
+}
+
+/* A failed statement on a broken connection means the server went away:
+ * drop it so the next request reconnects, and tell the caller. */
+static int sv_db_check_connection(sv_db *db, PGresult **result)
+{
+    if (PQstatus(db->conn) == CONNECTION_OK)
+        return SV_DB_OK;
+    if (*result != NULL)
+        PQclear(*result);
+    *result = NULL;
+    sv_db_drop(db);
+    return SV_DB_UNAVAILABLE;
+}
+
+int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *values,
+                PGresult **result)
+{
+    *result = NULL;
+    if (sv_db_ensure(db) != SV_DB_OK)
+        return SV_DB_UNAVAILABLE;
+    *result = PQexecParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    return sv_db_check_connection(db, result);
+}
+
+int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
+                   int nparams, const char *const *values, PGresult **result)
+{
+    static const char set_sql[] =
+        "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
+    const char *set_values[2] = { role, claims };
+    PGresult *res;
+    int failed = 0;
+
+    *result = NULL;
+    if (sv_db_ensure(db) != SV_DB_OK)
+        return SV_DB_UNAVAILABLE;
+
+    /* Statements between two Syncs form one implicit transaction, so the
+     * role and claims are local to this request and an error anywhere
+     * rolls everything back without a separate ROLLBACK round trip. */
+    if (!PQenterPipelineMode(db->conn)) {
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
+    if (!PQsendQueryParams(db->conn, set_sql, 2, NULL, set_values, NULL, NULL, 0) ||
+        !PQsendQueryParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0) ||
+        !PQpipelineSync(db->conn)) {
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
+
+    for (int stage = 0; stage < 2; stage++) {
+        res = PQgetResult(db->conn);
+        if (res == NULL) {
+            failed = 1;
+            break;
+        }
+        if (stage == 0 && PQresultStatus(res) != PGRES_TUPLES_OK) {
+            /* the query after a failed set_config is aborted; report the
+             * set_config error itself */
+            *result = res;
+        } else if (stage == 1 && *result == NULL) {
+            *result = res;
+        } else {
+            PQclear(res);
+        }
+        while ((res = PQgetResult(db->conn)) != NULL) /* end of this query */
+            PQclear(res);
+    }
+    if (!failed) {
+        res = PQgetResult(db->conn); /* the Sync */
+        if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
+            failed = 1;
+        if (res != NULL)
+            PQclear(res);
+    }
+    if (failed || !PQexitPipelineMode(db->conn)) {
+        if (*result != NULL)
+            PQclear(*result);
+        *result = NULL;
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
+    return sv_db_check_connection(db, result);
+}
+
+int sv_db_sqlstate_http_status(const char *sqlstate, int anon)
+{
+    if (sqlstate == NULL || strlen(sqlstate) != 5)
+        return 500;
+    if (strcmp(sqlstate, "23503") == 0 || strcmp(sqlstate, "23505") == 0)
+        return 409;
+    if (strcmp(sqlstate, "25006") == 0)
+        return 405;
+    if (strcmp(sqlstate, "42883") == 0 || strcmp(sqlstate, "42P01") == 0)
+        return 404;
+    if (strcmp(sqlstate, "42501") == 0)
+        return anon ? 401 : 403;
+    if (strcmp(sqlstate, "53400") == 0)
+        return 500;
+    if (strcmp(sqlstate, "P0001") == 0)
+        return 400;
+    if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||
+        strncmp(sqlstate, "54", 2) == 0 || strncmp(sqlstate, "55", 2) == 0 ||
+        strncmp(sqlstate, "57", 2) == 0 || strncmp(sqlstate, "58", 2) == 0)
+        return 503;
+    if (strncmp(sqlstate, "0L", 2) == 0 || strncmp(sqlstate, "0P", 2) == 0 ||
+        strncmp(sqlstate, "28", 2) == 0)
+        return 403;
+    if (strncmp(sqlstate, "09", 2) == 0 || strncmp(sqlstate, "25", 2) == 0 ||
+        strncmp(sqlstate, "2D", 2) == 0 || strncmp(sqlstate, "38", 2) == 0 ||
+        strncmp(sqlstate, "39", 2) == 0 || strncmp(sqlstate, "3B", 2) == 0 ||
+        strncmp(sqlstate, "40", 2) == 0 || strncmp(sqlstate, "XX", 2) == 0 ||
+        strncmp(sqlstate, "F0", 2) == 0 || strncmp(sqlstate, "HV", 2) == 0 ||
+        strncmp(sqlstate, "P0", 2) == 0)
+        return 500;
+    return 400;
+}

@@ -1,0 +1,41 @@
+/* The worker's one persistent PostgreSQL connection. It is opened lazily,
+ * kept across requests, and dropped as soon as libpq reports it broken so
+ * the next request reconnects: a PostgreSQL restart costs the requests
+ * made during the outage a 503, never a worker. */
+#ifndef SV_DB_H
+#define SV_DB_H
+
+#include <libpq-fe.h>
+
+typedef struct sv_db {
+    PGconn *conn;
+    char   *conninfo;
+    char    last_error[256];   /* why the last connect failed, for logs */
+} sv_db;
+
+enum { SV_DB_OK = 0, SV_DB_UNAVAILABLE = -10 };
+
+void sv_db_init(sv_db *db, const char *conninfo);
+void sv_db_close(sv_db *db);
+
+/* Makes sure a healthy connection exists. SV_DB_OK or SV_DB_UNAVAILABLE. */
+int sv_db_ensure(sv_db *db);
+
+/* Runs one statement with text parameters outside any explicit
+ * transaction. *result (caller PQclears) holds the outcome, which may be
+ * an error result; returns SV_DB_UNAVAILABLE (and *result NULL) when the
+ * connection is gone. */
+int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *values,
+                PGresult **result);
+
+/* Runs sql as role with request.jwt.claims = claims in one transaction,
+ * pipelined into a single round trip (set_config + query + sync). Same
+ * return convention as sv_db_query; *result is the query's result. */
+int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
+                   int nparams, const char *const *values, PGresult **result);
+
+/* HTTP status PostgREST uses for a PostgreSQL SQLSTATE. anon matters for
+ * 42501 (insufficient privilege): 401 for anonymous callers, else 403. */
+int sv_db_sqlstate_http_status(const char *sqlstate, int anon);
+
+#endif

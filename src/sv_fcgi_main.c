@@ -1,0 +1,89 @@
+/* streamvibe-fcgi: the request-serving binary. Under --pool it is the
+ * process manager; started by spawn-fcgi or mod_fcgid it serves the
+ * FastCGI socket it inherited on fd 0; run by a web server as a CGI
+ * program it serves the one request in its environment and exits. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <fcgiapp.h>
+
+#include "sv_config.h"
+#include "sv_log.h"
+#include "sv_pool.h"
+#include "sv_scoreboard.h"
+#include "sv_worker.h"
+
+static void sv_usage(FILE *out)
+{
+    fputs("usage: streamvibe-fcgi [--pool] [--config FILE] [--check-config]\n"
+          "  --pool          run the prefork pool master (listens on `listen`)\n"
+          "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
+          "  --check-config  validate the configuration and exit\n"
+          "Without --pool: serve FastCGI on an inherited socket (fd 0), or act\n"
+          "as a CGI program when fd 0 is not a listening socket.\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "pool", no_argument, NULL, 'p' },
+        { "config", required_argument, NULL, 'c' },
+        { "check-config", no_argument, NULL, 't' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL;
+    int pool_mode = 0, check_only = 0, opt;
+
+    while ((opt = getopt_long(argc, argv, "pc:thV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'p': pool_mode = 1; break;
+        case 'c': config_path = optarg; break;
+        case 't': check_only = 1; break;
+        case 'h': sv_usage(stdout); return 0;
+        case 'V': puts(PACKAGE_STRING); return 0;
+        default: sv_usage(stderr); return 2;
+        }
+    }
+
+    sv_config cfg;
+    char err[512];
+    if (sv_config_load(&cfg, config_path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (check_only) {
+        printf("configuration ok\n");
+        sv_config_free(&cfg);
+        return 0;
+    }
+    if (pool_mode)
+        return sv_pool_run(&cfg, config_path);
+
+    sv_scoreboard *sb = sv_scoreboard_create();
+    if (sb == NULL) {
+        perror("streamvibe-fcgi: mmap");
+        sv_config_free(&cfg);
+        return 1;
+    }
+    sb->start_time = sv_now_wall_ms() / 1000;
+    sb->workers_configured = 1;
+    if (sv_log_open(cfg.log_file) != 0)
+        perror("streamvibe-fcgi: log_file");
+
+    sv_worker w;
+    sv_worker_init(&w, &cfg, sb, 0, 0);
+    int rc = FCGX_IsCGI() ? sv_worker_serve_cgi(&w) : sv_worker_serve_fcgi(&w, 0);
+    sv_worker_cleanup(&w);
+    sv_scoreboard_destroy(sb);
+    sv_config_free(&cfg);
+    return rc;
+}

@@ -1,0 +1,49 @@
+/* A worker serves requests one at a time, from a FastCGI listening socket
+ * (the pool's, or one inherited from spawn-fcgi / mod_fcgid) or, run as a
+ * CGI program, the single request in its environment. Both transports end
+ * in sv_worker_handle, so every mode runs the same request code. */
+#ifndef SV_WORKER_H
+#define SV_WORKER_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "sv_arena.h"
+#include "sv_config.h"
+#include "sv_db.h"
+#include "sv_http.h"
+#include "sv_router.h"
+#include "sv_scoreboard.h"
+
+typedef struct sv_worker {
+    const sv_config *cfg;
+    sv_db            db;
+    sv_scoreboard   *sb;
+    sv_slot         *slot;
+    sv_route         routes[8];
+    size_t           nroutes;
+    sv_arena         arena;
+    pid_t            master_pid;   /* 0 when not part of a --pool */
+    int64_t          started_ms;
+} sv_worker;
+
+/* Prepares a worker using slot slot_index of sb (sb may be private to
+ * this process outside --pool). */
+void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
+                    int slot_index, pid_t master_pid);
+void sv_worker_cleanup(sv_worker *w);
+
+/* Serves one request read from io. Returns 1 when the transport may be
+ * reused for another request, 0 when the request body was left unread and
+ * the connection must be closed. */
+int sv_worker_handle(sv_worker *w, const sv_io *io);
+
+/* Accept loop on a FastCGI listening socket until SIGTERM/SIGQUIT/SIGINT,
+ * max_requests, or the master going away. Returns an exit status. */
+int sv_worker_serve_fcgi(sv_worker *w, int listen_fd);
+
+/* Serves the CGI request in environ/stdin/stdout. Returns an exit status. */
+int sv_worker_serve_cgi(sv_worker *w);
+
+#endif
