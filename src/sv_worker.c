@@ -11,7 +11,9 @@
 #include <fcgiapp.h>
 
 #include "sv_log.h"
+#include "sv_auth.h"
 #include "sv_ops.h"
+#include "sv_rest.h"
 
 extern char **environ;
 
@@ -70,7 +72,19 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
     sv_arena_init(&w->arena, 32768);
     sv_db_init(&w->db, cfg->database_url);
 
-    w->routes[w->nroutes++] = (sv_route){ "/healthz", SV_HTTP_GET, sv_ops_healthz };
+    static const sv_route api_routes[] = {
+        { "/healthz", SV_HTTP_GET, sv_ops_healthz },
+        { "/auth/v1/signup", SV_HTTP_POST, sv_auth_signup },
+        { "/auth/v1/token", SV_HTTP_POST, sv_auth_token },
+        { "/auth/v1/user", SV_HTTP_GET, sv_auth_user_get },
+        { "/auth/v1/user", SV_HTTP_PUT, sv_auth_user_put },
+        { "/auth/v1/logout", SV_HTTP_POST, sv_auth_logout },
+        { "/rest/v1/", SV_HTTP_GET, sv_rest_openapi },
+        { "/rest/v1/rpc/*", SV_HTTP_GET | SV_HTTP_POST, sv_rest_rpc },
+        { "/rest/v1/*", SV_HTTP_GET | SV_HTTP_POST | SV_HTTP_PATCH | SV_HTTP_DELETE, sv_rest_table },
+    };
+    for (size_t i = 0; i < sizeof(api_routes) / sizeof(api_routes[0]); i++)
+        w->routes[w->nroutes++] = api_routes[i];
     if (cfg->status_path != NULL && cfg->status_path[0] == '/')
         w->routes[w->nroutes++] = (sv_route){ cfg->status_path, SV_HTTP_GET, sv_ops_status };
 
@@ -122,6 +136,21 @@ static void sv_worker_mark_idle(sv_worker *w, int64_t duration_ms)
     __atomic_store_n(&slot->state, SV_SLOT_IDLE, __ATOMIC_RELEASE);
 }
 
+/* Browsers calling the API from a web app's origin send a CORS preflight;
+ * answer it for any known path (authorisation happens on the real request,
+ * and no cookies are used, so any origin may ask). */
+static void sv_worker_preflight(sv_request *req, sv_response *res, int allowed)
+{
+    const char *asked = sv_request_header(req, "Access-Control-Request-Headers");
+    sv_response_header(res, "Allow", sv_http_allow_header(req->arena, allowed));
+    sv_response_header(res, "Access-Control-Allow-Methods", sv_http_allow_header(req->arena, allowed));
+    sv_response_header(res, "Access-Control-Allow-Headers",
+                       asked && *asked ? asked
+                                       : "authorization, apikey, content-type, prefer, range, x-client-info, accept-profile, content-profile");
+    sv_response_header(res, "Access-Control-Max-Age", "86400");
+    res->status = 204;
+}
+
 static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, const sv_io *io,
                             int *body_consumed)
 {
@@ -135,6 +164,10 @@ static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, con
                           NULL, NULL);
         return;
     case SV_ROUTE_METHOD_NOT_ALLOWED:
+        if (req->method == SV_HTTP_OPTIONS) {
+            sv_worker_preflight(req, res, allowed);
+            return;
+        }
         sv_response_header(res, "Allow", sv_http_allow_header(req->arena, allowed));
         sv_response_error(res, 405, "PGRST117",
                           sv_arena_printf(req->arena, "Unsupported HTTP method: %s",
@@ -177,6 +210,11 @@ int sv_worker_handle(sv_worker *w, const sv_io *io)
 
     if (strcmp(req.request_id, "-") != 0)
         sv_response_header(&res, "X-Request-Id", req.request_id);
+    if (sv_request_header(&req, "Origin") != NULL) {
+        sv_response_header(&res, "Access-Control-Allow-Origin", "*");
+        sv_response_header(&res, "Access-Control-Expose-Headers",
+                           "Content-Range, Content-Location, Location, X-Request-Id, Retry-After");
+    }
     sv_worker_route(w, &req, &res, io, &body_consumed);
     res.head_only = (req.method == SV_HTTP_HEAD);
     int sent = sv_response_send(&res, io);

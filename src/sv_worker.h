@@ -21,7 +21,7 @@ typedef struct sv_worker {
     sv_db            db;
     sv_scoreboard   *sb;
     sv_slot         *slot;
-    sv_route         routes[8];
+    sv_route         routes[16];
     size_t           nroutes;
     sv_arena         arena;
     pid_t            master_pid;   /* 0 when not part of a --pool */
