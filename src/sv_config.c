@@ -43,6 +43,11 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(status_allow,      SV_CONF_STRING, 0, 0, "127.0.0.1, ::1"),
     SV_KEY(retry_after,       SV_CONF_INT,    0, 3600, "1"),
     SV_KEY(pool_name,         SV_CONF_STRING, 0, 0, "streamvibe"),
+    SV_KEY(jwt_secret,        SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(jwt_exp,           SV_CONF_INT,    30, 604800, "3600"),
+    SV_KEY(password_min_length, SV_CONF_INT,  6, 1024, "8"),
+    SV_KEY(login_max_failures, SV_CONF_INT,   1, 1000, "5"),
+    SV_KEY(login_window,      SV_CONF_INT,    1, 86400, "900"),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))

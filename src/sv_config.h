@@ -25,6 +25,11 @@ typedef struct sv_config {
     char *status_allow;
     int   retry_after;
     char *pool_name;
+    char *jwt_secret;           /* HS256 key for access tokens and API keys */
+    int   jwt_exp;              /* access token lifetime, seconds */
+    int   password_min_length;
+    int   login_max_failures;   /* failures per window before slowing down */
+    int   login_window;         /* seconds */
 } sv_config;
 
 /* Fills every field with its built-in default (strings are malloc'd). */
