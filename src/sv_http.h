@@ -32,7 +32,7 @@ typedef struct sv_request {
     char      **envp;
     const char *method_name;
     int         method;          /* sv_http_method bit, 0 if unknown */
-    const char *path;            /* decoded of nothing: the raw URI path */
+    const char *path;            /* the raw (not percent-decoded) URI path */
     const char *query;           /* raw query string, "" when absent */
     const char *request_id;
     const char *remote_addr;
@@ -66,8 +66,8 @@ const char *sv_request_header(const sv_request *req, const char *name);
 const char *sv_request_query_param(const sv_request *req, const char *key);
 
 /* Reads the body, refusing before reading anything when Content-Length
- * exceeds limit (SV_BODY_TOO_LARGE); also stops a body without a length
- * at limit + 1 bytes. */
+ * exceeds limit (SV_BODY_TOO_LARGE). No Content-Length means no body
+ * (RFC 3875); a malformed or unfulfilled length is SV_BAD_REQUEST. */
 int sv_request_read_body(sv_request *req, const sv_io *io, long limit);
 
 void sv_response_init(sv_response *res, sv_arena *arena);
