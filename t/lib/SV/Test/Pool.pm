@@ -1,0 +1,205 @@
+package SV::Test::Pool;
+
+# The streamvibe-fcgi prefork pool for one test:
+#
+#   my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+#                                  conf => { request_timeout => 3 });
+#   $pool->start;            # waits for the socket and the pid file
+#   $pool->worker_pids;      # children of the master, from /proc
+#   $pool->reload;           # SIGHUP
+#   $pool->log;              # the log file so far
+#   $pool->stop;             # SIGTERM, bounded wait, then SIGKILL (also at exit)
+#
+# The config file, socket, pid file and log live in the pool's temp dir.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use SV::Test qw(sv_builddir sv_srcdir sv_tempdir wait_until spawn_process
+    stop_process pid_alive slurp_file write_file proc_children register_cleanup);
+
+sub binary { sv_builddir() . '/streamvibe-fcgi' }
+
+sub new {
+    my ($class, %opt) = @_;
+    my $dir = sv_tempdir(prefix => 'svpool');
+    my $self = bless {
+        pg      => $opt{pg},
+        dir     => $dir,
+        socket  => "$dir/sv.sock",
+        pidfile => "$dir/sv.pid",
+        logfile => "$dir/sv.log",
+        stderr  => "$dir/sv.stderr",
+        config  => "$dir/streamvibe.conf",
+        workers => $opt{workers} // 2,
+        conf    => { %{ $opt{conf} // {} } },
+        env     => { %{ $opt{env} // {} } },
+        args    => $opt{args} // [],
+        pid     => undef,
+    }, $class;
+    $self->write_config;
+    register_cleanup(sub { $self->stop if $self->{pid} });
+    return $self;
+}
+
+# (Re)write the config file from the defaults and conf overrides; call it
+# after changing $pool->conf(...) and before reload.
+sub write_config {
+    my ($self) = @_;
+    my %c = (
+        listen      => $self->{socket},
+        listen_mode => '0666',
+        pid_file    => $self->{pidfile},
+        log_file    => $self->{logfile},
+        workers     => $self->{workers},
+        ($self->{pg} ? (database_url => $self->{pg}->conninfo(user => 'authenticator')) : ()),
+        %{ $self->{conf} },
+    );
+    my @first = grep { exists $c{$_} } qw(database_url listen listen_mode pid_file log_file workers);
+    my %seen = map { $_ => 1 } @first;
+    my $text = "# written by SV::Test::Pool\n";
+    for my $k (@first, sort grep { !$seen{$_} } keys %c) {
+        next unless defined $c{$k};
+        $text .= "$k = $c{$k}\n";
+    }
+    write_file($self->{config}, $text, 0644);
+    return $self->{config};
+}
+
+# Get or set one config override: $pool->conf('workers') / ->conf(workers => 3).
+sub conf {
+    my ($self, $k, @v) = @_;
+    if (@v) {
+        $self->{conf}{$k} = $v[0];
+        $self->{workers} = $v[0] if $k eq 'workers';
+        $self->write_config;
+    }
+    return $self->{conf}{$k} // ($k eq 'workers' ? $self->{workers} : undef);
+}
+
+sub dir         { $_[0]{dir} }
+sub socket      { $_[0]{socket} }
+sub pid_file    { $_[0]{pidfile} }
+sub config_file { $_[0]{config} }
+sub log_file    { $_[0]{logfile} }
+sub workers     { $_[0]{workers} }
+sub pid         { $_[0]{pid} }
+sub log         { slurp_file($_[0]{logfile}) // '' }
+sub stderr      { slurp_file($_[0]{stderr}) // '' }
+
+# Everything the pool wrote, for diagnostics.
+sub diag_output {
+    my ($self) = @_;
+    return "--- $self->{logfile}\n" . $self->log . "--- $self->{stderr}\n" . $self->stderr;
+}
+
+sub start {
+    my ($self, %opt) = @_;
+    croak "pool already running (pid $self->{pid})" if $self->{pid} && pid_alive($self->{pid});
+    my $bin = binary();
+    croak "$bin not built" unless -x $bin;
+    unlink $self->{pidfile};
+    write_file($self->{stderr}, '', 0644) unless -e $self->{stderr};
+    my $pid = spawn_process([$bin, '--pool', '--config', $self->{config}, @{ $self->{args} }],
+        stdout => $self->{stderr}, stderr => $self->{stderr}, dir => $self->{dir},
+        env => $self->{env});
+    $self->{pid} = $pid;
+    my $ok = wait_until(sub {
+        return -1 unless pid_alive($pid);
+        return 0 unless -S $self->{socket} && -s $self->{pidfile};
+        my $want = $opt{wait_workers} // $self->{workers};
+        return 1 unless $want;
+        return scalar($self->worker_pids) >= $want;
+    }, $opt{timeout} // 20);
+    if (!$ok || $ok == -1) {
+        my $out = $self->diag_output;
+        stop_process($pid, signals => ['TERM', 'KILL'], timeout => 5);
+        $self->_kill_orphans;
+        $self->{pid} = undef;
+        croak "streamvibe-fcgi --pool did not start:\n$out";
+    }
+    my $filepid = slurp_file($self->{pidfile});
+    warn "# pid file says $filepid, forked $pid\n"
+        if defined $filepid && $filepid =~ /^(\d+)/ && $1 != $pid;
+    return $self;
+}
+
+sub reload {
+    my ($self) = @_;
+    croak "pool not running" unless $self->{pid};
+    kill 'HUP', $self->{pid};
+    return $self;
+}
+
+sub stop {
+    my ($self, %opt) = @_;
+    my $pid = $self->{pid} or return $self;
+    my @workers = $self->worker_pids;
+    my $grace = $opt{timeout} // (($self->{conf}{shutdown_timeout} // 10) + 5);
+    stop_process($pid, signals => ['TERM', 'KILL'], timeout => $grace);
+    $self->{workers_at_stop} = \@workers;
+    $self->_kill_orphans(@workers);
+    $self->{pid} = undef;
+    $self->_check_sanitizers;
+    return $self;
+}
+
+# In a --enable-sanitizers build, a report from ASan/UBSan/LeakSanitizer on
+# the pool's stderr fails the test that ran it.
+sub _check_sanitizers {
+    my ($self) = @_;
+    my $err = $self->stderr;
+    my $from = $self->{sanitizer_seen} // 0;
+    return if length($err) <= $from;
+    my $new = substr($err, $from);
+    $self->{sanitizer_seen} = length $err;
+    return unless $new =~ /(?:ERROR: (?:Address|Leak|Memory|Thread)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer)/;
+    if ($INC{'Test/Builder.pm'}) {
+        my $tb = Test::Builder->new;
+        $tb->ok(0, 'no sanitizer reports from streamvibe-fcgi');
+        $tb->diag($new);
+    } else {
+        print STDERR "# sanitizer report from streamvibe-fcgi:\n$new";
+    }
+}
+
+# After the master is gone, make sure none of its workers survived.
+sub _kill_orphans {
+    my ($self, @pids) = @_;
+    for my $w (@pids) {
+        next unless pid_alive($w);
+        # Only if it is still a streamvibe process (pid not reused).
+        my $cmd = slurp_file("/proc/$w/cmdline") // '';
+        next unless $cmd =~ /streamvibe/;
+        stop_process($w, signals => ['TERM', 'KILL'], timeout => 3);
+    }
+}
+
+# The master's children (the workers; also any job processes it spawned).
+sub worker_pids {
+    my ($self) = @_;
+    return () unless $self->{pid};
+    my @p = proc_children($self->{pid});
+    return @p;    # in scalar context: how many
+}
+
+# Wait until the master has exactly $n workers (default: workers); returns
+# the pids, or an empty list on timeout.
+sub wait_workers {
+    my ($self, $n, $timeout) = @_;
+    $n //= $self->{workers};
+    my @p;
+    wait_until(sub { @p = $self->worker_pids; @p == $n }, $timeout // 10) or return ();
+    return @p;
+}
+
+# Wait until the log matches $re; returns the match (or false).
+sub wait_log {
+    my ($self, $re, $timeout) = @_;
+    my $m;
+    wait_until(sub { my $l = $self->log; ($m) = $l =~ /($re)/; defined $m }, $timeout // 10);
+    return $m;
+}
+
+1;
