@@ -1,0 +1,78 @@
+#!/usr/bin/perl
+# Errors are JSON in PostgREST's shape: unknown path 404, wrong method 405
+# with Allow, a body over body_limit 413 from the server itself.
+
+use strict;
+use warnings;
+use Test::More;
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+# The pool refuses bodies over 1024 bytes; nginx lets up to 1 MB through so
+# that it is the server that answers.
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { body_limit => 1024 });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool, conf => { body_limit => '1m' });
+$ngx->start;
+
+sub is_pgrst_error {
+    my ($res, $status, $name) = @_;
+    is($res->code, $status, "$name: status $status") or diag $res->as_string;
+    like($res->header('Content-Type') // '', qr{^application/json}, "$name: JSON content type");
+    my $doc = $ngx->json($res);
+    is(ref $doc, 'HASH', "$name: body is a JSON object") or return;
+    ok(exists $doc->{$_}, "$name: has key $_") for qw(code message details hint);
+    ok(defined $doc->{message} && length $doc->{message}, "$name: message is not empty");
+    return $doc;
+}
+
+my $res = $ngx->request('GET', '/no/such/path');
+is_pgrst_error($res, 404, 'unknown path');
+
+$res = $ngx->request('GET', '/healthz/extra');
+is_pgrst_error($res, 404, 'path below /healthz');
+
+$res = $ngx->request('POST', '/healthz', body => '{}');
+is_pgrst_error($res, 405, 'POST /healthz');
+my $allow = $res->header('Allow') // '';
+is(join(', ', sort map { s/^\s+|\s+$//gr } split /,/, $allow), 'GET, HEAD', 'Allow: GET, HEAD')
+    or diag "Allow: $allow";
+
+$res = $ngx->request('DELETE', '/healthz');
+is($res->code, 405, 'DELETE /healthz is 405');
+
+# The size check runs once a route matched (405/404 come first), so the
+# oversized body goes to a route that exists: GET /healthz with a body.
+$res = $ngx->request('GET', '/healthz', body => 'x' x 1024);
+is($res->code, 200, 'a body of exactly body_limit bytes is accepted') or diag $res->as_string;
+
+$res = $ngx->request('GET', '/healthz', body => 'x' x 4096);
+my $doc = is_pgrst_error($res, 413, 'body over body_limit');
+unlike($ngx->error_log, qr/client intended to send too large body/,
+    'the 413 came from the server, not nginx');
+like($pool->log, qr/status=413/, 'the pool logged the 413');
+
+# The connection the 413 was sent on is still usable / the pool is healthy.
+for my $i (1 .. 5) {
+    $res = $ngx->request('GET', '/healthz');
+    is($res->code, 200, "GET /healthz after the 413 ($i)");
+}
+
+# Above nginx's own limit nginx answers; the pool never sees it.
+$res = $ngx->request('GET', '/healthz', body => 'x' x (1024 * 1024 + 1));
+is($res->code, 413, 'body over client_max_body_size: 413 from nginx');
+
+is(scalar($pool->worker_pids), 2, 'no worker died');
+unlike($pool->log, qr/level=(?:error|fatal)[^\n]*(?:crash|signal|abort)/i, 'no crash logged');
+
+done_testing;

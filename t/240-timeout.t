@@ -1,0 +1,63 @@
+#!/usr/bin/perl
+# request_timeout: a request stuck in the database is killed by the master,
+# nginx answers 502/504 in bounded time, the event is logged, and the pool
+# recovers once the database is free again.
+
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(time);
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+my $workers = 2;
+my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers, conf => { request_timeout => 2 });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+is($ngx->request('GET', '/healthz')->code, 200, 'healthy before the lock');
+
+# /healthz reads schema_migrations for the schema version: lock it.
+my $dbh = $pg->dbh(user => 'postgres');
+$dbh->begin_work;
+$dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+
+my $rid = "timeout-$$";
+my $t0 = time;
+my $res = $ngx->request('GET', '/healthz', headers => { 'X-Request-Id' => $rid });
+my $elapsed = time - $t0;
+ok($res->code == 502 || $res->code == 504, 'stuck request answered 502/504 by nginx')
+    or diag $res->as_string;
+cmp_ok($elapsed, '<', 10, sprintf('answered within 10 s (%.1f s)', $elapsed));
+cmp_ok($elapsed, '>=', 1.5, 'not before request_timeout');
+
+my $line = $pool->wait_log(qr/^[^\n]*request timed out[^\n]*$/m, 5);
+ok($line, 'log says "request timed out"') or diag $pool->diag_output;
+like($line // '', qr{path=/healthz}, 'timeout line names the path');
+
+$dbh->rollback;
+$dbh->disconnect;
+
+my @codes;
+ok(wait_until(sub { my $c = $ngx->request('GET', '/healthz')->code; push @codes, $c; $c == 200 }, 10),
+    'healthz is 200 again after the lock is released') or diag "codes: @codes";
+my @w = $pool->wait_workers($workers, 10);
+is(scalar @w, $workers, "worker count back to $workers");
+is(scalar(grep { $_ == 200 } map { $ngx->request('GET', '/healthz')->code } 1 .. 10), 10,
+    'next 10 requests 200');
+like($pool->log, qr/slow|timed out/, 'slow/timed-out request counted in the log');
+
+$ngx->stop;
+$pool->stop;
+done_testing;
