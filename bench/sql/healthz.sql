@@ -1,0 +1,3 @@
+-- What one GET /healthz costs the database: src/sv_ops.c (sv_ops_healthz)
+-- runs this one statement as the login role, outside a transaction.
+SELECT max(version) FROM public.schema_migrations;
