@@ -90,6 +90,7 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
 
     sv_slot *slot = w->slot;
     slot->pid = getpid();
+    sv_log_set_pid(slot->pid);
     slot->started_ms = w->started_ms;
     __atomic_store_n(&slot->state, SV_SLOT_IDLE, __ATOMIC_RELEASE);
 }
@@ -158,6 +159,14 @@ static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, con
     int allowed;
 
     *body_consumed = 0;
+    /* Too large is too large whatever the route: refuse before routing
+     * so no handler ever sees the request and nothing is read. */
+    if (req->content_length > w->cfg->body_limit) {
+        sv_response_error(res, 413, "SV413", "Request body too large",
+                          sv_arena_printf(req->arena, "The limit is %ld bytes", w->cfg->body_limit),
+                          NULL);
+        return;
+    }
     switch (sv_router_match(w->routes, w->nroutes, req->method, req->path, &route, &allowed)) {
     case SV_ROUTE_NOT_FOUND:
         sv_response_error(res, 404, "PGRST125", "Invalid path specified in request URL",
@@ -224,7 +233,7 @@ int sv_worker_handle(sv_worker *w, const sv_io *io)
     sv_log_info("access", "method=%s path=%s status=%d duration_ms=%lld bytes=%zu request_id=%s remote_addr=%s%s",
                 req.method_name[0] ? req.method_name : "-",
                 sv_log_quote(req.path, qpath, sizeof(qpath)), res.status,
-                (long long)duration, res.body.len,
+                (long long)duration, res.head_only ? (size_t)0 : res.body.len,
                 sv_log_quote(req.request_id, qid, sizeof(qid)),
                 req.remote_addr[0] ? req.remote_addr : "-",
                 sent == SV_OK ? "" : " client_gone=1");
@@ -249,37 +258,52 @@ static int sv_fcgi_write(void *ctx, const char *buf, int len)
     return FCGX_PutStr(buf, len, ((FCGX_Request *)ctx)->out);
 }
 
-/* Waits until the listening socket or the kept-alive connection has
- * something, a stop was requested, or the poll interval passed. Returns the
- * poll revents of the kept connection in *conn_ready and of the listening
- * socket in *listen_ready. */
-static void sv_worker_wait(int listen_fd, int conn_fd, int timeout_ms,
-                           int *listen_ready, int *conn_ready)
+/* nginx keeps idle FastCGI connections open (upstream keepalive) and may
+ * open more of them than there are workers. A worker that served only one
+ * connection at a time would sit on an idle one while new connections
+ * starve in the backlog, and closing idle ones to make room races with
+ * nginx reusing them, which fails non-idempotent requests. So a worker
+ * holds up to SV_WORKER_CONNS connections, serves whichever has a request
+ * and accepts new ones as long as it has room. */
+#define SV_WORKER_CONNS 64
+
+typedef struct sv_fcgi_conn {
+    FCGX_Request req;
+    int64_t      last_used_ms;
+} sv_fcgi_conn;
+
+/* Serves one request on conn, which has readable data or is free and will
+ * accept from the listening socket. Returns 1 when a request was served. */
+static int sv_worker_serve_one(sv_worker *w, sv_fcgi_conn *conn)
 {
-    struct pollfd fds[3];
-    int n = 0;
-    fds[n++] = (struct pollfd){ .fd = sv_worker_wake_pipe[0], .events = POLLIN };
-    fds[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
-    if (conn_fd >= 0)
-        fds[n++] = (struct pollfd){ .fd = conn_fd, .events = POLLIN };
-    *listen_ready = *conn_ready = 0;
-    if (poll(fds, (nfds_t)n, timeout_ms) <= 0)
-        return;
-    *listen_ready = fds[1].revents;
-    if (conn_fd >= 0)
-        *conn_ready = fds[2].revents;
+    int rc = FCGX_Accept_r(&conn->req);
+    if (rc < 0) {
+        /* EAGAIN: another worker took the connection; anything else on a
+         * kept connection: nginx closed it. libfcgi has freed it. */
+        if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR && rc != -ECONNABORTED &&
+            conn->req.ipcFd < 0 && rc != -EBADF)
+            sv_log_warn("accept", "error=\"%s\"", strerror(-rc));
+        return 0;
+    }
+    sv_io io = { conn->req.envp, sv_fcgi_read, sv_fcgi_write, &conn->req };
+    if (!sv_worker_handle(w, &io))
+        conn->req.keepConnection = 0;
+    FCGX_Finish_r(&conn->req);
+    conn->last_used_ms = sv_now_monotonic_ms();
+    return 1;
 }
 
-static void sv_worker_close_kept(FCGX_Request *req)
+static void sv_worker_close_conn(sv_fcgi_conn *conn)
 {
-    if (req->ipcFd >= 0)
-        FCGX_Free(req, 1);
+    if (conn->req.ipcFd >= 0)
+        FCGX_Free(&conn->req, 1);
 }
 
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 {
-    FCGX_Request req;
-    int64_t idle_since = sv_now_monotonic_ms();
+    static sv_fcgi_conn conns[SV_WORKER_CONNS];
+    struct pollfd fds[SV_WORKER_CONNS + 2];
+    int map[SV_WORKER_CONNS + 2];
     unsigned long served = 0;
 
     if (pipe2(sv_worker_wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -293,61 +317,59 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     int flags = fcntl(listen_fd, F_GETFL);
     if (flags >= 0)
         fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);
-
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&req, listen_fd, 0) != 0) {
+    if (FCGX_Init() != 0) {
         sv_log_error("worker_start", "error=\"libfcgi initialisation failed\"");
         return 1;
     }
+    for (int i = 0; i < SV_WORKER_CONNS; i++)
+        FCGX_InitRequest(&conns[i].req, listen_fd, 0);
 
     while (!sv_worker_stop) {
-        int listen_ready, conn_ready;
-        int kept = req.ipcFd >= 0;
-
         if (w->master_pid != 0 && getppid() != w->master_pid)
             break; /* master died: never serve unsupervised */
-        sv_worker_wait(listen_fd, req.ipcFd, 1000, &listen_ready, &conn_ready);
-        if (sv_worker_stop)
-            break;
 
-        if (kept && !conn_ready) {
-            /* An idle kept-alive connection pins this worker. Give it up
-             * when connections queue for a free worker or it idled too
-             * long; nginx retries an idempotent request that meets the
-             * closed connection. */
-            int64_t idle = sv_now_monotonic_ms() - idle_since;
-            if ((listen_ready & POLLIN) || idle >= (int64_t)w->cfg->keepalive_idle * 1000)
-                sv_worker_close_kept(&req);
-            continue;
-        }
-        if (!kept && !(listen_ready & POLLIN))
-            continue;
-
-        int rc = FCGX_Accept_r(&req);
-        if (rc < 0) {
-            if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR || rc == -ECONNABORTED)
+        int n = 0, free_slot = -1;
+        int64_t now = sv_now_monotonic_ms();
+        fds[n] = (struct pollfd){ .fd = sv_worker_wake_pipe[0], .events = POLLIN };
+        map[n++] = -1;
+        for (int i = 0; i < SV_WORKER_CONNS; i++) {
+            if (conns[i].req.ipcFd < 0) {
+                if (free_slot < 0)
+                    free_slot = i;
                 continue;
-            if (req.ipcFd < 0 && !kept) {
-                sv_log_error("accept", "error=\"%s\"", strerror(-rc));
-                break;
             }
-            continue; /* the kept connection closed; wait again */
+            if (now - conns[i].last_used_ms >= (int64_t)w->cfg->keepalive_idle * 1000) {
+                sv_worker_close_conn(&conns[i]);
+                if (free_slot < 0)
+                    free_slot = i;
+                continue;
+            }
+            fds[n] = (struct pollfd){ .fd = conns[i].req.ipcFd, .events = POLLIN };
+            map[n++] = i;
         }
+        if (free_slot >= 0) {
+            fds[n] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
+            map[n++] = free_slot;
+        }
+        if (poll(fds, (nfds_t)n, 1000) <= 0)
+            continue;
 
-        sv_io io = { req.envp, sv_fcgi_read, sv_fcgi_write, &req };
-        if (!sv_worker_handle(w, &io))
-            req.keepConnection = 0;
-        served++;
-        if (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests) {
-            sv_log_info("worker_recycle", "requests=%lu", served);
-            break;
+        for (int k = 1; k < n && !sv_worker_stop; k++) {
+            if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            if (!sv_worker_serve_one(w, &conns[map[k]]))
+                continue;
+            served++;
+            if (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests) {
+                sv_log_info("worker_recycle", "requests=%lu", served);
+                sv_worker_stop = 1;
+            }
         }
-        FCGX_Finish_r(&req);
-        idle_since = sv_now_monotonic_ms();
     }
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
-    FCGX_Finish_r(&req);
-    sv_worker_close_kept(&req);
+    for (int i = 0; i < SV_WORKER_CONNS; i++)
+        sv_worker_close_conn(&conns[i]);
     return 0;
 }
 
