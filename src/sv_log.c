@@ -10,6 +10,12 @@
 #include <unistd.h>
 
 static int sv_log_fd = STDERR_FILENO;
+static pid_t sv_log_pid;
+
+void sv_log_set_pid(pid_t pid)
+{
+    sv_log_pid = pid;
+}
 
 int sv_log_open(const char *path)
 {
@@ -40,7 +46,8 @@ void sv_log(const char *level, const char *event, const char *fmt, ...)
     int n = snprintf(line, sizeof(line),
                      "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s pid=%d event=%s ",
                      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)(tv.tv_usec / 1000), level, (int)getpid(), event);
+                     tm.tm_sec, (long)(tv.tv_usec / 1000), level,
+                     (int)(sv_log_pid ? sv_log_pid : getpid()), event);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
 

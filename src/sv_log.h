@@ -3,9 +3,15 @@
 #ifndef SV_LOG_H
 #define SV_LOG_H
 
+#include <sys/types.h>
+
 /* Opens path ("-" or empty: stderr) for appending. Safe to call again
  * (SIGHUP) to follow a rotated file. Returns 0 or -1 with errno set. */
 int sv_log_open(const char *path);
+
+/* Records the pid to print, saving a syscall per line; call it again in
+ * every forked child (0: ask the kernel each time). */
+void sv_log_set_pid(pid_t pid);
 
 /* Writes "ts=... level=LEVEL pid=PID event=EVENT " followed by the
  * formatted key=value pairs and a newline. */

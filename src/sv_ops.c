@@ -17,7 +17,7 @@ void sv_ops_healthz(sv_worker *w, sv_request *req, sv_response *res)
     json_object *obj = json_object_new_object();
     int status = 200;
 
-    json_object_object_add(obj, "pid", json_object_new_int(getpid()));
+    json_object_object_add(obj, "pid", json_object_new_int(w->slot->pid));
     json_object_object_add(obj, "uptime_s",
                            json_object_new_int64((sv_now_wall_ms() - w->started_ms) / 1000));
     json_object_object_add(obj, "requests",

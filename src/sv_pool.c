@@ -488,6 +488,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         return 1;
     }
 
+    sv_log_set_pid(getpid());
     pool.generation = 1;
     pool.sb->generation = 1;
     pool.sb->start_time = sv_now_wall_ms() / 1000;
