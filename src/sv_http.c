@@ -99,8 +99,12 @@ void sv_request_init(sv_request *req, sv_arena *arena, char **envp)
     if (req->query == NULL)
         req->query = "";
 
+    /* The id is echoed in a header and written to logs: accept only what
+     * request ids are made of, so it cannot smuggle anything. */
     req->request_id = sv_http_param(envp, "HTTP_X_REQUEST_ID");
-    if (req->request_id == NULL || *req->request_id == '\0' || strlen(req->request_id) > 128)
+    if (req->request_id == NULL || *req->request_id == '\0' || strlen(req->request_id) > 128 ||
+        req->request_id[strspn(req->request_id,
+                               "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-")] != '\0')
         req->request_id = "-";
     req->remote_addr = sv_http_param(envp, "REMOTE_ADDR");
     if (req->remote_addr == NULL)

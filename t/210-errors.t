@@ -51,8 +51,8 @@ is(join(', ', sort map { s/^\s+|\s+$//gr } split /,/, $allow), 'GET, HEAD', 'All
 $res = $ngx->request('DELETE', '/healthz');
 is($res->code, 405, 'DELETE /healthz is 405');
 
-# The size check runs once a route matched (405/404 come first), so the
-# oversized body goes to a route that exists: GET /healthz with a body.
+# The size check comes before routing: an oversized body is 413 whatever
+# the path or method, and nothing of it is read.
 $res = $ngx->request('GET', '/healthz', body => 'x' x 1024);
 is($res->code, 200, 'a body of exactly body_limit bytes is accepted') or diag $res->as_string;
 
@@ -61,6 +61,10 @@ my $doc = is_pgrst_error($res, 413, 'body over body_limit');
 unlike($ngx->error_log, qr/client intended to send too large body/,
     'the 413 came from the server, not nginx');
 like($pool->log, qr/status=413/, 'the pool logged the 413');
+is_pgrst_error($ngx->request('POST', '/healthz', body => 'x' x 4096), 413,
+    'oversized POST to a GET-only path is 413, not 405');
+is_pgrst_error($ngx->request('POST', '/no/such/path', body => 'x' x 4096), 413,
+    'oversized body to an unknown path is 413, not 404');
 
 # The connection the 413 was sent on is still usable / the pool is healthy.
 for my $i (1 .. 5) {

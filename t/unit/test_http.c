@@ -71,6 +71,9 @@ int main(void)
     sv_request_init(&req, &arena, env_cgi);
     is_str(req.path, "/healthz", "PATH_INFO used without REQUEST_URI");
     is_str(req.request_id, "-", "missing request id is '-'");
+    char *env_rid[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/", "HTTP_X_REQUEST_ID=a b<script>", NULL };
+    sv_request_init(&req, &arena, env_rid);
+    is_str(req.request_id, "-", "request id with foreign characters is dropped");
 
     mem_out out = { "", 0 };
     sv_io wio = { env, NULL, mem_write, &out };
