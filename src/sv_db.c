@@ -47,6 +47,7 @@ int sv_db_ensure(sv_db *db)
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
     }
+    db->generation++;
     return SV_DB_OK;
 }
 
@@ -73,8 +74,16 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
     return sv_db_check_connection(db, result);
 }
 
-int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
-                   int nparams, const char *const *values, PGresult **result)
+/* The one pipeline behind sv_db_query_as and sv_db_query_as_prepared:
+ * [Parse stmt_name] set_config(role, claims), the query (prepared when
+ * stmt_name is given, else unnamed), Sync. Statements between two Syncs
+ * form one implicit transaction, so the role and claims are local to this
+ * request and an error anywhere rolls everything back without a separate
+ * ROLLBACK round trip. */
+static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
+                             const char *stmt_name, const char *sql, int nparams,
+                             const char *const *values, unsigned long *prepared_gen,
+                             PGresult **result)
 {
     static const char set_sql[] =
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
@@ -85,37 +94,41 @@ int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *
     *result = NULL;
     if (sv_db_ensure(db) != SV_DB_OK)
         return SV_DB_UNAVAILABLE;
+    int prepare = stmt_name != NULL && *prepared_gen != db->generation;
 
-    /* Statements between two Syncs form one implicit transaction, so the
-     * role and claims are local to this request and an error anywhere
-     * rolls everything back without a separate ROLLBACK round trip. */
     if (!PQenterPipelineMode(db->conn)) {
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
     }
-    if (!PQsendQueryParams(db->conn, set_sql, 2, NULL, set_values, NULL, NULL, 0) ||
-        !PQsendQueryParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0) ||
-        !PQpipelineSync(db->conn)) {
+    int sent = (!prepare || PQsendPrepare(db->conn, stmt_name, sql, nparams, NULL)) &&
+               PQsendQueryParams(db->conn, set_sql, 2, NULL, set_values, NULL, NULL, 0) &&
+               (stmt_name != NULL
+                    ? PQsendQueryPrepared(db->conn, stmt_name, nparams, values, NULL, NULL, 0)
+                    : PQsendQueryParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0)) &&
+               PQpipelineSync(db->conn);
+    if (!sent) {
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
     }
 
-    for (int stage = 0; stage < 2; stage++) {
+    /* The first error is the one to report: after it the pipeline only
+     * yields PGRES_PIPELINE_ABORTED for the remaining commands. */
+    int prepared_ok = 0;
+    for (int stage = prepare ? 0 : 1; stage < 3; stage++) {
         res = PQgetResult(db->conn);
         if (res == NULL) {
             failed = 1;
             break;
         }
-        if (stage == 0 && PQresultStatus(res) != PGRES_TUPLES_OK) {
-            /* the query after a failed set_config is aborted; report the
-             * set_config error itself */
+        ExecStatusType st = PQresultStatus(res);
+        if (stage == 0 && st == PGRES_COMMAND_OK)
+            prepared_ok = 1;
+        if (*result == NULL && (stage == 2 || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                                               st != PGRES_PIPELINE_ABORTED)))
             *result = res;
-        } else if (stage == 1 && *result == NULL) {
-            *result = res;
-        } else {
+        else
             PQclear(res);
-        }
-        while ((res = PQgetResult(db->conn)) != NULL) /* end of this query */
+        while ((res = PQgetResult(db->conn)) != NULL) /* end of this command */
             PQclear(res);
     }
     if (!failed) {
@@ -132,7 +145,24 @@ int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
     }
+    if (prepared_ok)
+        *prepared_gen = db->generation;
     return sv_db_check_connection(db, result);
+}
+
+int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
+                   int nparams, const char *const *values, PGresult **result)
+{
+    return sv_db_pipeline_as(db, role, claims, NULL, sql, nparams, values, NULL, result);
+}
+
+int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims,
+                            const char *stmt_name, const char *sql, int nparams,
+                            const char *const *values, unsigned long *prepared_gen,
+                            PGresult **result)
+{
+    return sv_db_pipeline_as(db, role, claims, stmt_name, sql, nparams, values, prepared_gen,
+                             result);
 }
 
 int sv_db_sqlstate_http_status(const char *sqlstate, int anon)

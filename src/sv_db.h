@@ -11,6 +11,8 @@ typedef struct sv_db {
     PGconn *conn;
     char   *conninfo;
     char    last_error[256];   /* why the last connect failed, for logs */
+    unsigned long generation;  /* bumped on every new connection: prepared
+                                  statements of an older one are gone */
 } sv_db;
 
 enum { SV_DB_OK = 0, SV_DB_UNAVAILABLE = -10 };
@@ -33,6 +35,15 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
  * return convention as sv_db_query; *result is the query's result. */
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
                    int nparams, const char *const *values, PGresult **result);
+
+/* Like sv_db_query_as, but runs sql as the prepared statement stmt_name.
+ * When *prepared_gen differs from db->generation the statement is first
+ * prepared, in the same round trip; *prepared_gen is set once that
+ * succeeded. The caller keeps one prepared_gen per statement name. */
+int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims,
+                            const char *stmt_name, const char *sql, int nparams,
+                            const char *const *values, unsigned long *prepared_gen,
+                            PGresult **result);
 
 /* HTTP status PostgREST uses for a PostgreSQL SQLSTATE. anon matters for
  * 42501 (insufficient privilege): 401 for anonymous callers, else 403. */
