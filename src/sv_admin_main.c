@@ -4,9 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <sodium.h>
 
 #include <libpq-fe.h>
 
+#include "sv_config.h"
+#include "sv_jwt.h"
 #include "sv_migrate.h"
 
 #ifndef SV_DATADIR
@@ -25,6 +30,10 @@ static void sv_admin_usage(FILE *f)
             "  migrate [--status] [--database CONNINFO] [--sql-dir DIR]\n"
             "      apply pending schema migrations (each in its own transaction),\n"
             "      or with --status list every migration as applied/pending/changed\n"
+            "  keys [--config FILE]\n"
+            "      print the anon and service_role API keys (JWTs signed with\n"
+            "      jwt_secret from FILE, $STREAMVIBE_CONFIG or $STREAMVIBE_JWT_SECRET)\n"
+            "      for a web app's supabase-js configuration\n"
             "  help\n"
             "      show this text\n"
             "\n"
@@ -152,6 +161,76 @@ static int sv_admin_migrate(int argc, char **argv)
     return 0;
 }
 
+/* `keys` subcommand; argv[0] is "keys". Prints anon_key=... and
+ * service_role_key=... lines. The secret itself is never printed. */
+static int sv_admin_keys(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help",   no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL;
+    char err[512];
+    sv_config cfg;
+    int c, rc = 1;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'h':
+            sv_admin_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "%s keys: unknown or incomplete option '%s'\n", sv_admin_prog,
+                    argv[optind - 1]);
+            sv_admin_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s keys: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    if (sodium_init() < 0) {
+        fprintf(stderr, "%s keys: libsodium initialisation failed\n", sv_admin_prog);
+        return 1;
+    }
+    if (sv_config_load(&cfg, config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s keys: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    size_t len = cfg.jwt_secret ? strlen(cfg.jwt_secret) : 0;
+    if (len == 0) {
+        fprintf(stderr,
+                "%s keys: no jwt_secret: set it in the config file (--config FILE or "
+                "$STREAMVIBE_CONFIG) or in $STREAMVIBE_JWT_SECRET\n",
+                sv_admin_prog);
+    } else if (len < SV_JWT_MIN_SECRET_LEN) {
+        fprintf(stderr,
+                "%s keys: jwt_secret is %zu bytes; at least %d are required "
+                "(e.g. `openssl rand -base64 48`)\n",
+                sv_admin_prog, len, SV_JWT_MIN_SECRET_LEN);
+    } else {
+        sv_arena arena;
+        time_t now = time(NULL);
+
+        sv_arena_init(&arena, 4096);
+        printf("anon_key=%s\n", sv_jwt_api_key(&arena, cfg.jwt_secret, "anon", now));
+        printf("service_role_key=%s\n", sv_jwt_api_key(&arena, cfg.jwt_secret, "service_role", now));
+        sv_arena_free(&arena);
+        rc = fflush(stdout) == 0 ? 0 : 1;
+    }
+    sv_config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -167,6 +246,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "migrate") == 0)
         return sv_admin_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "keys") == 0)
+        return sv_admin_keys(argc - 1, argv + 1);
 
     fprintf(stderr, "%s: unknown command '%s'\n", sv_admin_prog, cmd);
     sv_admin_usage(stderr);

@@ -16,11 +16,23 @@ typedef struct sv_auth_ctx {
     const char *session_id;
 } sv_auth_ctx;
 
-/* Resolves the caller from the request headers. No token: anon. Returns
- * SV_OK with *ctx filled, or SV_ERROR after writing a 401 into res (bad
- * signature, expired, alg other than HS256, malformed). */
+/* Resolves the caller from the request headers: "Authorization: Bearer
+ * <jwt>", else an apikey header that is a JWT. No token: anon with claims
+ * {"role":"anon"}. A token must be an HS256 JWT signed with jwt_secret,
+ * unexpired, whose role claim is anon, authenticated or service_role;
+ * ctx->claims is its verified payload (compact JSON). Only the signature
+ * and expiry are checked, not the session (as in Supabase). Returns SV_OK
+ * with *ctx filled, or SV_ERROR after writing PostgREST's 401
+ * {"code":"PGRST301",...} with WWW-Authenticate into res (bad signature,
+ * expired, alg other than HS256, malformed, role not allowed, or any
+ * token while jwt_secret is empty). */
 int sv_auth_request(struct sv_worker *w, sv_request *req, sv_response *res, sv_auth_ctx *ctx);
 
+/* The GoTrue-compatible endpoints (sql/008_auth_api.sql holds their SQL).
+ * Success bodies are GoTrue's: a session {access_token, token_type
+ * "bearer", expires_in, expires_at, refresh_token, user} for signup and
+ * /token, the user object for GET/PUT /user, 204 for /logout. Errors are
+ * GoTrue's {"code":<status>,"error_code":"...","msg":"..."}. */
 void sv_auth_signup(struct sv_worker *w, sv_request *req, sv_response *res);
 void sv_auth_token(struct sv_worker *w, sv_request *req, sv_response *res);
 void sv_auth_user_get(struct sv_worker *w, sv_request *req, sv_response *res);
