@@ -1,0 +1,197 @@
+#!/usr/bin/perl
+# /rest/v1 reads through nginx: select lists, every filter operator, not.,
+# or=/and=, order, limit/offset, the Range header, Prefer: count=exact with
+# Content-Range and 206, .single() (PGRST116), HEAD, soft-deleted content.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
+use URI::Escape qw(uri_escape_utf8);
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+my $secret = 'rest-read-secret-' . ('r' x 32);
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+my $su = $pg->dbh(user => 'postgres');
+my $JSON = JSON::PP->new->canonical;
+
+sub jwt {
+    my ($uid, $email) = @_;
+    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
+    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
+        email => $email, iat => time, exp => time + 3600 }));
+    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
+}
+sub get {
+    my ($path, %h) = @_;
+    my $res = $ngx->request($h{_method} // 'GET', $path,
+        headers => { map { $_ => $h{$_} } grep { !/^_/ } keys %h });
+    return ($res, $ngx->json($res));
+}
+sub q_ { uri_escape_utf8($_[0]) }
+sub titles { [map { $_->{title} } @{ $_[0] }] }
+
+# --- fixtures -----------------------------------------------------------------
+my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
+my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
+my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my ($ig) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'instagram'});
+my ($hA) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'alice') RETURNING id}, undef, $A, $yt);
+my ($hAi) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'alice_ig') RETURNING id}, undef, $A, $ig);
+my @rows = (
+    # pcid, title, description, tags, views, published, visibility, deleted
+    ['v1', 'Cooking pasta recipe', 'Easy dinner', '{food,pasta}', 100, '2025-01-01', 'public', 0],
+    ['v2', 'Guitar lesson', 'Learn chords, fast', '{music}', 50, '2025-02-01', 'public', 0],
+    ['v3', 'Travel vlog Paris', 'A recipe for fun', '{travel,food}', 300, '2025-03-01', 'public', 0],
+    ['v4', 'Secret draft', undef, '{}', 0, undef, 'private', 0],
+    ['v5', 'Old removed video', 'gone', '{}', 10, '2024-01-01', 'public', 1],
+);
+my %cid;
+for my $r (@rows) {
+    ($cid{$r->[0]}) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, published_at, visibility, deleted_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id}, undef, $hA, @$r[0 .. 3], $r->[5], $r->[6], $r->[7] ? '2025-06-01' : undef);
+    $su->do(q{UPDATE handle_content SET view_count = ? WHERE id = ?}, undef, $r->[4], $cid{$r->[0]});
+}
+my ($ig1) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, published_at) VALUES (?, 'i1', 'Insta reel', '2025-04-01') RETURNING id}, undef, $hAi);
+my $tokA = jwt($A, 'a@example.com');
+my %A = (Authorization => "Bearer $tokA");
+
+# --- platforms, anon -------------------------------------------------------------
+my ($res, $doc) = get('/rest/v1/platforms?select=name,display_name&order=name');
+is($res->code, 200, 'anon reads platforms') or diag $res->as_string;
+is_deeply([map { $_->{name} } @$doc], [qw(instagram tiktok youtube)], 'ordered by name');
+is_deeply([sort keys %{ $doc->[0] }], [qw(display_name name)], 'only the selected columns');
+is($res->header('Content-Range'), '0-2/*', 'Content-Range without count');
+like($res->header('Content-Type') // '', qr{^application/json}, 'JSON content type');
+
+($res, $doc) = get('/rest/v1/platforms?select=n:name,active:is_active::text&name=eq.youtube');
+is_deeply($doc, [{ n => 'youtube', active => 'true' }], 'alias and cast');
+
+# --- content as owner -------------------------------------------------------------
+($res, $doc) = get("/rest/v1/handle_content?select=title&platform_id=eq.$yt&order=published_at.desc.nullslast", %A);
+is($res->code, 200, 'owner list') or diag $res->as_string;
+is_deeply(titles($doc), ['Travel vlog Paris', 'Guitar lesson', 'Cooking pasta recipe', 'Secret draft'],
+    'newest first, nulls last, soft-deleted hidden');
+($res, $doc) = get("/rest/v1/handle_content?select=title&deleted_at=not.is.null", %A);
+is_deeply(titles($doc), ['Old removed video'], 'soft-deleted rows visible when filtering on deleted_at');
+
+my %cases = (
+    'view_count=gt.60'           => ['Cooking pasta recipe', 'Travel vlog Paris'],
+    'view_count=gte.100&view_count=lte.100' => ['Cooking pasta recipe'],
+    'view_count=lt.50'           => ['Insta reel', 'Secret draft'],
+    'view_count=neq.0'           => ['Cooking pasta recipe', 'Guitar lesson', 'Travel vlog Paris'],
+    'title=like.*vlog*'          => ['Travel vlog Paris'],
+    'title=ilike.*GUITAR*'       => ['Guitar lesson'],
+    'title=in.(Guitar lesson,"Insta reel")' => ['Guitar lesson', 'Insta reel'],
+    'description=is.null'        => ['Insta reel', 'Secret draft'],
+    'description=not.is.null'    => ['Cooking pasta recipe', 'Guitar lesson', 'Travel vlog Paris'],
+    'title=not.like.*a*'         => [],
+    'tags=cs.{food}'             => ['Cooking pasta recipe', 'Travel vlog Paris'],
+    'tags=ov.(music,travel)'     => ['Guitar lesson', 'Travel vlog Paris'],
+    'search_vector=fts(english).' . q_('cooking & recipe') => ['Cooking pasta recipe'],
+    'search_vector=plfts.' . q_('pasta recipe') => ['Cooking pasta recipe'],
+    'search_vector=phfts(english).' . q_('travel vlog') => ['Travel vlog Paris'],
+    'search_vector=wfts.' . q_('recipe -pasta') => ['Travel vlog Paris'],
+    'title=fts.guitar'           => ['Guitar lesson'],
+    'or=' . q_('(view_count.eq.50,title.eq.Insta reel)') => ['Guitar lesson', 'Insta reel'],
+    'or=' . q_('(view_count.gt.200,and(view_count.gte.50,view_count.lt.100))') => ['Guitar lesson', 'Travel vlog Paris'],
+    'not.or=(view_count.gt.10,description.is.null)' => [],
+    'and=(view_count.gt.10,view_count.lt.200)' => ['Cooking pasta recipe', 'Guitar lesson'],
+    'or=' . q_('(title.in.("Guitar lesson","Secret draft"),view_count.eq.300)') => ['Guitar lesson', 'Secret draft', 'Travel vlog Paris'],
+    "platform_id=eq.$ig"         => ['Insta reel'],
+    'visibility=eq.private'      => ['Secret draft'],
+    'published_at=gt.2025-02-15T00:00:00Z' => ['Insta reel', 'Travel vlog Paris'],
+    'title=isdistinct.Guitar lesson&platform_id=eq.' . $yt => ['Cooking pasta recipe', 'Secret draft', 'Travel vlog Paris'],
+);
+for my $q (sort keys %cases) {
+    ($res, $doc) = get("/rest/v1/handle_content?select=title&$q", %A);
+    is($res->code, 200, "filter $q: 200") or diag $res->content;
+    is_deeply([sort @{ titles($doc // []) }], $cases{$q}, "filter $q: rows");
+}
+
+# --- limit / offset / Range / count ------------------------------------------------
+my $base = "/rest/v1/handle_content?select=title&order=view_count.desc";
+($res, $doc) = get("$base&limit=2", %A);
+is_deeply(titles($doc), ['Travel vlog Paris', 'Cooking pasta recipe'], 'limit');
+is($res->header('Content-Range'), '0-1/*', 'Content-Range of a limited read');
+is($res->code, 200, 'no count: 200');
+($res, $doc) = get("$base&limit=2&offset=1", %A, Prefer => 'count=exact');
+is($res->code, 206, 'partial with count: 206');
+is_deeply(titles($doc), ['Cooking pasta recipe', 'Guitar lesson'], 'offset');
+is($res->header('Content-Range'), '1-2/5', 'Content-Range with exact count');
+($res, $doc) = get($base, %A, Range => '0-1', 'Range-Unit' => 'items', Prefer => 'count=exact');
+is($res->code, 206, 'Range header: 206');
+is_deeply(titles($doc), ['Travel vlog Paris', 'Cooking pasta recipe'], 'Range header rows');
+is($res->header('Content-Range'), '0-1/5', 'Range header Content-Range');
+($res, $doc) = get($base, %A, Prefer => 'count=exact');
+is($res->code, 200, 'full set with count: 200');
+is($res->header('Content-Range'), '0-4/5', 'full Content-Range');
+($res, $doc) = get("$base&title=eq.nothing", %A, Prefer => 'count=exact');
+is_deeply($doc, [], 'empty result is []');
+is($res->header('Content-Range'), '*/0', 'empty with count: */0');
+($res, $doc) = get("$base&title=eq.nothing", %A);
+is($res->header('Content-Range'), '*/*', 'empty without count: */*');
+($res, $doc) = get("$base&offset=50", %A, Prefer => 'count=exact');
+is($res->code, 416, 'offset beyond the count: 416');
+is($doc->{code}, 'PGRST103', 'PGRST103');
+($res, $doc) = get("$base&limit=0", %A);
+is_deeply($doc, [], 'limit=0');
+
+# --- HEAD ----------------------------------------------------------------------------
+($res) = get('/rest/v1/handle_content?select=*', %A, _method => 'HEAD', Prefer => 'count=exact');
+is($res->code, 200, 'HEAD 200') or diag $res->as_string;
+is($res->content, '', 'HEAD has no body');
+is($res->header('Content-Range'), '0-4/5', 'HEAD Content-Range carries the count');
+
+# --- single ---------------------------------------------------------------------------
+my $obj = 'application/vnd.pgrst.object+json';
+($res, $doc) = get("/rest/v1/handle_content?select=id,title&id=eq.$cid{v2}", %A, Accept => $obj);
+is($res->code, 200, 'single: 200');
+is_deeply($doc, { id => $cid{v2}, title => 'Guitar lesson' }, 'single: the object');
+like($res->header('Content-Type') // '', qr{^application/vnd\.pgrst\.object\+json}, 'single: object media type');
+($res, $doc) = get('/rest/v1/handle_content?select=id', %A, Accept => $obj);
+is($res->code, 406, 'single with many rows: 406');
+is($doc->{code}, 'PGRST116', 'PGRST116');
+is($doc->{message}, 'JSON object requested, multiple (or no) rows returned', 'PostgREST message');
+is($doc->{details}, 'The result contains 5 rows', 'details count');
+($res, $doc) = get('/rest/v1/handle_content?select=id&title=eq.none', %A, Accept => $obj);
+is($res->code, 406, 'single with no rows: 406');
+is($doc->{details}, 'The result contains 0 rows', 'details 0');
+
+# --- select=* has every column -----------------------------------------------------------
+($res, $doc) = get("/rest/v1/handle_content?id=eq.$cid{v1}", %A);
+is(scalar @$doc, 1, 'no select = *');
+ok(exists $doc->[0]{$_}, "column $_ present") for qw(id handle_id user_id tags search_vector deleted_at);
+is_deeply($doc->[0]{tags}, ['food', 'pasta'], 'arrays are JSON arrays');
+
+# --- other exposed tables ------------------------------------------------------------------
+($res, $doc) = get('/rest/v1/subscription_settings?select=user_id,tier', %A);
+is_deeply($doc, [{ user_id => $A, tier => 'free' }], 'own subscription_settings');
+($res, $doc) = get('/rest/v1/account_handles?select=handle&order=handle', %A);
+is_deeply([map { $_->{handle} } @$doc], ['alice', 'alice_ig'], 'own handles');
+for my $t (qw(ai_content_suggestions content_edit_history audit_log quota_usage_history platform_connections)) {
+    ($res, $doc) = get("/rest/v1/$t?select=*", %A);
+    is($res->code, 200, "$t readable by its owner") or diag $res->content;
+    is(ref $doc, 'ARRAY', "$t: array");
+}
+($res, $doc) = get('/rest/v1/platform_credentials', %A);
+is($res->code, 404, 'platform_credentials is not exposed');
+is($doc->{code}, 'PGRST205', 'PGRST205');
+
+done_testing;

@@ -1,0 +1,204 @@
+#!/usr/bin/perl
+# /rest/v1 writes through nginx: POST (object, bulk, columns=, return=
+# minimal/representation, .single()), upsert (merge/ignore duplicates),
+# PATCH recording content_edit_history as 'user', DELETE as soft delete
+# for content, 409 for a handle that has content, the handle quota (429).
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+my $secret = 'rest-write-secret-' . ('w' x 32);
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+my $su = $pg->dbh(user => 'postgres');
+my $JSON = JSON::PP->new->canonical;
+
+sub jwt {
+    my ($uid) = @_;
+    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
+    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
+        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
+    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
+}
+my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
+my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my %A = (Authorization => 'Bearer ' . jwt($A));
+sub call {
+    my ($method, $path, $body, %h) = @_;
+    my $res = $ngx->request($method, $path, headers => { %A, %h },
+        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
+    return ($res, $ngx->json($res));
+}
+sub one { scalar $su->selectrow_array(@_) }
+my @rep = (Prefer => "return=representation");
+
+# --- insert ------------------------------------------------------------------------
+my ($res, $doc) = call('POST', '/rest/v1/account_handles',
+    { platform_id => $yt, handle => '@Alice', display_name => 'Alice' }, @rep);
+is($res->code, 201, 'insert handle: 201') or diag $res->as_string;
+is(ref $doc, 'ARRAY', 'representation is an array');
+is($doc->[0]{handle}, 'alice', 'trigger-normalised handle returned');
+is($doc->[0]{user_id}, $A, 'user_id defaulted to the caller');
+my $h1 = $doc->[0]{id};
+
+($res, $doc) = call('POST', '/rest/v1/account_handles', { platform_id => $yt, handle => 'second' });
+is($res->code, 201, 'return=minimal (default): 201');
+is($res->content, '', 'minimal: no body');
+
+($res, $doc) = call('POST', '/rest/v1/account_handles?select=handle',
+    { platform_id => $yt, handle => 'third' }, @rep, Accept => 'application/vnd.pgrst.object+json');
+is($res->code, 201, 'insert .single(): 201');
+is_deeply($doc, { handle => 'third' }, 'insert .select().single() returns the object');
+my $h3 = one(q{SELECT id FROM account_handles WHERE handle = 'third'});
+
+($res, $doc) = call('POST', '/rest/v1/account_handles', { platform_id => $yt, handle => 'fourth' });
+is($res->code, 429, 'handle quota: 429') or diag $res->content;
+is($doc->{code}, 'PT429', 'quota error code');
+
+# bulk insert with the columns= list postgrest-js sends, missing keys → NULL
+($res, $doc) = call('POST', '/rest/v1/handle_content?columns=%22handle_id%22,%22platform_content_id%22,%22title%22,%22tags%22&select=platform_content_id,title,tags,user_id,platform_id',
+    [ { handle_id => $h1, platform_content_id => 'c1', title => 'First', tags => ['a', 'b'] },
+      { handle_id => $h1, platform_content_id => 'c2', title => 'Second', tags => [] },
+      { handle_id => $h1, platform_content_id => 'c3', title => 'Third', tags => [] } ], @rep);
+is($res->code, 201, 'bulk insert: 201') or diag $res->content;
+is(scalar @{ $doc // [] }, 3, 'three rows back');
+is_deeply($doc->[0]{tags}, ['a', 'b'], 'array column from a JSON array');
+is($doc->[0]{user_id}, $A, 'content user_id defaulted');
+is($doc->[0]{platform_id}, $yt, 'content platform_id filled from the handle');
+my $c1 = one(q{SELECT id FROM handle_content WHERE platform_content_id = 'c1'});
+my $c2 = one(q{SELECT id FROM handle_content WHERE platform_content_id = 'c2'});
+
+($res, $doc) = call('POST', '/rest/v1/handle_content?select=platform_content_id,tags,content_type',
+    [ { handle_id => $h1, platform_content_id => 'm1', tags => ['t'], content_type => 'short' },
+      { handle_id => $h1, platform_content_id => 'm2' } ], @rep);
+is($res->code, 400, 'bulk insert with a missing NOT NULL key: NULL, as PostgREST does') or diag $res->content;
+($res, $doc) = call('POST', '/rest/v1/handle_content?select=platform_content_id,tags,content_type',
+    [ { handle_id => $h1, platform_content_id => 'm1', tags => ['t'], content_type => 'short' },
+      { handle_id => $h1, platform_content_id => 'm2' } ], Prefer => 'return=representation,missing=default');
+is($res->code, 201, 'Prefer: missing=default') or diag $res->content;
+is_deeply($doc, [ { platform_content_id => 'm1', tags => ['t'], content_type => 'short' },
+                  { platform_content_id => 'm2', tags => [], content_type => 'video' } ], 'absent keys took the column defaults');
+$su->do(q{DELETE FROM handle_content WHERE platform_content_id IN ('m1', 'm2')});
+
+($res, $doc) = call('POST', '/rest/v1/handle_content', { handle_id => $h1, platform_content_id => 'x', bogus => 1 });
+is($res->code, 400, 'unknown body column: 400');
+is($doc->{code}, 'PGRST204', 'PGRST204');
+($res, $doc) = call('POST', '/rest/v1/handle_content', '{"handle_id": ');
+is($res->code, 400, 'invalid JSON: 400');
+is($doc->{code}, 'PGRST102', 'PGRST102');
+($res, $doc) = call('POST', '/rest/v1/handle_content', { handle_id => $h1, platform_content_id => 'dup', title => 'x' });
+($res, $doc) = call('POST', '/rest/v1/handle_content', { handle_id => $h1, platform_content_id => 'dup', title => 'x' });
+is($res->code, 409, 'unique violation: 409');
+is($doc->{code}, '23505', 'code 23505');
+($res, $doc) = call('POST', '/rest/v1/handle_content', { handle_id => $h1, platform_content_id => 'cnt', view_count => 99 });
+is($res->code, 403, 'column without INSERT grant: 403');
+is($doc->{code}, '42501', 'code 42501');
+
+# --- upsert ----------------------------------------------------------------------------
+($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id&select=platform_content_id,title',
+    [ { handle_id => $h1, platform_content_id => 'c1', title => 'First (edited)' },
+      { handle_id => $h1, platform_content_id => 'c9', title => 'Ninth' } ],
+    Prefer => 'return=representation,resolution=merge-duplicates');
+is($res->code, 201, 'upsert: 201') or diag $res->content;
+is_deeply([sort map { "$_->{platform_content_id}=$_->{title}" } @{ $doc // [] }],
+    ['c1=First (edited)', 'c9=Ninth'], 'upsert updated one row and inserted one');
+is(one(q{SELECT count(*) FROM handle_content WHERE handle_id = ?}, undef, $h1), 5, 'no duplicate rows');
+is(one(q{SELECT count(*) FROM content_edit_history WHERE content_id = ? AND field_name = 'title' AND changed_by = 'user'}, undef, $c1),
+    1, 'upsert update recorded in history');
+($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id',
+    { handle_id => $h1, platform_content_id => 'c2', title => 'ignored' },
+    Prefer => 'return=representation, resolution=ignore-duplicates');
+is($res->code, 201, 'ignore-duplicates: 201');
+is_deeply($doc, [], 'ignore-duplicates: nothing returned');
+is(one(q{SELECT title FROM handle_content WHERE id = ?}, undef, $c2), 'Second', 'row untouched');
+
+# --- PATCH ---------------------------------------------------------------------------------
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c2&select=title,description,tags",
+    { title => 'Second!', description => 'now described', tags => ['x'] }, @rep);
+is($res->code, 200, 'PATCH with representation: 200') or diag $res->content;
+is_deeply($doc, [{ title => 'Second!', description => 'now described', tags => ['x'] }], 'updated row');
+my $hist = $su->selectall_arrayref(q{SELECT field_name, old_value, new_value, changed_by FROM content_edit_history
+    WHERE content_id = ? ORDER BY field_name}, { Slice => {} }, $c2);
+is_deeply($hist, [
+    { field_name => 'description', old_value => undef, new_value => 'now described', changed_by => 'user' },
+    { field_name => 'tags', old_value => '[]', new_value => '["x"]', changed_by => 'user' },
+    { field_name => 'title', old_value => 'Second', new_value => 'Second!', changed_by => 'user' },
+], 'PATCH recorded content_edit_history with changed_by=user');
+($res, $doc) = call('GET', "/rest/v1/content_edit_history?select=field_name,changed_by&content_id=eq.$c2&order=field_name");
+is_deeply([map { "$_->{field_name}:$_->{changed_by}" } @{ $doc // [] }],
+    ['description:user', 'tags:user', 'title:user'], 'history readable through the API');
+
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?handle_id=eq.$h1", { visibility => 'unlisted' });
+is($res->code, 204, 'PATCH minimal: 204');
+is(one(q{SELECT count(*) FROM handle_content WHERE handle_id = ? AND visibility = 'unlisted'}, undef, $h1), 5, 'all filtered rows updated');
+
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?handle_id=eq.$h1", { visibility => 'private' },
+    @rep, Accept => 'application/vnd.pgrst.object+json');
+is($res->code, 406, 'PATCH .single() touching 5 rows: 406') or diag $res->content;
+is($doc->{code}, 'PGRST116', 'PGRST116');
+is($doc->{details}, 'The result contains 5 rows', 'details');
+is(one(q{SELECT count(*) FROM handle_content WHERE visibility = 'private'}), 0, 'and it was rolled back');
+
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c1", { view_count => 5 });
+is($res->code, 403, 'PATCH of a column without UPDATE grant: 403');
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c1", { nope => 5 });
+is($res->code, 400, 'PATCH unknown column: 400');
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c1", [ { title => 'x' } ]);
+is($res->code, 400, 'PATCH with an array body: 400');
+
+# --- DELETE -----------------------------------------------------------------------------------
+($res, $doc) = call('DELETE', "/rest/v1/handle_content?id=eq.$c2&select=id,deleted_at", undef, @rep);
+is($res->code, 200, 'DELETE content with representation: 200') or diag $res->content;
+is($doc->[0]{id}, $c2, 'deleted row returned');
+ok(defined $doc->[0]{deleted_at}, 'deleted_at set');
+is(one(q{SELECT count(*) FROM handle_content WHERE id = ?}, undef, $c2), 1, 'soft delete: the row still exists');
+ok(one(q{SELECT count(*) FROM content_edit_history WHERE content_id = ?}, undef, $c2) >= 3, 'history survives');
+($res, $doc) = call('GET', "/rest/v1/handle_content?id=eq.$c2");
+is_deeply($doc, [], 'soft-deleted content hidden from a plain read');
+($res, $doc) = call('DELETE', "/rest/v1/handle_content?id=eq.$c2", undef, Prefer => 'count=exact');
+is($res->code, 204, 'second DELETE: 204');
+is($res->header('Content-Range'), '*/0', 'touches nothing the second time');
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c2&deleted_at=not.is.null", { deleted_at => undef }, @rep);
+is($res->code, 200, 'restore by PATCH deleted_at=null');
+ok(!defined $doc->[0]{deleted_at}, 'restored');
+
+($res, $doc) = call('DELETE', "/rest/v1/account_handles?id=eq.$h1");
+is($res->code, 409, 'DELETE handle with content: 409') or diag $res->content;
+is($doc->{code}, '23503', 'code 23503');
+like($doc->{message}, qr/visibility = 'unlisted'/, 'message says to unlist instead');
+is(one(q{SELECT count(*) FROM handle_content WHERE handle_id = ?}, undef, $h1), 5, 'content untouched');
+is(one(q{SELECT count(*) FROM account_handles WHERE id = ?}, undef, $h1), 1, 'handle still there');
+
+($res, $doc) = call('DELETE', "/rest/v1/account_handles?id=eq.$h3", undef, Prefer => 'count=exact');
+is($res->code, 204, 'DELETE handle without content: 204');
+is($res->header('Content-Range'), '0-0/1', 'one row deleted');
+is(one(q{SELECT count(*) FROM account_handles WHERE id = ?}, undef, $h3), 0, 'gone');
+($res, $doc) = call('POST', '/rest/v1/account_handles', { platform_id => $yt, handle => 'fourth' });
+is($res->code, 201, 'quota freed by the delete');
+
+($res, $doc) = call('DELETE', '/rest/v1/platforms?name=eq.youtube');
+is($res->code, 403, 'DELETE on a read-only table: 403');
+($res, $doc) = call('POST', '/rest/v1/audit_log', { action => 'x' });
+is($res->code, 403, 'insert into audit_log: 403');
+($res, $doc) = call('DELETE', '/rest/v1/handle_content?limit=1');
+is($res->code, 400, 'limit on DELETE: 400');
+
+done_testing;

@@ -1,0 +1,132 @@
+#!/usr/bin/perl
+# Search and functions through /rest/v1: the seed's textSearch() filter,
+# rpc/search_content ranking (title > description > tags) with <b>
+# snippets and RLS applied, rpc/check_quota (a JSON scalar, as supabase-js
+# rpc() expects) and rpc/quota_status; only whitelisted functions exist.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+my $secret = 'rest-rpc-secret-' . ('q' x 32);
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+my $su = $pg->dbh(user => 'postgres');
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+
+sub jwt {
+    my ($uid) = @_;
+    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
+    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
+        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
+    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
+}
+sub call {
+    my ($method, $path, $body, %h) = @_;
+    my $res = $ngx->request($method, $path, headers => \%h,
+        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
+    return ($res, $ngx->json($res));
+}
+
+my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
+my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
+my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my ($hA) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'chef') RETURNING id}, undef, $A, $yt);
+my %c;
+for my $r (['t', 'Cooking recipe basics', 'A beginner video', '{kitchen}', 'public'],
+           ['d', 'Weekend vlog', 'My favourite cooking recipe', '{}', 'public'],
+           ['g', 'Garden tour', 'Plants and flowers', '{cooking,recipe}', 'public'],
+           ['p', 'Private cooking recipe', 'draft', '{}', 'private'],
+           ['x', 'Unrelated', 'nothing here', '{}', 'public']) {
+    ($c{$r->[0]}) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, visibility, published_at)
+        VALUES (?, ?, ?, ?, ?, ?, now()) RETURNING id}, undef, $hA, @$r);
+}
+my %A = (Authorization => 'Bearer ' . jwt($A));
+my %B = (Authorization => 'Bearer ' . jwt($B));
+
+# --- textSearch('search_vector', 'cooking & recipe', {config: 'english'}) ------------------------
+my ($res, $doc) = call('GET', '/rest/v1/handle_content?select=id,title&search_vector=fts(english).cooking%20%26%20recipe');
+is($res->code, 200, 'textSearch as anon: 200') or diag $res->content;
+is_deeply([sort map { $_->{id} } @$doc], [sort @c{qw(t d g)}], 'anon finds the three public matches');
+($res, $doc) = call('GET', '/rest/v1/handle_content?select=id&search_vector=fts(english).cooking%20%26%20recipe', undef, %A);
+is(scalar @$doc, 4, 'the owner also finds the private one');
+($res, $doc) = call('GET', '/rest/v1/handle_content?select=id&search_vector=fts(nosuchconfig).cooking');
+is($res->code, 400, 'unknown text search config: 400') or diag $res->content;
+
+# --- rpc/search_content ------------------------------------------------------------------
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'cooking recipe' });
+is($res->code, 200, 'search_content: 200') or diag $res->content;
+is(ref $doc, 'ARRAY', 'set-returning function: array');
+is_deeply([map { $_->{id} } @$doc], [@c{qw(t d g)}], 'ranked title > description > tags, private excluded for anon');
+ok($doc->[0]{rank} > $doc->[1]{rank} && $doc->[1]{rank} > $doc->[2]{rank}, 'strictly decreasing rank');
+like($doc->[0]{snippet}, qr{<b>Cooking</b> <b>recipe</b>}, 'snippet highlights the matches');
+ok(exists $doc->[0]{$_}, "result has $_") for qw(id handle_id title rank snippet published_at);
+
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'cooking recipe', max_results => 1 }, %A);
+is(scalar @$doc, 1, 'max_results');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'private cooking' }, %A);
+is_deeply([map { $_->{id} } @$doc], [$c{p}], 'owner finds private content');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'private cooking' }, %B);
+is_deeply($doc, [], 'another user does not');
+($res, $doc) = call('GET', '/rest/v1/rpc/search_content?query=garden&config=english');
+is_deeply([map { $_->{id} } @$doc], [$c{g}], 'GET with query-string arguments');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'x', nope => 1 });
+is($res->code, 404, 'unknown argument: 404');
+is($doc->{code}, 'PGRST202', 'PGRST202 for an unknown argument');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', {});
+is($res->code, 404, 'missing required argument: 404 (no such function signature)') or diag $res->content;
+
+# --- quota rpcs ---------------------------------------------------------------------------
+($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'syncs', _amount => 1 }, %A);
+is($res->code, 200, 'check_quota: 200') or diag $res->content;
+is($res->content, 'true', 'scalar result is a bare JSON true');
+($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'syncs', _amount => 1000 }, %A);
+is($res->content, 'false', 'over the limit: false');
+($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'syncs' }, %B);
+is($res->code, 403, "another user's quota: 403") or diag $res->content;
+is($doc->{code}, '42501', 'insufficient_privilege');
+($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'bogus' }, %A);
+is($res->code, 400, 'bad quota type: 400');
+($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'syncs' });
+is($res->code, 401, 'anon may not call check_quota: 401');
+($res, $doc) = call('POST', '/rest/v1/rpc/quota_status', undef, %A);
+is($res->code, 200, 'quota_status without a body: 200') or diag $res->content;
+is($doc->{tier}, 'free', 'quota_status object');
+is($doc->{quotas}{syncs}{limit}, 30, 'nested limits');
+($res, $doc) = call('GET', '/rest/v1/rpc/quota_status', undef, %A);
+is($doc->{user_id}, $A, 'GET rpc');
+
+# --- only whitelisted functions -------------------------------------------------------------
+for my $fn (qw(increment_quota decrement_quota)) {
+    ($res, $doc) = call('POST', "/rest/v1/rpc/$fn", { _user_id => $A, _quota_type => 'syncs' }, %A);
+    is($res->code, 403, "rpc/$fn as a user: 403 (EXECUTE is service_role's only)") or diag $res->content;
+    ($res, $doc) = call('POST', "/rest/v1/rpc/$fn", { _user_id => $A, _quota_type => 'syncs' });
+    is($res->code, 401, "rpc/$fn as anon: 401");
+}
+is(scalar $su->selectrow_array(q{SELECT count(*) FROM quota_usage_history WHERE quota_type = 'syncs'}), 0, 'no quota was spent');
+for my $fn (qw(sv_quota_spend sv_rest_expect_one pg_sleep delete_user)) {
+    ($res, $doc) = call('POST', "/rest/v1/rpc/$fn", { _user_id => $A }, %A);
+    is($res->code, 404, "rpc/$fn is not exposed");
+    is($doc->{code}, 'PGRST202', "rpc/$fn: PGRST202");
+}
+($res, $doc) = call('PATCH', '/rest/v1/rpc/search_content', { query => 'x' });
+is($res->code, 405, 'PATCH on an rpc: 405');
+
+done_testing;

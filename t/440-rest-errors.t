@@ -1,0 +1,144 @@
+#!/usr/bin/perl
+# Hostile and malformed /rest/v1 requests: every one gets a 4xx with a
+# PostgREST-shaped JSON error, never a 5xx, and no worker dies.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+my $secret = 'rest-err-secret-' . ('e' x 32);
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+my $su = $pg->dbh(user => 'postgres');
+my $JSON = JSON::PP->new->canonical;
+
+sub jwt {
+    my ($uid) = @_;
+    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
+    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
+        iat => time, exp => time + 3600 }));
+    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
+}
+my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
+my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my ($h) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'a') RETURNING id}, undef, $A, $yt);
+$su->do(q{INSERT INTO handle_content (handle_id, platform_content_id, title) VALUES (?, 'c1', 'hello')}, undef, $h);
+my %A = (Authorization => 'Bearer ' . jwt($A));
+
+my @pids = sort { $a <=> $b } $pool->worker_pids;
+is(scalar @pids, 2, 'two workers');
+
+sub hostile {
+    my ($method, $path, %opt) = @_;
+    my $res = $ngx->request($method, $path, headers => { %A, %{ $opt{headers} // {} } },
+        defined $opt{body} ? (body => $opt{body}) : ());
+    my $name = $opt{name} // "$method " . substr($path, 0, 80);
+    my $code = $res->code;
+    ok($code >= 400 && $code < 500, "$name: 4xx ($code)") or diag substr($res->as_string, 0, 500);
+    if (($res->header('Content-Type') // '') =~ /json/) {
+        my $doc = $ngx->json($res);
+        ok(ref $doc eq 'HASH' && exists $doc->{code} && exists $doc->{message}, "$name: PostgREST error body");
+    } else {
+        ok($code == 414 || $code == 400 || $code == 413, "$name: rejected by nginx ($code)");
+    }
+    return $res;
+}
+
+my $T = '/rest/v1/handle_content';
+hostile(GET => "$T?or=(title.eq.a", name => 'unbalanced parenthesis');
+hostile(GET => "$T?or=((((title.eq.a)))", name => 'unbalanced nested parentheses');
+hostile(GET => "$T?title=eq." . ('x' x 6000) . '&nope=eq.1', name => '6k-character value with an unknown column');
+hostile(GET => "$T?title=eq." . ('x' x 20000), name => '20k-character value');
+hostile(GET => "$T?title=frobnicate.1", name => 'unknown operator');
+hostile(GET => "$T?title;drop%20table%20handle_content=eq.1", name => 'SQL in a column name');
+hostile(GET => "$T?select=*,(select%201)", name => 'subquery in select');
+hostile(GET => "$T?select=title::text);drop%20table%20x;--", name => 'SQL in a cast');
+hostile(GET => "$T?order=title;delete%20from%20handle_content", name => 'SQL in order');
+hostile(GET => "$T?title=eq.a%00b", name => 'NUL byte in a value');
+hostile(GET => "$T?title=eq.%ff%fe%80", name => 'invalid UTF-8 in a value');
+hostile(GET => "$T?%ff%fe=eq.1", name => 'invalid UTF-8 in a key');
+hostile(GET => "$T?view_count=eq.notanumber", name => 'type error in a value');
+hostile(GET => "$T?id=eq.not-a-uuid", name => 'invalid uuid');
+hostile(GET => "$T?published_at=gt.yesterday-ish", name => 'invalid timestamp');
+hostile(GET => "$T?visibility=eq.secret", name => 'invalid enum value');
+hostile(GET => "$T?id=in.(" . join(',', map { "x$_" } 1 .. 1500) . ')', name => 'huge in. list of bad uuids');
+hostile(GET => "$T?limit=-1", name => 'negative limit');
+hostile(GET => "$T?limit=999999999999999999999999", name => 'huge limit');
+hostile(GET => "$T?offset=-5", name => 'negative offset');
+hostile(GET => "$T?select=id", name => 'inverted Range', headers => { Range => '9-1' });
+hostile(GET => "$T?search_vector=fts.a%20%26%26%26%20b", name => 'broken tsquery');
+hostile(GET => "$T?search_vector=fts(pg_catalog.nope).a", name => 'unknown fts config');
+hostile(GET => "$T?title=like.%5B", name => 'odd like pattern') if 0;
+hostile(GET => "$T?title=match.(", name => 'invalid regular expression');
+hostile(GET => '/rest/v1/pg_authid', name => 'catalog table');
+hostile(GET => '/rest/v1/users', name => 'auth.users by name');
+hostile(GET => '/rest/v1/auth.users', name => 'auth.users qualified');
+hostile(GET => '/rest/v1/platform_credentials?select=access_token_ciphertext', name => 'credentials table');
+hostile(GET => '/rest/v1/platform_connections?select=access_token_ciphertext', name => 'secret column through the view');
+hostile(GET => '/rest/v1/handle_content%22;drop', name => 'SQL in the table name');
+hostile(POST => $T, body => '{"title": "x"', name => 'truncated JSON');
+hostile(POST => $T, body => ('[' x 5000) . (']' x 5000), name => 'deeply nested JSON');
+hostile(POST => $T, body => "{\"handle_id\": \"$h\", \"platform_content_id\": \"\xff\xfe\"}", name => 'invalid UTF-8 in JSON');
+hostile(POST => $T, body => "{\"handle_id\": \"$h\", \"platform_content_id\": \"a\\u0000b\"}", name => 'escaped NUL in JSON');
+hostile(POST => $T, body => '{"title": 1, "title\"); drop table x; --": 2}', name => 'SQL in a JSON key');
+hostile(POST => $T, body => '[{"handle_id": 1}, 2]', name => 'mixed array');
+hostile(POST => $T, body => 'a,b', headers => { 'Content-Type' => 'text/csv' }, name => 'CSV body');
+hostile(POST => $T, body => "{\"handle_id\": \"$h\", \"platform_content_id\": \"g\", \"search_vector\": \"x\"}", name => 'generated column');
+hostile(PATCH => "$T?title=eq.hello", body => '{"tags": "not an array"}', name => 'wrong JSON type for a column');
+hostile(PATCH => "$T?title=eq.hello", body => '{"duration_seconds": -5}', name => 'check violation or missing grant');
+hostile(POST => '/rest/v1/rpc/search_content', body => '{"query": "x", "max_results": "many"}', name => 'rpc argument type error');
+hostile(POST => '/rest/v1/rpc/search_content', body => '{"query": "x", "config": "klingon"}', name => 'rpc unknown config');
+hostile(POST => '/rest/v1/rpc/search_content', body => '"x"', name => 'rpc scalar body');
+hostile(POST => '/rest/v1/rpc/nope', body => '{}', name => 'unknown rpc');
+hostile(PUT => $T, body => '{}', name => 'PUT');
+
+# Prepared statements: a shape whose first runs fail (at execution) still
+# works afterwards, on both workers.
+for my $i (1 .. 4) {
+    my $r = $ngx->request('GET', "$T?select=title&view_count=eq.notanumber", headers => \%A);
+    is($r->code, 400, "failing run $i of a statement shape: 400");
+}
+for my $i (1 .. 6) {
+    my $r = $ngx->request('GET', "$T?select=title&view_count=eq.0", headers => \%A);
+    is($r->code, 200, "then the same shape succeeds ($i)") or diag $r->content;
+}
+
+# Still the same two workers, and they still answer.
+my @after = sort { $a <=> $b } $pool->worker_pids;
+is_deeply(\@after, \@pids, 'no worker died or was replaced');
+my $res = $ngx->request('GET', "$T?select=title", headers => \%A);
+is($res->code, 200, 'service still works');
+is_deeply($ngx->json($res), [{ title => 'hello' }], 'and the data is intact');
+unlike($pool->log, qr/status=5\d\d/, 'no 5xx in the access log');
+
+# A PostgreSQL restart drops the workers' connections and with them the
+# prepared statements: requests recover on the new connection.
+$pg->restart;
+my $ok = SV::Test::wait_until(sub {
+    my $r = $ngx->request('GET', "$T?select=title", headers => \%A);
+    return $r->code == 200;
+}, 20);
+ok($ok, 'service recovers after a PostgreSQL restart');
+for my $i (1 .. 6) {
+    my $r = $ngx->request('GET', "$T?select=title", headers => \%A);
+    is($r->code, 200, "statement re-prepared on the new connection ($i)") or diag $r->content;
+}
+
+done_testing;
