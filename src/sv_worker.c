@@ -272,6 +272,24 @@ typedef struct sv_fcgi_conn {
     int64_t      last_used_ms;
 } sv_fcgi_conn;
 
+/* A request answered without reading its body (413, 404, 405) leaves
+ * the body on the connection. Closing the connection instead would race
+ * with nginx reusing it for the next request, which fails a POST with
+ * 502, so the body is read and dropped; nginx has already capped its
+ * size at client_max_body_size. Returns 1 when the connection is clean. */
+static int sv_worker_drain_body(FCGX_Request *req)
+{
+    char buf[16384];
+    long long total = 0;
+    int n;
+    while ((n = FCGX_GetStr(buf, sizeof(buf), req->in)) > 0) {
+        total += n;
+        if (total > (64LL << 20))
+            return 0;
+    }
+    return FCGX_GetError(req->in) == 0;
+}
+
 /* Serves one request on conn, which has readable data or is free and will
  * accept from the listening socket. Returns 1 when a request was served. */
 static int sv_worker_serve_one(sv_worker *w, sv_fcgi_conn *conn)
@@ -286,7 +304,7 @@ static int sv_worker_serve_one(sv_worker *w, sv_fcgi_conn *conn)
         return 0;
     }
     sv_io io = { conn->req.envp, sv_fcgi_read, sv_fcgi_write, &conn->req };
-    if (!sv_worker_handle(w, &io))
+    if (!sv_worker_handle(w, &io) && !sv_worker_drain_body(&conn->req))
         conn->req.keepConnection = 0;
     FCGX_Finish_r(&conn->req);
     conn->last_used_ms = sv_now_monotonic_ms();

@@ -66,6 +66,17 @@ is_pgrst_error($ngx->request('POST', '/healthz', body => 'x' x 4096), 413,
 is_pgrst_error($ngx->request('POST', '/no/such/path', body => 'x' x 4096), 413,
     'oversized body to an unknown path is 413, not 404');
 
+# An answer sent without reading the body must leave the kept-alive
+# connection usable: closing it raced with nginx reusing it, and a POST
+# (never retried by nginx) came back 502.
+my %codes;
+for (1 .. 150) {
+    $codes{ $ngx->request('POST', '/healthz', body => 'x' x 4096)->code }++;
+    $codes{ $ngx->request('POST', '/no/such/path', body => '{}')->code }++;
+}
+is_deeply(\%codes, { 413 => 150, 404 => 150 }, 'back-to-back POSTs after unread bodies: no 502')
+    or diag explain \%codes;
+
 # The connection the 413 was sent on is still usable / the pool is healthy.
 for my $i (1 .. 5) {
     $res = $ngx->request('GET', '/healthz');
