@@ -258,20 +258,6 @@ static int sv_fcgi_write(void *ctx, const char *buf, int len)
     return FCGX_PutStr(buf, len, ((FCGX_Request *)ctx)->out);
 }
 
-/* nginx keeps idle FastCGI connections open (upstream keepalive) and may
- * open more of them than there are workers. A worker that served only one
- * connection at a time would sit on an idle one while new connections
- * starve in the backlog, and closing idle ones to make room races with
- * nginx reusing them, which fails non-idempotent requests. So a worker
- * holds up to SV_WORKER_CONNS connections, serves whichever has a request
- * and accepts new ones as long as it has room. */
-#define SV_WORKER_CONNS 64
-
-typedef struct sv_fcgi_conn {
-    FCGX_Request req;
-    int64_t      last_used_ms;
-} sv_fcgi_conn;
-
 /* A request answered without reading its body (413, 404, 405) leaves
  * the body on the connection. Closing the connection instead would race
  * with nginx reusing it for the next request, which fails a POST with
@@ -290,38 +276,30 @@ static int sv_worker_drain_body(FCGX_Request *req)
     return FCGX_GetError(req->in) == 0;
 }
 
-/* Serves one request on conn, which has readable data or is free and will
- * accept from the listening socket. Returns 1 when a request was served. */
-static int sv_worker_serve_one(sv_worker *w, sv_fcgi_conn *conn)
+/* Waits for the kept-alive connection (when there is one) or else the
+ * listening socket to become readable, a stop request, or the timeout.
+ * Returns 1 when the awaited descriptor is readable. */
+static int sv_worker_wait(int fd, int timeout_ms)
 {
-    int rc = FCGX_Accept_r(&conn->req);
-    if (rc < 0) {
-        /* EAGAIN: another worker took the connection; anything else on a
-         * kept connection: nginx closed it. libfcgi has freed it. */
-        if (rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR && rc != -ECONNABORTED &&
-            conn->req.ipcFd < 0 && rc != -EBADF)
-            sv_log_warn("accept", "error=\"%s\"", strerror(-rc));
+    struct pollfd fds[2] = {
+        { .fd = sv_worker_wake_pipe[0], .events = POLLIN },
+        { .fd = fd, .events = POLLIN },
+    };
+    if (poll(fds, 2, timeout_ms) <= 0)
         return 0;
-    }
-    sv_io io = { conn->req.envp, sv_fcgi_read, sv_fcgi_write, &conn->req };
-    if (!sv_worker_handle(w, &io) && !sv_worker_drain_body(&conn->req))
-        conn->req.keepConnection = 0;
-    FCGX_Finish_r(&conn->req);
-    conn->last_used_ms = sv_now_monotonic_ms();
-    return 1;
+    return (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
 }
 
-static void sv_worker_close_conn(sv_fcgi_conn *conn)
-{
-    if (conn->req.ipcFd >= 0)
-        FCGX_Free(&conn->req, 1);
-}
-
+/* One connection at a time, as php-fpm does: a worker never holds an
+ * idle connection while it is busy with another, so a slow request
+ * delays nobody else. While nginx keeps a connection alive the worker
+ * waits on it; the nginx template sizes upstream keepalive below the
+ * worker count so idle cached connections can never pin every worker,
+ * and nginx closes them (55 s) before keepalive_idle here runs out. */
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 {
-    static sv_fcgi_conn conns[SV_WORKER_CONNS];
-    struct pollfd fds[SV_WORKER_CONNS + 2];
-    int map[SV_WORKER_CONNS + 2];
+    FCGX_Request req;
+    int64_t last_used = sv_now_monotonic_ms();
     unsigned long served = 0;
 
     if (pipe2(sv_worker_wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -335,59 +313,45 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     int flags = fcntl(listen_fd, F_GETFL);
     if (flags >= 0)
         fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);
-    if (FCGX_Init() != 0) {
+    if (FCGX_Init() != 0 || FCGX_InitRequest(&req, listen_fd, 0) != 0) {
         sv_log_error("worker_start", "error=\"libfcgi initialisation failed\"");
         return 1;
     }
-    for (int i = 0; i < SV_WORKER_CONNS; i++)
-        FCGX_InitRequest(&conns[i].req, listen_fd, 0);
 
     while (!sv_worker_stop) {
         if (w->master_pid != 0 && getppid() != w->master_pid)
             break; /* master died: never serve unsupervised */
-
-        int n = 0, free_slot = -1;
-        int64_t now = sv_now_monotonic_ms();
-        fds[n] = (struct pollfd){ .fd = sv_worker_wake_pipe[0], .events = POLLIN };
-        map[n++] = -1;
-        for (int i = 0; i < SV_WORKER_CONNS; i++) {
-            if (conns[i].req.ipcFd < 0) {
-                if (free_slot < 0)
-                    free_slot = i;
-                continue;
-            }
-            if (now - conns[i].last_used_ms >= (int64_t)w->cfg->keepalive_idle * 1000) {
-                sv_worker_close_conn(&conns[i]);
-                if (free_slot < 0)
-                    free_slot = i;
-                continue;
-            }
-            fds[n] = (struct pollfd){ .fd = conns[i].req.ipcFd, .events = POLLIN };
-            map[n++] = i;
-        }
-        if (free_slot >= 0) {
-            fds[n] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
-            map[n++] = free_slot;
-        }
-        if (poll(fds, (nfds_t)n, 1000) <= 0)
+        int kept = req.ipcFd >= 0;
+        if (!sv_worker_wait(kept ? req.ipcFd : listen_fd, 1000)) {
+            if (kept && sv_now_monotonic_ms() - last_used >= (int64_t)w->cfg->keepalive_idle * 1000)
+                FCGX_Free(&req, 1);
             continue;
+        }
+        if (sv_worker_stop)
+            break;
 
-        for (int k = 1; k < n && !sv_worker_stop; k++) {
-            if (!(fds[k].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            if (!sv_worker_serve_one(w, &conns[map[k]]))
-                continue;
-            served++;
-            if (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests) {
-                sv_log_info("worker_recycle", "requests=%lu", served);
-                sv_worker_stop = 1;
-            }
+        int rc = FCGX_Accept_r(&req);
+        if (rc < 0) {
+            /* EAGAIN: another worker took the connection; on a kept
+             * connection: nginx closed it and libfcgi freed it. */
+            if (!kept && rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR && rc != -ECONNABORTED)
+                sv_log_warn("accept", "error=\"%s\"", strerror(-rc));
+            continue;
+        }
+        sv_io io = { req.envp, sv_fcgi_read, sv_fcgi_write, &req };
+        if (!sv_worker_handle(w, &io) && !sv_worker_drain_body(&req))
+            req.keepConnection = 0;
+        FCGX_Finish_r(&req);
+        last_used = sv_now_monotonic_ms();
+        if (w->cfg->max_requests > 0 && ++served >= (unsigned long)w->cfg->max_requests) {
+            sv_log_info("worker_recycle", "requests=%lu", served);
+            break;
         }
     }
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
-    for (int i = 0; i < SV_WORKER_CONNS; i++)
-        sv_worker_close_conn(&conns[i]);
+    if (req.ipcFd >= 0)
+        FCGX_Free(&req, 1);
     return 0;
 }
 
