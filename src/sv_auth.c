@@ -6,7 +6,9 @@
  * as one statement run as service_role, so every endpoint is one atomic
  * transaction. This file does what must not happen in SQL: argon2id
  * hashing and verification, token generation, JWT signing, and the HTTP
- * shapes GoTrue (and @supabase/auth-js) use. */
+ * shapes GoTrue (and @supabase/auth-js) use. (The one exception: bcrypt
+ * hashes imported from V1 are checked with pgcrypto, sql/010_auth_bcrypt.sql,
+ * then replaced by argon2id.) */
 #include "sv_auth.h"
 
 #include <arpa/inet.h>
@@ -673,6 +675,35 @@ static int sv_auth_meta(json_object *body, sv_response *res, const char **text)
     return 1;
 }
 
+/* Signup throttle, checked before the argon2id hash a signup costs:
+ * signups per address (auth.sv_signup_begin, shared by all workers) within
+ * login_window. Returns 1 when this signup may go ahead (it is counted),
+ * 0 after writing the answer: 429 with Retry-After over the limit, or the
+ * database error. */
+static int sv_auth_signup_allowed(sv_worker *w, sv_request *req, sv_response *res)
+{
+    static const char sql[] =
+        "SELECT o_retry_after FROM auth.sv_signup_begin($1::inet, $2::int, $3::int)";
+    const char *ip = sv_auth_ip(req);
+
+    if (w->cfg->signup_max_per_window <= 0 || ip == NULL)
+        return 1;
+    const char *values[3] = { ip, sv_arena_printf(req->arena, "%d", w->cfg->signup_max_per_window),
+                              sv_arena_printf(req->arena, "%d", w->cfg->login_window) };
+    PGresult *r = sv_auth_db(w, req, res, "signup_begin", sql, 3, values);
+    if (r == NULL)
+        return 0;
+    long retry = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (retry <= 0)
+        return 1;
+    sv_log_warn("auth_signup_throttled", "retry_after=%ld remote_addr=%s request_id=%s", retry, ip,
+                req->request_id);
+    sv_response_header(res, "Retry-After", sv_arena_printf(req->arena, "%ld", retry));
+    sv_auth_error(res, 429, "over_request_rate_limit", "Request rate limit reached");
+    return 0;
+}
+
 void sv_auth_signup(sv_worker *w, sv_request *req, sv_response *res)
 {
     static const char sql[] =
@@ -709,14 +740,16 @@ void sv_auth_signup(sv_worker *w, sv_request *req, sv_response *res)
     }
     if (!sv_auth_password_ok(w, res, pw, pw_len) || !sv_auth_meta(body, res, &meta))
         goto out;
+    if (meta != NULL)
+        meta = sv_arena_strdup(req->arena, meta);
+    if (!sv_auth_signup_allowed(w, req, res))
+        goto out;
     char *hash = sv_auth_hash_password(req, res, pw, pw_len);
     if (hash == NULL)
         goto out;
 
     const char *refresh, *refresh_hash;
     sv_auth_new_refresh(req->arena, &refresh, &refresh_hash);
-    if (meta != NULL)
-        meta = sv_arena_strdup(req->arena, meta);
     const char *values[6] = { email, hash, meta, refresh_hash, sv_auth_ip(req),
                               sv_auth_user_agent(req) };
     PGresult *r = sv_auth_db(w, req, res, "signup", sql, 6, values);
@@ -737,6 +770,60 @@ void sv_auth_signup(sv_worker *w, sv_request *req, sv_response *res)
     PQclear(r);
 out:
     json_object_put(body);
+}
+
+/* 1 when hash is a bcrypt string (GoTrue's, kept for users imported from
+ * V1 by sql/007_v1_import.sql) rather than an argon2id one. */
+static int sv_auth_is_bcrypt(const char *hash)
+{
+    return hash[0] == '$' && hash[1] == '2' && hash[2] != '\0' && strchr("abxy", hash[2]) != NULL &&
+           hash[3] == '$';
+}
+
+/* Checks pw against a bcrypt hash in PostgreSQL (pgcrypto's crypt(), see
+ * sql/010_auth_bcrypt.sql: one bcrypt, about what an argon2id check
+ * costs) and, when it matches, replaces the stored hash with an argon2id
+ * one so the bcrypt hash is gone after the first login. Returns 1 (right
+ * password), 0 (wrong), or -1 after writing a database error. Neither the
+ * password nor a hash is ever logged. */
+static int sv_auth_bcrypt_verify(sv_worker *w, sv_request *req, sv_response *res,
+                                 const char *user_id, const char *hash, const char *pw,
+                                 size_t pw_len)
+{
+    static const char verify_sql[] = "SELECT auth.sv_bcrypt_verify($1, $2)";
+    static const char rehash_sql[] = "SELECT auth.sv_password_rehash($1::uuid, $2, $3)";
+
+    /* PostgreSQL text cannot hold NUL, and no bcrypt hash was made of one */
+    if (memchr(pw, '\0', pw_len) != NULL)
+        return 0;
+    char *pwz = sv_arena_strndup(req->arena, pw, pw_len);
+    const char *vvalues[2] = { hash, pwz };
+    PGresult *r = sv_auth_db(w, req, res, "bcrypt_verify", verify_sql, 2, vvalues);
+    sodium_memzero(pwz, pw_len);
+    if (r == NULL)
+        return -1;
+    int good = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!good)
+        return 0;
+
+    char *argon = sv_arena_alloc(req->arena, crypto_pwhash_STRBYTES);
+    if (crypto_pwhash_str(argon, pw, pw_len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+        /* the login still succeeds; the next one tries again */
+        sv_log_error("auth_hash_failed", "reason=out_of_memory step=rehash request_id=%s",
+                     req->request_id);
+        return 1;
+    }
+    const char *rvalues[3] = { user_id, hash, argon };
+    r = sv_auth_db(w, req, res, "password_rehash", rehash_sql, 3, rvalues);
+    if (r == NULL)
+        return -1;
+    if (strcmp(PQgetvalue(r, 0, 0), "t") == 0)
+        sv_log_info("auth_password_rehashed", "user_id=%s from=bcrypt to=argon2id request_id=%s",
+                    user_id, req->request_id);
+    PQclear(r);
+    return 1;
 }
 
 /* grant_type=password. Throttling first (counted per account and per
@@ -793,16 +880,25 @@ static void sv_auth_password_grant(sv_worker *w, sv_request *req, sv_response *r
     const char *hash = sv_auth_col(r, 2);
     const char *attempts = sv_arena_strdup(req->arena, PQgetvalue(r, 0, 3));
     int known = !PQgetisnull(r, 0, 1) && hash != NULL;
+    int bcrypt = known && sv_auth_is_bcrypt(hash);
     int good = 0;
+    if (bcrypt)
+        hash = sv_arena_strdup(req->arena, hash);
     if (pw == NULL || pw_len > SV_AUTH_PASSWORD_MAX) {
         /* same work as a real check, result ignored */
         sv_auth_dummy_verify("", 0);
     } else if (!known) {
         sv_auth_dummy_verify(pw, pw_len);
-    } else {
+    } else if (!bcrypt) {
         good = crypto_pwhash_str_verify(hash, pw, pw_len) == 0;
     }
     PQclear(r);
+    if (bcrypt && pw != NULL && pw_len <= SV_AUTH_PASSWORD_MAX) {
+        int rc = sv_auth_bcrypt_verify(w, req, res, user_id, hash, pw, pw_len);
+        if (rc < 0)
+            return;
+        good = rc;
+    }
     if (!good) {
         sv_auth_error(res, 400, "invalid_credentials", "Invalid login credentials");
         return;
@@ -823,13 +919,17 @@ static void sv_auth_password_grant(sv_worker *w, sv_request *req, sv_response *r
     PQclear(r);
 }
 
-/* grant_type=refresh_token: single use, rotated; a spent token revokes
- * its whole session (someone else may hold a copy). */
+/* grant_type=refresh_token: rotated on each use. A spent token still
+ * refreshes (a new token of the same session) for refresh_token_reuse_interval
+ * seconds after it was rotated, as GoTrue's reuse interval: two tabs or an
+ * SSR server refreshing at once. Later, it revokes its whole session
+ * (someone else may hold a copy). */
 static void sv_auth_refresh_grant(sv_worker *w, sv_request *req, sv_response *res,
                                   json_object *body)
 {
     static const char sql[] =
-        "SELECT o_error, o_user::text, o_session, o_created FROM auth.sv_refresh($1, $2)";
+        "SELECT o_error, o_user::text, o_session, o_created "
+        "FROM auth.sv_refresh($1, $2, $3::int)";
     const char *old;
     size_t old_len;
 
@@ -839,8 +939,9 @@ static void sv_auth_refresh_grant(sv_worker *w, sv_request *req, sv_response *re
     }
     const char *refresh, *refresh_hash;
     sv_auth_new_refresh(req->arena, &refresh, &refresh_hash);
-    const char *values[2] = { sv_auth_hash_token(req->arena, old, old_len), refresh_hash };
-    PGresult *r = sv_auth_db(w, req, res, "refresh", sql, 2, values);
+    const char *values[3] = { sv_auth_hash_token(req->arena, old, old_len), refresh_hash,
+                              sv_arena_printf(req->arena, "%d", w->cfg->refresh_token_reuse_interval) };
+    PGresult *r = sv_auth_db(w, req, res, "refresh", sql, 3, values);
     if (r == NULL)
         return;
     const char *err = sv_auth_col(r, 0);

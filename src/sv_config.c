@@ -48,6 +48,8 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(password_min_length, SV_CONF_INT,  6, 1024, "8"),
     SV_KEY(login_max_failures, SV_CONF_INT,   1, 1000, "5"),
     SV_KEY(login_window,      SV_CONF_INT,    1, 86400, "900"),
+    SV_KEY(signup_max_per_window, SV_CONF_INT, 0, 1000000, "10"),
+    SV_KEY(refresh_token_reuse_interval, SV_CONF_INT, 0, 3600, "10"),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))

@@ -30,6 +30,8 @@ typedef struct sv_config {
     int   password_min_length;
     int   login_max_failures;   /* failures per window before slowing down */
     int   login_window;         /* seconds */
+    int   signup_max_per_window; /* signups per address per login_window (0 = unlimited) */
+    int   refresh_token_reuse_interval; /* seconds a rotated refresh token still refreshes (0 = strict) */
 } sv_config;
 
 /* Fills every field with its built-in default (strings are malloc'd). */

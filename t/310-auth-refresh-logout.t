@@ -1,5 +1,6 @@
 #!/usr/bin/perl
-# Refresh tokens rotate and are single use (reuse revokes the session),
+# Refresh tokens rotate and are single use (reuse revokes the session;
+# strict mode, refresh_token_reuse_interval = 0: t/370 covers the interval),
 # logout revokes sessions (local / others / global), a password change
 # signs out the other sessions, and a revoked session's access token is
 # refused by GET /auth/v1/user.
@@ -25,7 +26,8 @@ my ($rc, $out) = $pg->migrate;
 is($rc, 0, 'migrate') or diag $out;
 
 my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
-    conf => { jwt_secret => 'refresh-test-secret-' . ('r' x 32), login_max_failures => 1000 });
+    conf => { jwt_secret => 'refresh-test-secret-' . ('r' x 32), login_max_failures => 1000,
+              refresh_token_reuse_interval => 0 });
 $pool->start;
 my $ngx = SV::Test::Nginx->new(pool => $pool);
 $ngx->start;

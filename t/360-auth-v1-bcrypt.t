@@ -1,0 +1,151 @@
+#!/usr/bin/perl
+# Users imported from the V1 draft keep GoTrue's bcrypt hashes ($2a$, $2b$).
+# A password login verifies them (pgcrypto's crypt() in PostgreSQL) and
+# then replaces the hash with an argon2id one, so the bcrypt hash is gone
+# after the first login. Wrong passwords and unknown emails still get the
+# very same answer, in comparable time; no hash or password is logged;
+# the pgcrypto schema is not open to the API roles.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Time::HiRes ();
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+    conf => { jwt_secret => 'bcrypt-test-secret-' . ('b' x 32), login_max_failures => 1000 });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+my $su = $pg->dbh(user => 'postgres');
+
+is($su->selectrow_array(q{SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                           WHERE e.extname = 'pgcrypto'}), 'extensions', 'pgcrypto is installed in schema extensions');
+
+# As the V1 import leaves them: GoTrue's bcrypt hash, confirmed email.
+sub v1_user {
+    my ($email, $pw, $prefix) = @_;
+    my ($id, $hash) = $su->selectrow_array(q{
+        INSERT INTO auth.users (email, encrypted_password, email_confirmed_at)
+        VALUES (?, extensions.crypt(?, extensions.gen_salt('bf', 10)), now())
+        RETURNING id, encrypted_password}, undef, $email, $pw);
+    if ($prefix) {
+        # $2b$ (what newer bcrypt libraries write) is the same algorithm
+        $su->do(q{UPDATE auth.users SET encrypted_password = ? || substr(encrypted_password, 5) WHERE id = ?},
+                undef, $prefix, $id);
+    }
+    return $id;
+}
+sub stored { $su->selectrow_array('SELECT encrypted_password FROM auth.users WHERE id = ?', undef, $_[0]) }
+sub login {
+    my ($email, $pw) = @_;
+    my $res = $ngx->request('POST', '/auth/v1/token?grant_type=password',
+        body => encode_json({ email => $email, password => $pw }));
+    return ($res, $ngx->json($res));
+}
+
+my $legacy = v1_user('legacy@example.com', 'legacy password');
+like(stored($legacy), qr/^\$2a\$10\$/, 'the imported user has a bcrypt hash');
+
+# --- wrong password and unknown email: the same answer --------------------
+my ($res, $doc) = login('legacy@example.com', 'not the password');
+is($res->code, 400, 'wrong password for a bcrypt user: 400') or diag $res->as_string;
+is($doc && $doc->{error_code}, 'invalid_credentials', 'invalid_credentials');
+my $wrong_body = $res->content;
+($res, $doc) = login('nobody@example.com', 'not the password');
+is($res->code, 400, 'unknown email: 400');
+is($res->content, $wrong_body, 'byte-identical to the wrong-password answer');
+like(stored($legacy), qr/^\$2a\$/, 'a failed login does not touch the hash');
+
+# timing: a bcrypt check (cost 10) and argon2id's dummy check are of the
+# same order; measured loosely, only to catch a shortcut for one of them
+my (@bc, @unk);
+for (1 .. 3) {
+    my $t = Time::HiRes::time();
+    login('legacy@example.com', "wrong $_");
+    push @bc, Time::HiRes::time() - $t;
+    $t = Time::HiRes::time();
+    login("ghost$_\@example.com", "wrong $_");
+    push @unk, Time::HiRes::time() - $t;
+}
+my ($bc) = sort { $a <=> $b } @bc;
+my ($unk) = sort { $a <=> $b } @unk;
+diag sprintf('fastest wrong password (bcrypt) %.3fs, unknown email %.3fs', $bc, $unk);
+ok($bc > 0.2 * $unk && $unk > 0.2 * $bc, 'wrong-password and unknown-email timing are comparable');
+
+# --- the right password: signed in, and the hash upgraded --------------------
+($res, $doc) = login('legacy@example.com', 'legacy password');
+is($res->code, 200, 'a bcrypt user logs in with the right password') or diag $res->as_string;
+ok($doc && $doc->{access_token} && $doc->{refresh_token}, 'a session');
+is($doc && $doc->{user}{id}, $legacy, 'the imported user');
+like(stored($legacy), qr/^\$argon2id\$/, 'the stored hash is now argon2id');
+unlike(stored($legacy), qr/\$2a\$/, 'the bcrypt hash is gone');
+my $argon = stored($legacy);
+
+($res, $doc) = login('legacy@example.com', 'legacy password');
+is($res->code, 200, 'logs in again (argon2id now)') or diag $res->as_string;
+is(stored($legacy), $argon, 'the argon2id hash is kept as it is');
+($res, $doc) = login('legacy@example.com', 'not the password');
+is($res->code, 400, 'a wrong password still fails');
+is($res->content, $wrong_body, 'with the same answer');
+
+# the session works
+($res, $doc) = login('legacy@example.com', 'legacy password');
+my $me = $ngx->request('GET', '/auth/v1/user', headers => { Authorization => "Bearer $doc->{access_token}" });
+is($me->code, 200, 'GET /auth/v1/user with the new session');
+
+# --- $2b$ hashes ------------------------------------------------------------------
+my $u2b = v1_user('legacy2b@example.com', 'another password', '$2b$');
+like(stored($u2b), qr/^\$2b\$10\$/, 'a $2b$ hash');
+($res) = login('legacy2b@example.com', 'another passwore');
+is($res->code, 400, '$2b$: wrong password 400');
+($res) = login('legacy2b@example.com', 'another password');
+is($res->code, 200, '$2b$: right password 200') or diag $res->as_string;
+like(stored($u2b), qr/^\$argon2id\$/, '$2b$: rehashed to argon2id');
+
+# --- odd stored hashes are simply wrong passwords -------------------------------
+my $odd = v1_user('legacyodd@example.com', 'odd password');
+$su->do(q{UPDATE auth.users SET encrypted_password = '$2a$10$tooshort' WHERE id = ?}, undef, $odd);
+($res) = login('legacyodd@example.com', 'odd password');
+is($res->code, 400, 'a malformed bcrypt hash: 400, not 500');
+is($res->content, $wrong_body, 'same answer');
+
+# --- privileges -------------------------------------------------------------------
+my $anon = $pg->dbh(user => 'postgres');
+for my $role (qw(anon authenticated)) {
+    $anon->do("SET ROLE $role");
+    ok(!eval { $anon->do(q{SELECT extensions.crypt('a', extensions.gen_salt('bf'))}); 1 },
+       "$role cannot use the extensions schema");
+    ok(!eval { $anon->do(q{SELECT auth.sv_bcrypt_verify('x', 'y')}); 1 }, "$role cannot call auth.sv_bcrypt_verify");
+    ok(!eval { $anon->do(q{SELECT auth.sv_password_rehash(gen_random_uuid(), 'x', '$argon2id$x')}); 1 },
+       "$role cannot call auth.sv_password_rehash");
+    $anon->do('RESET ROLE');
+}
+my $svc = $pg->dbh(user => 'postgres');
+$svc->do('SET ROLE service_role');
+is($svc->selectrow_array(q{SELECT auth.sv_password_rehash(?, 'not the stored hash', '$argon2id$v=19$x')}, undef, $odd), 0,
+   'rehash only replaces the hash that was verified');
+is($svc->selectrow_array(q{SELECT auth.sv_password_rehash(?, '$2a$10$tooshort', 'plain')}, undef, $odd), 0,
+   'rehash only stores argon2id hashes');
+
+# --- nothing secret in the logs ----------------------------------------------------
+my $log = $pool->log;
+like($log, qr/auth_password_rehashed/, 'the upgrade is logged');
+unlike($log, qr/\$2[ab]\$|\$argon2id\$/, 'no hash in the log');
+unlike($log, qr/legacy password|another password/, 'no password in the log');
+unlike($log, qr/status=500/, 'no 500 at all');
+$ngx->stop;
+$pool->stop;
+done_testing;
