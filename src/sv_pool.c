@@ -278,8 +278,10 @@ static int sv_pool_spawn(sv_pool *pool)
     pid_t master = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        /* Child: drop the master's signal plumbing before any signal can
-         * be delivered, then become a worker. */
+        /* Child: drop the master's signal plumbing while every signal is
+         * still blocked; the worker unblocks them only once its own
+         * handlers are installed, so an early SIGTERM is not lost in the
+         * master's handler. */
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = SIG_DFL;
@@ -288,9 +290,6 @@ static int sv_pool_spawn(sv_pool *pool)
         close(sv_pool_signal_pipe[1]);
         sv_worker w;
         sv_worker_init(&w, &pool->cfg, pool->sb, index, master);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
         int rc = sv_worker_serve_fcgi(&w, pool->listen_fd);
         sv_worker_cleanup(&w);
         _exit(rc);

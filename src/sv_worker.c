@@ -51,13 +51,11 @@ static void sv_worker_signals(void)
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
 
-    sigset_t unblock;
-    sigemptyset(&unblock);
-    sigaddset(&unblock, SIGTERM);
-    sigaddset(&unblock, SIGQUIT);
-    sigaddset(&unblock, SIGINT);
-    sigaddset(&unblock, SIGHUP);
-    sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+    /* The pool master forks with every signal blocked; unblock only now
+     * that this process's handlers are in place. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
 void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
@@ -71,6 +69,10 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
     w->started_ms = sv_now_wall_ms();
     sv_arena_init(&w->arena, 32768);
     sv_db_init(&w->db, cfg->database_url);
+    /* Half a second before the master's kill, so the client gets a clean
+     * 504 and the query stops rather than running on orphaned. */
+    if (cfg->request_timeout > 1)
+        sv_db_set_statement_timeout(&w->db, cfg->request_timeout * 1000L - 500);
 
     static const sv_route api_routes[] = {
         { "/healthz", SV_HTTP_GET, sv_ops_healthz },
@@ -341,9 +343,14 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         sv_io io = { req.envp, sv_fcgi_read, sv_fcgi_write, &req };
         if (!sv_worker_handle(w, &io) && !sv_worker_drain_body(&req))
             req.keepConnection = 0;
+        int last = w->cfg->max_requests > 0 && ++served >= (unsigned long)w->cfg->max_requests;
+        /* Leaving: close together with this response rather than later
+         * on an idle connection nginx may be reusing at that moment. */
+        if (last || sv_worker_stop)
+            req.keepConnection = 0;
         FCGX_Finish_r(&req);
         last_used = sv_now_monotonic_ms();
-        if (w->cfg->max_requests > 0 && ++served >= (unsigned long)w->cfg->max_requests) {
+        if (last) {
             sv_log_info("worker_recycle", "requests=%lu", served);
             break;
         }
