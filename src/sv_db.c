@@ -8,6 +8,12 @@ void sv_db_init(sv_db *db, const char *conninfo)
 {
     memset(db, 0, sizeof(*db));
     db->conninfo = strdup(conninfo ? conninfo : "");
+    strcpy(db->statement_timeout, "0");
+}
+
+void sv_db_set_statement_timeout(sv_db *db, long ms)
+{
+    snprintf(db->statement_timeout, sizeof(db->statement_timeout), "%ld", ms > 0 ? ms : 0);
 }
 
 void sv_db_close(sv_db *db)
@@ -75,8 +81,8 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
 }
 
 /* The one pipeline behind sv_db_query_as and sv_db_query_as_prepared:
- * [Parse stmt_name] set_config(role, claims), the query (prepared when
- * stmt_name is given, else unnamed), Sync. Statements between two Syncs
+ * set_config(role, claims, statement_timeout), [Parse stmt_name], the
+ * query (prepared when stmt_name is given, else unnamed), Sync. Statements between two Syncs
  * form one implicit transaction, so the role and claims are local to this
  * request and an error anywhere rolls everything back without a separate
  * ROLLBACK round trip. */
@@ -86,8 +92,9 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
                              PGresult **result)
 {
     static const char set_sql[] =
-        "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)";
-    const char *set_values[2] = { role, claims };
+        "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
+        "set_config('statement_timeout', $3, true)";
+    const char *set_values[3] = { role, claims, db->statement_timeout };
     PGresult *res;
     int failed = 0;
 
@@ -100,8 +107,10 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
     }
-    int sent = (!prepare || PQsendPrepare(db->conn, stmt_name, sql, nparams, NULL)) &&
-               PQsendQueryParams(db->conn, set_sql, 2, NULL, set_values, NULL, NULL, 0) &&
+    /* set_config first, so the statement timeout also bounds the Parse
+     * (which waits for locks on the tables it names). */
+    int sent = PQsendQueryParams(db->conn, set_sql, 3, NULL, set_values, NULL, NULL, 0) &&
+               (!prepare || PQsendPrepare(db->conn, stmt_name, sql, nparams, NULL)) &&
                (stmt_name != NULL
                     ? PQsendQueryPrepared(db->conn, stmt_name, nparams, values, NULL, NULL, 0)
                     : PQsendQueryParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0)) &&
@@ -113,18 +122,25 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
 
     /* The first error is the one to report: after it the pipeline only
      * yields PGRES_PIPELINE_ABORTED for the remaining commands. */
-    int prepared_ok = 0;
-    for (int stage = prepare ? 0 : 1; stage < 3; stage++) {
+    /* Results arrive in send order: set_config, [Parse], the query. */
+    enum { SV_STEP_SET, SV_STEP_PREPARE, SV_STEP_QUERY };
+    int steps[3], nsteps = 0, prepared_ok = 0;
+    steps[nsteps++] = SV_STEP_SET;
+    if (prepare)
+        steps[nsteps++] = SV_STEP_PREPARE;
+    steps[nsteps++] = SV_STEP_QUERY;
+    for (int i = 0; i < nsteps; i++) {
         res = PQgetResult(db->conn);
         if (res == NULL) {
             failed = 1;
             break;
         }
         ExecStatusType st = PQresultStatus(res);
-        if (stage == 0 && st == PGRES_COMMAND_OK)
+        if (steps[i] == SV_STEP_PREPARE && st == PGRES_COMMAND_OK)
             prepared_ok = 1;
-        if (*result == NULL && (stage == 2 || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
-                                               st != PGRES_PIPELINE_ABORTED)))
+        if (*result == NULL && (steps[i] == SV_STEP_QUERY ||
+                                (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                                 st != PGRES_PIPELINE_ABORTED)))
             *result = res;
         else
             PQclear(res);
@@ -179,6 +195,8 @@ int sv_db_sqlstate_http_status(const char *sqlstate, int anon)
         return anon ? 401 : 403;
     if (strcmp(sqlstate, "53400") == 0)
         return 500;
+    if (strcmp(sqlstate, "57014") == 0)
+        return 504; /* statement_timeout: the request ran too long */
     if (strcmp(sqlstate, "P0001") == 0)
         return 400;
     if (strncmp(sqlstate, "08", 2) == 0 || strncmp(sqlstate, "53", 2) == 0 ||

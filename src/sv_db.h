@@ -11,6 +11,7 @@ typedef struct sv_db {
     PGconn *conn;
     char   *conninfo;
     char    last_error[256];   /* why the last connect failed, for logs */
+    char    statement_timeout[24]; /* ms as text for set_config, "0" = none */
     unsigned long generation;  /* bumped on every new connection: prepared
                                   statements of an older one are gone */
 } sv_db;
@@ -18,6 +19,10 @@ typedef struct sv_db {
 enum { SV_DB_OK = 0, SV_DB_UNAVAILABLE = -10 };
 
 void sv_db_init(sv_db *db, const char *conninfo);
+/* Request statements are cancelled by PostgreSQL after ms (0: never), so
+ * a slow query ends with an error the client sees instead of the master
+ * killing the worker and leaving the query running. */
+void sv_db_set_statement_timeout(sv_db *db, long ms);
 void sv_db_close(sv_db *db);
 
 /* Makes sure a healthy connection exists. SV_DB_OK or SV_DB_UNAVAILABLE. */

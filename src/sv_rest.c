@@ -134,14 +134,17 @@ static int sv_rest_load(sv_worker *w, sv_request *req, sv_response *res)
     PGresult *cols = NULL, *fns = NULL;
     const char *p1[1] = { names.data };
     const char *p2[1] = { fnames.data };
-    if (sv_db_query(&w->db, sv_rest_columns_sql, 1, p1, &cols) != SV_DB_OK ||
+    /* As the login role ("none" resets to it) but under the request
+     * statement timeout: pg_get_expr locks each table, and a table held
+     * by a migration must cost this request a 504, not the worker. */
+    if (sv_db_query_as(&w->db, "none", "{}", sv_rest_columns_sql, 1, p1, &cols) != SV_DB_OK ||
         PQresultStatus(cols) != PGRES_TUPLES_OK) {
         sv_rest_db_error(w, req, res, cols, 0);
         if (cols)
             PQclear(cols);
         return SV_ERROR;
     }
-    if (sv_db_query(&w->db, sv_rest_functions_sql, 1, p2, &fns) != SV_DB_OK ||
+    if (sv_db_query_as(&w->db, "none", "{}", sv_rest_functions_sql, 1, p2, &fns) != SV_DB_OK ||
         PQresultStatus(fns) != PGRES_TUPLES_OK) {
         sv_rest_db_error(w, req, res, fns, 0);
         PQclear(cols);
@@ -230,8 +233,9 @@ static void sv_rest_db_error(sv_worker *w, sv_request *req, sv_response *res, PG
     if (result == NULL) {
         sv_response_header(res, "Retry-After",
                            sv_arena_printf(req->arena, "%d", w->cfg->retry_after));
-        sv_response_error(res, 503, "PGRST000", "Database connection unavailable",
-                          w->db.last_error, NULL);
+        /* The libpq message names hosts and roles: log it, don't send it. */
+        sv_log_warn("database_unavailable", "error=\"%s\"", w->db.last_error);
+        sv_response_error(res, 503, "PGRST000", "Database connection unavailable", NULL, NULL);
         return;
     }
     const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);

@@ -58,6 +58,21 @@ is(scalar(grep { $_ == 200 } map { $ngx->request('GET', '/healthz')->code } 1 ..
     'next 10 requests 200');
 like($pool->log, qr/slow|timed out/, 'slow/timed-out request counted in the log');
 
+# A stuck API statement is cancelled by PostgreSQL just before the master
+# would kill the worker: the client gets a clean 504 and the worker lives.
+my @before = sort $pool->worker_pids;
+$dbh = $pg->dbh(user => 'postgres');
+$dbh->begin_work;
+$dbh->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
+$res = $ngx->request('GET', '/rest/v1/platforms?select=name');
+is($res->code, 504, 'stuck /rest statement: 504 from the server') or diag $res->as_string;
+like($res->header('Content-Type') // '', qr{^application/json}, 'as a JSON error');
+is(($ngx->json($res) // {})->{code}, '57014', 'PostgreSQL cancelled it (57014)');
+$dbh->rollback;
+$dbh->disconnect;
+is_deeply([sort $pool->worker_pids], \@before, 'no worker was killed for it');
+is($ngx->request('GET', '/rest/v1/platforms?select=name')->code, 200, 'the table is readable again');
+
 $ngx->stop;
 $pool->stop;
 done_testing;
