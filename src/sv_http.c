@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const struct { int bit; const char *name; } sv_methods[] = {
     { SV_HTTP_GET, "GET" },     { SV_HTTP_HEAD, "HEAD" },     { SV_HTTP_POST, "POST" },
@@ -200,12 +201,15 @@ void sv_response_init(sv_response *res, sv_arena *arena)
     res->arena = arena;
     res->status = 200;
     res->head_only = 0;
+    res->has_content_type = 0;
     sv_buf_init(&res->headers, arena, 256);
     sv_buf_init(&res->body, arena, 1024);
 }
 
 void sv_response_header(sv_response *res, const char *name, const char *value)
 {
+    if (strcasecmp(name, "Content-Type") == 0)
+        res->has_content_type = 1;
     sv_buf_puts(&res->headers, name);
     sv_buf_puts(&res->headers, ": ");
     /* A header value can never carry a line break into the response. */
@@ -285,7 +289,7 @@ int sv_response_send(sv_response *res, const sv_io *io)
     sv_buf_init(&head, res->arena, 256 + res->headers.len);
     sv_buf_printf(&head, "Status: %d %s\r\n", res->status, sv_http_reason(res->status));
     if (res->body.len > 0 || res->status != 204) {
-        if (strstr(res->headers.data, "Content-Type:") == NULL)
+        if (!res->has_content_type)
             sv_buf_puts(&head, "Content-Type: application/json; charset=utf-8\r\n");
         sv_buf_printf(&head, "Content-Length: %zu\r\n", res->body.len);
     }

@@ -47,6 +47,7 @@ typedef struct sv_response {
     sv_buf      headers;         /* "Name: value\r\n" lines */
     sv_buf      body;
     int         head_only;       /* HEAD: send headers, count the body */
+    int         has_content_type;
 } sv_response;
 
 enum { SV_OK = 0, SV_ERROR = -1, SV_BODY_TOO_LARGE = -2, SV_BAD_REQUEST = -3 };

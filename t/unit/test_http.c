@@ -87,6 +87,14 @@ int main(void)
     ok(strstr(out.data, "{\"code\":\"PGRST125\",\"message\":\"Invalid path\",\"details\":null,\"hint\":null}") != NULL,
        "PostgREST error shape");
 
+    out.len = 0;
+    sv_response_init(&res, &arena);
+    sv_response_header(&res, "X-Request-Id", "Content-Type:x");
+    sv_response_error(&res, 400, "X", "m", NULL, NULL);
+    is_int(sv_response_send(&res, &wio), SV_OK, "response with a look-alike header sent");
+    ok(strstr(out.data, "\r\nContent-Type: application/json") != NULL,
+       "a header value mentioning Content-Type does not suppress the real one");
+
     is_str(sv_http_allow_header(&arena, SV_HTTP_GET | SV_HTTP_HEAD | SV_HTTP_POST), "GET, HEAD, POST",
            "Allow header lists methods in order");
 
