@@ -109,7 +109,11 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
     }
     /* set_config first, so the statement timeout also bounds the Parse
      * (which waits for locks on the tables it names). */
-    int sent = PQsendQueryParams(db->conn, set_sql, 3, NULL, set_values, NULL, NULL, 0) &&
+    /* The set_config statement is the same for every request: prepared
+     * once per connection it costs PostgreSQL no parse or plan. */
+    int prepare_set = db->set_prepared_gen != db->generation;
+    int sent = (!prepare_set || PQsendPrepare(db->conn, "sv_set", set_sql, 3, NULL)) &&
+               PQsendQueryPrepared(db->conn, "sv_set", 3, set_values, NULL, NULL, 0) &&
                (!prepare || PQsendPrepare(db->conn, stmt_name, sql, nparams, NULL)) &&
                (stmt_name != NULL
                     ? PQsendQueryPrepared(db->conn, stmt_name, nparams, values, NULL, NULL, 0)
@@ -122,9 +126,12 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
 
     /* The first error is the one to report: after it the pipeline only
      * yields PGRES_PIPELINE_ABORTED for the remaining commands. */
-    /* Results arrive in send order: set_config, [Parse], the query. */
-    enum { SV_STEP_SET, SV_STEP_PREPARE, SV_STEP_QUERY };
-    int steps[3], nsteps = 0, prepared_ok = 0;
+    /* Results arrive in send order: [Parse set], set_config, [Parse], the
+     * query. */
+    enum { SV_STEP_PREPARE_SET, SV_STEP_SET, SV_STEP_PREPARE, SV_STEP_QUERY };
+    int steps[4], nsteps = 0, prepared_ok = 0, set_prepared_ok = 0;
+    if (prepare_set)
+        steps[nsteps++] = SV_STEP_PREPARE_SET;
     steps[nsteps++] = SV_STEP_SET;
     if (prepare)
         steps[nsteps++] = SV_STEP_PREPARE;
@@ -138,6 +145,17 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
         ExecStatusType st = PQresultStatus(res);
         if (steps[i] == SV_STEP_PREPARE && st == PGRES_COMMAND_OK)
             prepared_ok = 1;
+        if (steps[i] == SV_STEP_PREPARE_SET) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            /* 42P05: it exists after all (we lost track); use it next time. */
+            set_prepared_ok = st == PGRES_COMMAND_OK || (state && strcmp(state, "42P05") == 0);
+        }
+        if (steps[i] == SV_STEP_SET && st == PGRES_FATAL_ERROR) {
+            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+            /* 26000: something (DISCARD ALL, a pooler) dropped it. */
+            if (state && strcmp(state, "26000") == 0)
+                db->set_prepared_gen = 0;
+        }
         if (*result == NULL && (steps[i] == SV_STEP_QUERY ||
                                 (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
                                  st != PGRES_PIPELINE_ABORTED)))
@@ -163,6 +181,8 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
     }
     if (prepared_ok)
         *prepared_gen = db->generation;
+    if (set_prepared_ok)
+        db->set_prepared_gen = db->generation;
     return sv_db_check_connection(db, result);
 }
 

@@ -12,6 +12,7 @@ typedef struct sv_db {
     char   *conninfo;
     char    last_error[256];   /* why the last connect failed, for logs */
     char    statement_timeout[24]; /* ms as text for set_config, "0" = none */
+    unsigned long set_prepared_gen; /* generation the set_config statement is prepared on */
     unsigned long generation;  /* bumped on every new connection: prepared
                                   statements of an older one are gone */
 } sv_db;
