@@ -29,29 +29,7 @@ my $api = $pg->dbh(user => 'authenticator');
 # {ok => 0, state => SQLSTATE, err => message}.
 sub as_role {
     my ($role, $uid, $sql, @bind) = @_;
-    my %r;
-    $api->begin_work;
-    my $ok = eval {
-        $api->do("SET LOCAL ROLE $role");
-        my %claims = (role => $role, defined $uid ? (sub => $uid) : ());
-        $api->do(q{SELECT set_config('request.jwt.claims', ?, true)}, undef, encode_json(\%claims));
-        if (ref $sql eq 'CODE') {
-            $r{value} = $sql->($api);
-        } else {
-            my $sth = $api->prepare($sql);
-            $r{count} = $sth->execute(@bind) + 0;
-            $r{rows} = $sth->{NUM_OF_FIELDS} ? $sth->fetchall_arrayref({}) : [];
-        }
-        1;
-    };
-    if ($ok) {
-        $api->commit;
-        $r{ok} = 1;
-    } else {
-        %r = (ok => 0, state => $api->state, err => $@);
-        $api->rollback;
-    }
-    return \%r;
+    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind);
 }
 
 sub new_user {

@@ -24,28 +24,10 @@ BAIL_OUT("migrate failed: $mout") if $mrc != 0;
 my $su = $pg->dbh(user => 'postgres');
 my $api = $pg->dbh(user => 'authenticator');
 
-# See t/110-handles.t: run as $role with $uid's claims, like the server.
+# As the server runs SQL: see SV::Test::Pg::run_as_role.
 sub as_role {
     my ($role, $uid, $sql, @bind) = @_;
-    my %r;
-    $api->begin_work;
-    my $ok = eval {
-        $api->do("SET LOCAL ROLE $role");
-        my %claims = (role => $role, defined $uid ? (sub => $uid) : ());
-        $api->do(q{SELECT set_config('request.jwt.claims', ?, true)}, undef, encode_json(\%claims));
-        my $sth = $api->prepare($sql);
-        $r{count} = $sth->execute(@bind) + 0;
-        $r{rows} = $sth->{NUM_OF_FIELDS} ? $sth->fetchall_arrayref({}) : [];
-        1;
-    };
-    if ($ok) {
-        $api->commit;
-        $r{ok} = 1;
-    } else {
-        %r = (ok => 0, state => $api->state, err => $@);
-        $api->rollback;
-    }
-    return \%r;
+    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind);
 }
 
 sub one { scalar $su->selectrow_array(@_) }

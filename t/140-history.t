@@ -23,30 +23,11 @@ BAIL_OUT("migrate failed: $mout") if $mrc != 0;
 my $su = $pg->dbh(user => 'postgres');
 my $api = $pg->dbh(user => 'authenticator');
 
-# See t/110-handles.t. @pre are statements run first in the same
+# As the server runs SQL (SV::Test::Pg::run_as_role); @pre are statements run first in the same
 # transaction (e.g. setting streamvibe.changed_by).
 sub as_role {
     my ($role, $uid, $pre, $sql, @bind) = @_;
-    my %r;
-    $api->begin_work;
-    my $ok = eval {
-        $api->do("SET LOCAL ROLE $role");
-        my %claims = (role => $role, defined $uid ? (sub => $uid) : ());
-        $api->do(q{SELECT set_config('request.jwt.claims', ?, true)}, undef, encode_json(\%claims));
-        $api->do($_) for @{ $pre // [] };
-        my $sth = $api->prepare($sql);
-        $r{count} = $sth->execute(@bind) + 0;
-        $r{rows} = $sth->{NUM_OF_FIELDS} ? $sth->fetchall_arrayref({}) : [];
-        1;
-    };
-    if ($ok) {
-        $api->commit;
-        $r{ok} = 1;
-    } else {
-        %r = (ok => 0, state => $api->state, err => $@);
-        $api->rollback;
-    }
-    return \%r;
+    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind, pre => $pre);
 }
 
 my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});

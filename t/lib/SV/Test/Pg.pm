@@ -253,4 +253,40 @@ sub migrate {
     return ($rc, $out);
 }
 
+# Runs SQL the way the server does: on $dbh (connected as authenticator),
+# in one transaction, SET LOCAL ROLE $role with request.jwt.claims for
+# $uid. $sql may be a code ref called with $dbh (its value in {value}).
+# $opt{pre} lists statements run first in the same transaction. Returns
+# {ok => 1, rows => [...], count => N} or {ok => 0, state => SQLSTATE,
+# err => message}; the transaction is committed or rolled back.
+sub run_as_role {
+    my ($class, $dbh, $role, $uid, $sql, $bind, %opt) = @_;
+    require JSON::PP;
+    my %r;
+    $dbh->begin_work;
+    my $ok = eval {
+        $dbh->do("SET LOCAL ROLE $role");
+        my %claims = (role => $role, defined $uid ? (sub => $uid) : ());
+        $dbh->do(q{SELECT set_config('request.jwt.claims', ?, true)}, undef,
+            JSON::PP::encode_json(\%claims));
+        $dbh->do($_) for @{ $opt{pre} // [] };
+        if (ref $sql eq 'CODE') {
+            $r{value} = $sql->($dbh);
+        } else {
+            my $sth = $dbh->prepare($sql);
+            $r{count} = $sth->execute(@{ $bind // [] }) + 0;
+            $r{rows} = $sth->{NUM_OF_FIELDS} ? $sth->fetchall_arrayref({}) : [];
+        }
+        1;
+    };
+    if ($ok) {
+        $dbh->commit;
+        $r{ok} = 1;
+    } else {
+        %r = (ok => 0, state => $dbh->state, err => $@);
+        $dbh->rollback;
+    }
+    return \%r;
+}
+
 1;
