@@ -230,4 +230,12 @@ SQL
     $fresh->stop;
 }
 
+# --- the server's login role runs without JIT (short RLS queries) ------------
+{
+    my $api = $pg->dbh(user => 'authenticator');
+    is($api->selectrow_array('SHOW jit'), 'off', 'authenticator sessions have jit off');
+    $api->disconnect;
+    is($pg->dbh(user => 'postgres')->selectrow_array('SHOW jit'), 'on', 'other roles keep the default');
+}
+
 done_testing();
