@@ -437,6 +437,15 @@ static void sv_rest_execute(sv_worker *w, sv_request *req, sv_response *res, con
 
 /* --- handlers -------------------------------------------------------------------- */
 
+/* What every table and rpc request does first: resolve the caller, and
+ * make sure the schema cache is loaded. SV_ERROR means res is written. */
+static int sv_rest_begin(sv_worker *w, sv_request *req, sv_response *res, sv_auth_ctx *ctx)
+{
+    if (sv_auth_request(w, req, res, ctx) != SV_OK)
+        return SV_ERROR;
+    return sv_rest_load(w, req, res);
+}
+
 void sv_rest_table(sv_worker *w, sv_request *req, sv_response *res)
 {
     const char *name = req->path + strlen("/rest/v1/");
@@ -448,9 +457,7 @@ void sv_rest_table(sv_worker *w, sv_request *req, sv_response *res)
                           NULL, NULL);
         return;
     }
-    if (sv_auth_request(w, req, res, &ctx) != SV_OK)
-        return;
-    if (sv_rest_load(w, req, res) != SV_OK)
+    if (sv_rest_begin(w, req, res, &ctx) != SV_OK)
         return;
     const sv_rest_table_def *t = sv_rest_find_table(name);
     if (t == NULL) {
@@ -478,9 +485,7 @@ void sv_rest_rpc(sv_worker *w, sv_request *req, sv_response *res)
     const char *name = req->path + strlen("/rest/v1/rpc/");
     sv_auth_ctx ctx;
 
-    if (sv_auth_request(w, req, res, &ctx) != SV_OK)
-        return;
-    if (sv_rest_load(w, req, res) != SV_OK)
+    if (sv_rest_begin(w, req, res, &ctx) != SV_OK)
         return;
     const sv_rest_function_def *f = sv_rest_find_function(name);
     if (f == NULL) {
