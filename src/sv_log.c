@@ -11,6 +11,31 @@
 
 static int sv_log_fd = STDERR_FILENO;
 static pid_t sv_log_pid;
+static int sv_log_buffered;
+static char sv_log_buf[16384];
+static size_t sv_log_buf_len;
+
+void sv_log_set_buffered(int on)
+{
+    if (!on)
+        sv_log_flush();
+    sv_log_buffered = on;
+}
+
+int sv_log_pending(void)
+{
+    return sv_log_buf_len > 0;
+}
+
+void sv_log_flush(void)
+{
+    if (sv_log_buf_len == 0)
+        return;
+    /* A short write to a log must never take down a worker. */
+    ssize_t w = write(sv_log_fd, sv_log_buf, sv_log_buf_len);
+    (void)w;
+    sv_log_buf_len = 0;
+}
 
 void sv_log_set_pid(pid_t pid)
 {
@@ -19,6 +44,7 @@ void sv_log_set_pid(pid_t pid)
 
 int sv_log_open(const char *path)
 {
+    sv_log_flush();
     if (path == NULL || *path == '\0' || strcmp(path, "-") == 0) {
         if (sv_log_fd != STDERR_FILENO)
             close(sv_log_fd);
@@ -62,9 +88,17 @@ void sv_log(const char *level, const char *event, const char *fmt, ...)
         len = sizeof(line) - 2;
     line[len++] = '\n';
 
-    /* A short write to a log must never take down a worker. */
-    ssize_t w = write(sv_log_fd, line, len);
-    (void)w;
+    if (sv_log_buffered) {
+        if (sv_log_buf_len + len > sizeof(sv_log_buf))
+            sv_log_flush();
+        memcpy(sv_log_buf + sv_log_buf_len, line, len);
+        sv_log_buf_len += len;
+        if (strcmp(level, "info") != 0)
+            sv_log_flush();
+    } else {
+        ssize_t w = write(sv_log_fd, line, len);
+        (void)w;
+    }
     errno = saved_errno;
 }
 

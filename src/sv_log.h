@@ -18,6 +18,17 @@ void sv_log_set_pid(pid_t pid);
 void sv_log(const char *level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* Buffering: info lines are held (up to 16 kB) and written together by
+ * sv_log_flush or when the buffer fills; a warn or error line flushes
+ * at once, after the lines before it. A busy worker then writes its
+ * access lines in batches instead of one write per request; it flushes
+ * whenever it has nothing to do, so lines are late only while it is busy
+ * with back-to-back requests. A batch is one write of whole lines, so
+ * lines still never interleave. */
+void sv_log_set_buffered(int on);
+int sv_log_pending(void);
+void sv_log_flush(void);
+
 #define sv_log_info(event, ...)  sv_log("info", event, __VA_ARGS__)
 #define sv_log_warn(event, ...)  sv_log("warn", event, __VA_ARGS__)
 #define sv_log_error(event, ...) sv_log("error", event, __VA_ARGS__)
