@@ -95,15 +95,6 @@ sv_stop_pidfile() {
 # Render nginx/streamvibe.conf.in to $1. Variables: LISTEN PREFIX SOCKET
 # BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES (the @X@ placeholders);
 # the extra hooks are emptied.
-# Upstream keepalive for the template: idle cached connections each pin a
-# pool worker, so keep them below POOL_WORKERS across nginx's processes.
-sv_nginx_keepalive() {
-    local procs=${WORKER_PROCESSES:-auto} n
-    [ "$procs" = auto ] && procs=$(nproc)
-    n=$(( (${POOL_WORKERS:-1} - 1) / procs ))
-    if [ "$n" -ge 1 ]; then echo "keepalive $n; keepalive_timeout 55s;"; fi
-}
-
 sv_render_nginx() {
     local out=$1 tpl="$SV_ROOT/nginx/streamvibe.conf.in"
     [ -r "$tpl" ] || sv_die "missing $tpl"
@@ -113,8 +104,6 @@ sv_render_nginx() {
         -e "s|@BODY_LIMIT@|${BODY_LIMIT}|g" \
         -e "s|@USER_DIRECTIVE@|${USER_DIRECTIVE}|g" \
         -e "s|@WORKER_PROCESSES@|${WORKER_PROCESSES:-auto}|g" \
-        -e "s|@KEEPALIVE@|$(sv_nginx_keepalive)|g" \
-        -e "s|@KEEP_CONN@|$([ -n "$(sv_nginx_keepalive)" ] && echo on || echo off)|g" \
         -e "s|@HTTP_EXTRA@||g" -e "s|@SERVER_EXTRA@||g" -e "s|@FASTCGI_EXTRA@||g" \
         "$tpl" > "$out.tmp"
     if grep -q '@[A-Z_]*@' "$out.tmp"; then

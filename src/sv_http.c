@@ -270,19 +270,6 @@ const char *sv_http_reason(int status)
     }
 }
 
-static int sv_io_write_all(const sv_io *io, const char *data, size_t len)
-{
-    while (len > 0) {
-        int chunk = len > 65536 ? 65536 : (int)len;
-        int n = io->write(io->ctx, data, chunk);
-        if (n <= 0)
-            return SV_ERROR;
-        data += n;
-        len -= (size_t)n;
-    }
-    return SV_OK;
-}
-
 int sv_response_send(sv_response *res, const sv_io *io)
 {
     sv_buf head;
@@ -295,9 +282,6 @@ int sv_response_send(sv_response *res, const sv_io *io)
     }
     sv_buf_append(&head, res->headers.data, res->headers.len);
     sv_buf_puts(&head, "\r\n");
-    if (sv_io_write_all(io, head.data, head.len) != SV_OK)
-        return SV_ERROR;
-    if (res->head_only || res->body.len == 0)
-        return SV_OK;
-    return sv_io_write_all(io, res->body.data, res->body.len);
+    size_t body_len = res->head_only ? 0 : res->body.len;
+    return io->send(io->ctx, head.data, head.len, res->body.data, body_len) == 0 ? SV_OK : SV_ERROR;
 }

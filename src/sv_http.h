@@ -13,7 +13,11 @@
 typedef struct sv_io {
     char **envp;                                   /* CGI-style NAME=VALUE params */
     int  (*read)(void *ctx, char *buf, int len);   /* >0 bytes, 0 EOF, <0 error */
-    int  (*write)(void *ctx, const char *buf, int len);
+    /* The whole response at once (CGI head, then body, which may be
+     * empty), so a transport can frame it in one write: 0, or -1 when the
+     * client has gone away. */
+    int  (*send)(void *ctx, const char *head, size_t head_len, const char *body,
+                 size_t body_len);
     void *ctx;
 } sv_io;
 

@@ -153,6 +153,8 @@ void sv_ops_status(sv_worker *w, sv_request *req, sv_response *res)
         json_object_object_add(wo, "requests",
                                json_object_new_int64((int64_t)__atomic_load_n(&slot->requests, __ATOMIC_RELAXED)));
         json_object_object_add(wo, "generation", json_object_new_int64(slot->generation));
+        json_object_object_add(wo, "connections",
+                               json_object_new_int((int)__atomic_load_n(&slot->connections, __ATOMIC_RELAXED)));
         if (state == SV_SLOT_BUSY) {
             json_object_object_add(wo, "request_duration_ms",
                                    json_object_new_int64(now_mono - slot->request_start_ms));
@@ -174,6 +176,8 @@ void sv_ops_status(sv_worker *w, sv_request *req, sv_response *res)
                            json_object_new_int64(now_wall / 1000 - sb->start_time));
     json_object_object_add(obj, "accepted_conn",
                            json_object_new_int64((int64_t)__atomic_load_n(&sb->accepted_conn, __ATOMIC_RELAXED)));
+    json_object_object_add(obj, "fastcgi_connections",
+                           json_object_new_int64((int64_t)__atomic_load_n(&sb->fastcgi_connections, __ATOMIC_RELAXED)));
     json_object_object_add(obj, "idle_processes", json_object_new_int(idle));
     json_object_object_add(obj, "active_processes", json_object_new_int(active));
     json_object_object_add(obj, "total_processes", json_object_new_int(total));

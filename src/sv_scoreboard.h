@@ -19,6 +19,7 @@ typedef struct sv_slot {
     int64_t  started_ms;         /* wall clock, ms since epoch */
     int64_t  request_start_ms;   /* monotonic ms; valid while BUSY */
     uint64_t requests;
+    uint32_t connections;        /* FastCGI connections held (kept ones included) */
     int64_t  last_duration_ms;
     char     method[8];
     char     path[96];
@@ -27,7 +28,8 @@ typedef struct sv_slot {
 
 typedef struct sv_scoreboard {
     int64_t  start_time;         /* epoch seconds of the master's start */
-    uint64_t accepted_conn;
+    uint64_t accepted_conn;      /* requests, as php-fpm counts them */
+    uint64_t fastcgi_connections; /* connections accepted from the web server */
     uint64_t slow_requests;
     uint64_t timed_out_requests;
     uint64_t respawned_workers;

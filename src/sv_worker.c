@@ -10,8 +10,9 @@
 
 #include <fcgiapp.h>
 
-#include "sv_log.h"
 #include "sv_auth.h"
+#include "sv_fcgi.h"
+#include "sv_log.h"
 #include "sv_ops.h"
 #include "sv_rest.h"
 
@@ -154,13 +155,11 @@ static void sv_worker_preflight(sv_request *req, sv_response *res, int allowed)
     res->status = 204;
 }
 
-static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, const sv_io *io,
-                            int *body_consumed)
+static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, const sv_io *io)
 {
     const sv_route *route;
     int allowed;
 
-    *body_consumed = 0;
     /* Too large is too large whatever the route: refuse before routing
      * so no handler ever sees the request and nothing is read. */
     if (req->content_length > w->cfg->body_limit) {
@@ -191,7 +190,6 @@ static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, con
 
     switch (sv_request_read_body(req, io, w->cfg->body_limit)) {
     case SV_OK:
-        *body_consumed = 1;
         break;
     case SV_BODY_TOO_LARGE:
         sv_response_error(res, 413, "SV413", "Request body too large",
@@ -207,11 +205,10 @@ static void sv_worker_route(sv_worker *w, sv_request *req, sv_response *res, con
     route->handler(w, req, res);
 }
 
-int sv_worker_handle(sv_worker *w, const sv_io *io)
+void sv_worker_handle(sv_worker *w, const sv_io *io)
 {
     sv_request req;
     sv_response res;
-    int body_consumed;
     int64_t start = sv_now_monotonic_ms();
 
     sv_arena_reset(&w->arena);
@@ -226,7 +223,7 @@ int sv_worker_handle(sv_worker *w, const sv_io *io)
         sv_response_header(&res, "Access-Control-Expose-Headers",
                            "Content-Range, Content-Location, Location, X-Request-Id, Retry-After");
     }
-    sv_worker_route(w, &req, &res, io, &body_consumed);
+    sv_worker_route(w, &req, &res, io);
     res.head_only = (req.method == SV_HTTP_HEAD);
     int sent = sv_response_send(&res, io);
 
@@ -245,27 +242,44 @@ int sv_worker_handle(sv_worker *w, const sv_io *io)
                     req.method_name, qpath, (long long)duration, qid);
     }
     sv_worker_mark_idle(w, duration);
-    return body_consumed || req.content_length <= 0;
 }
 
 /* --- FastCGI ---------------------------------------------------------- */
 
+/* One FastCGI connection from nginx. With fastcgi_keep_conn nginx keeps
+ * it open between requests. */
+typedef struct sv_fcgi_conn {
+    FCGX_Request req;
+    int64_t      last_used_ms;
+    int          answered;   /* the response has been written */
+} sv_fcgi_conn;
+
+/* A worker holds at most this many connections; nginx caches far fewer
+ * (the template's keepalive per nginx process). */
+#define SV_WORKER_MAX_CONNS 64
+
 static int sv_fcgi_read(void *ctx, char *buf, int len)
 {
-    return FCGX_GetStr(buf, len, ((FCGX_Request *)ctx)->in);
+    return FCGX_GetStr(buf, len, ((sv_fcgi_conn *)ctx)->req.in);
 }
 
-static int sv_fcgi_write(void *ctx, const char *buf, int len)
+static int sv_fcgi_send(void *ctx, const char *head, size_t head_len, const char *body,
+                        size_t body_len)
 {
-    return FCGX_PutStr(buf, len, ((FCGX_Request *)ctx)->out);
+    sv_fcgi_conn *c = ctx;
+    if (sv_fcgi_send_response(c->req.ipcFd, c->req.requestId, head, head_len, body, body_len) != 0)
+        return -1;
+    c->answered = 1;
+    return 0;
 }
 
-/* A request answered without reading its body (413, 404, 405) leaves
- * the body on the connection. Closing the connection instead would race
- * with nginx reusing it for the next request, which fails a POST with
- * 502, so the body is read and dropped; nginx has already capped its
- * size at client_max_body_size. Returns 1 when the connection is clean. */
-static int sv_worker_drain_body(FCGX_Request *req)
+/* Reads the rest of FCGI_STDIN, up to and including its empty end
+ * record. A request answered without reading its body (413, 404, 405)
+ * leaves the body on the connection, and even a fully read body can
+ * leave the end record behind; either would be taken for the start of
+ * the next request, which fails it. nginx has already capped the body at
+ * client_max_body_size. Returns 1 when the connection is clean. */
+static int sv_fcgi_drain_stdin(FCGX_Request *req)
 {
     char buf[16384];
     long long total = 0;
@@ -278,34 +292,84 @@ static int sv_worker_drain_body(FCGX_Request *req)
     return FCGX_GetError(req->in) == 0;
 }
 
-/* Waits for the kept-alive connection (when there is one) or else the
- * listening socket to become readable, a stop request, or the timeout.
- * Returns 1 when the awaited descriptor is readable. */
-static int sv_worker_wait(int fd, int timeout_ms)
+/* Ends the request: libfcgi frees what it allocated, and the connection
+ * is kept for nginx's next request or closed. A plain close is safe: the
+ * request has been read to its end and, without keep_conn, nginx sends
+ * nothing more, so there is nothing to linger for (libfcgi's close waits
+ * for nginx to hang up first, up to 2 s, which idles the worker). */
+static void sv_fcgi_end(sv_fcgi_conn *c, int keep)
 {
-    struct pollfd fds[2] = {
-        { .fd = sv_worker_wake_pipe[0], .events = POLLIN },
-        { .fd = fd, .events = POLLIN },
-    };
-    if (poll(fds, 2, timeout_ms) <= 0)
-        return 0;
-    return (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0;
+    if (!c->answered) {
+        /* Not reached by sv_worker_handle, which always answers. */
+        c->req.keepConnection = keep;
+        FCGX_Finish_r(&c->req);
+        return;
+    }
+    int fd = c->req.ipcFd;
+    FCGX_Free(&c->req, 0);
+    if (!keep) {
+        close(fd);
+        c->req.ipcFd = -1;
+    }
+    /* Nothing is left for libfcgi to close at the next accept. */
+    c->req.keepConnection = 1;
 }
 
-/* One connection at a time, as php-fpm does: a worker never holds an
- * idle connection while it is busy with another, so a slow request
- * delays nobody else. While nginx keeps a connection alive the worker
- * waits on it; the nginx template sizes upstream keepalive below the
- * worker count so idle cached connections can never pin every worker,
- * and nginx closes them (55 s) before keepalive_idle here runs out. */
+static void sv_fcgi_close(sv_fcgi_conn *c)
+{
+    if (c->req.ipcFd >= 0)
+        close(c->req.ipcFd);
+    c->req.ipcFd = -1;
+    c->req.keepConnection = 1;
+}
+
+/* Reads the next request on c (accepting a connection first when c has
+ * none) and answers it; with last set, the connection closes with the
+ * answer. Returns 1 when a request was served. */
+static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
+{
+    int had_conn = c->req.ipcFd >= 0;
+    int rc = FCGX_Accept_r(&c->req);
+    if (rc < 0) {
+        /* EAGAIN: another worker took the connection; on a kept
+         * connection: nginx closed it and libfcgi freed it. */
+        if (!had_conn && rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR &&
+            rc != -ECONNABORTED)
+            sv_log_warn("accept", "error=\"%s\"", strerror(-rc));
+        sv_fcgi_close(c);
+        return 0;
+    }
+    if (!had_conn)
+        __atomic_add_fetch(&w->sb->fastcgi_connections, 1, __ATOMIC_RELAXED);
+    c->answered = 0;
+    sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
+    sv_worker_handle(w, &io);
+    int keep = c->req.keepConnection && c->answered && !last;
+    if (keep && !sv_fcgi_drain_stdin(&c->req))
+        keep = 0;
+    sv_fcgi_end(c, keep);
+    c->last_used_ms = sv_now_monotonic_ms();
+    return 1;
+}
+
+/* Requests are served one at a time, but a worker is not tied to one
+ * connection: it waits on every connection nginx keeps open to it and on
+ * the listening socket, and serves whichever is ready. An idle kept
+ * connection therefore never blocks a worker (php-fpm's pinning, which
+ * starves new connections once nginx caches as many as there are
+ * workers), and every request can use a kept connection. The price: a
+ * request nginx sends on a connection whose worker is busy with a slow
+ * request waits for it. */
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 {
-    FCGX_Request req;
-    int64_t last_used = sv_now_monotonic_ms();
+    sv_fcgi_conn *conns = calloc(SV_WORKER_MAX_CONNS, sizeof(*conns));
     unsigned long served = 0;
+    int leaving = 0;
+    int64_t leave_by = 0;
 
-    if (pipe2(sv_worker_wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
-        sv_log_error("worker_start", "error=\"pipe: %s\"", strerror(errno));
+    if (conns == NULL || pipe2(sv_worker_wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
+        sv_log_error("worker_start", "error=\"%s\"", strerror(errno));
+        free(conns);
         return 1;
     }
     sv_worker_signals();
@@ -315,50 +379,96 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     int flags = fcntl(listen_fd, F_GETFL);
     if (flags >= 0)
         fcntl(listen_fd, F_SETFL, flags | O_NONBLOCK);
-    if (FCGX_Init() != 0 || FCGX_InitRequest(&req, listen_fd, 0) != 0) {
+    if (FCGX_Init() != 0) {
         sv_log_error("worker_start", "error=\"libfcgi initialisation failed\"");
+        free(conns);
         return 1;
     }
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+        FCGX_InitRequest(&conns[i].req, listen_fd, 0);
+        conns[i].req.keepConnection = 1;
+    }
+    sv_log_set_buffered(1);
 
-    while (!sv_worker_stop) {
-        if (w->master_pid != 0 && getppid() != w->master_pid)
-            break; /* master died: never serve unsupervised */
-        int kept = req.ipcFd >= 0;
-        if (!sv_worker_wait(kept ? req.ipcFd : listen_fd, 1000)) {
-            if (kept && sv_now_monotonic_ms() - last_used >= (int64_t)w->cfg->keepalive_idle * 1000)
-                FCGX_Free(&req, 1);
+    for (;;) {
+        int64_t now = sv_now_monotonic_ms();
+        if (!leaving && (sv_worker_stop ||
+                         (w->master_pid != 0 && getppid() != w->master_pid) ||
+                         (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests))) {
+            /* Leaving: answer what nginx sends on the kept connections
+             * for a moment, each closing with its answer, rather than
+             * closing them idle while nginx may be reusing one. */
+            leaving = 1;
+            leave_by = now + 1000;
+            if (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests)
+                sv_log_info("worker_recycle", "requests=%lu", served);
+        }
+
+        struct pollfd fds[SV_WORKER_MAX_CONNS + 2];
+        sv_fcgi_conn *owner[SV_WORKER_MAX_CONNS + 2];
+        int nfds = 0, nopen = 0;
+        sv_fcgi_conn *free_slot = NULL;
+        fds[nfds] = (struct pollfd){ .fd = sv_worker_wake_pipe[0], .events = POLLIN };
+        owner[nfds++] = NULL;
+        for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+            if (conns[i].req.ipcFd < 0) {
+                if (free_slot == NULL)
+                    free_slot = &conns[i];
+                continue;
+            }
+            nopen++;
+            fds[nfds] = (struct pollfd){ .fd = conns[i].req.ipcFd, .events = POLLIN };
+            owner[nfds++] = &conns[i];
+        }
+        __atomic_store_n(&w->slot->connections, (uint32_t)nopen, __ATOMIC_RELAXED);
+        if (leaving && (nopen == 0 || now >= leave_by))
+            break;
+        int listen_at = -1;
+        if (!leaving && free_slot != NULL) {
+            listen_at = nfds;
+            fds[nfds] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
+            owner[nfds++] = NULL;
+        }
+
+        /* Buffered log lines go out when there is nothing to do. */
+        int ready = sv_log_pending() ? poll(fds, (nfds_t)nfds, 0) : 0;
+        if (ready <= 0) {
+            sv_log_flush();
+            ready = poll(fds, (nfds_t)nfds, leaving ? (int)(leave_by - now) : 1000);
+        }
+        if (ready <= 0) {
+            /* Idle: drop connections nginx has not used for a long time
+             * (nginx itself closes them after 55 s). */
+            now = sv_now_monotonic_ms();
+            for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
+                if (conns[i].req.ipcFd >= 0 &&
+                    now - conns[i].last_used_ms >= (int64_t)w->cfg->keepalive_idle * 1000)
+                    sv_fcgi_close(&conns[i]);
             continue;
         }
-        if (sv_worker_stop)
-            break;
-
-        int rc = FCGX_Accept_r(&req);
-        if (rc < 0) {
-            /* EAGAIN: another worker took the connection; on a kept
-             * connection: nginx closed it and libfcgi freed it. */
-            if (!kept && rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR && rc != -ECONNABORTED)
-                sv_log_warn("accept", "error=\"%s\"", strerror(-rc));
-            continue;
+        if (fds[0].revents & POLLIN) {
+            char drain[16];
+            while (read(sv_worker_wake_pipe[0], drain, sizeof(drain)) > 0)
+                ;
         }
-        sv_io io = { req.envp, sv_fcgi_read, sv_fcgi_write, &req };
-        if (!sv_worker_handle(w, &io) && !sv_worker_drain_body(&req))
-            req.keepConnection = 0;
-        int last = w->cfg->max_requests > 0 && ++served >= (unsigned long)w->cfg->max_requests;
-        /* Leaving: close together with this response rather than later
-         * on an idle connection nginx may be reusing at that moment. */
-        if (last || sv_worker_stop)
-            req.keepConnection = 0;
-        FCGX_Finish_r(&req);
-        last_used = sv_now_monotonic_ms();
-        if (last) {
-            sv_log_info("worker_recycle", "requests=%lu", served);
-            break;
+        for (int i = 1; i < nfds; i++) {
+            if (owner[i] == NULL || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+                continue;
+            int last = leaving || sv_worker_stop ||
+                       (w->cfg->max_requests > 0 && served + 1 >= (unsigned long)w->cfg->max_requests);
+            served += (unsigned long)sv_worker_serve_conn(w, owner[i], last);
+        }
+        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop) {
+            int last = w->cfg->max_requests > 0 && served + 1 >= (unsigned long)w->cfg->max_requests;
+            served += (unsigned long)sv_worker_serve_conn(w, free_slot, last);
         }
     }
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
-    if (req.ipcFd >= 0)
-        FCGX_Free(&req, 1);
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
+        sv_fcgi_close(&conns[i]);
+    free(conns);
+    sv_log_set_buffered(0);
     return 0;
 }
 
@@ -371,11 +481,13 @@ static int sv_cgi_read(void *ctx, char *buf, int len)
     return ferror(stdin) ? -1 : (int)n;
 }
 
-static int sv_cgi_write(void *ctx, const char *buf, int len)
+static int sv_cgi_send(void *ctx, const char *head, size_t head_len, const char *body,
+                       size_t body_len)
 {
     (void)ctx;
-    size_t n = fwrite(buf, 1, (size_t)len, stdout);
-    return n == (size_t)len ? len : -1;
+    if (fwrite(head, 1, head_len, stdout) != head_len)
+        return -1;
+    return body_len == 0 || fwrite(body, 1, body_len, stdout) == body_len ? 0 : -1;
 }
 
 int sv_worker_serve_cgi(sv_worker *w)
@@ -385,7 +497,7 @@ int sv_worker_serve_cgi(sv_worker *w)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    sv_io io = { environ, sv_cgi_read, sv_cgi_write, NULL };
+    sv_io io = { environ, sv_cgi_read, sv_cgi_send, NULL };
     sv_worker_handle(w, &io);
     return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
-/* A worker serves requests one at a time, from a FastCGI listening socket
- * (the pool's, or one inherited from spawn-fcgi / mod_fcgid) or, run as a
- * CGI program, the single request in its environment. Both transports end
+/* A worker serves requests one at a time, from the FastCGI connections of
+ * a listening socket (the pool's, or one inherited from spawn-fcgi /
+ * mod_fcgid) or, run as a CGI program, the single request in its
+ * environment. Both transports end
  * in sv_worker_handle, so every mode runs the same request code. */
 #ifndef SV_WORKER_H
 #define SV_WORKER_H
@@ -34,13 +35,13 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
                     int slot_index, pid_t master_pid);
 void sv_worker_cleanup(sv_worker *w);
 
-/* Serves one request read from io. Returns 1 when the transport may be
- * reused for another request, 0 when the request body was left unread and
- * the connection must be closed. */
-int sv_worker_handle(sv_worker *w, const sv_io *io);
+/* Serves one request read from io. The body may be left unread (a
+ * request refused before it is needed); the transport drains it. */
+void sv_worker_handle(sv_worker *w, const sv_io *io);
 
-/* Accept loop on a FastCGI listening socket until SIGTERM/SIGQUIT/SIGINT,
- * max_requests, or the master going away. Returns an exit status. */
+/* Serves the FastCGI connections accepted on listen_fd, kept ones
+ * included, until SIGTERM/SIGQUIT/SIGINT, max_requests, or the master
+ * going away. Returns an exit status. */
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd);
 
 /* Serves the CGI request in environ/stdin/stdout. Returns an exit status. */

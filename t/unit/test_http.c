@@ -17,15 +17,20 @@ static int mem_read(void *ctx, char *buf, int len)
     return (int)n;
 }
 
-static int mem_write(void *ctx, const char *buf, int len)
+static int mem_append(mem_out *out, const char *buf, size_t len)
+{
+    if (out->len + len >= sizeof(out->data))
+        return -1;
+    memcpy(out->data + out->len, buf, len);
+    out->len += len;
+    out->data[out->len] = '\0';
+    return 0;
+}
+
+static int mem_send(void *ctx, const char *head, size_t head_len, const char *body, size_t body_len)
 {
     mem_out *out = ctx;
-    if (out->len + (size_t)len >= sizeof(out->data))
-        return -1;
-    memcpy(out->data + out->len, buf, (size_t)len);
-    out->len += (size_t)len;
-    out->data[out->len] = '\0';
-    return len;
+    return mem_append(out, head, head_len) == 0 && mem_append(out, body, body_len) == 0 ? 0 : -1;
 }
 
 int main(void)
@@ -76,7 +81,7 @@ int main(void)
     is_str(req.request_id, "-", "request id with foreign characters is dropped");
 
     mem_out out = { "", 0 };
-    sv_io wio = { env, NULL, mem_write, &out };
+    sv_io wio = { env, NULL, mem_send, &out };
     sv_response res;
     sv_response_init(&res, &arena);
     sv_response_header(&res, "X-Evil", "a\r\nSet-Cookie: x=1");

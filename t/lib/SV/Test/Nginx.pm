@@ -53,16 +53,6 @@ sub new {
     return $self;
 }
 
-# The template's upstream keepalive: idle cached connections each pin a
-# pool worker, so at most workers - 1 of them in all nginx processes.
-sub keepalive_placeholders {
-    my ($procs, $workers) = @_;
-    $procs = ncpu() if !defined $procs || $procs eq 'auto';
-    my $n = int((($workers // 1) - 1) / ($procs || 1));
-    return (KEEPALIVE => '', KEEP_CONN => 'off') if $n < 1;
-    return (KEEPALIVE => "keepalive $n; keepalive_timeout 55s;", KEEP_CONN => 'on');
-}
-
 sub ncpu {
     open my $fh, '<', '/proc/cpuinfo' or return 1;
     my $n = grep { /^processor\s*:/ } <$fh>;
@@ -82,7 +72,6 @@ sub render {
         BODY_LIMIT       => $self->{body_limit},
         USER_DIRECTIVE   => ($> == 0 ? 'user nobody nogroup;' : ''),
         WORKER_PROCESSES => $c->{worker_processes} // 1,
-        keepalive_placeholders($c->{worker_processes} // 1, $self->{pool} ? $self->{pool}->workers : ($c->{pool_workers} // 1)),
         HTTP_EXTRA       => $c->{http_extra} // '',
         SERVER_EXTRA     => $c->{server_extra} // '',
         FASTCGI_EXTRA    => $c->{fastcgi_extra} // '',
