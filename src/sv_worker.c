@@ -2,10 +2,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -68,7 +71,9 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
     w->slot = &sb->slots[slot_index];
     w->master_pid = master_pid;
     w->started_ms = sv_now_wall_ms();
-    sv_arena_init(&w->arena, 32768);
+    /* The first chunk is kept across requests: big enough for a typical
+     * answer (a 20-row page is ~20 kB) so a request does no malloc. */
+    sv_arena_init(&w->arena, 96 * 1024);
     sv_db_init(&w->db, cfg->database_url);
     /* Half a second before the master's kill, so the client gets a clean
      * 504 and the query stops rather than running on orphaned. */
@@ -106,7 +111,9 @@ void sv_worker_cleanup(sv_worker *w)
 
 static void sv_slot_copy(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? src : "");
+    size_t n = src ? strnlen(src, size - 1) : 0;
+    memcpy(dst, src ? src : "", n);
+    dst[n] = '\0';
 }
 
 static void sv_worker_mark_busy(sv_worker *w, const sv_request *req, int64_t start)
@@ -323,24 +330,44 @@ static void sv_fcgi_close(sv_fcgi_conn *c)
     c->req.keepConnection = 1;
 }
 
-/* Reads the next request on c (accepting a connection first when c has
- * none) and answers it; with last set, the connection closes with the
- * answer. Returns 1 when a request was served. */
+/* Accepts a connection into the free slot c. The worker accepts, not
+ * libfcgi: libfcgi's accept then waits (up to 2 s) for the connection's
+ * first bytes, and a worker blocked there leaves the requests on its other
+ * connections waiting; here a new connection joins the poll set like a
+ * kept one and is served once its request has arrived. */
+static void sv_worker_accept(sv_worker *w, int listen_fd, sv_fcgi_conn *c)
+{
+    int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd < 0) {
+        /* EAGAIN: another worker took it. */
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+            sv_log_warn("accept", "error=\"%s\"", strerror(errno));
+        return;
+    }
+    struct sockaddr_storage addr;
+    socklen_t len = sizeof(addr);
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0 &&
+        (addr.ss_family == AF_INET || addr.ss_family == AF_INET6)) {
+        int on = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
+    }
+    __atomic_add_fetch(&w->sb->fastcgi_connections, 1, __ATOMIC_RELAXED);
+    c->req.ipcFd = fd;
+    c->req.keepConnection = 1;
+    c->last_used_ms = sv_now_monotonic_ms();
+}
+
+/* Reads the next request on c's connection and answers it; with last
+ * set, the connection closes with the answer. Returns 1 when a request
+ * was served, 0 when the connection ended instead. */
 static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
 {
-    int had_conn = c->req.ipcFd >= 0;
-    int rc = FCGX_Accept_r(&c->req);
-    if (rc < 0) {
-        /* EAGAIN: another worker took the connection; on a kept
-         * connection: nginx closed it and libfcgi freed it. */
-        if (!had_conn && rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR &&
-            rc != -ECONNABORTED)
-            sv_log_warn("accept", "error=\"%s\"", strerror(-rc));
+    /* The request's listen_sock is -1, so when the connection has ended
+     * libfcgi cannot fall back to accepting one itself: it fails. */
+    if (FCGX_Accept_r(&c->req) < 0) {
         sv_fcgi_close(c);
         return 0;
     }
-    if (!had_conn)
-        __atomic_add_fetch(&w->sb->fastcgi_connections, 1, __ATOMIC_RELAXED);
     c->answered = 0;
     sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
     sv_worker_handle(w, &io);
@@ -385,7 +412,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         return 1;
     }
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
-        FCGX_InitRequest(&conns[i].req, listen_fd, 0);
+        FCGX_InitRequest(&conns[i].req, -1, 0);
         conns[i].req.keepConnection = 1;
     }
     sv_log_set_buffered(1);
@@ -458,10 +485,8 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
                        (w->cfg->max_requests > 0 && served + 1 >= (unsigned long)w->cfg->max_requests);
             served += (unsigned long)sv_worker_serve_conn(w, owner[i], last);
         }
-        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop) {
-            int last = w->cfg->max_requests > 0 && served + 1 >= (unsigned long)w->cfg->max_requests;
-            served += (unsigned long)sv_worker_serve_conn(w, free_slot, last);
-        }
+        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop)
+            sv_worker_accept(w, listen_fd, free_slot);
     }
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
