@@ -41,7 +41,7 @@ const char *sv_http_param(char *const *envp, const char *name)
 {
     size_t n = strlen(name);
     for (; envp != NULL && *envp != NULL; envp++)
-        if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+        if ((*envp)[0] == name[0] && strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
             return *envp + n + 1;
     return NULL;
 }
@@ -134,7 +134,8 @@ const char *sv_request_header(const sv_request *req, const char *name)
         return sv_http_param(req->envp, "CONTENT_TYPE");
     if (strcasecmp(name, "Content-Length") == 0)
         return sv_http_param(req->envp, "CONTENT_LENGTH");
-    n = (size_t)snprintf(key, sizeof(key), "HTTP_");
+    memcpy(key, "HTTP_", 5);
+    n = 5;
     for (const char *p = name; *p && n + 1 < sizeof(key); p++)
         key[n++] = *p == '-' ? '_' : (char)toupper((unsigned char)*p);
     key[n] = '\0';
@@ -270,15 +271,37 @@ const char *sv_http_reason(int status)
     }
 }
 
+/* Decimal digits of v into out (at least 21 bytes); returns the length.
+ * Every answer formats two numbers: not worth a printf each. */
+static size_t sv_http_format_uint(char *out, unsigned long long v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
 int sv_response_send(sv_response *res, const sv_io *io)
 {
     sv_buf head;
     sv_buf_init(&head, res->arena, 256 + res->headers.len);
-    sv_buf_printf(&head, "Status: %d %s\r\n", res->status, sv_http_reason(res->status));
+    char num[24];
+    sv_buf_puts(&head, "Status: ");
+    sv_buf_append(&head, num, sv_http_format_uint(num, (unsigned long long)res->status));
+    sv_buf_puts(&head, " ");
+    sv_buf_puts(&head, sv_http_reason(res->status));
+    sv_buf_puts(&head, "\r\n");
     if (res->body.len > 0 || res->status != 204) {
         if (!res->has_content_type)
             sv_buf_puts(&head, "Content-Type: application/json; charset=utf-8\r\n");
-        sv_buf_printf(&head, "Content-Length: %zu\r\n", res->body.len);
+        sv_buf_puts(&head, "Content-Length: ");
+        sv_buf_append(&head, num, sv_http_format_uint(num, res->body.len));
+        sv_buf_puts(&head, "\r\n");
     }
     sv_buf_append(&head, res->headers.data, res->headers.len);
     sv_buf_puts(&head, "\r\n");
