@@ -267,6 +267,8 @@ static int sv_pool_spawn(sv_pool *pool)
 
     sv_slot *slot = &pool->sb->slots[index];
     memset(slot, 0, sizeof(*slot));
+    if ((uint32_t)index + 1 > pool->sb->slots_used)
+        __atomic_store_n(&pool->sb->slots_used, (uint32_t)index + 1, __ATOMIC_RELEASE);
     slot->generation = pool->generation;
     slot->started_ms = sv_now_wall_ms();
     pool->timed_out[index] = 0;

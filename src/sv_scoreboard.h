@@ -37,6 +37,7 @@ typedef struct sv_scoreboard {
     uint32_t max_children_reached;
     uint32_t workers_configured;
     uint32_t generation;
+    uint32_t slots_used;         /* 1 + the highest slot index ever given out */
     pid_t    master_pid;
     sv_slot  slots[SV_SCOREBOARD_SLOTS];
 } sv_scoreboard;
