@@ -60,19 +60,31 @@ int sv_log_open(const char *path)
     return 0;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS" of the current second: a worker logs every
+ * request, and the date changes once a second. */
+static const char *sv_log_second(time_t sec)
+{
+    static time_t cached = (time_t)-1;
+    static char text[64];
+    if (sec != cached) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        snprintf(text, sizeof(text), "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        cached = sec;
+    }
+    return text;
+}
+
 void sv_log(const char *level, const char *event, const char *fmt, ...)
 {
     char line[2048];
     struct timeval tv;
-    struct tm tm;
     int saved_errno = errno;
 
     gettimeofday(&tv, NULL);
-    gmtime_r(&tv.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line),
-                     "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ level=%s pid=%d event=%s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)(tv.tv_usec / 1000), level,
+    int n = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s pid=%d event=%s ",
+                     sv_log_second(tv.tv_sec), (long)(tv.tv_usec / 1000), level,
                      (int)(sv_log_pid ? sv_log_pid : getpid()), event);
     if (n < 0 || (size_t)n >= sizeof(line))
         n = 0;
