@@ -203,8 +203,38 @@ void sv_response_init(sv_response *res, sv_arena *arena)
     res->status = 200;
     res->head_only = 0;
     res->has_content_type = 0;
+    res->body_ext = NULL;
+    res->body_ext_len = 0;
+    res->body_ext_release = NULL;
+    res->body_ext_owner = NULL;
     sv_buf_init(&res->headers, arena, 256);
     sv_buf_init(&res->body, arena, 1024);
+}
+
+void sv_response_release(sv_response *res)
+{
+    if (res->body_ext_release != NULL)
+        res->body_ext_release(res->body_ext_owner);
+    res->body_ext = NULL;
+    res->body_ext_len = 0;
+    res->body_ext_release = NULL;
+    res->body_ext_owner = NULL;
+}
+
+void sv_response_body_ext(sv_response *res, const char *data, size_t len,
+                          void (*release)(void *owner), void *owner)
+{
+    sv_response_release(res);
+    res->body.len = 0;
+    res->body_ext = data;
+    res->body_ext_len = len;
+    res->body_ext_release = release;
+    res->body_ext_owner = owner;
+}
+
+size_t sv_response_body_len(const sv_response *res)
+{
+    return res->body_ext != NULL ? res->body_ext_len : res->body.len;
 }
 
 void sv_response_header(sv_response *res, const char *name, const char *value)
@@ -225,6 +255,7 @@ void sv_response_json(sv_response *res, int status, json_object *obj)
     size_t len = 0;
     const char *text = json_object_to_json_string_length(obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE, &len);
     res->status = status;
+    sv_response_release(res);
     res->body.len = 0;
     sv_buf_append(&res->body, text, len);
     json_object_put(obj);
@@ -296,15 +327,17 @@ int sv_response_send(sv_response *res, const sv_io *io)
     sv_buf_puts(&head, " ");
     sv_buf_puts(&head, sv_http_reason(res->status));
     sv_buf_puts(&head, "\r\n");
-    if (res->body.len > 0 || res->status != 204) {
+    size_t full_len = sv_response_body_len(res);
+    const char *body = res->body_ext != NULL ? res->body_ext : res->body.data;
+    if (full_len > 0 || res->status != 204) {
         if (!res->has_content_type)
             sv_buf_puts(&head, "Content-Type: application/json; charset=utf-8\r\n");
         sv_buf_puts(&head, "Content-Length: ");
-        sv_buf_append(&head, num, sv_http_format_uint(num, res->body.len));
+        sv_buf_append(&head, num, sv_http_format_uint(num, full_len));
         sv_buf_puts(&head, "\r\n");
     }
     sv_buf_append(&head, res->headers.data, res->headers.len);
     sv_buf_puts(&head, "\r\n");
-    size_t body_len = res->head_only ? 0 : res->body.len;
-    return io->send(io->ctx, head.data, head.len, res->body.data, body_len) == 0 ? SV_OK : SV_ERROR;
+    size_t body_len = res->head_only ? 0 : full_len;
+    return io->send(io->ctx, head.data, head.len, body, body_len) == 0 ? SV_OK : SV_ERROR;
 }

@@ -52,6 +52,13 @@ typedef struct sv_response {
     sv_buf      body;
     int         head_only;       /* HEAD: send headers, count the body */
     int         has_content_type;
+    /* A body sent from memory the response does not own (a PGresult's
+     * value) instead of body: a 20 kB page is not copied once more.
+     * body_ext_release(body_ext_owner) runs in sv_response_release. */
+    const char *body_ext;
+    size_t      body_ext_len;
+    void      (*body_ext_release)(void *owner);
+    void       *body_ext_owner;
 } sv_response;
 
 enum { SV_OK = 0, SV_ERROR = -1, SV_BODY_TOO_LARGE = -2, SV_BAD_REQUEST = -3 };
@@ -82,6 +89,13 @@ void sv_response_json(sv_response *res, int status, json_object *obj);
 /* PostgREST's error body: {"code","message","details","hint"}. */
 void sv_response_error(sv_response *res, int status, const char *code,
                        const char *message, const char *details, const char *hint);
+/* Sends data (len bytes) as the body without copying it; release(owner)
+ * is called once the response is done with it. Replaces any body. */
+void sv_response_body_ext(sv_response *res, const char *data, size_t len,
+                          void (*release)(void *owner), void *owner);
+size_t sv_response_body_len(const sv_response *res);
+/* Releases what sv_response_body_ext handed over; safe to call twice. */
+void sv_response_release(sv_response *res);
 /* Writes status line, headers and body to io. Returns SV_OK or SV_ERROR
  * when the client has gone away. */
 int sv_response_send(sv_response *res, const sv_io *io);

@@ -359,6 +359,11 @@ static int sv_rest_run(sv_worker *w, const sv_auth_ctx *ctx, const sv_rest_plan 
     }
 }
 
+static void sv_rest_clear_result(void *result)
+{
+    PQclear(result);
+}
+
 static void sv_rest_execute(sv_worker *w, sv_request *req, sv_response *res, const sv_auth_ctx *ctx,
                             const sv_rest_plan *plan)
 {
@@ -428,9 +433,12 @@ static void sv_rest_execute(sv_worker *w, sv_request *req, sv_response *res, con
         sv_response_header(res, "Content-Type", "application/vnd.pgrst.object+json; charset=utf-8");
     res->status = status;
     res->body.len = 0;
-    if (plan->has_body && !PQgetisnull(r, 0, 2))
-        sv_buf_append(&res->body, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2));
-    else if (plan->has_body && plan->single)
+    if (plan->has_body && !PQgetisnull(r, 0, 2)) {
+        sv_response_body_ext(res, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2),
+                             sv_rest_clear_result, r);
+        return;
+    }
+    if (plan->has_body && plan->single)
         sv_buf_puts(&res->body, "null");
     PQclear(r);
 }

@@ -237,13 +237,15 @@ void sv_worker_handle(sv_worker *w, const sv_io *io)
     sv_worker_route(w, &req, &res, io);
     res.head_only = (req.method == SV_HTTP_HEAD);
     int sent = sv_response_send(&res, io);
+    size_t body_bytes = res.head_only ? 0 : sv_response_body_len(&res);
+    sv_response_release(&res);
 
     int64_t duration = sv_now_monotonic_ms() - start;
     char qpath[256], qid[160];
     sv_log_info("access", "method=%s path=%s status=%d duration_ms=%lld bytes=%zu request_id=%s remote_addr=%s%s",
                 req.method_name[0] ? req.method_name : "-",
                 sv_log_quote(req.path, qpath, sizeof(qpath)), res.status,
-                (long long)duration, res.head_only ? (size_t)0 : res.body.len,
+                (long long)duration, body_bytes,
                 sv_log_quote(req.request_id, qid, sizeof(qid)),
                 req.remote_addr[0] ? req.remote_addr : "-",
                 sent == SV_OK ? "" : " client_gone=1");

@@ -33,6 +33,12 @@ static int mem_send(void *ctx, const char *head, size_t head_len, const char *bo
     return mem_append(out, head, head_len) == 0 && mem_append(out, body, body_len) == 0 ? 0 : -1;
 }
 
+static int released;
+static void count_release(void *owner)
+{
+    released += *(int *)owner;
+}
+
 int main(void)
 {
     sv_arena arena;
@@ -99,6 +105,25 @@ int main(void)
     is_int(sv_response_send(&res, &wio), SV_OK, "response with a look-alike header sent");
     ok(strstr(out.data, "\r\nContent-Type: application/json") != NULL,
        "a header value mentioning Content-Type does not suppress the real one");
+
+    /* A body handed over without a copy: sent, counted, released once. */
+    out.len = 0;
+    int one = 1;
+    static const char page[] = "[{\"id\":1}]";
+    sv_response_init(&res, &arena);
+    sv_response_body_ext(&res, page, strlen(page), count_release, &one);
+    is_int(sv_response_body_len(&res), strlen(page), "external body length");
+    is_int(sv_response_send(&res, &wio), SV_OK, "external body sent");
+    ok(strstr(out.data, "Content-Length: 10\r\n") != NULL, "Content-Length of the external body");
+    ok(strstr(out.data, "\r\n\r\n[{\"id\":1}]") != NULL, "the external body follows the head");
+    is_int(released, 0, "not released before the response is done");
+    sv_response_release(&res);
+    sv_response_release(&res);
+    is_int(released, 1, "released exactly once");
+    sv_response_body_ext(&res, page, strlen(page), count_release, &one);
+    sv_response_error(&res, 500, "X", "late error", NULL, NULL);
+    is_int(released, 2, "an error body replacing it releases it");
+    ok(sv_response_body_len(&res) == res.body.len && res.body_ext == NULL, "and the error is what is sent");
 
     is_str(sv_http_allow_header(&arena, SV_HTTP_GET | SV_HTTP_HEAD | SV_HTTP_POST), "GET, HEAD, POST",
            "Allow header lists methods in order");
