@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -357,9 +359,16 @@ static void sv_worker_accept(sv_worker *w, int listen_fd, sv_fcgi_conn *c)
         int on = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
     }
+    /* libfcgi reads a request with blocking reads: a peer that stops
+     * mid-request must fail that read, not hold the worker for good. */
+    struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     __atomic_add_fetch(&w->sb->fastcgi_connections, 1, __ATOMIC_RELAXED);
     c->req.ipcFd = fd;
     c->req.keepConnection = 1;
+    /* When libfcgi drops a connection (garbage, EOF, timeout) it closes
+     * it plainly instead of lingering up to 2 s per read for the peer. */
+    FCGX_Detach(&c->req);
     c->last_used_ms = sv_now_monotonic_ms();
 }
 
@@ -374,6 +383,14 @@ static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
         sv_fcgi_close(c);
         return 0;
     }
+    /* A read that failed between two parameters (timeout, reset) ends
+     * libfcgi's parameter list early and still counts as a request:
+     * never serve a request with part of its parameters. */
+    if (FCGX_GetError(c->req.in) != 0) {
+        FCGX_Free(&c->req, 0);
+        sv_fcgi_close(c);
+        return 0;
+    }
     c->answered = 0;
     sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
     sv_worker_handle(w, &io);
@@ -383,6 +400,37 @@ static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
     sv_fcgi_end(c, keep);
     c->last_used_ms = sv_now_monotonic_ms();
     return 1;
+}
+
+/* Every slot holds a connection and another is waiting to be accepted:
+ * more than nginx should ever keep (keepalive x worker_processes well
+ * under 64 x workers), or clients that connect and stay silent. Closes
+ * the longest-idle connection with nothing to read, so new connections
+ * are never starved; a kept one closed while nginx reuses it costs that
+ * request (retried by nginx for a GET). Returns the freed slot or NULL. */
+static sv_fcgi_conn *sv_worker_make_room(const struct pollfd *fds, sv_fcgi_conn *const *owner,
+                                         int nfds)
+{
+    static int64_t last_warned;
+    sv_fcgi_conn *oldest = NULL;
+    for (int i = 1; i < nfds; i++)
+        if (owner[i] != NULL && owner[i]->req.ipcFd < 0)
+            return owner[i]; /* closed since the poll (idle sweep, ended) */
+    for (int i = 1; i < nfds; i++)
+        if (owner[i] != NULL && owner[i]->req.ipcFd >= 0 && fds[i].revents == 0 &&
+            (oldest == NULL || owner[i]->last_used_ms < oldest->last_used_ms))
+            oldest = owner[i];
+    if (oldest == NULL)
+        return NULL;
+    int64_t now = sv_now_monotonic_ms();
+    if (now - last_warned >= 60000) {
+        last_warned = now;
+        sv_log_warn("connections_full",
+                    "msg=\"every connection slot is taken; closing the longest-idle one\" slots=%d",
+                    SV_WORKER_MAX_CONNS);
+    }
+    sv_fcgi_close(oldest);
+    return oldest;
 }
 
 /* Requests are served one at a time, but a worker is not tied to one
@@ -398,7 +446,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     sv_fcgi_conn *conns = calloc(SV_WORKER_MAX_CONNS, sizeof(*conns));
     unsigned long served = 0;
     int leaving = 0;
-    int64_t leave_by = 0;
+    int64_t leave_by = 0, last_sweep_ms = 0;
 
     if (conns == NULL || pipe2(sv_worker_wake_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         sv_log_error("worker_start", "error=\"%s\"", strerror(errno));
@@ -422,6 +470,16 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         conns[i].req.keepConnection = 1;
     }
     sv_log_set_buffered(1);
+    /* Stop signals arrive only while the worker waits (ppoll): the
+     * connections' reads have a timeout, and a socket with one lets a
+     * signal interrupt a read despite SA_RESTART, which libfcgi would
+     * take for the end of the request's parameters. */
+    sigset_t stop_signals, waiting_mask;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGQUIT);
+    sigaddset(&stop_signals, SIGINT);
+    sigprocmask(SIG_BLOCK, &stop_signals, &waiting_mask);
 
     for (;;) {
         int64_t now = sv_now_monotonic_ms();
@@ -456,43 +514,57 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         __atomic_store_n(&w->slot->connections, (uint32_t)nopen, __ATOMIC_RELAXED);
         if (leaving && (nopen == 0 || now >= leave_by))
             break;
+        /* Polled even with every slot taken: a new connection then
+         * replaces the longest-idle one (see sv_worker_make_room). */
         int listen_at = -1;
-        if (!leaving && free_slot != NULL) {
+        if (!leaving) {
             listen_at = nfds;
             fds[nfds] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
             owner[nfds++] = NULL;
         }
 
         /* Buffered log lines go out when there is nothing to do. */
-        int ready = sv_log_pending() ? poll(fds, (nfds_t)nfds, 0) : 0;
+        static const struct timespec no_wait = { 0, 0 };
+        int ready = sv_log_pending() ? ppoll(fds, (nfds_t)nfds, &no_wait, &waiting_mask) : 0;
         if (ready <= 0) {
             sv_log_flush();
-            ready = poll(fds, (nfds_t)nfds, leaving ? (int)(leave_by - now) : 1000);
+            int64_t wait_ms = leaving ? leave_by - now : 1000;
+            struct timespec wait = { (time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L };
+            ready = ppoll(fds, (nfds_t)nfds, &wait, &waiting_mask);
         }
-        if (ready <= 0) {
-            /* Idle: drop connections nginx has not used for a long time
-             * (nginx itself closes them after 55 s). */
-            now = sv_now_monotonic_ms();
-            for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
-                if (conns[i].req.ipcFd >= 0 &&
-                    now - conns[i].last_used_ms >= (int64_t)w->cfg->keepalive_idle * 1000)
-                    sv_fcgi_close(&conns[i]);
+        /* Once a second, busy or not: drop connections nginx has not used
+         * for a long time (nginx itself closes them after 55 s), never one
+         * that has just become readable. */
+        now = sv_now_monotonic_ms();
+        if (now - last_sweep_ms >= 1000) {
+            last_sweep_ms = now;
+            for (int i = 1; i < nfds; i++)
+                if (owner[i] != NULL && (ready <= 0 || fds[i].revents == 0) &&
+                    w->cfg->keepalive_idle > 0 &&
+                    now - owner[i]->last_used_ms >= (int64_t)w->cfg->keepalive_idle * 1000)
+                    sv_fcgi_close(owner[i]);
+        }
+        if (ready <= 0)
             continue;
-        }
         if (fds[0].revents & POLLIN) {
             char drain[16];
             while (read(sv_worker_wake_pipe[0], drain, sizeof(drain)) > 0)
                 ;
         }
         for (int i = 1; i < nfds; i++) {
-            if (owner[i] == NULL || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
+            if (owner[i] == NULL || owner[i]->req.ipcFd < 0 ||
+                !(fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
                 continue;
             int last = leaving || sv_worker_stop ||
                        (w->cfg->max_requests > 0 && served + 1 >= (unsigned long)w->cfg->max_requests);
             served += (unsigned long)sv_worker_serve_conn(w, owner[i], last);
         }
-        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop)
-            sv_worker_accept(w, listen_fd, free_slot);
+        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop) {
+            if (free_slot == NULL)
+                free_slot = sv_worker_make_room(fds, owner, nfds);
+            if (free_slot != NULL)
+                sv_worker_accept(w, listen_fd, free_slot);
+        }
     }
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
@@ -500,6 +572,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         sv_fcgi_close(&conns[i]);
     free(conns);
     sv_log_set_buffered(0);
+    sigprocmask(SIG_SETMASK, &waiting_mask, NULL);
     return 0;
 }
 

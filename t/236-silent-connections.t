@@ -9,9 +9,8 @@ use strict;
 use warnings;
 use Test::More;
 use IO::Socket::UNIX;
-use IO::Select;
 use LWP::UserAgent;
-use SV::Test;
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Nginx;
@@ -49,30 +48,10 @@ cmp_ok($worker->{connections} // 0, '>=', 10, 'the worker holds the silent conne
     or diag explain $status;
 
 # A silent connection that finally sends its request is served.
-sub record { my ($type, $content) = @_; pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content }
-sub pair { my ($n, $v) = @_; pack('CC', length $n, length $v) . $n . $v }
-my $params = join '', map { pair(@$_) } (
-    [REQUEST_METHOD => 'GET'], [REQUEST_URI => '/healthz'], [QUERY_STRING => ''],
-    [REMOTE_ADDR => '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1']);
 local $SIG{PIPE} = "IGNORE"; # a closed connection must fail the test, not kill it
 my $late = $silent[3];
-$late->syswrite(record(1, pack('nCx5', 1, 0)) . record(4, $params) . record(4, '') . record(5, ''));
-my ($reply, $ended) = ('', 0);
-my $sel = IO::Select->new($late);
-while ($sel->can_read(10)) {
-    my $n = $late->sysread(my $buf, 65536);
-    last unless $n;
-    $reply .= $buf;
-    my ($pos, $stdout) = (0, '');
-    while ($pos + 8 <= length $reply) {
-        my ($ver, $type, $id, $len, $pad) = unpack('CCnnC', substr($reply, $pos, 8));
-        last if $pos + 8 + $len + $pad > length $reply;
-        $stdout .= substr($reply, $pos + 8, $len) if $type == 6;
-        $ended = 1 if $type == 3;
-        $pos += 8 + $len + $pad;
-    }
-    if ($ended) { $reply = $stdout; last }
-}
+$late->syswrite(fcgi_request_bytes('/healthz'));
+my ($reply, $ended) = fcgi_read_answer($late, 10);
 ok($ended, 'the late request gets FCGI_END_REQUEST');
 like($reply, qr/^Status: 200 OK\r\n/, 'and a 200 answer') or diag $reply;
 like($reply, qr/"status"\s*:\s*"ok"/, 'from /healthz') or diag $reply;

@@ -22,7 +22,7 @@ use Time::HiRes qw(time sleep);
 
 use Exporter 'import';
 our @EXPORT = qw(sv_builddir sv_srcdir free_tcp_port sv_tempdir wait_until);
-our @EXPORT_OK = qw(run_command spawn_process stop_process pid_alive
+our @EXPORT_OK = qw(fcgi_request_bytes fcgi_read_answer run_command spawn_process stop_process pid_alive
     slurp_file write_file proc_children proc_cpu_ticks find_program
     register_cleanup as_unprivileged unprivileged_user);
 
@@ -124,6 +124,41 @@ sub wait_until {
 }
 
 # --- files ----------------------------------------------------------------
+
+# The bytes of one FastCGI request (as nginx sends it: BEGIN_REQUEST with
+# keep_conn, PARAMS, end of PARAMS, empty STDIN) for a GET of $uri.
+sub fcgi_request_bytes {
+    my ($uri) = @_;
+    my $record = sub { my ($type, $content) = @_; pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content };
+    my $pair = sub { my ($n, $v) = @_; pack('CC', length $n, length $v) . $n . $v };
+    my $params = join '', map { $pair->(@$_) } (
+        [REQUEST_METHOD => 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => ''],
+        [REMOTE_ADDR => '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1']);
+    return $record->(1, pack('nCx5', 1, 1)) . $record->(4, $params) . $record->(4, '') . $record->(5, '');
+}
+
+# Reads FastCGI records from $sock until FCGI_END_REQUEST (or $timeout
+# seconds without data). Returns (the FCGI_STDOUT text, whether the
+# request ended).
+sub fcgi_read_answer {
+    my ($sock, $timeout) = @_;
+    require IO::Select;
+    my $sel = IO::Select->new($sock);
+    my ($raw, $stdout, $ended, $pos) = ('', '', 0, 0);
+    while (!$ended && $sel->can_read($timeout // 10)) {
+        my $n = sysread($sock, my $buf, 65536);
+        last unless $n;
+        $raw .= $buf;
+        while ($pos + 8 <= length $raw) {
+            my (undef, $type, undef, $len, $pad) = unpack('CCnnC', substr($raw, $pos, 8));
+            last if $pos + 8 + $len + $pad > length $raw;
+            $stdout .= substr($raw, $pos + 8, $len) if $type == 6;
+            $ended = 1 if $type == 3;
+            $pos += 8 + $len + $pad;
+        }
+    }
+    return ($stdout, $ended);
+}
 
 sub slurp_file {
     my ($path) = @_;
