@@ -11,30 +11,38 @@
 
 static int sv_log_fd = STDERR_FILENO;
 static pid_t sv_log_pid;
-static int sv_log_buffered;
-static char sv_log_buf[16384];
-static size_t sv_log_buf_len;
+static char *sv_log_buf;
+static size_t sv_log_cap;
+static uint32_t *sv_log_len;
 
-void sv_log_set_buffered(int on)
+void sv_log_write_raw(const char *data, size_t len)
 {
-    if (!on)
-        sv_log_flush();
-    sv_log_buffered = on;
+    /* A short write to a log must never take down a worker. */
+    ssize_t w = write(sv_log_fd, data, len);
+    (void)w;
+}
+
+void sv_log_set_buffer(char *buf, size_t cap, uint32_t *len)
+{
+    sv_log_flush();
+    sv_log_buf = buf && len && cap > 0 ? buf : NULL;
+    sv_log_cap = cap;
+    sv_log_len = len;
+    if (sv_log_buf != NULL)
+        __atomic_store_n(sv_log_len, 0, __ATOMIC_RELEASE);
 }
 
 int sv_log_pending(void)
 {
-    return sv_log_buf_len > 0;
+    return sv_log_buf != NULL && *sv_log_len > 0;
 }
 
 void sv_log_flush(void)
 {
-    if (sv_log_buf_len == 0)
+    if (!sv_log_pending())
         return;
-    /* A short write to a log must never take down a worker. */
-    ssize_t w = write(sv_log_fd, sv_log_buf, sv_log_buf_len);
-    (void)w;
-    sv_log_buf_len = 0;
+    sv_log_write_raw(sv_log_buf, *sv_log_len);
+    __atomic_store_n(sv_log_len, 0, __ATOMIC_RELEASE);
 }
 
 void sv_log_set_pid(pid_t pid)
@@ -100,16 +108,17 @@ void sv_log(const char *level, const char *event, const char *fmt, ...)
         len = sizeof(line) - 2;
     line[len++] = '\n';
 
-    if (sv_log_buffered) {
-        if (sv_log_buf_len + len > sizeof(sv_log_buf))
+    if (sv_log_buf != NULL && len <= sv_log_cap) {
+        if (*sv_log_len + len > sv_log_cap)
             sv_log_flush();
-        memcpy(sv_log_buf + sv_log_buf_len, line, len);
-        sv_log_buf_len += len;
+        uint32_t held = *sv_log_len;
+        memcpy(sv_log_buf + held, line, len);
+        __atomic_store_n(sv_log_len, held + (uint32_t)len, __ATOMIC_RELEASE);
         if (strcmp(level, "info") != 0)
             sv_log_flush();
     } else {
-        ssize_t w = write(sv_log_fd, line, len);
-        (void)w;
+        sv_log_flush();
+        sv_log_write_raw(line, len);
     }
     errno = saved_errno;
 }

@@ -3,6 +3,8 @@
 #ifndef SV_LOG_H
 #define SV_LOG_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 /* Opens path ("-" or empty: stderr) for appending. Safe to call again
@@ -18,16 +20,21 @@ void sv_log_set_pid(pid_t pid);
 void sv_log(const char *level, const char *event, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* Buffering: info lines are held (up to 16 kB) and written together by
- * sv_log_flush or when the buffer fills; a warn or error line flushes
+/* Buffering: info lines are held in buf (cap bytes) and written together
+ * by sv_log_flush or when the buffer fills; a warn or error line flushes
  * at once, after the lines before it. A busy worker then writes its
  * access lines in batches instead of one write per request; it flushes
  * whenever it has nothing to do, so lines are late only while it is busy
  * with back-to-back requests. A batch is one write of whole lines, so
- * lines still never interleave. */
-void sv_log_set_buffered(int on);
+ * lines still never interleave. *len is the length of the whole lines
+ * held, stored after each line is complete: with buf and len in shared
+ * memory, the pool master writes out what a killed worker still held.
+ * buf NULL: unbuffered again (after a flush). */
+void sv_log_set_buffer(char *buf, size_t cap, uint32_t *len);
 int sv_log_pending(void);
 void sv_log_flush(void);
+/* Appends data as is (whole lines) to the log. */
+void sv_log_write_raw(const char *data, size_t len);
 
 #define sv_log_info(event, ...)  sv_log("info", event, __VA_ARGS__)
 #define sv_log_warn(event, ...)  sv_log("warn", event, __VA_ARGS__)

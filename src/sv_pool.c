@@ -330,6 +330,11 @@ static void sv_pool_reap(sv_pool *pool)
             if (slot->pid != pid || slot->state == SV_SLOT_FREE)
                 continue;
             int64_t lived = sv_now_wall_ms() - slot->started_ms;
+            /* Access lines of answered requests the worker had not
+             * written yet: they come before its exit in the log. */
+            uint32_t held = __atomic_load_n(&slot->log_len, __ATOMIC_ACQUIRE);
+            if (held > 0 && held <= sizeof(slot->log_buf))
+                sv_log_write_raw(slot->log_buf, held);
             int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
             if (WIFSIGNALED(status))
                 sv_log(pool->timed_out[i] || pool->stopping ? "info" : "warn", "worker_exit",

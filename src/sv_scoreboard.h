@@ -24,6 +24,10 @@ typedef struct sv_slot {
     char     method[8];
     char     path[96];
     char     request_id[48];
+    /* The worker's buffered log lines (sv_log_set_buffer): written out by
+     * the master when the worker was killed before it could. */
+    uint32_t log_len;
+    char     log_buf[16384];
 } sv_slot;
 
 typedef struct sv_scoreboard {

@@ -469,7 +469,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         FCGX_InitRequest(&conns[i].req, -1, 0);
         conns[i].req.keepConnection = 1;
     }
-    sv_log_set_buffered(1);
+    sv_log_set_buffer(w->slot->log_buf, sizeof(w->slot->log_buf), &w->slot->log_len);
     /* Stop signals arrive only while the worker waits (ppoll): the
      * connections' reads have a timeout, and a socket with one lets a
      * signal interrupt a read despite SA_RESTART, which libfcgi would
@@ -571,7 +571,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
         sv_fcgi_close(&conns[i]);
     free(conns);
-    sv_log_set_buffered(0);
+    sv_log_set_buffer(NULL, 0, NULL);
     sigprocmask(SIG_SETMASK, &waiting_mask, NULL);
     return 0;
 }
