@@ -79,6 +79,21 @@ ok($doc->[0]{rank} > $doc->[1]{rank} && $doc->[1]{rank} > $doc->[2]{rank}, 'stri
 like($doc->[0]{snippet}, qr{<b>Cooking</b> <b>recipe</b>}, 'snippet highlights the matches');
 ok(exists $doc->[0]{$_}, "result has $_") for qw(id handle_id title rank snippet published_at);
 
+# Creator text is HTML-escaped in the snippet; only the <b> tags are markup.
+my ($evil) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, visibility, published_at)
+    VALUES (?, 'e', ?, ?, 'public', now()) RETURNING id}, undef, $hA,
+    q{<script>alert("x")</script> Souffle & 'tips'}, 'souffle <img src=x onerror=alert(1)>');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'souffle' });
+is_deeply([map { $_->{id} } @$doc], [$evil], 'content with markup in it is found');
+my $snip = $doc->[0]{snippet} // '';
+unlike($snip, qr{<(?!/?b>)}, 'the snippet holds no markup but <b> tags') or diag $snip;
+# (ts_headline trims the fragment at token boundaries: whole entities)
+like($snip, qr{alert\(&quot;x&quot;\)&lt;/script&gt; <b>Souffle</b> &amp; &#39;tips&#39;}, 'the title is escaped, the match still highlighted') or diag $snip;
+like($snip, qr{<b>souffle</b> &lt;img src=x onerror=}, 'and so is the description') or diag $snip;
+unlike($snip, qr{&(?!amp;|lt;|gt;|quot;|#39;)}, 'no entity cut in half') or diag $snip;
+is($doc->[0]{title}, q{<script>alert("x")</script> Souffle & 'tips'}, 'the title column is the stored text');
+$su->do('DELETE FROM handle_content WHERE id = ?', undef, $evil);
+
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'cooking recipe', max_results => 1 }, %A);
 is(scalar @$doc, 1, 'max_results');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'private cooking' }, %A);
