@@ -1,5 +1,5 @@
-/* The write side of FastCGI. libfcgi accepts connections and parses every
- * request; the response records are written here, because libfcgi's
+/* The write side of FastCGI. The worker accepts connections and libfcgi
+ * parses every request; the response records are written here, because libfcgi's
  * writer flushes every 8 kB (a 20 kB answer costs nginx three wakeups)
  * and writes the closing records separately. Here a whole response,
  * its end-of-stream record and FCGI_END_REQUEST leave in one writev. */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -307,35 +307,28 @@ static int sv_fcgi_drain_stdin(FCGX_Request *req)
     return FCGX_GetError(req->in) == 0;
 }
 
-/* Ends the request: libfcgi frees what it allocated, and the connection
- * is kept for nginx's next request or closed. A plain close is safe: the
- * request has been read to its end and, without keep_conn, nginx sends
- * nothing more, so there is nothing to linger for (libfcgi's close waits
- * for nginx to hang up first, up to 2 s, which idles the worker). */
-static void sv_fcgi_end(sv_fcgi_conn *c, int keep)
-{
-    if (!c->answered) {
-        /* Not reached by sv_worker_handle, which always answers. */
-        c->req.keepConnection = keep;
-        FCGX_Finish_r(&c->req);
-        return;
-    }
-    int fd = c->req.ipcFd;
-    FCGX_Free(&c->req, 0);
-    if (!keep) {
-        close(fd);
-        c->req.ipcFd = -1;
-    }
-    /* Nothing is left for libfcgi to close at the next accept. */
-    c->req.keepConnection = 1;
-}
-
+/* Closes c's connection; keepConnection = 1 leaves libfcgi nothing to
+ * close at the next FCGX_Accept_r. */
 static void sv_fcgi_close(sv_fcgi_conn *c)
 {
     if (c->req.ipcFd >= 0)
         close(c->req.ipcFd);
     c->req.ipcFd = -1;
     c->req.keepConnection = 1;
+}
+
+/* Ends the request: libfcgi frees what it allocated (it writes nothing:
+ * the answer, if any, went out in sv_fcgi_send), and the connection is
+ * kept for nginx's next request or closed. A plain close is safe: an
+ * answered request has been read to its end and, without keep_conn,
+ * nginx sends nothing more (libfcgi's own close would wait for nginx to
+ * hang up first, idling the worker); an unanswered one means nginx has
+ * gone. */
+static void sv_fcgi_end(sv_fcgi_conn *c, int keep)
+{
+    FCGX_Free(&c->req, 0);
+    if (!keep)
+        sv_fcgi_close(c);
 }
 
 /* Accepts a connection into the free slot c. The worker accepts, not
@@ -387,8 +380,7 @@ static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
      * libfcgi's parameter list early and still counts as a request:
      * never serve a request with part of its parameters. */
     if (FCGX_GetError(c->req.in) != 0) {
-        FCGX_Free(&c->req, 0);
-        sv_fcgi_close(c);
+        sv_fcgi_end(c, 0);
         return 0;
     }
     c->answered = 0;
