@@ -16,6 +16,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use Time::HiRes ();
 use SV::Test qw(sv_builddir sv_srcdir sv_tempdir wait_until spawn_process
     stop_process pid_alive slurp_file write_file proc_children register_cleanup);
 
@@ -85,7 +86,22 @@ sub config_file { $_[0]{config} }
 sub log_file    { $_[0]{logfile} }
 sub workers     { $_[0]{workers} }
 sub pid         { $_[0]{pid} }
-sub log         { slurp_file($_[0]{logfile}) // '' }
+# The log once it has settled: a worker writes its access lines after the
+# answer has gone out (in batches while it is busy, flushed as soon as it
+# is idle), so a test that has just read a response waits until the file
+# has stopped growing for 100 ms (at most 2 s) before looking.
+sub log {
+    my ($self) = @_;
+    my ($size, $stable, $deadline) = (-1, 0, Time::HiRes::time() + 2);
+    while (Time::HiRes::time() < $deadline) {
+        my $now = -s $self->{logfile} // 0;
+        $stable = $now == $size ? $stable + 1 : 0;
+        last if $stable >= 2;
+        $size = $now;
+        Time::HiRes::sleep(0.05);
+    }
+    return slurp_file($self->{logfile}) // '';
+}
 sub stderr      { slurp_file($_[0]{stderr}) // '' }
 
 # Everything the pool wrote, for diagnostics.
@@ -198,7 +214,7 @@ sub wait_workers {
 sub wait_log {
     my ($self, $re, $timeout) = @_;
     my $m;
-    wait_until(sub { my $l = $self->log; ($m) = $l =~ /($re)/; defined $m }, $timeout // 10);
+    wait_until(sub { my $l = slurp_file($self->{logfile}) // ''; ($m) = $l =~ /($re)/; defined $m }, $timeout // 10);
     return $m;
 }
 
