@@ -23,22 +23,35 @@ my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { request_timeou
 $pool->start;
 
 local $SIG{PIPE} = 'IGNORE';
-my @conn = map { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!" } 1 .. 2;
-sleep 0.5; # both accepted by the one worker
+# Accepted in this order, so they take the worker's slots 0, 1, 2.
+my ($busy, $probe, $stuck) =
+    map { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!" } 1 .. 3;
+sleep 0.5;
 
-# /healthz reads schema_migrations: a lock holds it until the kill. Both
-# requests arrive together, so the worker answers the 404 and goes
-# straight on to /healthz without an idle moment to flush the log.
-my $dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
-$conn[1]->syswrite(fcgi_request_bytes('/healthz'));
-$conn[0]->syswrite(fcgi_request_bytes('/lost-line-probe'));
-my ($answer) = fcgi_read_answer($conn[0], 10);
-like($answer, qr/^Status: 404/, 'the first request was answered');
-ok($pool->wait_log(qr/request timed out|event=request_timeout/, 15), 'the worker was killed for request_timeout')
+# The worker must go from the probe (a 404) straight to a request that
+# never ends, with no idle moment to flush its log in between. So it is
+# kept busy first (a read of platforms waits on a lock) while the probe
+# and /healthz (stuck on a lock on schema_migrations until the kill; it
+# has no statement timeout) arrive; then the first lock is released.
+my $lock_platforms = $pg->dbh(user => 'postgres');
+my $lock_migrations = $pg->dbh(user => 'postgres');
+$lock_platforms->begin_work;
+$lock_platforms->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
+$lock_migrations->begin_work;
+$lock_migrations->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+$busy->syswrite(fcgi_request_bytes('/rest/v1/platforms'));
+sleep 0.3;
+$probe->syswrite(fcgi_request_bytes('/lost-line-probe'));
+$stuck->syswrite(fcgi_request_bytes('/healthz'));
+sleep 0.3;
+$lock_platforms->rollback;
+my ($first) = fcgi_read_answer($busy, 10);
+like($first, qr/^Status: 200/, 'the busy request was answered once its lock went');
+my ($answer) = fcgi_read_answer($probe, 10);
+like($answer, qr/^Status: 404/, 'then the probe');
+ok($pool->wait_log(qr/event=request_timeout/, 15), 'the worker was killed for request_timeout')
     or diag $pool->log;
-$dbh->rollback;
+$lock_migrations->rollback;
 ok(wait_until(sub { $pool->log =~ m{event=access [^\n]*path=/lost-line-probe} }, 5),
    'the answered request has its access line') or diag $pool->log;
 my $log = $pool->log;
@@ -46,6 +59,6 @@ ok(index($log, 'path=/lost-line-probe') >= 0
    && index($log, 'path=/lost-line-probe') < index($log, 'event=worker_exit'),
    'written before the worker_exit line');
 
-close $_ for @conn;
+close $_ for $busy, $probe, $stuck;
 $pool->stop;
 done_testing;
