@@ -1,5 +1,6 @@
 #include "sv_db.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,36 @@ void sv_db_init(sv_db *db, const char *conninfo)
 void sv_db_set_statement_timeout(sv_db *db, long ms)
 {
     snprintf(db->statement_timeout, sizeof(db->statement_timeout), "%ld", ms > 0 ? ms : 0);
+}
+
+void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook)
+{
+    db->wait_hook = hook;
+}
+
+/* Returns once PQgetResult will not block, running the wait hook while
+ * PostgreSQL works. Any failure here is left for PQgetResult to report. */
+static void sv_db_await(sv_db *db)
+{
+    const sv_db_wait_hook *hook = db->wait_hook;
+    if (hook == NULL || PQflush(db->conn) != 0)
+        return;
+    while (PQisBusy(db->conn)) {
+        struct pollfd fds[1 + SV_DB_WAIT_MAX_FDS];
+        fds[0] = (struct pollfd){ .fd = PQsocket(db->conn), .events = POLLIN };
+        int timeout_ms = -1;
+        int n = hook->watch(hook->ctx, fds + 1, SV_DB_WAIT_MAX_FDS, &timeout_ms);
+        if (fds[0].fd < 0 || (n == 0 && timeout_ms < 0))
+            return;
+        if (poll(fds, (nfds_t)(1 + n), timeout_ms) < 0) {
+            if (errno == EINTR)
+                continue;
+            return;
+        }
+        hook->ready(hook->ctx, fds + 1, n);
+        if (fds[0].revents != 0 && !PQconsumeInput(db->conn))
+            return;
+    }
 }
 
 void sv_db_close(sv_db *db)
@@ -76,7 +107,27 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
     *result = NULL;
     if (sv_db_ensure(db) != SV_DB_OK)
         return SV_DB_UNAVAILABLE;
-    *result = PQexecParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0);
+    if (!PQsendQueryParams(db->conn, sql, nparams, NULL, values, NULL, NULL, 0)) {
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
+    /* PQexec's result: the last one, or the first error. */
+    PGresult *res;
+    for (;;) {
+        sv_db_await(db);
+        if ((res = PQgetResult(db->conn)) == NULL)
+            break;
+        if (*result != NULL && PQresultStatus(*result) == PGRES_FATAL_ERROR) {
+            PQclear(res);
+            continue;
+        }
+        PQclear(*result);
+        *result = res;
+    }
+    if (*result == NULL) {
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
     return sv_db_check_connection(db, result);
 }
 
@@ -137,6 +188,7 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
         steps[nsteps++] = SV_STEP_PREPARE;
     steps[nsteps++] = SV_STEP_QUERY;
     for (int i = 0; i < nsteps; i++) {
+        sv_db_await(db);
         res = PQgetResult(db->conn);
         if (res == NULL) {
             failed = 1;
@@ -166,6 +218,7 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
             PQclear(res);
     }
     if (!failed) {
+        sv_db_await(db);
         res = PQgetResult(db->conn); /* the Sync */
         if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
             failed = 1;

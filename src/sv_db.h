@@ -5,7 +5,24 @@
 #ifndef SV_DB_H
 #define SV_DB_H
 
+#include <poll.h>
+
 #include <libpq-fe.h>
+
+/* While a statement runs this process would only sleep; a hook lets it
+ * watch other descriptors meanwhile (the worker passes on requests that
+ * arrive for it, see sv_worker.c). */
+typedef struct sv_db_wait_hook {
+    /* Fills up to max descriptors to watch and returns how many; sets
+     * *timeout_ms when ready() must run again even if none is ready. A
+     * return of 0 with no timeout lets libpq wait on its own. */
+    int  (*watch)(void *ctx, struct pollfd *fds, int max, int *timeout_ms);
+    /* After each wait, with the watched descriptors' revents. */
+    void (*ready)(void *ctx, const struct pollfd *fds, int n);
+    void *ctx;
+} sv_db_wait_hook;
+
+#define SV_DB_WAIT_MAX_FDS 64
 
 typedef struct sv_db {
     PGconn *conn;
@@ -15,6 +32,7 @@ typedef struct sv_db {
     unsigned long set_prepared_gen; /* generation the set_config statement is prepared on */
     unsigned long generation;  /* bumped on every new connection: prepared
                                   statements of an older one are gone */
+    const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
 } sv_db;
 
 enum { SV_DB_OK = 0, SV_DB_UNAVAILABLE = -10 };
@@ -25,6 +43,8 @@ void sv_db_init(sv_db *db, const char *conninfo);
  * killing the worker and leaving the query running. */
 void sv_db_set_statement_timeout(sv_db *db, long ms);
 void sv_db_close(sv_db *db);
+/* hook (kept by the caller) runs while results are awaited; NULL: none. */
+void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);
 
 /* Makes sure a healthy connection exists. SV_DB_OK or SV_DB_UNAVAILABLE. */
 int sv_db_ensure(sv_db *db);
