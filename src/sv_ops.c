@@ -178,6 +178,8 @@ void sv_ops_status(sv_worker *w, sv_request *req, sv_response *res)
                            json_object_new_int64((int64_t)__atomic_load_n(&sb->accepted_conn, __ATOMIC_RELAXED)));
     json_object_object_add(obj, "fastcgi_connections",
                            json_object_new_int64((int64_t)__atomic_load_n(&sb->fastcgi_connections, __ATOMIC_RELAXED)));
+    json_object_object_add(obj, "fastcgi_passed",
+                           json_object_new_int64((int64_t)__atomic_load_n(&sb->fastcgi_passed, __ATOMIC_RELAXED)));
     json_object_object_add(obj, "idle_processes", json_object_new_int(idle));
     json_object_object_add(obj, "active_processes", json_object_new_int(active));
     json_object_object_add(obj, "total_processes", json_object_new_int(total));

@@ -24,6 +24,7 @@ typedef struct sv_pool {
     sv_config      cfg;
     const char    *config_path;
     int            listen_fd;
+    int            handoff_fds[2];       /* the workers' queue (sv_worker.c) */
     sv_scoreboard *sb;
     uint32_t       generation;
     int            stopping;
@@ -292,6 +293,8 @@ static int sv_pool_spawn(sv_pool *pool)
         close(sv_pool_signal_pipe[1]);
         sv_worker w;
         sv_worker_init(&w, &pool->cfg, pool->sb, index, master);
+        w.handoff_fds[0] = pool->handoff_fds[0];
+        w.handoff_fds[1] = pool->handoff_fds[1];
         int rc = sv_worker_serve_fcgi(&w, pool->listen_fd);
         sv_worker_cleanup(&w);
         _exit(rc);
@@ -453,6 +456,8 @@ static void sv_pool_begin_stop(sv_pool *pool, int signo)
     if (pool->stopping)
         return;
     pool->stopping = 1;
+    /* Before the signal: leaving workers must not pass connections on. */
+    __atomic_store_n(&pool->sb->stopping, 1, __ATOMIC_RELEASE);
     sv_log_info("stop", "signal=%d msg=\"finishing in-flight requests\"", signo);
     /* Remove the socket first so nginx stops sending new requests here;
      * accepted and queued connections are still served. */
@@ -481,6 +486,14 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     pool.sb = sv_scoreboard_create();
     if (pool.sb == NULL || sv_pool_install_signals() != 0) {
         sv_log_error("start", "error=\"%s\"", strerror(errno));
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+    /* The master holds both ends for the pool's lifetime, so connections
+     * queued there outlive the worker that passed them. Connected pairs
+     * are not subject to net.unix.max_dgram_qlen, only to the buffer. */
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pool.handoff_fds) != 0) {
+        sv_log_error("start", "error=\"socketpair: %s\"", strerror(errno));
         sv_config_free(&pool.cfg);
         return 1;
     }
@@ -539,6 +552,8 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     }
 
     close(pool.listen_fd);
+    close(pool.handoff_fds[0]);
+    close(pool.handoff_fds[1]);
     if (pool.cfg.pid_file[0])
         unlink(pool.cfg.pid_file);
     sv_log_info("stop", "msg=\"stopped\"");

@@ -18,6 +18,7 @@ typedef struct sv_slot {
     uint32_t state;              /* sv_slot_state */
     int64_t  started_ms;         /* wall clock, ms since epoch */
     int64_t  request_start_ms;   /* monotonic ms; valid while BUSY */
+    int64_t  idle_since_ms;      /* monotonic ms; valid while IDLE */
     uint64_t requests;
     uint32_t connections;        /* FastCGI connections held (kept ones included) */
     int64_t  last_duration_ms;
@@ -34,6 +35,7 @@ typedef struct sv_scoreboard {
     int64_t  start_time;         /* epoch seconds of the master's start */
     uint64_t accepted_conn;      /* requests, as php-fpm counts them */
     uint64_t fastcgi_connections; /* connections accepted from the web server */
+    uint64_t fastcgi_passed;     /* connections passed on by a busy or leaving worker */
     uint64_t slow_requests;
     uint64_t timed_out_requests;
     uint64_t respawned_workers;
@@ -42,6 +44,7 @@ typedef struct sv_scoreboard {
     uint32_t workers_configured;
     uint32_t generation;
     uint32_t slots_used;         /* 1 + the highest slot index ever given out */
+    uint32_t stopping;           /* the master is stopping the pool */
     pid_t    master_pid;
     sv_slot  slots[SV_SCOREBOARD_SLOTS];
 } sv_scoreboard;

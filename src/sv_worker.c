@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,6 +74,7 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
     w->slot = &sb->slots[slot_index];
     w->master_pid = master_pid;
     w->started_ms = sv_now_wall_ms();
+    w->handoff_fds[0] = w->handoff_fds[1] = -1;
     /* The first chunk is kept across requests: big enough for a typical
      * answer (a 20-row page is ~20 kB) so a request does no malloc. */
     sv_arena_init(&w->arena, 96 * 1024);
@@ -149,6 +151,7 @@ static void sv_worker_mark_idle(sv_worker *w, int64_t duration_ms)
 {
     sv_slot *slot = w->slot;
     slot->last_duration_ms = duration_ms;
+    __atomic_store_n(&slot->idle_since_ms, sv_now_monotonic_ms(), __ATOMIC_RELAXED);
     __atomic_add_fetch(&slot->requests, 1, __ATOMIC_RELAXED);
     __atomic_store_n(&slot->state, SV_SLOT_IDLE, __ATOMIC_RELEASE);
 }
@@ -267,11 +270,27 @@ typedef struct sv_fcgi_conn {
     FCGX_Request req;
     int64_t      last_used_ms;
     int          answered;   /* the response has been written */
+    int          waiting;    /* a request arrived while the worker was busy */
 } sv_fcgi_conn;
 
 /* A worker holds at most this many connections; nginx caches far fewer
  * (the template's keepalive per nginx process). */
-#define SV_WORKER_MAX_CONNS 64
+#define SV_WORKER_MAX_CONNS SV_DB_WAIT_MAX_FDS
+
+/* A request waiting on a busy worker's connection goes to the pool's
+ * queue at once when another worker is idle, else after the busy one's
+ * request has run this long: short requests under full load finish
+ * sooner than passing on would help, and slow ones delay nobody for
+ * longer. */
+#define SV_PASS_ON_AFTER_MS 10
+
+/* The worker's FastCGI state, shared with its wait hook. */
+typedef struct sv_fcgi_server {
+    sv_worker    *w;
+    sv_fcgi_conn *conns;                 /* SV_WORKER_MAX_CONNS slots */
+    sv_fcgi_conn *current;               /* serving a request on it */
+    sv_fcgi_conn *watched[SV_DB_WAIT_MAX_FDS];
+} sv_fcgi_server;
 
 static int sv_fcgi_read(void *ctx, char *buf, int len)
 {
@@ -315,6 +334,7 @@ static void sv_fcgi_close(sv_fcgi_conn *c)
         close(c->req.ipcFd);
     c->req.ipcFd = -1;
     c->req.keepConnection = 1;
+    c->waiting = 0;
 }
 
 /* Ends the request: libfcgi frees what it allocated (it writes nothing:
@@ -329,6 +349,18 @@ static void sv_fcgi_end(sv_fcgi_conn *c, int keep)
     FCGX_Free(&c->req, 0);
     if (!keep)
         sv_fcgi_close(c);
+}
+
+/* Makes the connection fd the one of free slot c. */
+static void sv_fcgi_adopt(sv_fcgi_conn *c, int fd)
+{
+    c->req.ipcFd = fd;
+    c->req.keepConnection = 1;
+    /* When libfcgi drops a connection (garbage, EOF, timeout) it closes
+     * it plainly instead of lingering up to 2 s per read for the peer. */
+    FCGX_Detach(&c->req);
+    c->last_used_ms = sv_now_monotonic_ms();
+    c->waiting = 0;
 }
 
 /* Accepts a connection into the free slot c. The worker accepts, not
@@ -357,18 +389,162 @@ static void sv_worker_accept(sv_worker *w, int listen_fd, sv_fcgi_conn *c)
     struct timeval tv = { .tv_sec = 2, .tv_usec = 0 };
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     __atomic_add_fetch(&w->sb->fastcgi_connections, 1, __ATOMIC_RELAXED);
-    c->req.ipcFd = fd;
-    c->req.keepConnection = 1;
-    /* When libfcgi drops a connection (garbage, EOF, timeout) it closes
-     * it plainly instead of lingering up to 2 s per read for the peer. */
-    FCGX_Detach(&c->req);
-    c->last_used_ms = sv_now_monotonic_ms();
+    sv_fcgi_adopt(c, fd);
+}
+
+/* --- passing connections on ----------------------------------------------
+ *
+ * A request nginx sends on a kept connection of a busy worker would wait
+ * for that worker's current request, however long, while other workers
+ * idle. So the pool shares one datagram socket pair between all its
+ * workers: a busy worker sends such a connection (SCM_RIGHTS) into it,
+ * and whichever worker is free first receives it, like a connection
+ * from the listening socket, and serves the request waiting on it. A
+ * worker leaving on reload or recycle passes its idle connections on the
+ * same way, so nginx never sees them closed under it. Only between
+ * requests: a connection moves with nothing of a request read from it. */
+
+/* Passing on is for live pools: when the pool stops, connections close. */
+static int sv_worker_can_pass(const sv_worker *w)
+{
+    return w->handoff_fds[0] >= 0 && !__atomic_load_n(&w->sb->stopping, __ATOMIC_ACQUIRE) &&
+           (w->master_pid == 0 || getppid() == w->master_pid);
+}
+
+/* Sends c's connection to the pool's queue and closes this worker's copy.
+ * Returns 0, or -1 (queue full) with c left as it was. */
+static int sv_worker_pass_conn(sv_worker *w, sv_fcgi_conn *c)
+{
+    char byte = 'c';
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof(control.buf) };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &c->req.ipcFd, sizeof(int));
+    if (sendmsg(w->handoff_fds[0], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+        return -1;
+    sv_fcgi_close(c);
+    __atomic_add_fetch(&w->sb->fastcgi_passed, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* Receives one connection from the pool's queue into the free slot c. */
+static void sv_worker_take_conn(sv_worker *w, sv_fcgi_conn *c)
+{
+    char byte;
+    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                          .msg_controllen = sizeof(control.buf) };
+    /* EAGAIN: another worker took it. */
+    if (recvmsg(w->handoff_fds[1], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+        return;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
+        cm->cmsg_len != CMSG_LEN(sizeof(int)))
+        return;
+    int fd;
+    memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    sv_fcgi_adopt(c, fd);
+}
+
+/* Is another worker of the current generation waiting for work? Under
+ * full load every worker is idle for a moment between two requests, and
+ * passing a connection to one that is about to serve its own costs more
+ * than it saves: it must have been idle for SV_IDLE_FOR_MS. */
+#define SV_IDLE_FOR_MS 2
+static int sv_worker_someone_idle(const sv_worker *w)
+{
+    int64_t idle_before = sv_now_monotonic_ms() - SV_IDLE_FOR_MS;
+    uint32_t used = __atomic_load_n(&w->sb->slots_used, __ATOMIC_ACQUIRE);
+    uint32_t generation = __atomic_load_n(&w->sb->generation, __ATOMIC_RELAXED);
+    if (used > SV_SCOREBOARD_SLOTS)
+        used = SV_SCOREBOARD_SLOTS;
+    for (uint32_t i = 0; i < used; i++) {
+        const sv_slot *slot = &w->sb->slots[i];
+        if (slot != w->slot && __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) == SV_SLOT_IDLE &&
+            slot->generation == generation &&
+            __atomic_load_n(&slot->idle_since_ms, __ATOMIC_RELAXED) <= idle_before)
+            return 1;
+    }
+    return 0;
+}
+
+static int64_t sv_worker_request_ran_ms(const sv_worker *w)
+{
+    return sv_now_monotonic_ms() - __atomic_load_n(&w->slot->request_start_ms, __ATOMIC_RELAXED);
+}
+
+/* Wait hook, while the current request waits on PostgreSQL: watch the
+ * other connections, except those already known to have a request. */
+static int sv_worker_wait_watch(void *ctx, struct pollfd *fds, int max, int *timeout_ms)
+{
+    sv_fcgi_server *s = ctx;
+    int n = 0, waiting = 0;
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+        sv_fcgi_conn *c = &s->conns[i];
+        if (c->req.ipcFd < 0 || c == s->current)
+            continue;
+        if (c->waiting) {
+            waiting = 1;
+            continue;
+        }
+        if (n == max)
+            break;
+        fds[n] = (struct pollfd){ .fd = c->req.ipcFd, .events = POLLIN };
+        s->watched[n++] = c;
+    }
+    /* Come back when SV_PASS_ON_AFTER_MS is reached (or, with the queue
+     * full, to retry). */
+    if (waiting && sv_worker_can_pass(s->w)) {
+        int64_t ran = sv_worker_request_ran_ms(s->w);
+        *timeout_ms = ran < SV_PASS_ON_AFTER_MS ? (int)(SV_PASS_ON_AFTER_MS - ran)
+                                                : SV_PASS_ON_AFTER_MS;
+    }
+    return n;
+}
+
+static void sv_worker_wait_ready(void *ctx, const struct pollfd *fds, int n)
+{
+    sv_fcgi_server *s = ctx;
+    for (int i = 0; i < n; i++)
+        if (fds[i].revents != 0)
+            s->watched[i]->waiting = 1;
+    int waiting = 0;
+    for (int i = 0; i < SV_WORKER_MAX_CONNS && !waiting; i++)
+        waiting = s->conns[i].waiting;
+    if (!waiting || !sv_worker_can_pass(s->w) ||
+        (sv_worker_request_ran_ms(s->w) < SV_PASS_ON_AFTER_MS && !sv_worker_someone_idle(s->w)))
+        return;
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
+        if (s->conns[i].waiting && sv_worker_pass_conn(s->w, &s->conns[i]) != 0)
+            break;
+}
+
+/* Leaving on reload or recycle: every connection goes to the workers
+ * that stay. Those the queue has no room for are left to the caller. */
+static void sv_worker_pass_all(sv_fcgi_server *s)
+{
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
+        if (s->conns[i].req.ipcFd >= 0 && sv_worker_pass_conn(s->w, &s->conns[i]) != 0)
+            return;
 }
 
 /* Reads the next request on c's connection and answers it; with last
  * set, the connection closes with the answer. Returns 1 when a request
  * was served, 0 when the connection ended instead. */
-static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
+static int sv_worker_serve_conn(sv_fcgi_server *s, sv_fcgi_conn *c, int last)
 {
     /* The request's listen_sock is -1, so when the connection has ended
      * libfcgi cannot fall back to accepting one itself: it fails. */
@@ -384,8 +560,11 @@ static int sv_worker_serve_conn(sv_worker *w, sv_fcgi_conn *c, int last)
         return 0;
     }
     c->answered = 0;
+    c->waiting = 0;
     sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
-    sv_worker_handle(w, &io);
+    s->current = c;
+    sv_worker_handle(s->w, &io);
+    s->current = NULL;
     int keep = c->req.keepConnection && c->answered && !last;
     if (keep && !sv_fcgi_drain_stdin(&c->req))
         keep = 0;
@@ -426,15 +605,16 @@ static sv_fcgi_conn *sv_worker_make_room(const struct pollfd *fds, sv_fcgi_conn 
 }
 
 /* Requests are served one at a time, but a worker is not tied to one
- * connection: it waits on every connection nginx keeps open to it and on
- * the listening socket, and serves whichever is ready. An idle kept
- * connection therefore never blocks a worker (php-fpm's pinning, which
- * starves new connections once nginx caches as many as there are
- * workers), and every request can use a kept connection. The price: a
- * request nginx sends on a connection whose worker is busy with a slow
- * request waits for it. */
+ * connection: it waits on every connection nginx keeps open to it, on
+ * the listening socket and on the pool's queue of passed-on connections,
+ * and serves whichever is ready. An idle kept connection therefore never
+ * blocks a worker (php-fpm's pinning, which starves new connections once
+ * nginx caches as many as there are workers), every request can use a
+ * kept connection, and one that arrives while this worker is busy is
+ * passed on to a free one. */
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 {
+    sv_fcgi_server server = { .w = w };
     sv_fcgi_conn *conns = calloc(SV_WORKER_MAX_CONNS, sizeof(*conns));
     unsigned long served = 0;
     int leaving = 0;
@@ -445,6 +625,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         free(conns);
         return 1;
     }
+    server.conns = conns;
     sv_worker_signals();
     /* Non-blocking accept: several workers wake for one connection and
      * the losers must go back to waiting, not block inside libfcgi where
@@ -461,6 +642,9 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         FCGX_InitRequest(&conns[i].req, -1, 0);
         conns[i].req.keepConnection = 1;
     }
+    const sv_db_wait_hook wait_hook = { sv_worker_wait_watch, sv_worker_wait_ready, &server };
+    if (w->handoff_fds[0] >= 0)
+        sv_db_set_wait_hook(&w->db, &wait_hook);
     sv_log_set_buffer(w->slot->log_buf, sizeof(w->slot->log_buf), &w->slot->log_len);
     /* Stop signals arrive only while the worker waits (ppoll): the
      * connections' reads have a timeout, and a socket with one lets a
@@ -475,25 +659,30 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 
     for (;;) {
         int64_t now = sv_now_monotonic_ms();
-        if (!leaving && (sv_worker_stop ||
-                         (w->master_pid != 0 && getppid() != w->master_pid) ||
-                         (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests))) {
-            /* Leaving: answer what nginx sends on the kept connections
-             * for a moment, each closing with its answer, rather than
-             * closing them idle while nginx may be reusing one. */
+        int used_up = w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests;
+        if (!leaving && (sv_worker_stop || used_up ||
+                         (w->master_pid != 0 && getppid() != w->master_pid))) {
+            /* Leaving: the kept connections go to the workers that stay;
+             * when the pool stops, answer what nginx sends on them for a
+             * moment, each closing with its answer, rather than closing
+             * them idle while nginx may be reusing one. */
             leaving = 1;
             leave_by = now + 1000;
-            if (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests)
+            if (used_up)
                 sv_log_info("worker_recycle", "requests=%lu", served);
         }
+        int passing = leaving && sv_worker_can_pass(w);
+        if (passing)
+            sv_worker_pass_all(&server);
 
-        struct pollfd fds[SV_WORKER_MAX_CONNS + 2];
-        sv_fcgi_conn *owner[SV_WORKER_MAX_CONNS + 2];
+        struct pollfd fds[SV_WORKER_MAX_CONNS + 3];
+        sv_fcgi_conn *owner[SV_WORKER_MAX_CONNS + 3];
         int nfds = 0, nopen = 0;
         sv_fcgi_conn *free_slot = NULL;
         fds[nfds] = (struct pollfd){ .fd = sv_worker_wake_pipe[0], .events = POLLIN };
         owner[nfds++] = NULL;
         for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+            conns[i].waiting = 0;
             if (conns[i].req.ipcFd < 0) {
                 if (free_slot == NULL)
                     free_slot = &conns[i];
@@ -508,10 +697,17 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
             break;
         /* Polled even with every slot taken: a new connection then
          * replaces the longest-idle one (see sv_worker_make_room). */
-        int listen_at = -1;
+        int listen_at = -1, queue_at = -1;
         if (!leaving) {
             listen_at = nfds;
             fds[nfds] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
+            owner[nfds++] = NULL;
+        }
+        /* A stopping pool's workers still empty the queue: what is in it
+         * was passed on before the stop and has a request waiting. */
+        if (w->handoff_fds[1] >= 0 && (!leaving || !passing)) {
+            queue_at = nfds;
+            fds[nfds] = (struct pollfd){ .fd = w->handoff_fds[1], .events = POLLIN };
             owner[nfds++] = NULL;
         }
 
@@ -544,22 +740,37 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
                 ;
         }
         for (int i = 1; i < nfds; i++) {
+            /* Passed on while an earlier request here waited (waiting),
+             * or closed. */
             if (owner[i] == NULL || owner[i]->req.ipcFd < 0 ||
                 !(fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
                 continue;
-            int last = leaving || sv_worker_stop ||
-                       (w->cfg->max_requests > 0 && served + 1 >= (unsigned long)w->cfg->max_requests);
-            served += (unsigned long)sv_worker_serve_conn(w, owner[i], last);
+            int last = (leaving || sv_worker_stop ||
+                        (w->cfg->max_requests > 0 &&
+                         served + 1 >= (unsigned long)w->cfg->max_requests)) &&
+                       !sv_worker_can_pass(w);
+            served += (unsigned long)sv_worker_serve_conn(&server, owner[i], last);
         }
         if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop) {
-            if (free_slot == NULL)
+            if (free_slot == NULL || free_slot->req.ipcFd >= 0)
                 free_slot = sv_worker_make_room(fds, owner, nfds);
             if (free_slot != NULL)
                 sv_worker_accept(w, listen_fd, free_slot);
         }
+        if (queue_at >= 0 && (fds[queue_at].revents & POLLIN)) {
+            sv_fcgi_conn *slot = NULL;
+            for (int i = 0; i < SV_WORKER_MAX_CONNS && slot == NULL; i++)
+                if (conns[i].req.ipcFd < 0)
+                    slot = &conns[i];
+            if (slot == NULL)
+                slot = sv_worker_make_room(fds, owner, nfds);
+            if (slot != NULL)
+                sv_worker_take_conn(w, slot);
+        }
     }
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
+    sv_db_set_wait_hook(&w->db, NULL);
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
         sv_fcgi_close(&conns[i]);
     free(conns);

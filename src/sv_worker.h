@@ -27,6 +27,9 @@ typedef struct sv_worker {
     sv_arena         arena;
     pid_t            master_pid;   /* 0 when not part of a --pool */
     int64_t          started_ms;
+    /* The pool's queue of passed-on connections: send on [0], receive
+     * on [1]; -1 outside a pool. */
+    int              handoff_fds[2];
 } sv_worker;
 
 /* Prepares a worker using slot slot_index of sb (sb may be private to

@@ -48,8 +48,8 @@ my @seen;
 ok(wait_until(sub { my $r = $ngx->request('GET', '/status?full'); push @seen, $r->code . ' ' . $r->content; my $s = $ngx->json($r); $s && $s->{active_processes} >= 2 }, 10),
     'the request is running in a worker (status shows it active)') or diag join "\n", @seen[0 .. ($#seen < 3 ? $#seen : 3)];
 
-# A stuck request must delay nobody else: nginx's idle kept connections
-# are never parked on the busy worker.
+# A stuck request must delay nobody else: a request nginx sends on a
+# kept connection of the busy worker is passed on to the free one.
 is(scalar(grep { $ngx->request('GET', '/status')->code == 200 } 1 .. 20), 20,
     'other requests are served while one is stuck');
 

@@ -131,8 +131,9 @@ sub fcgi_request_bytes {
     my ($uri) = @_;
     my $record = sub { my ($type, $content) = @_; pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content };
     my $pair = sub { my ($n, $v) = @_; pack('CC', length $n, length $v) . $n . $v };
+    my ($query) = $uri =~ /\?(.*)\z/s;
     my $params = join '', map { $pair->(@$_) } (
-        [REQUEST_METHOD => 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => ''],
+        [REQUEST_METHOD => 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => $query // ''],
         [REMOTE_ADDR => '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1']);
     return $record->(1, pack('nCx5', 1, 1)) . $record->(4, $params) . $record->(4, '') . $record->(5, '');
 }

@@ -1,0 +1,130 @@
+#!/usr/bin/perl
+# A kept FastCGI connection belongs to one worker, but a request on it
+# never waits for that worker when it cannot serve it: a busy worker
+# passes the connection to a free one, and a worker leaving on reload or
+# recycle passes its connections to the workers that stay, so nginx never
+# sees them closed under it. Only a stopping pool closes them. Raw
+# FastCGI connections stand in for nginx's kept ones, so which worker
+# holds which is known.
+
+use strict;
+use warnings;
+use Test::More;
+use IO::Socket::UNIX;
+use IO::Select;
+use JSON::PP ();
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer pid_alive);
+use SV::Test::Pg;
+use SV::Test::Pool;
+
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+local $SIG{PIPE} = 'IGNORE';
+
+my $connect = sub { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or die "connect: $!" };
+# The answer's text (head and body), or undef when none came within
+# $timeout seconds: a liveness bound, far above any answer here.
+my $ask = sub {
+    my ($sock, $uri, $timeout) = @_;
+    $sock->syswrite(fcgi_request_bytes($uri)) or return undef;
+    my ($text, $ended) = fcgi_read_answer($sock, $timeout // 10);
+    return $ended ? $text : undef;
+};
+my $json_of = sub {
+    my ($text) = @_;
+    return undef unless defined $text && $text =~ /\r?\n\r?\n(.*)\z/s;
+    return eval { JSON::PP->new->decode($1) };
+};
+my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($s, my $b, 1) };
+
+{
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { request_timeout => 0 });
+    $pool->start;
+
+    # While worker A is held by a request on $first, connections
+    # opened now all go to worker B.
+    my $dbh = $pg->dbh(user => 'postgres');
+    my $hold = sub {
+        $dbh->begin_work;
+        # /healthz reads schema_migrations.
+        $dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+    };
+    $hold->();
+    my $first = $connect->($pool);
+    $first->syswrite(fcgi_request_bytes('/healthz'));
+    my $waiting_on_lock = sub {
+        $dbh->selectrow_array('SELECT count(*) FROM pg_locks WHERE NOT granted') == 1;
+    };
+    ok(wait_until($waiting_on_lock, 10), 'worker A is held');
+    my @on_b = map { $connect->($pool) } 1 .. 4;
+    my $status = sub { ($json_of->($ask->($_[0], '/status?full')) // {}) };
+    like($ask->($_, '/status') // '', qr/^Status: 200/, 'worker B serves a new connection') for @on_b;
+    my ($b_pid) = map { $_->{pid} } grep { $_->{connections} >= 4 }
+        @{ $status->($on_b[0])->{processes} // [] };
+    ok($b_pid, 'worker B holds the four connections');
+    $dbh->rollback;
+    my ($text, $ended) = fcgi_read_answer($first, 10);
+    like($text // '', qr/^Status: 200/, 'worker A answers once released');
+
+    # Now B is held by a request on one of its connections; those on its
+    # other three are passed on to A.
+    $hold->();
+    my $stuck = shift @on_b;
+    $stuck->syswrite(fcgi_request_bytes('/healthz'));
+    ok(wait_until($waiting_on_lock, 10), 'worker B is held');
+    my $answered = grep { ($ask->($_, '/status', 5) // '') =~ /^Status: 200/ } @on_b;
+    is($answered, 3, 'requests on the busy worker\'s kept connections are answered meanwhile');
+    my $st = $json_of->($ask->($first, '/status'));
+    cmp_ok($st->{fastcgi_passed}, '>=', 3, 'the status page counts the connections passed on')
+        or diag explain $st;
+    ok(!IO::Select->new($stuck)->can_read(0), 'the stuck request is still waiting');
+
+    $dbh->rollback;
+    ($text, $ended) = fcgi_read_answer($stuck, 10);
+    ok($ended && $text =~ /^Status: 200/ && $text =~ /"status":"ok"/,
+        'the stuck request then gets its own answer, on its own connection') or diag $text;
+    like($ask->($stuck, '/healthz') // '', qr/^Status: 200/, 'and its connection serves the next request');
+    $dbh->disconnect;
+    $pool->stop;
+}
+
+{
+    # Reload: the old worker's kept connection is served by the new one.
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
+    $pool->start;
+    my $conn = $connect->($pool);
+    like($ask->($conn, '/healthz') // '', qr/^Status: 200/, 'a kept connection is served');
+    my ($old) = $pool->worker_pids;
+    $pool->reload;
+    ok(wait_until(sub { $pool->log =~ /event=worker_exit worker=$old\b/ }, 10), 'the reload retired its worker');
+    ok(!$closed->($conn), 'the connection stayed open');
+    like($ask->($conn, '/healthz') // '', qr/^Status: 200/, 'and the new worker answers on it');
+    my ($new) = $pool->worker_pids;
+    isnt($new, $old, 'a different worker');
+
+    # Stop: connections close, and the pool exits.
+    my $master = $pool->pid;
+    kill 'TERM', $master;
+    ok(wait_until(sub { $closed->($conn) }, 10), 'stopping the pool closes its kept connections');
+    ok(wait_until(sub { !pid_alive($master) }, 10), 'and the pool exits');
+    $pool->stop;
+}
+
+{
+    # Recycle after max_requests: the connection outlives every worker.
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { max_requests => 2 });
+    $pool->start;
+    my $conn = $connect->($pool);
+    my $ok = grep { ($ask->($conn, '/healthz') // '') =~ /^Status: 200/ } 1 .. 7;
+    is($ok, 7, 'seven requests on one connection across three recycled workers');
+    my @recycled = ($pool->log =~ /event=worker_recycle/g);
+    cmp_ok(scalar @recycled, '>=', 3, 'the workers were recycled meanwhile');
+    $pool->stop;
+}
+
+done_testing;
