@@ -40,10 +40,26 @@ static const char sv_auth_dummy_hash[crypto_pwhash_STRBYTES] =
     "$argon2id$v=19$m=65536,t=2,p=1$Y/I//AM51mJFmehvkKNvOA$"
     "CXvQU0xC8A1d/X9foUpUXmVEqsQV9/+q210QU5wdB3U";
 
+/* argon2id with the interactive limits is tens of milliseconds of CPU
+ * with no PostgreSQL wait to pass requests on from: the worker first
+ * gives its idle connections to the others (sv_worker_long_work). */
+static int sv_auth_pwhash(char *out, const char *pw, size_t len)
+{
+    sv_worker_long_work();
+    return crypto_pwhash_str(out, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                             crypto_pwhash_MEMLIMIT_INTERACTIVE);
+}
+
+static int sv_auth_pwverify(const char *hash, const char *pw, size_t len)
+{
+    sv_worker_long_work();
+    return crypto_pwhash_str_verify(hash, pw, len);
+}
+
 /* Verifies pw against the dummy hash: the cost of a failed login. */
 static void sv_auth_dummy_verify(const char *pw, size_t len)
 {
-    volatile int r = crypto_pwhash_str_verify(sv_auth_dummy_hash, pw, len);
+    volatile int r = sv_auth_pwverify(sv_auth_dummy_hash, pw, len);
     (void)r;
 }
 
@@ -649,8 +665,7 @@ static char *sv_auth_hash_password(sv_request *req, sv_response *res, const char
 {
     char *out = sv_arena_alloc(req->arena, crypto_pwhash_STRBYTES);
 
-    if (crypto_pwhash_str(out, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+    if (sv_auth_pwhash(out, pw, len) != 0) {
         sv_log_error("auth_hash_failed", "reason=out_of_memory request_id=%s", req->request_id);
         sv_auth_error(res, 500, "unexpected_failure", "Unexpected failure");
         return NULL;
@@ -808,8 +823,7 @@ static int sv_auth_bcrypt_verify(sv_worker *w, sv_request *req, sv_response *res
         return 0;
 
     char *argon = sv_arena_alloc(req->arena, crypto_pwhash_STRBYTES);
-    if (crypto_pwhash_str(argon, pw, pw_len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                          crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+    if (sv_auth_pwhash(argon, pw, pw_len) != 0) {
         /* the login still succeeds; the next one tries again */
         sv_log_error("auth_hash_failed", "reason=out_of_memory step=rehash request_id=%s",
                      req->request_id);
@@ -890,7 +904,7 @@ static void sv_auth_password_grant(sv_worker *w, sv_request *req, sv_response *r
     } else if (!known) {
         sv_auth_dummy_verify(pw, pw_len);
     } else if (!bcrypt) {
-        good = crypto_pwhash_str_verify(hash, pw, pw_len) == 0;
+        good = sv_auth_pwverify(hash, pw, pw_len) == 0;
     }
     PQclear(r);
     if (bcrypt && pw != NULL && pw_len <= SV_AUTH_PASSWORD_MAX) {
@@ -1074,7 +1088,7 @@ void sv_auth_user_put(sv_worker *w, sv_request *req, sv_response *res)
             goto out;
         }
         int same = !PQgetisnull(g, 0, 1) &&
-                   crypto_pwhash_str_verify(PQgetvalue(g, 0, 1), pw, pw_len) == 0;
+                   sv_auth_pwverify(PQgetvalue(g, 0, 1), pw, pw_len) == 0;
         PQclear(g);
         if (same) {
             sv_auth_error(res, 422, "same_password",

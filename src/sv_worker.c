@@ -532,13 +532,25 @@ static void sv_worker_wait_ready(void *ctx, const struct pollfd *fds, int n)
             break;
 }
 
-/* Leaving on reload or recycle: every connection goes to the workers
- * that stay. Those the queue has no room for are left to the caller. */
+/* Leaving on reload or recycle, or long work ahead: every connection
+ * but the current request's goes to the other workers. Those the queue
+ * has no room for stay. */
 static void sv_worker_pass_all(sv_fcgi_server *s)
 {
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
-        if (s->conns[i].req.ipcFd >= 0 && sv_worker_pass_conn(s->w, &s->conns[i]) != 0)
+        if (s->conns[i].req.ipcFd >= 0 && &s->conns[i] != s->current &&
+            sv_worker_pass_conn(s->w, &s->conns[i]) != 0)
             return;
+}
+
+/* This process's FastCGI loop when it can pass connections on. */
+static sv_fcgi_server *sv_worker_fcgi_server;
+
+void sv_worker_long_work(void)
+{
+    sv_fcgi_server *s = sv_worker_fcgi_server;
+    if (s != NULL && s->current != NULL && sv_worker_can_pass(s->w))
+        sv_worker_pass_all(s);
 }
 
 /* Reads the next request on c's connection and answers it; with last
@@ -643,8 +655,10 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         conns[i].req.keepConnection = 1;
     }
     const sv_db_wait_hook wait_hook = { sv_worker_wait_watch, sv_worker_wait_ready, &server };
-    if (w->handoff_fds[0] >= 0)
+    if (w->handoff_fds[0] >= 0) {
         sv_db_set_wait_hook(&w->db, &wait_hook);
+        sv_worker_fcgi_server = &server;
+    }
     sv_log_set_buffer(w->slot->log_buf, sizeof(w->slot->log_buf), &w->slot->log_len);
     /* Stop signals arrive only while the worker waits (ppoll): the
      * connections' reads have a timeout, and a socket with one lets a
@@ -771,6 +785,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 
     __atomic_store_n(&w->slot->state, SV_SLOT_EXITING, __ATOMIC_RELEASE);
     sv_db_set_wait_hook(&w->db, NULL);
+    sv_worker_fcgi_server = NULL;
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
         sv_fcgi_close(&conns[i]);
     free(conns);

@@ -47,6 +47,12 @@ void sv_worker_handle(sv_worker *w, const sv_io *io);
  * going away. Returns an exit status. */
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd);
 
+/* The current request is about to keep this worker busy for a long time
+ * without waiting on PostgreSQL (password hashing): in a pool, its idle
+ * kept connections go to the other workers first, so the requests nginx
+ * sends on them meanwhile do not wait for it. */
+void sv_worker_long_work(void);
+
 /* Serves the CGI request in environ/stdin/stdout. Returns an exit status. */
 int sv_worker_serve_cgi(sv_worker *w);
 

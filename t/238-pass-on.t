@@ -94,6 +94,26 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
 }
 
 {
+    # Hashing a password is CPU work with no PostgreSQL wait to pass
+    # requests on from: the worker gives its idle connections away first
+    # (here to the queue, from which the one worker takes them back).
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1,
+        conf => { jwt_secret => 'pass-on-test-secret-' . ('p' x 32) });
+    $pool->start;
+    my @conns = map { $connect->($pool) } 1 .. 3;
+    like($ask->($_, '/status') // '', qr/^Status: 200/, 'a kept connection') for @conns;
+    my $before = $json_of->($ask->($conns[0], '/status'))->{fastcgi_passed};
+    $conns[0]->syswrite(fcgi_request_bytes('/auth/v1/token?grant_type=password', method => 'POST',
+        body => '{"email":"nobody@example.com","password":"not a password"}'));
+    my ($text, $ended) = fcgi_read_answer($conns[0], 10);
+    like($text // '', qr/^Status: 400/, 'a failed login (a password hash checked)') or diag $text;
+    my $st = $json_of->($ask->($conns[0], '/status'));
+    is($st->{fastcgi_passed} - $before, 2, 'the worker gave its two idle connections away first');
+    like($ask->($_, '/status') // '', qr/^Status: 200/, 'and they still serve requests') for @conns[1, 2];
+    $pool->stop;
+}
+
+{
     # Reload: the old worker's kept connection is served by the new one.
     my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
     $pool->start;

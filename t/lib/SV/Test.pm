@@ -126,16 +126,20 @@ sub wait_until {
 # --- files ----------------------------------------------------------------
 
 # The bytes of one FastCGI request (as nginx sends it: BEGIN_REQUEST with
-# keep_conn, PARAMS, end of PARAMS, empty STDIN) for a GET of $uri.
+# keep_conn, PARAMS, end of PARAMS, STDIN, end of STDIN) for $uri;
+# options: method (GET), body (sent as JSON).
 sub fcgi_request_bytes {
-    my ($uri) = @_;
+    my ($uri, %opt) = @_;
     my $record = sub { my ($type, $content) = @_; pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content };
     my $pair = sub { my ($n, $v) = @_; pack('CC', length $n, length $v) . $n . $v };
     my ($query) = $uri =~ /\?(.*)\z/s;
+    my $body = $opt{body} // '';
     my $params = join '', map { $pair->(@$_) } (
-        [REQUEST_METHOD => 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => $query // ''],
-        [REMOTE_ADDR => '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1']);
-    return $record->(1, pack('nCx5', 1, 1)) . $record->(4, $params) . $record->(4, '') . $record->(5, '');
+        [REQUEST_METHOD => $opt{method} // 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => $query // ''],
+        [REMOTE_ADDR => '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1'],
+        (length $body ? ([CONTENT_TYPE => 'application/json'], [CONTENT_LENGTH => length $body]) : ()));
+    return $record->(1, pack('nCx5', 1, 1)) . $record->(4, $params) . $record->(4, '')
+        . (length $body ? $record->(5, $body) : '') . $record->(5, '');
 }
 
 # Reads FastCGI records from $sock until FCGI_END_REQUEST (or $timeout
