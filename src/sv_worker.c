@@ -404,11 +404,12 @@ static void sv_worker_accept(sv_worker *w, int listen_fd, sv_fcgi_conn *c)
  * same way, so nginx never sees them closed under it. Only between
  * requests: a connection moves with nothing of a request read from it. */
 
-/* Passing on is for live pools: when the pool stops, connections close. */
+/* Passing on is for live pools: when the pool stops, connections close.
+ * (A worker whose master has gone does not pass on either; the main loop
+ * checks that.) */
 static int sv_worker_can_pass(const sv_worker *w)
 {
-    return w->handoff_fds[0] >= 0 && !__atomic_load_n(&w->sb->stopping, __ATOMIC_ACQUIRE) &&
-           (w->master_pid == 0 || getppid() == w->master_pid);
+    return w->handoff_fds[0] >= 0 && !__atomic_load_n(&w->sb->stopping, __ATOMIC_ACQUIRE);
 }
 
 /* Sends c's connection to the pool's queue and closes this worker's copy.
@@ -487,10 +488,20 @@ static int64_t sv_worker_request_ran_ms(const sv_worker *w)
 }
 
 /* Wait hook, while the current request waits on PostgreSQL: watch the
- * other connections, except those already known to have a request. */
+ * other connections, except those already known to have a request. Not
+ * before it can matter (someone idle, or SV_PASS_ON_AFTER_MS): under
+ * full load most waits are short, and libpq waiting on its socket alone
+ * is cheaper than a poll over every connection. */
 static int sv_worker_wait_watch(void *ctx, struct pollfd *fds, int max, int *timeout_ms)
 {
     sv_fcgi_server *s = ctx;
+    if (!sv_worker_can_pass(s->w))
+        return 0;
+    int64_t ran = sv_worker_request_ran_ms(s->w);
+    if (ran < SV_PASS_ON_AFTER_MS && !sv_worker_someone_idle(s->w)) {
+        *timeout_ms = (int)(SV_PASS_ON_AFTER_MS - ran);
+        return 0;
+    }
     int n = 0, waiting = 0;
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
         sv_fcgi_conn *c = &s->conns[i];
@@ -505,23 +516,19 @@ static int sv_worker_wait_watch(void *ctx, struct pollfd *fds, int max, int *tim
         fds[n] = (struct pollfd){ .fd = c->req.ipcFd, .events = POLLIN };
         s->watched[n++] = c;
     }
-    /* Come back when SV_PASS_ON_AFTER_MS is reached (or, with the queue
-     * full, to retry). */
-    if (waiting && sv_worker_can_pass(s->w)) {
-        int64_t ran = sv_worker_request_ran_ms(s->w);
-        *timeout_ms = ran < SV_PASS_ON_AFTER_MS ? (int)(SV_PASS_ON_AFTER_MS - ran)
-                                                : SV_PASS_ON_AFTER_MS;
-    }
+    /* With the queue full, try again later. */
+    if (waiting)
+        *timeout_ms = SV_PASS_ON_AFTER_MS;
     return n;
 }
 
 static void sv_worker_wait_ready(void *ctx, const struct pollfd *fds, int n)
 {
     sv_fcgi_server *s = ctx;
+    int waiting = 0;
     for (int i = 0; i < n; i++)
         if (fds[i].revents != 0)
-            s->watched[i]->waiting = 1;
-    int waiting = 0;
+            waiting = s->watched[i]->waiting = 1;
     for (int i = 0; i < SV_WORKER_MAX_CONNS && !waiting; i++)
         waiting = s->conns[i].waiting;
     if (!waiting || !sv_worker_can_pass(s->w) ||
@@ -674,8 +681,8 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     for (;;) {
         int64_t now = sv_now_monotonic_ms();
         int used_up = w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests;
-        if (!leaving && (sv_worker_stop || used_up ||
-                         (w->master_pid != 0 && getppid() != w->master_pid))) {
+        int orphaned = w->master_pid != 0 && getppid() != w->master_pid;
+        if (!leaving && (sv_worker_stop || used_up || orphaned)) {
             /* Leaving: the kept connections go to the workers that stay;
              * when the pool stops, answer what nginx sends on them for a
              * moment, each closing with its answer, rather than closing
@@ -685,7 +692,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
             if (used_up)
                 sv_log_info("worker_recycle", "requests=%lu", served);
         }
-        int passing = leaving && sv_worker_can_pass(w);
+        int passing = leaving && !orphaned && sv_worker_can_pass(w);
         if (passing)
             sv_worker_pass_all(&server);
 
@@ -762,7 +769,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
             int last = (leaving || sv_worker_stop ||
                         (w->cfg->max_requests > 0 &&
                          served + 1 >= (unsigned long)w->cfg->max_requests)) &&
-                       !sv_worker_can_pass(w);
+                       (orphaned || !sv_worker_can_pass(w));
             served += (unsigned long)sv_worker_serve_conn(&server, owner[i], last);
         }
         if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop) {
