@@ -29,6 +29,8 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(listen_mode,       SV_CONF_OCTAL,  0, 0777, "0660"),
     SV_KEY(listen_owner,      SV_CONF_STRING, 0, 0, ""),
     SV_KEY(listen_group,      SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(user,              SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(group,             SV_CONF_STRING, 0, 0, ""),
     SV_KEY(listen_backlog,    SV_CONF_INT,    1, 65535, "511"),
     SV_KEY(workers,           SV_CONF_INT,    1, 128, "4"),
     SV_KEY(max_requests,      SV_CONF_INT,    0, INT_MAX, "10000"),

@@ -11,6 +11,8 @@ typedef struct sv_config {
     int   listen_mode;
     char *listen_owner;
     char *listen_group;
+    char *user;                 /* pool workers run as this user (master started as root) */
+    char *group;                /* and group (default: the user's primary group) */
     int   listen_backlog;
     int   workers;
     int   max_requests;

@@ -20,8 +20,17 @@
 #include "sv_scoreboard.h"
 #include "sv_worker.h"
 
+/* Who the workers run as; drop = 0 leaves them as the master. */
+typedef struct sv_pool_identity {
+    int   drop;
+    uid_t uid;
+    gid_t gid;
+    char  user[64];
+} sv_pool_identity;
+
 typedef struct sv_pool {
     sv_config      cfg;
+    sv_pool_identity identity;
     const char    *config_path;
     int            listen_fd;
     int            handoff_fds[2];       /* the workers' queue (sv_worker.c) */
@@ -237,6 +246,65 @@ static int sv_pool_write_pid_file(const char *path, char *err, size_t errlen)
     return 0;
 }
 
+/* --- identity --------------------------------------------------------- */
+
+/* The master keeps root (it binds the socket, reopens the log and
+ * signals workers); the workers, which parse what clients send, run as
+ * `user` (php-fpm's model). Without root the setting can only name the
+ * user the pool already runs as. */
+static int sv_pool_resolve_identity(const sv_config *cfg, sv_pool_identity *id, char *err,
+                                    size_t errlen)
+{
+    memset(id, 0, sizeof(*id));
+    if (cfg->user[0] == '\0') {
+        if (cfg->group[0] != '\0') {
+            snprintf(err, errlen, "group is set but user is not");
+            return -1;
+        }
+        return 0;
+    }
+    struct passwd *pw = getpwnam(cfg->user);
+    if (pw == NULL || strlen(cfg->user) >= sizeof(id->user)) {
+        snprintf(err, errlen, "user: no user %s", cfg->user);
+        return -1;
+    }
+    id->uid = pw->pw_uid;
+    id->gid = pw->pw_gid;
+    if (cfg->group[0] != '\0') {
+        struct group *gr = getgrnam(cfg->group);
+        if (gr == NULL) {
+            snprintf(err, errlen, "group: no group %s", cfg->group);
+            return -1;
+        }
+        id->gid = gr->gr_gid;
+    }
+    if (geteuid() != 0) {
+        if (id->uid != geteuid() || id->gid != getegid()) {
+            snprintf(err, errlen, "user = %s needs the pool to be started as root", cfg->user);
+            return -1;
+        }
+        return 0;
+    }
+    strcpy(id->user, cfg->user);
+    id->drop = 1;
+    return 0;
+}
+
+/* In a new worker, before it reads anything a client sent. */
+static int sv_pool_drop_privileges(const sv_pool_identity *id)
+{
+    if (!id->drop)
+        return 0;
+    if (initgroups(id->user, id->gid) != 0 || setgid(id->gid) != 0 || setuid(id->uid) != 0)
+        return -1;
+    /* setuid from root drops every id; make sure there is no way back. */
+    if (id->uid != 0 && (setuid(0) == 0 || geteuid() != id->uid || getegid() != id->gid)) {
+        errno = EPERM;
+        return -1;
+    }
+    return 0;
+}
+
 /* --- workers ----------------------------------------------------------- */
 
 static int sv_pool_live_workers(const sv_pool *pool, int current_only)
@@ -291,6 +359,11 @@ static int sv_pool_spawn(sv_pool *pool)
         sigaction(SIGCHLD, &sa, NULL);
         close(sv_pool_signal_pipe[0]);
         close(sv_pool_signal_pipe[1]);
+        if (sv_pool_drop_privileges(&pool->identity) != 0) {
+            sv_log_error("worker_start", "error=\"cannot become user %s: %s\"",
+                         pool->identity.user, strerror(errno));
+            _exit(1);
+        }
         sv_worker w;
         sv_worker_init(&w, &pool->cfg, pool->sb, index, master);
         w.handoff_fds[0] = pool->handoff_fds[0];
@@ -396,7 +469,9 @@ static void sv_pool_reload(sv_pool *pool)
     sv_config fresh;
     char err[512];
 
-    if (sv_config_load(&fresh, pool->config_path, err, sizeof(err)) != 0) {
+    sv_pool_identity identity;
+    if (sv_config_load(&fresh, pool->config_path, err, sizeof(err)) != 0 ||
+        sv_pool_resolve_identity(&fresh, &identity, err, sizeof(err)) != 0) {
         sv_log_error("reload", "msg=\"configuration rejected, keeping the running one\" error=\"%s\"", err);
         sv_config_free(&fresh);
         return;
@@ -413,6 +488,7 @@ static void sv_pool_reload(sv_pool *pool)
         sv_log_error("reload", "msg=\"cannot open log_file\" error=\"%s\"", strerror(errno));
     sv_config_free(&pool->cfg);
     pool->cfg = fresh;
+    pool->identity = identity;
 
     /* New workers start accepting at once on the same socket; the old
      * ones finish what they are serving and exit, so nothing queued or in
@@ -497,6 +573,12 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         sv_config_free(&pool.cfg);
         return 1;
     }
+    if (sv_pool_resolve_identity(&pool.cfg, &pool.identity, err, sizeof(err)) != 0) {
+        sv_log_error("start", "error=\"%s\"", err);
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
     pool.listen_fd = sv_pool_listen(&pool.cfg, err, sizeof(err));
     if (pool.listen_fd < 0 || sv_pool_write_pid_file(pool.cfg.pid_file, err, sizeof(err)) != 0) {
         sv_log_error("start", "error=\"%s\"", err);
@@ -513,8 +595,11 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     pool.sb->start_time = sv_now_wall_ms() / 1000;
     pool.sb->master_pid = getpid();
     pool.sb->workers_configured = (uint32_t)pool.cfg.workers;
-    sv_log_info("start", "listen=%s workers=%d max_requests=%d request_timeout=%d",
-                pool.cfg.listen, pool.cfg.workers, pool.cfg.max_requests, pool.cfg.request_timeout);
+    sv_log_info("start", "listen=%s workers=%d max_requests=%d request_timeout=%d user=%s",
+                pool.cfg.listen, pool.cfg.workers, pool.cfg.max_requests, pool.cfg.request_timeout,
+                pool.identity.drop ? pool.identity.user : "-");
+    if (geteuid() == 0 && !pool.identity.drop)
+        sv_log_warn("start", "msg=\"workers run as root; set user (e.g. nobody)\"");
     for (int i = 0; i < pool.cfg.workers; i++)
         sv_pool_spawn(&pool);
     pool.initial_spawn_done = 1;

@@ -1,0 +1,73 @@
+#!/usr/bin/perl
+# Started as root, the pool master keeps root (socket, log, signals) and
+# its workers, which parse what clients send, run as `user` (php-fpm's
+# model): on start, after a reload and after a recycle. An unknown user
+# stops the start, and a reload that names one is rejected.
+
+use strict;
+use warnings;
+use Test::More;
+use IO::Socket::UNIX;
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer slurp_file);
+use SV::Test::Pg;
+use SV::Test::Pool;
+
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+plan skip_all => 'switching users needs root' unless $> == 0;
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+# The worker user must reach PostgreSQL's socket: the user it runs as.
+my $user = $pg->{os_user} // plan skip_all => 'no unprivileged user for PostgreSQL';
+my ($uid, $gid) = (getpwnam($user))[2, 3];
+
+my $ids = sub {
+    my ($pid) = @_;
+    my $status = slurp_file("/proc/$pid/status") // '';
+    my ($u) = $status =~ /^Uid:\s+\d+\s+(\d+)/m;
+    my ($g) = $status =~ /^Gid:\s+\d+\s+(\d+)/m;
+    return ($u // -1) . ':' . ($g // -1);
+};
+my $healthz = sub {
+    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or return '';
+    $sock->syswrite(fcgi_request_bytes('/healthz'));
+    my ($text) = fcgi_read_answer($sock, 10);
+    return $text // '';
+};
+
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { user => $user, max_requests => 3 });
+$pool->start;
+is($ids->($pool->pid), '0:0', 'the master stays root');
+my @workers = $pool->worker_pids;
+is(scalar @workers, 2, 'two workers');
+is($ids->($_), "$uid:$gid", "worker $_ runs as $user") for @workers;
+like($healthz->($pool), qr/^Status: 200/, 'and serves, PostgreSQL included');
+like($pool->log, qr/event=start [^\n]*user=\Q$user\E/, 'the start line names the user');
+
+# Recycled workers (max_requests = 3) and a reload's new ones too.
+like($healthz->($pool), qr/^Status: 200/, 'request') for 1 .. 8;
+$pool->reload;
+ok(wait_until(sub { $pool->log =~ /event=reload generation=2/ }, 10), 'reloaded');
+ok(wait_until(sub { my @w = $pool->worker_pids; @w == 2 && !grep { $ids->($_) ne "$uid:$gid" } @w }, 10),
+    "every worker after recycles and a reload runs as $user")
+    or diag join ' ', map { "$_=" . $ids->($_) } $pool->worker_pids;
+
+# A reload naming a user that does not exist keeps the running pool.
+$pool->conf(user => 'no-such-user-sv');
+$pool->reload;
+ok(wait_until(sub { $pool->log =~ /configuration rejected[^\n]*no user no-such-user-sv/ }, 10),
+    'a reload with an unknown user is rejected, and the log says why');
+like($healthz->($pool), qr/^Status: 200/, 'the pool keeps serving');
+$pool->stop;
+
+my $bad = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { user => 'no-such-user-sv' });
+eval { $bad->start(timeout => 10) };
+like($@, qr/no user no-such-user-sv/, 'an unknown user stops the start, with the reason');
+
+my $group_only = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { group => 'nogroup' });
+eval { $group_only->start(timeout => 10) };
+like($@, qr/group is set but user is not/, 'a group without a user is refused');
+
+done_testing;
