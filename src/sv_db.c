@@ -84,16 +84,65 @@ int sv_db_ensure(sv_db *db)
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
     }
+    if (db->listen_channel != NULL) {
+        char *ident = PQescapeIdentifier(db->conn, db->listen_channel, strlen(db->listen_channel));
+        char sql[128];
+        snprintf(sql, sizeof(sql), "LISTEN %s", ident ? ident : "pgrst");
+        PQfreemem(ident);
+        PGresult *res = PQexec(db->conn, sql);
+        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        PQclear(res);
+        if (!ok) {
+            sv_db_drop(db);
+            return SV_DB_UNAVAILABLE;
+        }
+    }
     db->generation++;
     return SV_DB_OK;
+}
+
+void sv_db_listen(sv_db *db, const char *channel)
+{
+    db->listen_channel = channel;
+}
+
+int sv_db_socket(const sv_db *db)
+{
+    return db->conn != NULL ? PQsocket(db->conn) : -1;
+}
+
+/* Counts the reload messages libpq has read so far. */
+static void sv_db_take_notifications(sv_db *db)
+{
+    PGnotify *n;
+    while ((n = PQnotifies(db->conn)) != NULL) {
+        if (db->listen_channel != NULL && strcmp(n->relname, db->listen_channel) == 0 &&
+            (n->extra[0] == '\0' || strcmp(n->extra, "reload schema") == 0))
+            db->notified++;
+        PQfreemem(n);
+    }
+}
+
+void sv_db_read_idle(sv_db *db)
+{
+    if (db->conn == NULL)
+        return;
+    if (!PQconsumeInput(db->conn) || PQstatus(db->conn) != CONNECTION_OK) {
+        sv_db_drop(db);
+        return;
+    }
+    sv_db_take_notifications(db);
 }
 
 /* A failed statement on a broken connection means the server went away:
  * drop it so the next request reconnects, and tell the caller. */
 static int sv_db_check_connection(sv_db *db, PGresult **result)
 {
-    if (PQstatus(db->conn) == CONNECTION_OK)
+    if (PQstatus(db->conn) == CONNECTION_OK) {
+        /* Read along with the results. */
+        sv_db_take_notifications(db);
         return SV_DB_OK;
+    }
     if (*result != NULL)
         PQclear(*result);
     *result = NULL;

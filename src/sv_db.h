@@ -33,6 +33,8 @@ typedef struct sv_db {
     unsigned long generation;  /* bumped on every new connection: prepared
                                   statements of an older one are gone */
     const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
+    const char *listen_channel; /* LISTENed on every new connection, or NULL */
+    unsigned long notified;    /* reload messages received on listen_channel */
 } sv_db;
 
 enum { SV_DB_OK = 0, SV_DB_UNAVAILABLE = -10 };
@@ -45,6 +47,17 @@ void sv_db_set_statement_timeout(sv_db *db, long ms);
 void sv_db_close(sv_db *db);
 /* hook (kept by the caller) runs while results are awaited; NULL: none. */
 void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);
+
+/* Notifications on channel (PostgREST's "pgrst": an empty payload or
+ * "reload schema") bump db->notified; a new connection bumps
+ * db->generation, since messages sent meanwhile were missed. */
+void sv_db_listen(sv_db *db, const char *channel);
+/* The connection's socket while one is open, else -1: readable while
+ * idle when a notification arrives or the server closes it. */
+int sv_db_socket(const sv_db *db);
+/* Reads what arrived on an idle connection: counts notifications, and
+ * drops the connection when the server has closed it. */
+void sv_db_read_idle(sv_db *db);
 
 /* Makes sure a healthy connection exists. SV_DB_OK or SV_DB_UNAVAILABLE. */
 int sv_db_ensure(sv_db *db);

@@ -667,6 +667,11 @@ int sv_migrate_apply(PGconn *conn, const char *sql_dir, FILE *out, char *err, si
 done:
     if (rc != 0)
         sv_mig_rollback(conn);
+    /* Running servers reload their schema cache now rather than at their
+     * next reload (PostgREST's channel and message, so the same NOTIFY by
+     * hand after other DDL works too). */
+    if (napplied_now > 0)
+        PQclear(PQexec(conn, "NOTIFY pgrst, 'reload schema'"));
     sv_mig_state_free(&st);
     return rc;
 }

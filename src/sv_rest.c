@@ -14,8 +14,9 @@
  *   - limit/offset/order on PATCH and DELETE are refused (400) instead of
  *     being silently ignored.
  *   - Prefer: count=planned and count=estimated are answered exactly.
- *   - The schema cache is loaded once per worker; a migration reaches a
- *     worker when it is recycled (max_requests) or the pool reloads. */
+ *   - The schema cache is loaded by each worker; it reloads on PostgREST's
+ *     NOTIFY pgrst, 'reload schema' (sent by streamvibe-admin migrate)
+ *     and after a reconnect. */
 #include "sv_rest.h"
 
 #include <stdio.h>
@@ -31,9 +32,10 @@
 /* --- schema cache ---------------------------------------------------------
  *
  * The exposed tables' columns and the exposed functions' signatures, read
- * from pg_catalog by the first request a worker serves and kept for the
- * worker's life (a migration takes effect when workers recycle or the
- * pool reloads). Only names listed here are ever reachable. */
+ * from pg_catalog by the first request a worker serves, and again by the
+ * first after a schema change was announced on the database connection
+ * (or the connection was replaced, which may have missed one). Only
+ * names listed here are ever reachable. */
 
 static const struct {
     const char *name;
@@ -61,6 +63,8 @@ static const char *const sv_rest_exposed_functions[] = { "check_quota", "quota_s
 
 typedef struct sv_rest_schema {
     int                  loaded;
+    unsigned long        db_generation;  /* the connection it was loaded on */
+    unsigned long        db_notified;    /* reload messages seen by then */
     sv_arena             arena;
     sv_rest_table_def    tables[SV_REST_NTABLES];
     int                  ntables;
@@ -115,7 +119,7 @@ static void sv_rest_db_error(sv_worker *w, sv_request *req, sv_response *res, PG
 static int sv_rest_load(sv_worker *w, sv_request *req, sv_response *res)
 {
     sv_rest_schema *s = &sv_rest_cache;
-    if (s->loaded)
+    if (s->loaded && s->db_generation == w->db.generation && s->db_notified == w->db.notified)
         return SV_OK;
 
     sv_buf names;
@@ -153,6 +157,9 @@ static int sv_rest_load(sv_worker *w, sv_request *req, sv_response *res)
         return SV_ERROR;
     }
 
+    if (s->loaded)
+        sv_arena_free(&s->arena);
+    s->loaded = 0;
     sv_arena_init(&s->arena, 16384);
     sv_arena *a = &s->arena;
     int nrows = PQntuples(cols);
@@ -202,6 +209,8 @@ static int sv_rest_load(sv_worker *w, sv_request *req, sv_response *res)
     PQclear(cols);
     PQclear(fns);
     s->loaded = 1;
+    s->db_generation = w->db.generation;
+    s->db_notified = w->db.notified;
     sv_log_info("rest_schema_loaded", "tables=%d functions=%d", s->ntables, s->nfunctions);
     return SV_OK;
 }

@@ -661,6 +661,9 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         FCGX_InitRequest(&conns[i].req, -1, 0);
         conns[i].req.keepConnection = 1;
     }
+    /* Migrations announce themselves (NOTIFY pgrst): the schema cache
+     * reloads without a pool reload. */
+    sv_db_listen(&w->db, "pgrst");
     const sv_db_wait_hook wait_hook = { sv_worker_wait_watch, sv_worker_wait_ready, &server };
     if (w->handoff_fds[0] >= 0) {
         sv_db_set_wait_hook(&w->db, &wait_hook);
@@ -696,8 +699,8 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         if (passing)
             sv_worker_pass_all(&server);
 
-        struct pollfd fds[SV_WORKER_MAX_CONNS + 3];
-        sv_fcgi_conn *owner[SV_WORKER_MAX_CONNS + 3];
+        struct pollfd fds[SV_WORKER_MAX_CONNS + 4];
+        sv_fcgi_conn *owner[SV_WORKER_MAX_CONNS + 4];
         int nfds = 0, nopen = 0;
         sv_fcgi_conn *free_slot = NULL;
         fds[nfds] = (struct pollfd){ .fd = sv_worker_wake_pipe[0], .events = POLLIN };
@@ -732,6 +735,15 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
             owner[nfds++] = NULL;
         }
 
+        /* PostgreSQL's connection, for notifications and for noticing a
+         * server that went away while the worker was idle. */
+        int db_at = -1;
+        if (sv_db_socket(&w->db) >= 0) {
+            db_at = nfds;
+            fds[nfds] = (struct pollfd){ .fd = sv_db_socket(&w->db), .events = POLLIN };
+            owner[nfds++] = NULL;
+        }
+
         /* Buffered log lines go out when there is nothing to do. */
         static const struct timespec no_wait = { 0, 0 };
         int ready = sv_log_pending() ? ppoll(fds, (nfds_t)nfds, &no_wait, &waiting_mask) : 0;
@@ -755,6 +767,9 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         }
         if (ready <= 0)
             continue;
+        /* Before any request: a schema change announced now applies to it. */
+        if (db_at >= 0 && fds[db_at].revents != 0)
+            sv_db_read_idle(&w->db);
         if (fds[0].revents & POLLIN) {
             char drain[16];
             while (read(sv_worker_wake_pipe[0], drain, sizeof(drain)) > 0)

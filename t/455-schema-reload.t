@@ -1,0 +1,73 @@
+#!/usr/bin/perl
+# The schema cache follows the database without a pool reload: after
+# `streamvibe-admin migrate` applies something, or after PostgREST's
+# `NOTIFY pgrst, 'reload schema'` by hand, every worker serves the new
+# columns; plain DDL without the notification leaves the cache as it was.
+
+use strict;
+use warnings;
+use Test::More;
+use File::Copy qw(copy);
+use SV::Test qw(:DEFAULT write_file);
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => 'r' x 40 });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool);
+$ngx->start;
+my $su = $pg->dbh(user => 'postgres');
+
+# The columns of platforms in the OpenAPI description, as one worker
+# sees them.
+my $columns = sub {
+    my $doc = $ngx->json($ngx->request('GET', '/rest/v1/')) // {};
+    return join ',', sort keys %{ $doc->{definitions}{platforms}{properties} // {} };
+};
+# Ten requests: with two workers, both answer some.
+my $all_see = sub {
+    my ($col) = @_;
+    return scalar grep { $columns->() =~ /\b\Q$col\E\b/ } 1 .. 10;
+};
+like($columns->(), qr/\bname\b/, 'platforms is described');
+is($all_see->('probe_a'), 0, 'no probe_a column yet');
+
+$su->do('ALTER TABLE public.platforms ADD COLUMN probe_a text');
+sleep 1;
+is($all_see->('probe_a'), 0, 'DDL alone does not reach the cache');
+
+$su->do(q{NOTIFY pgrst, 'reload schema'});
+ok(wait_until(sub { $all_see->('probe_a') == 10 }, 10),
+    "after NOTIFY pgrst, 'reload schema' every worker serves the new column");
+my $res = $ngx->request('GET', '/rest/v1/platforms?select=probe_a&limit=1');
+is($res->code, 200, 'and a select= of it is accepted') or diag $res->as_string;
+
+# A migration announces itself.
+my $dir = sv_tempdir();
+copy($_, $dir) or die "copy $_: $!" for glob(sv_srcdir() . '/sql/*.sql');
+write_file("$dir/900_probe_b.sql", "ALTER TABLE public.platforms ADD COLUMN probe_b text;\n");
+($rc, $out) = $pg->migrate('--sql-dir', $dir);
+is($rc, 0, 'migrate applies 900_probe_b.sql') or diag $out;
+like($out, qr/applied\s+900_probe_b\.sql/, 'the new file, and only it') or diag $out;
+ok(wait_until(sub { $all_see->('probe_b') == 10 }, 10), 'every worker serves the migrated column');
+
+# Another message on the channel changes nothing.
+$su->do('ALTER TABLE public.platforms ADD COLUMN probe_c text');
+$su->do(q{NOTIFY pgrst, 'reload config'});
+sleep 1;
+is($all_see->('probe_c'), 0, "NOTIFY pgrst, 'reload config' does not reload the schema");
+like($pool->log, qr/event=rest_schema_loaded/, 'reloads are logged');
+
+$su->disconnect;
+$ngx->stop;
+$pool->stop;
+done_testing;
