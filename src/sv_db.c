@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 void sv_db_init(sv_db *db, const char *conninfo)
 {
@@ -22,29 +23,57 @@ void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook)
     db->wait_hook = hook;
 }
 
+/* connect_timeout does not apply to PQconnectPoll; the same bound. */
+#define SV_DB_CONNECT_TIMEOUT_MS 3000
+
+static int64_t sv_db_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until the connection's socket is ready for events, running the
+ * wait hook meanwhile. Returns 1 when ready, 0 at deadline_ms (monotonic;
+ * -1: none), -1 on error. */
+static int sv_db_wait_socket(sv_db *db, short events, int64_t deadline_ms)
+{
+    const sv_db_wait_hook *hook = db->wait_hook;
+    for (;;) {
+        struct pollfd fds[1 + SV_DB_WAIT_MAX_FDS];
+        fds[0] = (struct pollfd){ .fd = PQsocket(db->conn), .events = events };
+        if (fds[0].fd < 0)
+            return -1;
+        int timeout_ms = -1;
+        int n = hook != NULL ? hook->watch(hook->ctx, fds + 1, SV_DB_WAIT_MAX_FDS, &timeout_ms) : 0;
+        if (deadline_ms >= 0) {
+            int64_t left = deadline_ms - sv_db_now_ms();
+            if (left <= 0)
+                return 0;
+            if (timeout_ms < 0 || left < timeout_ms)
+                timeout_ms = (int)left;
+        }
+        if (poll(fds, (nfds_t)(1 + n), timeout_ms) < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        if (hook != NULL)
+            hook->ready(hook->ctx, fds + 1, n);
+        if (fds[0].revents != 0)
+            return 1;
+    }
+}
+
 /* Returns once PQgetResult will not block, running the wait hook while
  * PostgreSQL works. Any failure here is left for PQgetResult to report. */
 static void sv_db_await(sv_db *db)
 {
-    const sv_db_wait_hook *hook = db->wait_hook;
-    if (hook == NULL || PQflush(db->conn) != 0)
+    if (db->wait_hook == NULL || PQflush(db->conn) != 0)
         return;
-    while (PQisBusy(db->conn)) {
-        struct pollfd fds[1 + SV_DB_WAIT_MAX_FDS];
-        fds[0] = (struct pollfd){ .fd = PQsocket(db->conn), .events = POLLIN };
-        int timeout_ms = -1;
-        int n = hook->watch(hook->ctx, fds + 1, SV_DB_WAIT_MAX_FDS, &timeout_ms);
-        if (fds[0].fd < 0 || (n == 0 && timeout_ms < 0))
+    while (PQisBusy(db->conn))
+        if (sv_db_wait_socket(db, POLLIN, -1) != 1 || !PQconsumeInput(db->conn))
             return;
-        if (poll(fds, (nfds_t)(1 + n), timeout_ms) < 0) {
-            if (errno == EINTR)
-                continue;
-            return;
-        }
-        hook->ready(hook->ctx, fds + 1, n);
-        if (fds[0].revents != 0 && !PQconsumeInput(db->conn))
-            return;
-    }
 }
 
 void sv_db_close(sv_db *db)
@@ -75,14 +104,30 @@ int sv_db_ensure(sv_db *db)
     if (db->conn != NULL)
         sv_db_drop(db);
 
-    /* connect_timeout bounds how long a request can wait on a dead
-     * server; application_name lets a DBA see which worker is which. */
-    const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
-    const char *vals[] = { db->conninfo, "3", "streamvibe", NULL };
-    db->conn = PQconnectdbParams(keys, vals, 1);
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
+    /* The deadline bounds how long a request can wait on a dead server,
+     * and the wait hook runs meanwhile; application_name lets a DBA see
+     * which worker is which. */
+    const char *keys[] = { "dbname", "application_name", NULL };
+    const char *vals[] = { db->conninfo, "streamvibe", NULL };
+    db->conn = PQconnectStartParams(keys, vals, 1);
+    if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
         sv_db_drop(db);
         return SV_DB_UNAVAILABLE;
+    }
+    int64_t deadline = sv_db_now_ms() + SV_DB_CONNECT_TIMEOUT_MS;
+    PostgresPollingStatusType polled = PGRES_POLLING_WRITING;
+    while (polled != PGRES_POLLING_OK) {
+        int ready = polled == PGRES_POLLING_FAILED
+                        ? -1
+                        : sv_db_wait_socket(db, polled == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                                            deadline);
+        if (ready != 1) {
+            sv_db_drop(db);
+            if (ready == 0)
+                snprintf(db->last_error, sizeof(db->last_error), "timeout expired");
+            return SV_DB_UNAVAILABLE;
+        }
+        polled = PQconnectPoll(db->conn);
     }
     if (db->listen_channel != NULL) {
         char *ident = PQescapeIdentifier(db->conn, db->listen_channel, strlen(db->listen_channel));
