@@ -405,19 +405,23 @@ static void sv_worker_accept(sv_worker *w, int listen_fd, sv_fcgi_conn *c)
  * requests: a connection moves with nothing of a request read from it. */
 
 /* Passing on is for live pools: when the pool stops, connections close.
- * (A worker whose master has gone does not pass on either; the main loop
- * checks that.) */
+ * (Nor does a worker whose master has gone: sv_worker_pass_conn checks
+ * that, as it costs a system call.) */
 static int sv_worker_can_pass(const sv_worker *w)
 {
     return w->handoff_fds[0] >= 0 && !__atomic_load_n(&w->sb->stopping, __ATOMIC_ACQUIRE);
 }
 
 /* Sends c's connection to the pool's queue and closes this worker's copy.
- * Returns 0, or -1 (queue full) with c left as it was. */
+ * Returns 0, or -1 (queue full, or no master: the queue would die with
+ * the last worker) with c left as it was. The datagram carries when the
+ * connection was last used, so keepalive_idle still applies. */
 static int sv_worker_pass_conn(sv_worker *w, sv_fcgi_conn *c)
 {
-    char byte = 'c';
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    if (w->master_pid != 0 && getppid() != w->master_pid)
+        return -1;
+    int64_t last_used_ms = c->last_used_ms;
+    struct iovec iov = { .iov_base = &last_used_ms, .iov_len = sizeof(last_used_ms) };
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -430,9 +434,10 @@ static int sv_worker_pass_conn(sv_worker *w, sv_fcgi_conn *c)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &c->req.ipcFd, sizeof(int));
-    if (sendmsg(w->handoff_fds[0], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != 1)
+    if (sendmsg(w->handoff_fds[0], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(last_used_ms))
         return -1;
     sv_fcgi_close(c);
+    __atomic_sub_fetch(&w->slot->connections, 1, __ATOMIC_RELAXED);
     __atomic_add_fetch(&w->sb->fastcgi_passed, 1, __ATOMIC_RELAXED);
     return 0;
 }
@@ -440,8 +445,8 @@ static int sv_worker_pass_conn(sv_worker *w, sv_fcgi_conn *c)
 /* Receives one connection from the pool's queue into the free slot c. */
 static void sv_worker_take_conn(sv_worker *w, sv_fcgi_conn *c)
 {
-    char byte;
-    struct iovec iov = { .iov_base = &byte, .iov_len = 1 };
+    int64_t last_used_ms;
+    struct iovec iov = { .iov_base = &last_used_ms, .iov_len = sizeof(last_used_ms) };
     union {
         struct cmsghdr align;
         char buf[CMSG_SPACE(sizeof(int))];
@@ -449,7 +454,7 @@ static void sv_worker_take_conn(sv_worker *w, sv_fcgi_conn *c)
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                           .msg_controllen = sizeof(control.buf) };
     /* EAGAIN: another worker took it. */
-    if (recvmsg(w->handoff_fds[1], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != 1)
+    if (recvmsg(w->handoff_fds[1], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != (ssize_t)sizeof(last_used_ms))
         return;
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
     if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
@@ -458,6 +463,15 @@ static void sv_worker_take_conn(sv_worker *w, sv_fcgi_conn *c)
     int fd;
     memcpy(&fd, CMSG_DATA(cm), sizeof(int));
     sv_fcgi_adopt(c, fd);
+    c->last_used_ms = last_used_ms;
+    __atomic_add_fetch(&w->slot->connections, 1, __ATOMIC_RELAXED);
+}
+
+/* Are connections waiting in the pool's queue? */
+static int sv_worker_queue_pending(const sv_worker *w)
+{
+    struct pollfd pfd = { .fd = w->handoff_fds[1], .events = POLLIN };
+    return w->handoff_fds[1] >= 0 && poll(&pfd, 1, 0) == 1;
 }
 
 /* Is another worker of the current generation waiting for work? Under
@@ -717,7 +731,9 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
             owner[nfds++] = &conns[i];
         }
         __atomic_store_n(&w->slot->connections, (uint32_t)nopen, __ATOMIC_RELAXED);
-        if (leaving && (nopen == 0 || now >= leave_by))
+        /* A stopping pool's last workers serve what is still queued. */
+        if (leaving && (now >= leave_by || (nopen == 0 && (passing || orphaned ||
+                                                            !sv_worker_queue_pending(w)))))
             break;
         /* Polled even with every slot taken: a new connection then
          * replaces the longest-idle one (see sv_worker_make_room). */
@@ -787,13 +803,18 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
                        (orphaned || !sv_worker_can_pass(w));
             served += (unsigned long)sv_worker_serve_conn(&server, owner[i], last);
         }
-        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !sv_worker_stop) {
+        /* Nothing new for a worker about to leave: a connection taken now
+         * would only be passed back, unserved (with one worker, the same
+         * connections every time). */
+        int done = sv_worker_stop ||
+                   (w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests);
+        if (listen_at >= 0 && (fds[listen_at].revents & POLLIN) && !done) {
             if (free_slot == NULL || free_slot->req.ipcFd >= 0)
                 free_slot = sv_worker_make_room(fds, owner, nfds);
             if (free_slot != NULL)
                 sv_worker_accept(w, listen_fd, free_slot);
         }
-        if (queue_at >= 0 && (fds[queue_at].revents & POLLIN)) {
+        if (queue_at >= 0 && (fds[queue_at].revents & POLLIN) && (!done || leaving)) {
             sv_fcgi_conn *slot = NULL;
             for (int i = 0; i < SV_WORKER_MAX_CONNS && slot == NULL; i++)
                 if (conns[i].req.ipcFd < 0)

@@ -10,10 +10,12 @@
 use strict;
 use warnings;
 use Test::More;
+use IO::Socket::INET;
 use IO::Socket::UNIX;
+use Time::HiRes qw(sleep time);
 use IO::Select;
 use JSON::PP ();
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer pid_alive);
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer pid_alive free_tcp_port);
 use SV::Test::Pg;
 use SV::Test::Pool;
 
@@ -82,6 +84,9 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     my $st = $json_of->($ask->($first, '/status'));
     cmp_ok($st->{fastcgi_passed}, '>=', 3, 'the status page counts the connections passed on')
         or diag explain $st;
+    my ($b_now) = map { $_->{connections} } grep { $_->{pid} == $b_pid }
+        @{ $status->($first)->{processes} // [] };
+    is($b_now, 1, 'and no longer shows them as its own');
     ok(!IO::Select->new($stuck)->can_read(0), 'the stuck request is still waiting');
 
     $dbh->rollback;
@@ -90,6 +95,66 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
         'the stuck request then gets its own answer, on its own connection') or diag $text;
     like($ask->($stuck, '/healthz') // '', qr/^Status: 200/, 'and its connection serves the next request');
     $dbh->disconnect;
+    $pool->stop;
+}
+
+{
+    # PostgreSQL that accepts connections and never answers: a worker
+    # waiting to connect (up to 3 s) passes requests on like one waiting
+    # for a query.
+    my $port = free_tcp_port();
+    my $hung = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 16,
+        ReuseAddr => 1) or die "listen: $!";
+    my $pool = SV::Test::Pool->new(workers => 2, conf => { request_timeout => 0,
+        database_url => "host=127.0.0.1 port=$port dbname=streamvibe user=authenticator" });
+    $pool->start;
+    my $first = $connect->($pool);
+    $first->syswrite(fcgi_request_bytes('/healthz'));
+    sleep 0.3;   # worker A is connecting; the next connections go to B
+    my @on_b = map { $connect->($pool) } 1 .. 3;
+    like($ask->($_, '/status') // '', qr/^Status: 200/, 'worker B serves') for @on_b;
+    my ($text) = fcgi_read_answer($first, 10);
+    like($text // '', qr/^Status: 503/, 'worker A gives up connecting: 503');
+    my $stuck = shift @on_b;
+    $stuck->syswrite(fcgi_request_bytes('/healthz'));
+    sleep 0.3;   # worker B is connecting
+    # 1.5 s: a liveness bound well under the 3 s connect wait.
+    my $answered = grep { ($ask->($_, '/status', 1.5) // '') =~ /^Status: 200/ } @on_b;
+    is($answered, 2, 'requests on its other kept connections are answered meanwhile');
+    ($text) = fcgi_read_answer($stuck, 10);
+    like($text // '', qr/^Status: 503/, 'the request waiting on PostgreSQL gets its 503');
+    $pool->stop;
+}
+
+{
+    # One worker recycled after every request, four connections each
+    # sending its next request as soon as its answer is in: a connection
+    # taken from the queue just before the worker leaves must not be
+    # passed back unserved (with one worker, the same ones every time).
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { max_requests => 1 });
+    $pool->start;
+    my @conns = map { $connect->($pool) } 1 .. 4;
+    my (%raw, %answers);
+    my $sel = IO::Select->new(@conns);
+    $_->syswrite(fcgi_request_bytes('/healthz')) for @conns;
+    my $end = time + 3;
+    while (time < $end) {
+        for my $c ($sel->can_read(0.2)) {
+            my $n = sysread($c, my $buf, 65536);
+            if (!$n) { $sel->remove($c); next }
+            $raw{$c} .= $buf;
+            # The answer is complete once FCGI_END_REQUEST (8 + 8 bytes)
+            # has arrived; the record before it ends FCGI_STDOUT.
+            next unless length $raw{$c} >= 16 && substr($raw{$c}, -16, 2) eq "\x01\x03";
+            $answers{$c}++ if $raw{$c} =~ /Status: 200/;
+            $raw{$c} = '';
+            $c->syswrite(fcgi_request_bytes('/healthz'));
+        }
+    }
+    my @counts = map { $answers{$_} // 0 } @conns;
+    my ($min, $max) = (sort { $a <=> $b } @counts)[0, -1];
+    ok($min >= 1 && $min * 4 >= $max, 'with max_requests = 1 every busy connection is served its share')
+        or diag "answers per connection: @counts";
     $pool->stop;
 }
 
