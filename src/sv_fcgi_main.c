@@ -4,6 +4,7 @@
  * program it serves the one request in its environment and exits. */
 #include "config.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,18 @@ int main(int argc, char **argv)
     sb->workers_configured = 1;
     if (sv_log_open(cfg.log_file) != 0)
         perror("streamvibe-fcgi: log_file");
+
+    /* spawn-fcgi and mod_fcgid can start us as root too: the same drop
+     * as a pool worker, before any request is read. */
+    sv_pool_identity identity;
+    err[0] = '\0';
+    if (sv_pool_resolve_identity(&cfg, &identity, err, sizeof(err)) != 0 ||
+        sv_pool_drop_privileges(&identity) != 0) {
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err[0] ? err : strerror(errno));
+        sv_scoreboard_destroy(sb);
+        sv_config_free(&cfg);
+        return 1;
+    }
 
     sv_worker w;
     sv_worker_init(&w, &cfg, sb, 0, 0);

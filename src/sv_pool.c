@@ -20,14 +20,6 @@
 #include "sv_scoreboard.h"
 #include "sv_worker.h"
 
-/* Who the workers run as; drop = 0 leaves them as the master. */
-typedef struct sv_pool_identity {
-    int   drop;
-    uid_t uid;
-    gid_t gid;
-    char  user[64];
-} sv_pool_identity;
-
 typedef struct sv_pool {
     sv_config      cfg;
     sv_pool_identity identity;
@@ -43,6 +35,12 @@ typedef struct sv_pool {
     int            quick_deaths;
     int            initial_spawn_done;
     int            timed_out[SV_SCOREBOARD_SLOTS];
+    /* Who runs in each slot, kept here and not in the scoreboard: workers
+     * can write the scoreboard, and the master signals these pids as
+     * root. 0: free. */
+    pid_t          pids[SV_SCOREBOARD_SLOTS];
+    uint32_t       generations[SV_SCOREBOARD_SLOTS];
+    int64_t        started_ms[SV_SCOREBOARD_SLOTS];   /* wall clock */
 } sv_pool;
 
 static int sv_pool_signal_pipe[2] = { -1, -1 };
@@ -252,8 +250,7 @@ static int sv_pool_write_pid_file(const char *path, char *err, size_t errlen)
  * signals workers); the workers, which parse what clients send, run as
  * `user` (php-fpm's model). Without root the setting can only name the
  * user the pool already runs as. */
-static int sv_pool_resolve_identity(const sv_config *cfg, sv_pool_identity *id, char *err,
-                                    size_t errlen)
+int sv_pool_resolve_identity(const sv_config *cfg, sv_pool_identity *id, char *err, size_t errlen)
 {
     memset(id, 0, sizeof(*id));
     if (cfg->user[0] == '\0') {
@@ -270,6 +267,7 @@ static int sv_pool_resolve_identity(const sv_config *cfg, sv_pool_identity *id, 
     }
     id->uid = pw->pw_uid;
     id->gid = pw->pw_gid;
+    snprintf(id->home, sizeof(id->home), "%s", pw->pw_dir ? pw->pw_dir : "/");
     if (cfg->group[0] != '\0') {
         struct group *gr = getgrnam(cfg->group);
         if (gr == NULL) {
@@ -291,12 +289,15 @@ static int sv_pool_resolve_identity(const sv_config *cfg, sv_pool_identity *id, 
 }
 
 /* In a new worker, before it reads anything a client sent. */
-static int sv_pool_drop_privileges(const sv_pool_identity *id)
+int sv_pool_drop_privileges(const sv_pool_identity *id)
 {
     if (!id->drop)
         return 0;
     if (initgroups(id->user, id->gid) != 0 || setgid(id->gid) != 0 || setuid(id->uid) != 0)
         return -1;
+    /* libpq looks for ~/.pgpass and ~/.postgresql/ under HOME: the user's,
+     * not root's (which it could not read any more). */
+    setenv("HOME", id->home, 1);
     /* setuid from root drops every id; make sure there is no way back. */
     if (id->uid != 0 && (setuid(0) == 0 || geteuid() != id->uid || getegid() != id->gid)) {
         errno = EPERM;
@@ -310,13 +311,9 @@ static int sv_pool_drop_privileges(const sv_pool_identity *id)
 static int sv_pool_live_workers(const sv_pool *pool, int current_only)
 {
     int n = 0;
-    for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
-        const sv_slot *slot = &pool->sb->slots[i];
-        if (slot->state == SV_SLOT_FREE || slot->pid <= 0)
-            continue;
-        if (!current_only || slot->generation == pool->generation)
+    for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++)
+        if (pool->pids[i] > 0 && (!current_only || pool->generations[i] == pool->generation))
             n++;
-    }
     return n;
 }
 
@@ -324,7 +321,7 @@ static int sv_pool_spawn(sv_pool *pool)
 {
     int index = -1;
     for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
-        if (pool->sb->slots[i].state == SV_SLOT_FREE) {
+        if (pool->pids[i] == 0) {
             index = i;
             break;
         }
@@ -379,6 +376,9 @@ static int sv_pool_spawn(sv_pool *pool)
         return -1;
     }
     slot->pid = pid;
+    pool->pids[index] = pid;
+    pool->generations[index] = pool->generation;
+    pool->started_ms[index] = slot->started_ms;
     if (pool->initial_spawn_done)
         __atomic_add_fetch(&pool->sb->respawned_workers, 1, __ATOMIC_RELAXED);
     return 0;
@@ -387,12 +387,11 @@ static int sv_pool_spawn(sv_pool *pool)
 static void sv_pool_signal_workers(sv_pool *pool, int signo, int old_generation_only)
 {
     for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
-        sv_slot *slot = &pool->sb->slots[i];
-        if (slot->state == SV_SLOT_FREE || slot->pid <= 0)
+        if (pool->pids[i] <= 0)
             continue;
-        if (old_generation_only && slot->generation == pool->generation)
+        if (old_generation_only && pool->generations[i] == pool->generation)
             continue;
-        kill(slot->pid, signo);
+        kill(pool->pids[i], signo);
     }
 }
 
@@ -403,9 +402,10 @@ static void sv_pool_reap(sv_pool *pool)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
             sv_slot *slot = &pool->sb->slots[i];
-            if (slot->pid != pid || slot->state == SV_SLOT_FREE)
+            if (pool->pids[i] != pid)
                 continue;
-            int64_t lived = sv_now_wall_ms() - slot->started_ms;
+            uint32_t generation = pool->generations[i];
+            int64_t lived = sv_now_wall_ms() - pool->started_ms[i];
             /* Access lines of answered requests the worker had not
              * written yet: they come before its exit in the log. */
             uint32_t held = __atomic_load_n(&slot->log_len, __ATOMIC_ACQUIRE);
@@ -415,13 +415,13 @@ static void sv_pool_reap(sv_pool *pool)
             if (WIFSIGNALED(status))
                 sv_log(pool->timed_out[i] || pool->stopping ? "info" : "warn", "worker_exit",
                        "worker=%d signal=%d lived_ms=%lld generation=%u", (int)pid,
-                       WTERMSIG(status), (long long)lived, slot->generation);
+                       WTERMSIG(status), (long long)lived, generation);
             else
                 sv_log_info("worker_exit", "worker=%d status=%d lived_ms=%lld generation=%u",
-                            (int)pid, WEXITSTATUS(status), (long long)lived, slot->generation);
+                            (int)pid, WEXITSTATUS(status), (long long)lived, generation);
             /* Workers that die right after starting (bad config, missing
              * library) would otherwise be respawned in a tight loop. */
-            if (crashed && !pool->timed_out[i] && lived < 1000 && slot->generation == pool->generation) {
+            if (crashed && !pool->timed_out[i] && lived < 1000 && generation == pool->generation) {
                 pool->quick_deaths++;
                 int delay = pool->quick_deaths * 200;
                 pool->next_spawn_ms = sv_now_monotonic_ms() + (delay > 5000 ? 5000 : delay);
@@ -429,6 +429,7 @@ static void sv_pool_reap(sv_pool *pool)
                 pool->quick_deaths = 0;
             }
             pool->timed_out[i] = 0;
+            pool->pids[i] = 0;
             memset(slot, 0, sizeof(*slot));
             __atomic_store_n(&slot->state, SV_SLOT_FREE, __ATOMIC_RELEASE);
             break;
@@ -447,20 +448,27 @@ static void sv_pool_enforce_timeouts(sv_pool *pool)
     int64_t limit = (int64_t)pool->cfg.request_timeout * 1000;
     for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
         sv_slot *slot = &pool->sb->slots[i];
-        if (pool->timed_out[i] || __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) != SV_SLOT_BUSY)
+        if (pool->pids[i] <= 0 || pool->timed_out[i] ||
+            __atomic_load_n(&slot->state, __ATOMIC_ACQUIRE) != SV_SLOT_BUSY)
             continue;
         int64_t running = now - __atomic_load_n(&slot->request_start_ms, __ATOMIC_RELAXED);
         if (running <= limit)
             continue;
+        /* The worker wrote these; never trust them to be terminated. */
+        char method[sizeof(slot->method) + 1], path[sizeof(slot->path) + 1],
+            request_id[sizeof(slot->request_id) + 1];
+        snprintf(method, sizeof(method), "%.*s", (int)sizeof(slot->method), slot->method);
+        snprintf(path, sizeof(path), "%.*s", (int)sizeof(slot->path), slot->path);
+        snprintf(request_id, sizeof(request_id), "%.*s", (int)sizeof(slot->request_id), slot->request_id);
         char qpath[256], qid[160];
         sv_log_error("request_timeout",
                      "msg=\"request timed out, killing worker\" worker=%d method=%s path=%s request_id=%s running_ms=%lld limit_s=%d",
-                     (int)slot->pid, slot->method, sv_log_quote(slot->path, qpath, sizeof(qpath)),
-                     sv_log_quote(slot->request_id, qid, sizeof(qid)), (long long)running,
+                     (int)pool->pids[i], method, sv_log_quote(path, qpath, sizeof(qpath)),
+                     sv_log_quote(request_id, qid, sizeof(qid)), (long long)running,
                      pool->cfg.request_timeout);
         pool->timed_out[i] = 1;
         __atomic_add_fetch(&pool->sb->timed_out_requests, 1, __ATOMIC_RELAXED);
-        kill(slot->pid, SIGKILL);
+        kill(pool->pids[i], SIGKILL);
     }
 }
 
@@ -488,6 +496,8 @@ static void sv_pool_reload(sv_pool *pool)
         sv_log_error("reload", "msg=\"cannot open log_file\" error=\"%s\"", strerror(errno));
     sv_config_free(&pool->cfg);
     pool->cfg = fresh;
+    if (geteuid() == 0 && !identity.drop && pool->identity.drop)
+        sv_log_warn("reload", "msg=\"user removed: new workers run as root\"");
     pool->identity = identity;
 
     /* New workers start accepting at once on the same socket; the old
@@ -511,11 +521,10 @@ static void sv_pool_kill_overdue(sv_pool *pool)
     int64_t now = sv_now_monotonic_ms();
     if (pool->retire_deadline_ms && now >= pool->retire_deadline_ms) {
         for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
-            sv_slot *slot = &pool->sb->slots[i];
-            if (slot->state != SV_SLOT_FREE && slot->pid > 0 && slot->generation != pool->generation) {
+            if (pool->pids[i] > 0 && pool->generations[i] != pool->generation) {
                 sv_log_warn("reload", "msg=\"old worker did not finish in time, killing\" worker=%d",
-                            (int)slot->pid);
-                kill(slot->pid, SIGKILL);
+                            (int)pool->pids[i]);
+                kill(pool->pids[i], SIGKILL);
             }
         }
         pool->retire_deadline_ms = 0;

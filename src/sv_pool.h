@@ -6,8 +6,26 @@
 #define SV_POOL_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "sv_config.h"
+
+/* Who the workers run as (cfg->user, cfg->group); drop = 0 leaves them
+ * as the process that started them. */
+typedef struct sv_pool_identity {
+    int   drop;
+    uid_t uid;
+    gid_t gid;
+    char  user[64];
+    char  home[256];
+} sv_pool_identity;
+
+/* Resolves cfg->user/group. Without root they may only name the running
+ * user. Returns 0, or -1 with a message in err. */
+int sv_pool_resolve_identity(const sv_config *cfg, sv_pool_identity *id, char *err, size_t errlen);
+
+/* Becomes id (no-op when id->drop is 0), for good. Returns 0 or -1. */
+int sv_pool_drop_privileges(const sv_pool_identity *id);
 
 /* Opens the FastCGI listening socket described by cfg->listen: a unix
  * socket path (a stale socket file is replaced, a live one is an error;

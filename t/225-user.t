@@ -8,7 +8,8 @@ use strict;
 use warnings;
 use Test::More;
 use IO::Socket::UNIX;
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer slurp_file);
+use POSIX ();
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer slurp_file write_file sv_builddir);
 use SV::Test::Pg;
 use SV::Test::Pool;
 
@@ -61,6 +62,33 @@ ok(wait_until(sub { $pool->log =~ /configuration rejected[^\n]*no user no-such-u
     'a reload with an unknown user is rejected, and the log says why');
 like($healthz->($pool), qr/^Status: 200/, 'the pool keeps serving');
 $pool->stop;
+
+# Without the pool (spawn-fcgi, mod_fcgid: the listening socket on fd 0)
+# the process drops to the user itself.
+{
+    my $dir = sv_tempdir();
+    write_file("$dir/sv.conf", "database_url = " . $pg->conninfo(user => 'authenticator')
+        . "\nuser = $user\nlog_file = $dir/sv.log\n");
+    my $listener = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Local => "$dir/s.sock", Listen => 8)
+        or die "listen: $!";
+    my $kid = fork // die "fork: $!";
+    if ($kid == 0) {
+        POSIX::dup2(fileno($listener), 0) or POSIX::_exit(99);
+        exec(sv_builddir() . '/streamvibe-fcgi', '--config', "$dir/sv.conf") or POSIX::_exit(98);
+    }
+    close $listener;
+    my $answer = '';
+    wait_until(sub {
+        my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => "$dir/s.sock") or return 0;
+        $sock->syswrite(fcgi_request_bytes('/healthz'));
+        ($answer) = fcgi_read_answer($sock, 10);
+        return defined $answer;
+    }, 10);
+    like($answer // '', qr/^Status: 200/, 'spawn-fcgi mode serves');
+    is($ids->($kid), "$uid:$gid", "and runs as $user");
+    kill 'TERM', $kid;
+    waitpid $kid, 0;
+}
 
 my $bad = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { user => 'no-such-user-sv' });
 eval { $bad->start(timeout => 10) };
