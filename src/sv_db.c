@@ -6,11 +6,32 @@
 #include <string.h>
 #include <time.h>
 
+#include "sv_log.h"
+
+/* The connection deadline when the URL sets none (libpq's would be
+ * forever). */
+#define SV_DB_CONNECT_TIMEOUT_MS 3000
+
 void sv_db_init(sv_db *db, const char *conninfo)
 {
     memset(db, 0, sizeof(*db));
     db->conninfo = strdup(conninfo ? conninfo : "");
     strcpy(db->statement_timeout, "0");
+    db->connect_timeout_ms = SV_DB_CONNECT_TIMEOUT_MS;
+    /* PQconnectPoll ignores connect_timeout, which libpq applies per host
+     * when it moves on to the next one: with several hosts only the
+     * blocking connect fails over correctly. */
+    PQconninfoOption *opts = PQconninfoParse(db->conninfo, NULL);
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
+        if (o->val == NULL || o->val[0] == '\0')
+            continue;
+        if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0)
+            db->connect_timeout_ms = atoi(o->val) * 1000;
+        if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
+            strchr(o->val, ',') != NULL)
+            db->several_hosts = 1;
+    }
+    PQconninfoFree(opts);
 }
 
 void sv_db_set_statement_timeout(sv_db *db, long ms)
@@ -22,9 +43,6 @@ void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook)
 {
     db->wait_hook = hook;
 }
-
-/* connect_timeout does not apply to PQconnectPoll; the same bound. */
-#define SV_DB_CONNECT_TIMEOUT_MS 3000
 
 static int64_t sv_db_now_ms(void)
 {
@@ -97,6 +115,48 @@ static void sv_db_drop(sv_db *db)
     db->conn = NULL;
 }
 
+/* What the server says outside a result (a FATAL before it closes the
+ * connection, a WARNING) goes to the log, not to stderr. */
+static void sv_db_log_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char text[300];
+    snprintf(text, sizeof(text), "%s", message);
+    for (char *p = text; *p; p++)
+        if (*p == '\n' || *p == '"')
+            *p = *p == '\n' ? ' ' : '\'';
+    sv_log_warn("db_notice", "msg=\"%s\"", text);
+}
+
+static int sv_db_connect_async(sv_db *db, const char *const *keys, const char *const *vals)
+{
+    db->conn = PQconnectStartParams(keys, vals, 1);
+    if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
+        sv_db_drop(db);
+        return SV_DB_UNAVAILABLE;
+    }
+    int64_t deadline = sv_db_now_ms() + db->connect_timeout_ms;
+    PostgresPollingStatusType polled = PGRES_POLLING_WRITING;
+    while (polled != PGRES_POLLING_OK) {
+        int ready = polled == PGRES_POLLING_FAILED
+                        ? -1
+                        : sv_db_wait_socket(db, polled == PGRES_POLLING_READING ? POLLIN : POLLOUT,
+                                            deadline);
+        if (ready != 1) {
+            char where[160];
+            snprintf(where, sizeof(where), "%s:%s", PQhost(db->conn) ? PQhost(db->conn) : "?",
+                     PQport(db->conn) ? PQport(db->conn) : "?");
+            sv_db_drop(db);
+            if (ready == 0)
+                snprintf(db->last_error, sizeof(db->last_error), "timeout expired connecting to %s",
+                         where);
+            return SV_DB_UNAVAILABLE;
+        }
+        polled = PQconnectPoll(db->conn);
+    }
+    return SV_DB_OK;
+}
+
 int sv_db_ensure(sv_db *db)
 {
     if (db->conn != NULL && PQstatus(db->conn) == CONNECTION_OK)
@@ -107,37 +167,38 @@ int sv_db_ensure(sv_db *db)
     /* The deadline bounds how long a request can wait on a dead server,
      * and the wait hook runs meanwhile; application_name lets a DBA see
      * which worker is which. */
-    const char *keys[] = { "dbname", "application_name", NULL };
-    const char *vals[] = { db->conninfo, "streamvibe", NULL };
-    db->conn = PQconnectStartParams(keys, vals, 1);
-    if (db->conn == NULL || PQstatus(db->conn) == CONNECTION_BAD) {
-        sv_db_drop(db);
-        return SV_DB_UNAVAILABLE;
-    }
-    int64_t deadline = sv_db_now_ms() + SV_DB_CONNECT_TIMEOUT_MS;
-    PostgresPollingStatusType polled = PGRES_POLLING_WRITING;
-    while (polled != PGRES_POLLING_OK) {
-        int ready = polled == PGRES_POLLING_FAILED
-                        ? -1
-                        : sv_db_wait_socket(db, polled == PGRES_POLLING_READING ? POLLIN : POLLOUT,
-                                            deadline);
-        if (ready != 1) {
+    char timeout[16];
+    snprintf(timeout, sizeof(timeout), "%d", db->connect_timeout_ms / 1000);
+    const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
+    const char *vals[] = { db->conninfo, "streamvibe", timeout, NULL };
+    if (db->several_hosts) {
+        db->conn = PQconnectdbParams(keys, vals, 1);
+        if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
             sv_db_drop(db);
-            if (ready == 0)
-                snprintf(db->last_error, sizeof(db->last_error), "timeout expired");
             return SV_DB_UNAVAILABLE;
         }
-        polled = PQconnectPoll(db->conn);
+    } else if (sv_db_connect_async(db, keys, vals) != SV_DB_OK) {
+        return SV_DB_UNAVAILABLE;
     }
+    PQsetNoticeProcessor(db->conn, sv_db_log_notice, NULL);
     if (db->listen_channel != NULL) {
         char *ident = PQescapeIdentifier(db->conn, db->listen_channel, strlen(db->listen_channel));
         char sql[128];
         snprintf(sql, sizeof(sql), "LISTEN %s", ident ? ident : "pgrst");
         PQfreemem(ident);
         PGresult *res = PQexec(db->conn, sql);
-        int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+        /* A hot standby refuses LISTEN: serve without announced schema
+         * changes rather than not at all. */
+        if (PQresultStatus(res) != PGRES_COMMAND_OK && !db->listen_failed) {
+            db->listen_failed = 1;
+            char *nl, msg[200];
+            snprintf(msg, sizeof(msg), "%s", PQresultErrorMessage(res));
+            if ((nl = strchr(msg, '\n')) != NULL)
+                *nl = '\0';
+            sv_log_warn("db_listen", "msg=\"schema changes will need a reload\" error=\"%s\"", msg);
+        }
         PQclear(res);
-        if (!ok) {
+        if (PQstatus(db->conn) != CONNECTION_OK) {
             sv_db_drop(db);
             return SV_DB_UNAVAILABLE;
         }

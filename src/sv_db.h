@@ -34,6 +34,9 @@ typedef struct sv_db {
                                   statements of an older one are gone */
     const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
     const char *listen_channel; /* LISTENed on every new connection, or NULL */
+    int     listen_failed;     /* LISTEN refused (a standby): logged once */
+    int     connect_timeout_ms; /* the URL's connect_timeout, else 3 s */
+    int     several_hosts;     /* connect blocking: libpq's per-host timeout */
     unsigned long notified;    /* reload messages received on listen_channel */
 } sv_db;
 

@@ -119,8 +119,18 @@ static void sv_rest_db_error(sv_worker *w, sv_request *req, sv_response *res, PG
 static int sv_rest_load(sv_worker *w, sv_request *req, sv_response *res)
 {
     sv_rest_schema *s = &sv_rest_cache;
+    /* Connect first: a new connection may have missed an announcement. */
+    if (sv_db_ensure(&w->db) != SV_DB_OK) {
+        sv_rest_db_error(w, req, res, NULL, 0);
+        return SV_ERROR;
+    }
     if (s->loaded && s->db_generation == w->db.generation && s->db_notified == w->db.notified)
         return SV_OK;
+    /* Taken before the catalog is read: an announcement that arrives with
+     * these queries' results may be of a change they did not see yet (DDL
+     * and NOTIFY committed while the load waited on its lock), so it must
+     * trigger another load. */
+    unsigned long generation = w->db.generation, notified = w->db.notified;
 
     sv_buf names;
     sv_buf_init(&names, req->arena, 256);
@@ -209,8 +219,8 @@ static int sv_rest_load(sv_worker *w, sv_request *req, sv_response *res)
     PQclear(cols);
     PQclear(fns);
     s->loaded = 1;
-    s->db_generation = w->db.generation;
-    s->db_notified = w->db.notified;
+    s->db_generation = generation;
+    s->db_notified = notified;
     sv_log_info("rest_schema_loaded", "tables=%d functions=%d", s->ntables, s->nfunctions);
     return SV_OK;
 }

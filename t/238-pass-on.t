@@ -127,6 +127,20 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
 }
 
 {
+    # Several hosts, the first one hung: libpq's per-host connect_timeout
+    # moves on to the next, as it does for psql.
+    my $port = free_tcp_port();
+    my $hung = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 16,
+        ReuseAddr => 1) or die "listen: $!";
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { database_url =>
+        "host=127.0.0.1,$pg->{socket_dir} port=$port,$pg->{port} dbname=streamvibe user=authenticator connect_timeout=2" });
+    $pool->start;
+    like($ask->($connect->($pool), '/healthz', 20) // '', qr/^Status: 200/,
+        'with the first of two hosts hung, the second serves');
+    $pool->stop;
+}
+
+{
     # One worker recycled after every request, four connections each
     # sending its next request as soon as its answer is in: a connection
     # taken from the queue just before the worker leaves must not be

@@ -8,6 +8,8 @@ use strict;
 use warnings;
 use Test::More;
 use File::Copy qw(copy);
+use POSIX ();
+use Time::HiRes qw(sleep);
 use SV::Test qw(:DEFAULT write_file);
 use SV::Test::Pg;
 use SV::Test::Pool;
@@ -59,6 +61,27 @@ write_file("$dir/900_probe_b.sql", "ALTER TABLE public.platforms ADD COLUMN prob
 is($rc, 0, 'migrate applies 900_probe_b.sql') or diag $out;
 like($out, qr/applied\s+900_probe_b\.sql/, 'the new file, and only it') or diag $out;
 ok(wait_until(sub { $all_see->('probe_b') == 10 }, 10), 'every worker serves the migrated column');
+
+# DDL and its announcement in one transaction, while a reload waits on
+# the table's lock: the reload reads the catalog as it was before the
+# commit, so the announcement arriving with its results must count for
+# another reload, not for this one.
+$su->do(q{NOTIFY pgrst, 'reload schema'});
+sleep 0.5;
+$su->begin_work;
+$su->do('ALTER TABLE public.platforms ADD COLUMN probe_d text');
+$su->do(q{NOTIFY pgrst, 'reload schema'});
+my $kid = fork // die "fork: $!";
+if ($kid == 0) {
+    $columns->() for 1 .. 2;   # both workers start their reload
+    POSIX::_exit(0);
+}
+ok(wait_until(sub { $su->selectrow_array(q{SELECT count(*) FROM pg_locks WHERE NOT granted}) >= 1 }, 10),
+    'a reload waits on the lock of the uncommitted DDL');
+$su->commit;
+waitpid $kid, 0;
+ok(wait_until(sub { $all_see->('probe_d') == 10 }, 10),
+    'once committed, the column reaches every worker: the announcement was not lost');
 
 # Another message on the channel changes nothing.
 $su->do('ALTER TABLE public.platforms ADD COLUMN probe_c text');
