@@ -14,8 +14,7 @@
  * arrive for it, see sv_worker.c). */
 typedef struct sv_db_wait_hook {
     /* Fills up to max descriptors to watch and returns how many; sets
-     * *timeout_ms when ready() must run again even if none is ready. A
-     * return of 0 with no timeout lets libpq wait on its own. */
+     * *timeout_ms when ready() must run again even if none is ready. */
     int  (*watch)(void *ctx, struct pollfd *fds, int max, int *timeout_ms);
     /* After each wait, with the watched descriptors' revents. */
     void (*ready)(void *ctx, const struct pollfd *fds, int n);

@@ -90,6 +90,16 @@ sleep 1;
 is($all_see->('probe_c'), 0, "NOTIFY pgrst, 'reload config' does not reload the schema");
 like($pool->log, qr/event=rest_schema_loaded/, 'reloads are logged');
 
+# An idle worker's connection ended by the server: the worker reads the
+# FATAL into its log (not stderr) and reconnects for the next request,
+# reloading its cache since announcements may have been missed.
+$su->do('ALTER TABLE public.platforms ADD COLUMN probe_e text');
+$su->do(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'streamvibe'});
+ok(wait_until(sub { $pool->log =~ /event=db_notice[^\n]*terminating connection/ }, 10),
+    'a terminated idle connection is noticed and logged');
+ok(wait_until(sub { $all_see->('probe_e') == 10 }, 10), 'the reconnect reloads the cache');
+unlike($pool->stderr, qr/terminating connection/, 'nothing on stderr');
+
 $su->disconnect;
 $ngx->stop;
 $pool->stop;
