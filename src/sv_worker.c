@@ -454,7 +454,8 @@ static void sv_worker_take_conn(sv_worker *w, sv_fcgi_conn *c)
     struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
                           .msg_controllen = sizeof(control.buf) };
     /* EAGAIN: another worker took it. */
-    if (recvmsg(w->handoff_fds[1], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) != (ssize_t)sizeof(last_used_ms))
+    ssize_t n = recvmsg(w->handoff_fds[1], &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
         return;
     struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
     if (cm == NULL || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS ||
@@ -462,6 +463,12 @@ static void sv_worker_take_conn(sv_worker *w, sv_fcgi_conn *c)
         return;
     int fd;
     memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+    /* Only the pool's workers write here, but a descriptor received is
+     * this process's to close, whatever came with it. */
+    if (n != (ssize_t)sizeof(last_used_ms)) {
+        close(fd);
+        return;
+    }
     sv_fcgi_adopt(c, fd);
     c->last_used_ms = last_used_ms;
     __atomic_add_fetch(&w->slot->connections, 1, __ATOMIC_RELAXED);
