@@ -702,10 +702,18 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
     sigaddset(&stop_signals, SIGINT);
     sigprocmask(SIG_BLOCK, &stop_signals, &waiting_mask);
 
+    int orphaned = 0;
+    int64_t parent_checked_ms = sv_now_monotonic_ms() - 1000;   /* check on the first pass */
     for (;;) {
         int64_t now = sv_now_monotonic_ms();
         int used_up = w->cfg->max_requests > 0 && served >= (unsigned long)w->cfg->max_requests;
-        int orphaned = w->master_pid != 0 && getppid() != w->master_pid;
+        /* A system call: under load this loop turns over thousands of
+         * times a second, and a second's delay in noticing changes
+         * nothing (passing on checks for itself). */
+        if (!orphaned && w->master_pid != 0 && now - parent_checked_ms >= 1000) {
+            parent_checked_ms = now;
+            orphaned = getppid() != w->master_pid;
+        }
         if (!leaving && (sv_worker_stop || used_up || orphaned)) {
             /* Leaving: the kept connections go to the workers that stay;
              * when the pool stops, answer what nginx sends on them for a
