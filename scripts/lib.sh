@@ -11,7 +11,7 @@ sv_die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 # The Debian 12 packages the project needs to build, test and run.
 SV_PACKAGES=(
     build-essential autoconf automake libtool pkg-config
-    libfcgi-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev
+    libfcgi-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcrypt-dev
     postgresql-15 postgresql-client-15
     nginx-light fcgiwrap spawn-fcgi
     libdbd-pg-perl libwww-perl

@@ -6,12 +6,15 @@
  * as one statement run as service_role, so every endpoint is one atomic
  * transaction. This file does what must not happen in SQL: argon2id
  * hashing and verification, token generation, JWT signing, and the HTTP
- * shapes GoTrue (and @supabase/auth-js) use. (The one exception: bcrypt
- * hashes imported from V1 are checked with pgcrypto, sql/010_auth_bcrypt.sql,
- * then replaced by argon2id.) */
+ * shapes GoTrue (and @supabase/auth-js) use. bcrypt hashes imported from
+ * V1 are checked here too (libcrypt), then replaced by argon2id: a
+ * password never travels to PostgreSQL, where statement logging would
+ * write it down. */
 #include "sv_auth.h"
 
 #include <arpa/inet.h>
+#include <crypt.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -795,31 +798,56 @@ static int sv_auth_is_bcrypt(const char *hash)
            hash[3] == '$';
 }
 
-/* Checks pw against a bcrypt hash in PostgreSQL (pgcrypto's crypt(), see
- * sql/010_auth_bcrypt.sql: one bcrypt, about what an argon2id check
- * costs) and, when it matches, replaces the stored hash with an argon2id
- * one so the bcrypt hash is gone after the first login. Returns 1 (right
- * password), 0 (wrong), or -1 after writing a database error. Neither the
- * password nor a hash is ever logged. */
+/* 1 when pw matches the bcrypt hash, else 0: also for anything that is
+ * not a well-formed $2a$/$2b$/$2y$ hash with a cost of 4 to 31 (never an
+ * error). One bcrypt at GoTrue's cost 10 is about what an argon2id check
+ * costs. */
+int sv_auth_bcrypt_check(const char *hash, const char *pw, size_t pw_len)
+{
+    static const char b64[] = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    /* $2?$NN$ and 53 characters of salt and digest */
+    if (strlen(hash) != 60 || hash[0] != '$' || hash[1] != '2' || strchr("aby", hash[2]) == NULL ||
+        hash[2] == '\0' || hash[3] != '$' || !isdigit((unsigned char)hash[4]) ||
+        !isdigit((unsigned char)hash[5]) || hash[6] != '$' || strspn(hash + 7, b64) != 53)
+        return 0;
+    int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+    /* bcrypt reads a C string: no password with a NUL was ever hashed */
+    if (cost < 4 || cost > 31 || memchr(pw, '\0', pw_len) != NULL)
+        return 0;
+
+    /* ~32 kB of state, which ends up holding what the password became */
+    struct crypt_data *cd = calloc(1, sizeof(*cd));
+    char *pwz = malloc(pw_len + 1);
+    int good = 0;
+    if (cd != NULL && pwz != NULL) {
+        memcpy(pwz, pw, pw_len);
+        pwz[pw_len] = '\0';
+        sv_worker_long_work();
+        const char *out = crypt_rn(pwz, hash, cd, (int)sizeof(*cd));
+        good = out != NULL && strlen(out) == 60 && sodium_memcmp(out, hash, 60) == 0;
+    }
+    if (pwz != NULL) {
+        sodium_memzero(pwz, pw_len);
+        free(pwz);
+    }
+    if (cd != NULL) {
+        sodium_memzero(cd, sizeof(*cd));
+        free(cd);
+    }
+    return good;
+}
+
+/* Checks pw against a bcrypt hash and, when it matches, replaces the
+ * stored hash with an argon2id one so the bcrypt hash is gone after the
+ * first login. Returns 1 (right password), 0 (wrong), or -1 after writing
+ * a database error. Neither the password nor a hash is ever logged. */
 static int sv_auth_bcrypt_verify(sv_worker *w, sv_request *req, sv_response *res,
                                  const char *user_id, const char *hash, const char *pw,
                                  size_t pw_len)
 {
-    static const char verify_sql[] = "SELECT auth.sv_bcrypt_verify($1, $2)";
     static const char rehash_sql[] = "SELECT auth.sv_password_rehash($1::uuid, $2, $3)";
 
-    /* PostgreSQL text cannot hold NUL, and no bcrypt hash was made of one */
-    if (memchr(pw, '\0', pw_len) != NULL)
-        return 0;
-    char *pwz = sv_arena_strndup(req->arena, pw, pw_len);
-    const char *vvalues[2] = { hash, pwz };
-    PGresult *r = sv_auth_db(w, req, res, "bcrypt_verify", verify_sql, 2, vvalues);
-    sodium_memzero(pwz, pw_len);
-    if (r == NULL)
-        return -1;
-    int good = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-    PQclear(r);
-    if (!good)
+    if (!sv_auth_bcrypt_check(hash, pw, pw_len))
         return 0;
 
     char *argon = sv_arena_alloc(req->arena, crypto_pwhash_STRBYTES);
@@ -830,7 +858,7 @@ static int sv_auth_bcrypt_verify(sv_worker *w, sv_request *req, sv_response *res
         return 1;
     }
     const char *rvalues[3] = { user_id, hash, argon };
-    r = sv_auth_db(w, req, res, "password_rehash", rehash_sql, 3, rvalues);
+    PGresult *r = sv_auth_db(w, req, res, "password_rehash", rehash_sql, 3, rvalues);
     if (r == NULL)
         return -1;
     if (strcmp(PQgetvalue(r, 0, 0), "t") == 0)

@@ -39,4 +39,10 @@ void sv_auth_user_get(struct sv_worker *w, sv_request *req, sv_response *res);
 void sv_auth_user_put(struct sv_worker *w, sv_request *req, sv_response *res);
 void sv_auth_logout(struct sv_worker *w, sv_request *req, sv_response *res);
 
+/* 1 when the password (pw_len bytes) matches a bcrypt hash as GoTrue
+ * stored them ($2a$, $2b$ or $2y$, cost 4 to 31), else 0, also for any
+ * malformed hash. Constant-time comparison; the password's copies are
+ * wiped. */
+int sv_auth_bcrypt_check(const char *hash, const char *pw, size_t pw_len);
+
 #endif

@@ -1,10 +1,11 @@
 #!/usr/bin/perl
 # Users imported from the V1 draft keep GoTrue's bcrypt hashes ($2a$, $2b$).
-# A password login verifies them (pgcrypto's crypt() in PostgreSQL) and
-# then replaces the hash with an argon2id one, so the bcrypt hash is gone
-# after the first login. Wrong passwords and unknown emails still get the
-# very same answer, in comparable time; no hash or password is logged;
-# the pgcrypto schema is not open to the API roles.
+# A password login verifies them (in the server, with libcrypt) and then
+# replaces the hash with an argon2id one, so the bcrypt hash is gone after
+# the first login. Wrong passwords and unknown emails still get the very
+# same answer, in comparable time; no password is sent to PostgreSQL,
+# where statement logging would write it down; no hash or password is
+# logged; the pgcrypto schema is not open to the API roles.
 
 use strict;
 use warnings;
@@ -139,6 +140,34 @@ is($svc->selectrow_array(q{SELECT auth.sv_password_rehash(?, 'not the stored has
    'rehash only replaces the hash that was verified');
 is($svc->selectrow_array(q{SELECT auth.sv_password_rehash(?, '$2a$10$tooshort', 'plain')}, undef, $odd), 0,
    'rehash only stores argon2id hashes');
+
+# --- the password never reaches PostgreSQL ----------------------------------------
+# With every statement and its parameters logged (what an operator turns
+# on to debug), a bcrypt login must leave the password out of the log.
+my $secret_pw = 'Pass-' . join('', map { ('a' .. 'z')[rand 26] } 1 .. 12);
+my $logged = v1_user('legacylogged@example.com', $secret_pw);
+my $log_statements = sub {
+    my ($on) = @_;
+    for my $setting (qw(log_min_duration_statement log_parameter_max_length)) {
+        $su->do($on ? "ALTER SYSTEM SET $setting = " . ($setting =~ /duration/ ? 0 : -1)
+                    : "ALTER SYSTEM RESET $setting");
+    }
+    $su->do(q{SELECT pg_reload_conf()});
+};
+$log_statements->(1);
+# Backends re-read the configuration between commands: wait until a
+# fresh statement shows up in the log.
+my $logged_from = -s $pg->logfile;
+ok(wait_until(sub { $su->do(q{SELECT 'bcrypt-log-probe'});
+                    (SV::Test::slurp_file($pg->logfile) // '') =~ /bcrypt-log-probe/ }, 10),
+   'statement logging is on');
+($res) = login('legacylogged@example.com', $secret_pw);
+is($res->code, 200, 'the bcrypt login succeeds') or diag $res->as_string;
+like(stored($logged), qr/^\$argon2id\$/, 'and rehashes');
+$log_statements->(0);
+my $pglog = substr(SV::Test::slurp_file($pg->logfile) // '', $logged_from);
+like($pglog, qr/legacylogged\@example\.com/, "the login's statements are in PostgreSQL's log, with their parameters");
+unlike($pglog, qr/\Q$secret_pw\E/, 'the password is not');
 
 # --- nothing secret in the logs ----------------------------------------------------
 my $log = $pool->log;
