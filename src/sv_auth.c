@@ -798,43 +798,54 @@ static int sv_auth_is_bcrypt(const char *hash)
            hash[3] == '$';
 }
 
-/* 1 when pw matches the bcrypt hash, else 0: also for anything that is
- * not a well-formed $2a$/$2b$/$2y$ hash with a cost of 4 to 31 (never an
- * error). One bcrypt at GoTrue's cost 10 is about what an argon2id check
- * costs. */
+/* Above this cost a stored hash is not checked: each step doubles the
+ * work (~85 ms at GoTrue's 10 here, ~5 s at 16), and a worker inside
+ * crypt() cannot be interrupted, where PostgreSQL's statement_timeout
+ * used to bound it. */
+#define SV_AUTH_BCRYPT_MAX_COST 16
+/* bcrypt reads no further (pgcrypto truncated there too); libxcrypt
+ * refuses 512 bytes and more outright, at once. */
+#define SV_AUTH_BCRYPT_PW_BYTES 72
+
 int sv_auth_bcrypt_check(const char *hash, const char *pw, size_t pw_len)
 {
     static const char b64[] = "./ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    /* What is hashed when the stored hash cannot be checked, so that no
+     * answer comes sooner than a real check's: GoTrue's cost. */
+    static const char stand_in[] = "$2b$10$CCCCCCCCCCCCCCCCCCCCC.";
+
     /* $2?$NN$ and 53 characters of salt and digest */
-    if (strlen(hash) != 60 || hash[0] != '$' || hash[1] != '2' || strchr("aby", hash[2]) == NULL ||
-        hash[2] == '\0' || hash[3] != '$' || !isdigit((unsigned char)hash[4]) ||
-        !isdigit((unsigned char)hash[5]) || hash[6] != '$' || strspn(hash + 7, b64) != 53)
-        return 0;
-    int cost = (hash[4] - '0') * 10 + (hash[5] - '0');
+    int well_formed = strlen(hash) == 60 && hash[0] == '$' && hash[1] == '2' && hash[2] != '\0' &&
+                      strchr("abxy", hash[2]) != NULL && hash[3] == '$' &&
+                      isdigit((unsigned char)hash[4]) && isdigit((unsigned char)hash[5]) &&
+                      hash[6] == '$' && strspn(hash + 7, b64) == 53;
+    int cost = well_formed ? (hash[4] - '0') * 10 + (hash[5] - '0') : 0;
+    int too_costly = cost > SV_AUTH_BCRYPT_MAX_COST && cost <= 31;
     /* bcrypt reads a C string: no password with a NUL was ever hashed */
-    if (cost < 4 || cost > 31 || memchr(pw, '\0', pw_len) != NULL)
-        return 0;
+    int usable = well_formed && cost >= 4 && cost <= SV_AUTH_BCRYPT_MAX_COST &&
+                 memchr(pw, '\0', pw_len) == NULL;
+    size_t n = pw_len < SV_AUTH_BCRYPT_PW_BYTES ? pw_len : SV_AUTH_BCRYPT_PW_BYTES;
 
     /* ~32 kB of state, which ends up holding what the password became */
     struct crypt_data *cd = calloc(1, sizeof(*cd));
-    char *pwz = malloc(pw_len + 1);
+    char *pwz = malloc(n + 1);
     int good = 0;
     if (cd != NULL && pwz != NULL) {
-        memcpy(pwz, pw, pw_len);
-        pwz[pw_len] = '\0';
+        memcpy(pwz, pw, n);
+        pwz[usable ? n : 0] = '\0';
         sv_worker_long_work();
-        const char *out = crypt_rn(pwz, hash, cd, (int)sizeof(*cd));
-        good = out != NULL && strlen(out) == 60 && sodium_memcmp(out, hash, 60) == 0;
+        const char *out = crypt_rn(pwz, usable ? hash : stand_in, cd, (int)sizeof(*cd));
+        good = usable && out != NULL && strlen(out) == 60 && sodium_memcmp(out, hash, 60) == 0;
     }
     if (pwz != NULL) {
-        sodium_memzero(pwz, pw_len);
+        sodium_memzero(pwz, n);
         free(pwz);
     }
     if (cd != NULL) {
         sodium_memzero(cd, sizeof(*cd));
         free(cd);
     }
-    return good;
+    return good ? 1 : too_costly ? -1 : 0;
 }
 
 /* Checks pw against a bcrypt hash and, when it matches, replaces the
@@ -847,7 +858,12 @@ static int sv_auth_bcrypt_verify(sv_worker *w, sv_request *req, sv_response *res
 {
     static const char rehash_sql[] = "SELECT auth.sv_password_rehash($1::uuid, $2, $3)";
 
-    if (!sv_auth_bcrypt_check(hash, pw, pw_len))
+    int checked = sv_auth_bcrypt_check(hash, pw, pw_len);
+    if (checked < 0)
+        sv_log_warn("auth_bcrypt_cost", "user_id=%s max_cost=%d msg=\"stored bcrypt hash too costly to "
+                    "check; set a new password for this user\" request_id=%s",
+                    user_id, SV_AUTH_BCRYPT_MAX_COST, req->request_id);
+    if (checked != 1)
         return 0;
 
     char *argon = sv_arena_alloc(req->arena, crypto_pwhash_STRBYTES);

@@ -39,10 +39,14 @@ void sv_auth_user_get(struct sv_worker *w, sv_request *req, sv_response *res);
 void sv_auth_user_put(struct sv_worker *w, sv_request *req, sv_response *res);
 void sv_auth_logout(struct sv_worker *w, sv_request *req, sv_response *res);
 
-/* 1 when the password (pw_len bytes) matches a bcrypt hash as GoTrue
- * stored them ($2a$, $2b$ or $2y$, cost 4 to 31), else 0, also for any
- * malformed hash. Constant-time comparison; the password's copies are
- * wiped. */
+/* 1 when the password (pw_len bytes, of which bcrypt reads 72) matches a
+ * bcrypt hash as GoTrue stored them ($2a$, also $2b$, $2x$, $2y$), 0 when
+ * not or for any malformed hash, -1 for a hash whose cost is 17 to 31
+ * (not checked: it could outlast request_timeout). A hash or password
+ * that cannot be checked (malformed, too costly, a NUL in the password,
+ * 512 bytes or more) still costs a cost-10 bcrypt, so such an account
+ * answers no sooner than one with a real check. Constant-time
+ * comparison; the password's copies are wiped. */
 int sv_auth_bcrypt_check(const char *hash, const char *pw, size_t pw_len);
 
 #endif

@@ -123,6 +123,17 @@ $su->do(q{UPDATE auth.users SET encrypted_password = '$2a$10$tooshort' WHERE id 
 is($res->code, 400, 'a malformed bcrypt hash: 400, not 500');
 is($res->content, $wrong_body, 'same answer');
 
+# A cost too high to check inside request_timeout (a check cannot be
+# interrupted): refused like a wrong password, and the operator is told.
+my $costly = v1_user('legacycostly@example.com', 'costly password');
+$su->do(q{UPDATE auth.users SET encrypted_password = overlay(encrypted_password placing '17' from 5 for 2)
+          WHERE id = ?}, undef, $costly);
+like(stored($costly), qr/^\$2a\$17\$/, 'a stored hash of cost 17');
+($res) = login('legacycostly@example.com', 'costly password');
+is($res->code, 400, 'cost 17: not checked, 400');
+is($res->content, $wrong_body, 'with the same answer as a wrong password');
+like($pool->log, qr/auth_bcrypt_cost user_id=\Q$costly\E max_cost=16/, 'and a warning names the user');
+
 # --- privileges -------------------------------------------------------------------
 my $anon = $pg->dbh(user => 'postgres');
 for my $role (qw(anon authenticated)) {
