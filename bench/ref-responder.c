@@ -1,16 +1,15 @@
 /*
- * The floor bench/run measures the pool against: the plainest FastCGI
- * responder that can serve an endpoint's SQL, as the issue describes it
- * (libfcgi + libpq, BEGIN, the statements and COMMIT sent in one round
- * trip with libpq's pipeline mode). It ignores the request: every request
- * runs the statements bench/run captured from the real server, with the
- * same parameters, and answers the last one's last column of its first
- * row. No routing, no JWT, no access log, no passing on.
+ * The reference design bench/run measures the pool against: the plainest
+ * FastCGI responder that can serve an endpoint's SQL, as the issue
+ * describes it (libfcgi + libpq, BEGIN, the statements and COMMIT sent in
+ * one round trip with libpq's pipeline mode). It ignores the request:
+ * every request runs the statements bench/run captured from the real
+ * server, with the same parameters, and answers the last one's last column
+ * of its first row. No routing, no JWT, no access log, no passing on.
  *
  * One process per connection nginx may hold (libfcgi's accept loop stays
  * on a kept connection until nginx closes it), so no request waits for a
- * process and none pays for connect/accept: the fewest system calls a
- * request can take.
+ * process and none pays for connect/accept.
  *
  *   ref-responder SOCKET PROCESSES CONNINFO STATEMENTS.json
  *
@@ -44,6 +43,8 @@ typedef struct ref_statement {
 
 static ref_statement ref_statements[REF_MAX_STATEMENTS];
 static int ref_nstatements;
+/* The statements point into it. */
+static json_object *ref_doc;
 
 static void ref_die(const char *what, const char *detail)
 {
@@ -53,7 +54,7 @@ static void ref_die(const char *what, const char *detail)
 
 static void ref_load(const char *path)
 {
-    json_object *doc = json_object_from_file(path);
+    json_object *doc = ref_doc = json_object_from_file(path);
     if (doc == NULL || !json_object_is_type(doc, json_type_array))
         ref_die("cannot read the statements", path);
     size_t n = json_object_array_length(doc);
@@ -63,6 +64,7 @@ static void ref_load(const char *path)
         json_object *st = json_object_array_get_idx(doc, i), *sql, *params;
         if (!json_object_object_get_ex(st, "sql", &sql) ||
             !json_object_object_get_ex(st, "params", &params) ||
+            !json_object_is_type(params, json_type_array) ||
             json_object_array_length(params) > REF_MAX_PARAMS)
             ref_die("a statement needs sql and at most 32 params", path);
         ref_statement *s = &ref_statements[ref_nstatements++];
@@ -74,14 +76,10 @@ static void ref_load(const char *path)
             s->params[p] = v == NULL ? NULL : json_object_get_string(v);
         }
     }
-    /* doc stays: the statements point into it for the process's life. */
 }
 
-static PGconn *ref_connect(const char *conninfo)
+static void ref_prepare(PGconn *conn)
 {
-    PGconn *conn = PQconnectdb(conninfo);
-    if (PQstatus(conn) != CONNECTION_OK)
-        ref_die("connect", PQerrorMessage(conn));
     for (int i = 0; i < ref_nstatements; i++) {
         const ref_statement *s = &ref_statements[i];
         PGresult *r = PQprepare(conn, s->name, s->sql, s->nparams, NULL);
@@ -89,6 +87,14 @@ static PGconn *ref_connect(const char *conninfo)
             ref_die("prepare", PQresultErrorMessage(r));
         PQclear(r);
     }
+}
+
+static PGconn *ref_connect(const char *conninfo)
+{
+    PGconn *conn = PQconnectdb(conninfo);
+    if (PQstatus(conn) != CONNECTION_OK)
+        ref_die("connect", PQerrorMessage(conn));
+    ref_prepare(conn);
     return conn;
 }
 
@@ -145,6 +151,12 @@ static void ref_serve(int listen_fd, const char *conninfo)
     if (FCGX_InitRequest(&req, listen_fd, 0) != 0)
         ref_die("FCGX_InitRequest", NULL);
     while (FCGX_Accept_r(&req) >= 0) {
+        /* Read the request to its end: an end-of-input record left unread
+         * would be taken for the next request's start, and libfcgi would
+         * drop the kept connection. */
+        char drain[4096];
+        while (FCGX_GetStr(drain, sizeof(drain), req.in) > 0)
+            ;
         PGresult *r = ref_run(conn);
         if (r != NULL && PQntuples(r) > 0) {
             int col = PQnfields(r) - 1;
@@ -153,21 +165,17 @@ static void ref_serve(int listen_fd, const char *conninfo)
         } else {
             FCGX_PutS("Status: 500 Internal Server Error\r\nContent-Type: text/plain\r\n\r\n", req.out);
             FCGX_PutS(PQerrorMessage(conn), req.out);
-            if (PQstatus(conn) != CONNECTION_OK)
+            if (PQstatus(conn) != CONNECTION_OK) {
                 PQreset(conn);
+                if (PQstatus(conn) != CONNECTION_OK)
+                    ref_die("reconnect", PQerrorMessage(conn));
+                ref_prepare(conn);
+            }
         }
         PQclear(r);
         FCGX_Finish_r(&req);
     }
     PQfinish(conn);
-}
-
-static volatile sig_atomic_t ref_stop;
-
-static void ref_on_stop(int signo)
-{
-    (void)signo;
-    ref_stop = 1;
 }
 
 int main(int argc, char **argv)
@@ -186,13 +194,24 @@ int main(int argc, char **argv)
     strcpy(addr.sun_path, path);
     unlink(path);
     int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    /* Writable by nginx's workers, which may run as another user (nobody,
+     * under root), from the moment the socket exists. */
+    mode_t umask_was = umask(0);
     if (fd < 0 || bind(fd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(fd, 1024) != 0)
         ref_die("listen", strerror(errno));
-    /* nginx's workers may run as another user (nobody, under root). */
-    if (chmod(path, 0666) != 0)
-        ref_die("chmod", strerror(errno));
+    umask(umask_was);
     if (FCGX_Init() != 0)
         ref_die("FCGX_Init", NULL);
+
+    /* The master waits for a stop signal or a child's end with all three
+     * blocked, so none arrives between a check and the wait. */
+    sigset_t watched, unblocked;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGTERM);
+    sigaddset(&watched, SIGINT);
+    sigaddset(&watched, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &watched, &unblocked);
+    pid_t master = getpid();
 
     pid_t *kids = calloc((size_t)processes, sizeof(*kids));
     if (kids == NULL)
@@ -202,34 +221,32 @@ int main(int argc, char **argv)
         if (kids[i] < 0)
             ref_die("fork", strerror(errno));
         if (kids[i] == 0) {
-            /* Whatever becomes of the master, no process is left behind. */
+            /* Whatever becomes of the master, no process is left behind
+             * (and if it is already gone, this one never starts). */
             prctl(PR_SET_PDEATHSIG, SIGTERM);
-            if (getppid() == 1)
+            if (getppid() != master)
                 _exit(1);
-            signal(SIGTERM, SIG_DFL);
             signal(SIGPIPE, SIG_IGN);
+            sigprocmask(SIG_SETMASK, &unblocked, NULL);
             ref_serve(fd, argv[3]);
             _exit(0);
         }
     }
-    struct sigaction sa = { .sa_handler = ref_on_stop };
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    /* Until told to stop, or until a process dies (a bad statement):
-     * then the measurement is void, so everything stops. */
-    while (!ref_stop) {
-        pid_t pid = wait(NULL);
-        if (pid > 0) {
-            fprintf(stderr, "ref-responder: process %d ended\n", (int)pid);
-            break;
-        }
-        if (errno != EINTR)
-            break;
-    }
+    /* Until told to stop, or until a process ends (a bad statement, a
+     * lost database): then the measurement is void, so everything stops. */
+    int signo = 0;
+    pid_t ended = 0;
+    while (ended <= 0 && sigwait(&watched, &signo) == 0 && signo == SIGCHLD)
+        ended = waitpid(-1, NULL, WNOHANG);
+    if (ended > 0)
+        fprintf(stderr, "ref-responder: process %d ended\n", (int)ended);
     for (int i = 0; i < processes; i++)
-        kill(kids[i], SIGTERM);
+        if (kids[i] != ended)
+            kill(kids[i], SIGTERM);
     while (wait(NULL) > 0 || errno == EINTR)
         ;
     unlink(path);
+    free(kids);
+    json_object_put(ref_doc);
     return 0;
 }
