@@ -43,7 +43,12 @@ $pool->start;
 is($ids->($pool->pid), '0:0', 'the master stays root');
 my @workers = $pool->worker_pids;
 is(scalar @workers, 2, 'two workers');
-is($ids->($_), "$uid:$gid", "worker $_ runs as $user") for @workers;
+# A worker drops to the user right after the fork, before it takes its
+# scoreboard slot or serves anything; the start may return in between.
+for my $w (@workers) {
+    ok(wait_until(sub { $ids->($w) eq "$uid:$gid" }, 10), "worker $w runs as $user")
+        or diag "worker $w: " . $ids->($w);
+}
 like($healthz->($pool), qr/^Status: 200/, 'and serves, PostgreSQL included');
 like($pool->log, qr/event=start [^\n]*user=\Q$user\E/, 'the start line names the user');
 
