@@ -1,3 +1,3 @@
--- What one GET /healthz costs the database: src/sv_ops.c (sv_ops_healthz)
+-- What one GET /healthz costs the database: src/ops/sv_ops.c (sv_ops_healthz)
 -- runs this one statement as the login role, outside a transaction.
 SELECT max(version) FROM public.schema_migrations;

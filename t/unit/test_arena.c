@@ -1,6 +1,6 @@
 #include <stdint.h>
 
-#include "../../src/sv_arena.h"
+#include "core/sv_arena.h"
 #include "tap.h"
 
 int main(void)

@@ -1,7 +1,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "../../src/sv_config.h"
+#include "core/sv_config.h"
 #include "tap.h"
 
 static char *write_tmp(const char *text)

@@ -6,7 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../src/sv_fcgi.h"
+#include "worker/sv_fcgi.h"
 #include "tap.h"
 
 #define PARSE_MAX (4u << 20)

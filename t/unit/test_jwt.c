@@ -2,7 +2,7 @@
 
 #include <sodium.h>
 
-#include "../../src/sv_jwt.h"
+#include "crypto/sv_jwt.h"
 #include "tap.h"
 
 static const char secret[] = "0123456789abcdef0123456789abcdef-test";

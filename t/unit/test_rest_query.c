@@ -1,10 +1,10 @@
-/* Unit tests of the pure PostgREST translator (src/sv_rest_query.c): the
+/* Unit tests of the pure PostgREST translator (src/rest/sv_rest_query.c): the
  * SQL it generates for each operator and option, the errors it returns,
  * and that hostile input never reaches the SQL text. */
 #include <stdlib.h>
 
-#include "../../src/sv_http.h"
-#include "../../src/sv_rest_query.h"
+#include "http/sv_http.h"
+#include "rest/sv_rest_query.h"
 #include "tap.h"
 
 static const sv_rest_column cols[] = {
@@ -22,7 +22,7 @@ static const sv_rest_table_def tbl = { "handle_content", cols, sizeof(cols) / si
 
 static sv_arena arena;
 static sv_rest_plan plan;
-static sv_rest_error err;
+static sv_error err;
 
 static int run(int method, const char *query, const char *body, const char *prefer,
                const char *range, const char *accept)

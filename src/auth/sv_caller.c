@@ -1,0 +1,302 @@
+#include "auth/sv_caller.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <json-c/json.h>
+#include <sodium.h>
+
+#include "core/sv_log.h"
+#include "crypto/sv_jwt.h"
+
+static const char sv_caller_anon_claims[] = "{\"role\":\"anon\"}";
+
+static void sv_caller_anon(sv_caller *caller)
+{
+    caller->role = "anon";
+    caller->claims = sv_caller_anon_claims;
+    caller->user_id = caller->email = caller->session_id = NULL;
+}
+
+/* 1 when s is a canonical textual UUID (8-4-4-4-12 hex). */
+static int sv_caller_is_uuid(const char *s)
+{
+    if (s == NULL || strlen(s) != 36)
+        return 0;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The token a request carries: "Authorization: Bearer <t>", else (with
+ * use_apikey) an apikey header that looks like a JWT. *bad is set when an
+ * Authorization header is present but is not a usable Bearer credential. */
+static const char *sv_caller_token_of(sv_request *req, int use_apikey, int *bad)
+{
+    const char *h = sv_request_header(req, "Authorization");
+
+    *bad = 0;
+    if (h != NULL) {
+        while (*h == ' ')
+            h++;
+        if (strncasecmp(h, "Bearer", 6) != 0 || (h[6] != ' ' && h[6] != '\t')) {
+            *bad = 1;
+            return NULL;
+        }
+        h += 6;
+        while (*h == ' ' || *h == '\t')
+            h++;
+        size_t n = strlen(h);
+        while (n > 0 && (h[n - 1] == ' ' || h[n - 1] == '\t'))
+            n--;
+        if (n == 0) {
+            *bad = 1;
+            return NULL;
+        }
+        return sv_arena_strndup(req->arena, h, n);
+    }
+    if (use_apikey) {
+        const char *k = sv_request_header(req, "apikey");
+        if (k != NULL) {
+            const char *d = strchr(k, '.');
+            if (d != NULL && strchr(d + 1, '.') != NULL)
+                return k;
+        }
+    }
+    return NULL;
+}
+
+/* A string claim of obj copied into the arena, or NULL. */
+static const char *sv_caller_claim(sv_arena *arena, json_object *obj, const char *key)
+{
+    json_object *v;
+
+    if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
+        return NULL;
+    return sv_arena_strdup(arena, json_object_get_string(v));
+}
+
+/* --- the cache -------------------------------------------------------------- */
+
+void sv_caller_cache_init(sv_caller_cache *cache)
+{
+    memset(cache, 0, sizeof(*cache));
+}
+
+void sv_caller_cache_free(sv_caller_cache *cache)
+{
+    free(cache->token);
+    free(cache->claims);
+    free(cache->role);
+    free(cache->user_id);
+    free(cache->email);
+    free(cache->session_id);
+    sv_caller_cache_init(cache);
+}
+
+static char *sv_caller_xstrdup(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static char *sv_caller_arena_dup(sv_arena *arena, const char *s)
+{
+    return s ? sv_arena_strdup(arena, s) : NULL;
+}
+
+/* Fills caller from the cache when token is the cached one, from the
+ * same secret, and not expired at now. Returns 1 on a hit. */
+static int sv_caller_cache_get(sv_caller_cache *cache, const char *secret, sv_arena *arena,
+                               const char *token, time_t now, sv_caller *caller)
+{
+    size_t len = strlen(token);
+
+    if (cache->token == NULL || cache->len != len || cache->secret != secret ||
+        sodium_memcmp(cache->token, token, len) != 0)
+        return 0;
+    if (cache->has_exp && (double)now >= cache->exp) {
+        sv_caller_cache_free(cache);
+        return 0;
+    }
+    caller->role = sv_arena_strdup(arena, cache->role);
+    caller->claims = sv_arena_strdup(arena, cache->claims);
+    caller->user_id = sv_caller_arena_dup(arena, cache->user_id);
+    caller->email = sv_caller_arena_dup(arena, cache->email);
+    caller->session_id = sv_caller_arena_dup(arena, cache->session_id);
+    return 1;
+}
+
+/* Remembers a verified token (not one with nbf: its validity can begin
+ * later, and such tokens are rare). */
+static void sv_caller_cache_put(sv_caller_cache *cache, const char *secret, const char *token,
+                                const sv_caller *caller, json_object *payload)
+{
+    json_object *v;
+
+    if (json_object_object_get_ex(payload, "nbf", NULL))
+        return;
+    sv_caller_cache_free(cache);
+    cache->token = strdup(token);
+    cache->claims = sv_caller_xstrdup(caller->claims);
+    cache->role = sv_caller_xstrdup(caller->role);
+    cache->user_id = sv_caller_xstrdup(caller->user_id);
+    cache->email = sv_caller_xstrdup(caller->email);
+    cache->session_id = sv_caller_xstrdup(caller->session_id);
+    if (cache->token == NULL || cache->claims == NULL || cache->role == NULL ||
+        (caller->user_id && !cache->user_id) || (caller->email && !cache->email) ||
+        (caller->session_id && !cache->session_id)) {
+        sv_caller_cache_free(cache);
+        return;
+    }
+    cache->len = strlen(token);
+    cache->secret = secret;
+    if (json_object_object_get_ex(payload, "exp", &v)) {
+        cache->has_exp = 1;
+        cache->exp = json_object_get_double(v);
+    }
+}
+
+/* --- verifying ------------------------------------------------------------- */
+
+/* Verifies token and fills caller. Returns SV_JWT_OK, a verification
+ * status, or -1 when the signature is fine but the role claim is not one
+ * of anon/authenticated/service_role. */
+static int sv_caller_verify(sv_ctx *ctx, const char *token, sv_caller *caller)
+{
+    const char *secret = ctx->cfg->jwt_secret;
+    char *claims = NULL;
+    json_object *obj = NULL;
+    time_t now = time(NULL);
+
+    if (ctx->caller_cache != NULL &&
+        sv_caller_cache_get(ctx->caller_cache, secret, ctx->arena, token, now, caller))
+        return SV_JWT_OK;
+    sv_jwt_status st = sv_jwt_verify_obj(ctx->arena, secret, token, now, &claims, &obj);
+    if (st != SV_JWT_OK)
+        return (int)st;
+    const char *role = sv_caller_claim(ctx->arena, obj, "role");
+    if (role == NULL || (strcmp(role, "anon") != 0 && strcmp(role, "authenticated") != 0 &&
+                         strcmp(role, "service_role") != 0)) {
+        json_object_put(obj);
+        return -1;
+    }
+    caller->role = role;
+    caller->claims = claims;
+    caller->user_id = sv_caller_claim(ctx->arena, obj, "sub");
+    caller->email = sv_caller_claim(ctx->arena, obj, "email");
+    caller->session_id = sv_caller_claim(ctx->arena, obj, "session_id");
+    if (ctx->caller_cache != NULL)
+        sv_caller_cache_put(ctx->caller_cache, secret, token, caller, obj);
+    json_object_put(obj);
+    return SV_JWT_OK;
+}
+
+static int sv_caller_has_secret(const sv_ctx *ctx)
+{
+    return ctx->cfg->jwt_secret != NULL && ctx->cfg->jwt_secret[0] != '\0';
+}
+
+static void sv_caller_log_no_secret(void)
+{
+    static int logged;
+
+    if (!logged) {
+        sv_log_error("auth_misconfigured", "reason=%s",
+                     "jwt_secret_not_configured_token_bearing_requests_are_refused");
+        logged = 1;
+    }
+}
+
+/* PostgREST's way: no token is anon, a bad one a 401 PGRST301. */
+static int sv_caller_optional(sv_ctx *ctx)
+{
+    int bad;
+    const char *token = sv_caller_token_of(ctx->req, 1, &bad);
+
+    sv_caller_anon(&ctx->caller);
+    if (token == NULL && !bad)
+        return SV_OK;
+
+    const char *msg;
+    int st = SV_JWT_MALFORMED;
+    if (bad) {
+        msg = "Authorization header is not a Bearer token";
+    } else if (!sv_caller_has_secret(ctx)) {
+        sv_caller_log_no_secret();
+        msg = "Server lacks JWT secret";
+    } else if ((st = sv_caller_verify(ctx, token, &ctx->caller)) == SV_JWT_OK) {
+        return SV_OK;
+    } else if (st == -1) {
+        msg = "JWT role claim is missing or not allowed";
+    } else {
+        msg = sv_jwt_strerror((sv_jwt_status)st);
+    }
+    sv_caller_anon(&ctx->caller);
+    ctx->err.www_authenticate =
+        sv_arena_printf(ctx->arena, "Bearer error=\"invalid_token\", error_description=\"%s\"", msg);
+    return sv_fail(&ctx->err, 401, "PGRST301", msg);
+}
+
+/* GoTrue's requireAuthentication: a user's own access token. */
+static int sv_caller_user(sv_ctx *ctx)
+{
+    int bad;
+    sv_caller *caller = &ctx->caller;
+
+    sv_caller_anon(caller);
+    if (!sv_caller_has_secret(ctx))
+        return sv_fail(&ctx->err, 500, "unexpected_failure",
+                       "Server misconfiguration: jwt_secret is not configured");
+    const char *token = sv_caller_token_of(ctx->req, 0, &bad);
+    if (token == NULL)
+        return sv_fail(&ctx->err, 401, "no_authorization",
+                       "This endpoint requires a valid Bearer token");
+    int st = sv_caller_verify(ctx, token, caller);
+    if (st == -1)
+        return sv_fail(&ctx->err, 401, "bad_jwt", "invalid JWT: role claim is missing or not allowed");
+    if (st != SV_JWT_OK)
+        return sv_fail(&ctx->err, 401, "bad_jwt",
+                       sv_arena_printf(ctx->arena, "invalid JWT: unable to parse or verify signature, %s",
+                                       sv_jwt_strerror((sv_jwt_status)st)));
+    if (strcmp(caller->role, "authenticated") != 0 || !sv_caller_is_uuid(caller->user_id))
+        return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: missing sub claim");
+    if (!sv_caller_is_uuid(caller->session_id))
+        return sv_fail(&ctx->err, 403, "session_not_found",
+                       "Session from session_id claim in JWT does not exist");
+    return SV_OK;
+}
+
+static int sv_caller_service(sv_ctx *ctx)
+{
+    if (sv_caller_optional(ctx) != SV_OK)
+        return SV_ERROR;
+    if (strcmp(ctx->caller.role, "service_role") == 0)
+        return SV_OK;
+    return sv_fail(&ctx->err, sv_ctx_is_anon(ctx) ? 401 : 403, "42501",
+                   "permission denied: this endpoint is for the service role");
+}
+
+int sv_caller_authenticate(sv_ctx *ctx)
+{
+    switch (ctx->route->auth) {
+    case SV_AUTH_OPTIONAL:
+        return sv_caller_optional(ctx);
+    case SV_AUTH_USER:
+        return sv_caller_user(ctx);
+    case SV_AUTH_SERVICE:
+        return sv_caller_service(ctx);
+    case SV_AUTH_NONE:
+        break;
+    }
+    sv_caller_anon(&ctx->caller);
+    return SV_OK;
+}

@@ -1,0 +1,25 @@
+/* The one JSON parser for what clients send (request bodies) and for
+ * what must be checked before it is trusted (token payloads). */
+#ifndef SV_JSON_H
+#define SV_JSON_H
+
+#include <stddef.h>
+
+#include <json-c/json.h>
+
+/* Deepest nesting accepted; deeper input is refused, not recursed into. */
+#define SV_JSON_MAX_DEPTH 64
+
+/* Parses text[0..len) as exactly one JSON value: json-c's strict mode
+ * with UTF-8 validation, at most SV_JSON_MAX_DEPTH deep, nothing but
+ * white space after it, and no NUL byte anywhere (PostgreSQL could not
+ * store one, and C strings would stop at it). Returns SV_OK with *out
+ * (the caller puts it), or SV_ERROR with *why: NULL, or a short phrase
+ * saying what was wrong, for an error's details. */
+int sv_json_parse(const char *text, size_t len, json_object **out, const char **why);
+
+/* The text of a string member: 1 with *s and *len when key is a string,
+ * 0 when absent or null, -1 when present with another type. */
+int sv_json_string(json_object *obj, const char *key, const char **s, size_t *len);
+
+#endif

@@ -1,0 +1,96 @@
+/* The worker's one persistent PostgreSQL connection. It is opened lazily,
+ * kept across requests, and dropped as soon as libpq reports it broken so
+ * the next request reconnects: a PostgreSQL restart costs the requests
+ * made during the outage a 503, never a worker. */
+#ifndef SV_DB_H
+#define SV_DB_H
+
+#include <poll.h>
+
+#include <libpq-fe.h>
+
+#include "core/sv_err.h"
+
+/* While a statement runs this process would only sleep; a hook lets it
+ * watch other descriptors meanwhile. This is the one deliberate call from
+ * a lower layer back into the transport: the worker installs a hook that
+ * passes on requests arriving for it (worker/sv_handoff.c), and the
+ * database layer runs it without knowing what it does. */
+typedef struct sv_db_wait_hook {
+    /* Fills up to max descriptors to watch and returns how many; sets
+     * *timeout_ms when ready() must run again even if none is ready. */
+    int  (*watch)(void *ctx, struct pollfd *fds, int max, int *timeout_ms);
+    /* After each wait, with the watched descriptors' revents. */
+    void (*ready)(void *ctx, const struct pollfd *fds, int n);
+    void *ctx;
+} sv_db_wait_hook;
+
+#define SV_DB_WAIT_MAX_FDS 64
+
+typedef struct sv_db {
+    PGconn *conn;
+    char   *conninfo;
+    char    last_error[256];   /* why the last connect failed, for logs */
+    char    statement_timeout[24]; /* ms as text for set_config, "0" = none */
+    unsigned long set_prepared_gen; /* generation the set_config statement is prepared on */
+    unsigned long generation;  /* bumped on every new connection: prepared
+                                  statements of an older one are gone */
+    const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
+    const char *listen_channel; /* LISTENed on every new connection, or NULL */
+    int     listen_failed;     /* LISTEN refused (a standby): logged once */
+    int     connect_timeout_ms; /* the URL's connect_timeout, else 3 s */
+    int     several_hosts;     /* connect blocking: libpq's per-host timeout */
+    unsigned long notified;    /* reload messages received on listen_channel */
+} sv_db;
+
+void sv_db_init(sv_db *db, const char *conninfo);
+/* Request statements are cancelled by PostgreSQL after ms (0: never), so
+ * a slow query ends with an error the client sees instead of the master
+ * killing the worker and leaving the query running. */
+void sv_db_set_statement_timeout(sv_db *db, long ms);
+void sv_db_close(sv_db *db);
+/* hook (kept by the caller) runs while results are awaited; NULL: none. */
+void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);
+
+/* Notifications on channel (PostgREST's "pgrst": an empty payload or
+ * "reload schema") bump db->notified; a new connection bumps
+ * db->generation, since messages sent meanwhile were missed. */
+void sv_db_listen(sv_db *db, const char *channel);
+/* The connection's socket while one is open, else -1: readable while
+ * idle when a notification arrives or the server closes it. */
+int sv_db_socket(const sv_db *db);
+/* Reads what arrived on an idle connection: counts notifications, and
+ * drops the connection when the server has closed it. */
+void sv_db_read_idle(sv_db *db);
+
+/* Makes sure a healthy connection exists: SV_OK, or SV_ERROR when the
+ * server cannot be reached (db->last_error says why). */
+int sv_db_ensure(sv_db *db);
+
+/* Runs one statement with text parameters outside any explicit
+ * transaction. *result (caller PQclears) holds the outcome, which may be
+ * an error result; returns SV_ERROR (and *result NULL) when the
+ * connection is gone. */
+int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *values,
+                PGresult **result);
+
+/* Runs sql as role with request.jwt.claims = claims in one transaction,
+ * pipelined into a single round trip (set_config + query + sync). Same
+ * return convention as sv_db_query; *result is the query's result. */
+int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
+                   int nparams, const char *const *values, PGresult **result);
+
+/* Like sv_db_query_as, but runs sql as the prepared statement stmt_name.
+ * When *prepared_gen differs from db->generation the statement is first
+ * prepared, in the same round trip; *prepared_gen is set once that
+ * succeeded. The caller keeps one prepared_gen per statement name. */
+int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims,
+                            const char *stmt_name, const char *sql, int nparams,
+                            const char *const *values, unsigned long *prepared_gen,
+                            PGresult **result);
+
+/* The connection is gone (or never came): logs why
+ * and fills err with a 503 carrying Retry-After. Returns SV_ERROR. */
+int sv_db_unavailable(const sv_db *db, int retry_after, sv_error *err);
+
+#endif

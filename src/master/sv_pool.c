@@ -1,0 +1,409 @@
+#include "master/sv_pool.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/sv_clock.h"
+#include "core/sv_log.h"
+#include "core/sv_scoreboard.h"
+#include "master/sv_identity.h"
+#include "master/sv_listen.h"
+#include "master/sv_pidfile.h"
+#include "worker/sv_worker.h"
+
+typedef struct sv_pool {
+    sv_config      cfg;
+    sv_identity identity;
+    const char    *config_path;
+    int            listen_fd;
+    int            handoff_fds[2];       /* the workers' queue (sv_worker.c) */
+    sv_scoreboard *sb;
+    uint32_t       generation;
+    int            stopping;
+    int64_t        stop_deadline_ms;     /* monotonic; SIGKILL what is left */
+    int64_t        retire_deadline_ms;   /* monotonic; old generation's limit */
+    int64_t        next_spawn_ms;        /* respawn back-off after crash loops */
+    int            quick_deaths;
+    int            initial_spawn_done;
+    int            timed_out[SV_SCOREBOARD_SLOTS];
+    /* Who runs in each slot, kept here and not in the scoreboard: workers
+     * can write the scoreboard, and the master signals these pids as
+     * root. 0: free. */
+    pid_t          pids[SV_SCOREBOARD_SLOTS];
+    uint32_t       generations[SV_SCOREBOARD_SLOTS];
+    int64_t        started_ms[SV_SCOREBOARD_SLOTS];   /* wall clock */
+} sv_pool;
+
+static int sv_pool_signal_pipe[2] = { -1, -1 };
+
+static void sv_pool_on_signal(int signo)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)signo;
+    ssize_t n = write(sv_pool_signal_pipe[1], &b, 1);
+    (void)n;
+    errno = saved;
+}
+
+static int sv_pool_install_signals(void)
+{
+    if (pipe2(sv_pool_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0)
+        return -1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = sv_pool_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGCHLD, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
+    return 0;
+}
+
+/* --- workers ----------------------------------------------------------- */
+
+static int sv_pool_live_workers(const sv_pool *pool, int current_only)
+{
+    int n = 0;
+    for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++)
+        if (pool->pids[i] > 0 && (!current_only || pool->generations[i] == pool->generation))
+            n++;
+    return n;
+}
+
+static int sv_pool_spawn(sv_pool *pool)
+{
+    int index = -1;
+    for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
+        if (pool->pids[i] == 0) {
+            index = i;
+            break;
+        }
+    }
+    if (index < 0) {
+        sv_log_error("spawn", "error=\"scoreboard full\"");
+        return -1;
+    }
+
+    sv_slot *slot = sv_scoreboard_slot_prepare(pool->sb, index, pool->generation);
+    pool->timed_out[index] = 0;
+
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t master = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Child: drop the master's signal plumbing while every signal is
+         * still blocked; the worker unblocks them only once its own
+         * handlers are installed, so an early SIGTERM is not lost in the
+         * master's handler. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        sigaction(SIGCHLD, &sa, NULL);
+        close(sv_pool_signal_pipe[0]);
+        close(sv_pool_signal_pipe[1]);
+        if (sv_identity_drop(&pool->identity) != SV_OK) {
+            sv_log_error("worker_start", "error=\"cannot become user %s: %s\"",
+                         pool->identity.user, strerror(errno));
+            _exit(1);
+        }
+        sv_worker w;
+        sv_worker_init(&w, &pool->cfg, pool->sb, index, master);
+        w.handoff_fds[0] = pool->handoff_fds[0];
+        w.handoff_fds[1] = pool->handoff_fds[1];
+        int rc = sv_worker_serve_fcgi(&w, pool->listen_fd);
+        sv_worker_cleanup(&w);
+        _exit(rc);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (pid < 0) {
+        sv_log_error("spawn", "error=\"fork: %s\"", strerror(errno));
+        sv_slot_free(slot);
+        return -1;
+    }
+    pool->pids[index] = pid;
+    pool->generations[index] = pool->generation;
+    pool->started_ms[index] = sv_clock_wall_ms();
+    if (pool->initial_spawn_done)
+        sv_scoreboard_count(pool->sb, SV_COUNT_RESPAWNED);
+    return 0;
+}
+
+static void sv_pool_signal_workers(sv_pool *pool, int signo, int old_generation_only)
+{
+    for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
+        if (pool->pids[i] <= 0)
+            continue;
+        if (old_generation_only && pool->generations[i] == pool->generation)
+            continue;
+        kill(pool->pids[i], signo);
+    }
+}
+
+static void sv_pool_reap(sv_pool *pool)
+{
+    int status;
+    pid_t pid;
+    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
+            sv_slot *slot = &pool->sb->slots[i];
+            if (pool->pids[i] != pid)
+                continue;
+            uint32_t generation = pool->generations[i];
+            int64_t lived = sv_clock_wall_ms() - pool->started_ms[i];
+            /* Access lines of answered requests the worker had not
+             * written yet: they come before its exit in the log. */
+            size_t held;
+            const char *lines = sv_slot_held_log(slot, &held);
+            if (held > 0)
+                sv_log_write_raw(lines, held);
+            int crashed = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+            if (WIFSIGNALED(status))
+                sv_log(pool->timed_out[i] || pool->stopping ? "info" : "warn", "worker_exit",
+                       "worker=%d signal=%d lived_ms=%lld generation=%u", (int)pid,
+                       WTERMSIG(status), (long long)lived, generation);
+            else
+                sv_log_info("worker_exit", "worker=%d status=%d lived_ms=%lld generation=%u",
+                            (int)pid, WEXITSTATUS(status), (long long)lived, generation);
+            /* Workers that die right after starting (bad config, missing
+             * library) would otherwise be respawned in a tight loop. */
+            if (crashed && !pool->timed_out[i] && lived < 1000 && generation == pool->generation) {
+                pool->quick_deaths++;
+                int delay = pool->quick_deaths * 200;
+                pool->next_spawn_ms = sv_clock_mono_ms() + (delay > 5000 ? 5000 : delay);
+            } else {
+                pool->quick_deaths = 0;
+            }
+            pool->timed_out[i] = 0;
+            pool->pids[i] = 0;
+            sv_slot_free(slot);
+            break;
+        }
+    }
+}
+
+/* A request past request_timeout cannot be interrupted safely inside
+ * libpq or a handler, so the worker is killed (php-fpm's
+ * request_terminate_timeout) and replaced; nginx answers the client. */
+static void sv_pool_enforce_timeouts(sv_pool *pool)
+{
+    if (pool->cfg.request_timeout <= 0)
+        return;
+    int64_t now = sv_clock_mono_ms();
+    int64_t limit = (int64_t)pool->cfg.request_timeout * 1000;
+    for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
+        int64_t started;
+        sv_slot_view view;
+        if (pool->pids[i] <= 0 || pool->timed_out[i] ||
+            !sv_slot_busy_since(&pool->sb->slots[i], &started))
+            continue;
+        int64_t running = now - started;
+        if (running <= limit || !sv_scoreboard_slot_view(pool->sb, i, &view))
+            continue;
+        /* The view's strings are terminated: the worker wrote them. */
+        const char *method = view.method, *path = view.path, *request_id = view.request_id;
+        char qpath[256], qid[160];
+        sv_log_error("request_timeout",
+                     "msg=\"request timed out, killing worker\" worker=%d method=%s path=%s request_id=%s running_ms=%lld limit_s=%d",
+                     (int)pool->pids[i], method, sv_log_quote(path, qpath, sizeof(qpath)),
+                     sv_log_quote(request_id, qid, sizeof(qid)), (long long)running,
+                     pool->cfg.request_timeout);
+        pool->timed_out[i] = 1;
+        sv_scoreboard_count(pool->sb, SV_COUNT_TIMED_OUT);
+        kill(pool->pids[i], SIGKILL);
+    }
+}
+
+static void sv_pool_reload(sv_pool *pool)
+{
+    sv_config fresh;
+    char err[512];
+
+    sv_identity identity;
+    if (sv_config_load(&fresh, pool->config_path, err, sizeof(err)) != SV_OK ||
+        sv_identity_resolve(&fresh, &identity, err, sizeof(err)) != SV_OK) {
+        sv_log_error("reload", "msg=\"configuration rejected, keeping the running one\" error=\"%s\"", err);
+        sv_config_free(&fresh);
+        return;
+    }
+    if (strcmp(fresh.listen, pool->cfg.listen) != 0)
+        sv_log_warn("reload", "msg=\"listen changed; takes effect after a restart\" listen=%s", pool->cfg.listen);
+    free(fresh.listen);
+    fresh.listen = strdup(pool->cfg.listen);
+    if (fresh.listen == NULL) {
+        sv_config_free(&fresh);
+        return;
+    }
+    if (sv_log_open(fresh.log_file) != 0)
+        sv_log_error("reload", "msg=\"cannot open log_file\" error=\"%s\"", strerror(errno));
+    sv_config_free(&pool->cfg);
+    pool->cfg = fresh;
+    if (geteuid() == 0 && !identity.drop && pool->identity.drop)
+        sv_log_warn("reload", "msg=\"user removed: new workers run as root\"");
+    pool->identity = identity;
+
+    /* New workers start accepting at once on the same socket; the old
+     * ones finish what they are serving and exit, so nothing queued or in
+     * flight is lost. */
+    pool->generation++;
+    sv_scoreboard_new_generation(pool->sb, pool->generation, (uint32_t)pool->cfg.workers);
+    pool->quick_deaths = 0;
+    pool->next_spawn_ms = 0;
+    while (sv_pool_live_workers(pool, 1) < pool->cfg.workers)
+        if (sv_pool_spawn(pool) != 0)
+            break;
+    sv_pool_signal_workers(pool, SIGTERM, 1);
+    pool->retire_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
+    sv_log_info("reload", "generation=%u workers=%d", pool->generation, pool->cfg.workers);
+}
+
+static void sv_pool_kill_overdue(sv_pool *pool)
+{
+    int64_t now = sv_clock_mono_ms();
+    if (pool->retire_deadline_ms && now >= pool->retire_deadline_ms) {
+        for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
+            if (pool->pids[i] > 0 && pool->generations[i] != pool->generation) {
+                sv_log_warn("reload", "msg=\"old worker did not finish in time, killing\" worker=%d",
+                            (int)pool->pids[i]);
+                kill(pool->pids[i], SIGKILL);
+            }
+        }
+        pool->retire_deadline_ms = 0;
+    }
+    if (pool->stopping && now >= pool->stop_deadline_ms) {
+        sv_log_warn("stop", "msg=\"workers did not finish in time, killing\"");
+        sv_pool_signal_workers(pool, SIGKILL, 0);
+        pool->stop_deadline_ms = now + 60000;
+    }
+}
+
+static void sv_pool_begin_stop(sv_pool *pool, int signo)
+{
+    if (pool->stopping)
+        return;
+    pool->stopping = 1;
+    /* Before the signal: leaving workers must not pass connections on. */
+    sv_scoreboard_stop(pool->sb);
+    sv_log_info("stop", "signal=%d msg=\"finishing in-flight requests\"", signo);
+    /* Remove the socket first so nginx stops sending new requests here;
+     * accepted and queued connections are still served. */
+    if (sv_listen_is_unix(&pool->cfg))
+        unlink(pool->cfg.listen);
+    sv_pool_signal_workers(pool, SIGTERM, 0);
+    pool->stop_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
+}
+
+int sv_pool_run(sv_config *cfg, const char *config_path)
+{
+    sv_pool pool;
+    char err[512];
+
+    memset(&pool, 0, sizeof(pool));
+    pool.cfg = *cfg;            /* the pool owns the strings from now on */
+    memset(cfg, 0, sizeof(*cfg));
+    pool.config_path = config_path;
+
+    if (sv_log_open(pool.cfg.log_file) != 0) {
+        fprintf(stderr, "streamvibe-fcgi: cannot open log_file %s: %s\n", pool.cfg.log_file,
+                strerror(errno));
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+    pool.sb = sv_scoreboard_create();
+    if (pool.sb == NULL || sv_pool_install_signals() != 0) {
+        sv_log_error("start", "error=\"%s\"", strerror(errno));
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+    /* The master holds both ends for the pool's lifetime, so connections
+     * queued there outlive the worker that passed them. Connected pairs
+     * are not subject to net.unix.max_dgram_qlen, only to the buffer. */
+    if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, pool.handoff_fds) != 0) {
+        sv_log_error("start", "error=\"socketpair: %s\"", strerror(errno));
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+    if (sv_identity_resolve(&pool.cfg, &pool.identity, err, sizeof(err)) != SV_OK) {
+        sv_log_error("start", "error=\"%s\"", err);
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+    pool.listen_fd = sv_listen_open(&pool.cfg, err, sizeof(err));
+    if (pool.listen_fd < 0 || sv_pidfile_write(pool.cfg.pid_file, err, sizeof(err)) != 0) {
+        sv_log_error("start", "error=\"%s\"", err);
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        if (pool.listen_fd >= 0 && sv_listen_is_unix(&pool.cfg))
+            unlink(pool.cfg.listen);
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+
+    sv_log_set_pid(getpid());
+    pool.generation = 1;
+    sv_scoreboard_open(pool.sb, getpid(), (uint32_t)pool.cfg.workers);
+    sv_log_info("start", "listen=%s workers=%d max_requests=%d request_timeout=%d user=%s",
+                pool.cfg.listen, pool.cfg.workers, pool.cfg.max_requests, pool.cfg.request_timeout,
+                pool.identity.drop ? pool.identity.user : "-");
+    if (geteuid() == 0 && !pool.identity.drop)
+        sv_log_warn("start", "msg=\"workers run as root; set user (e.g. nobody)\"");
+    for (int i = 0; i < pool.cfg.workers; i++)
+        sv_pool_spawn(&pool);
+    pool.initial_spawn_done = 1;
+
+    for (;;) {
+        struct pollfd pfd = { .fd = sv_pool_signal_pipe[0], .events = POLLIN };
+        poll(&pfd, 1, 200);
+        unsigned char sigs[64];
+        ssize_t n;
+        while ((n = read(sv_pool_signal_pipe[0], sigs, sizeof(sigs))) > 0) {
+            for (ssize_t i = 0; i < n; i++) {
+                switch (sigs[i]) {
+                case SIGCHLD:
+                    break;
+                case SIGHUP:
+                    if (!pool.stopping)
+                        sv_pool_reload(&pool);
+                    break;
+                default:
+                    sv_pool_begin_stop(&pool, sigs[i]);
+                    break;
+                }
+            }
+        }
+        sv_pool_reap(&pool);
+        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0)
+            break;
+        sv_pool_enforce_timeouts(&pool);
+        sv_pool_kill_overdue(&pool);
+        if (!pool.stopping && sv_clock_mono_ms() >= pool.next_spawn_ms) {
+            while (sv_pool_live_workers(&pool, 1) < pool.cfg.workers)
+                if (sv_pool_spawn(&pool) != 0 || pool.quick_deaths > 0)
+                    break;
+        }
+    }
+
+    close(pool.listen_fd);
+    close(pool.handoff_fds[0]);
+    close(pool.handoff_fds[1]);
+    if (pool.cfg.pid_file[0])
+        unlink(pool.cfg.pid_file);
+    sv_log_info("stop", "msg=\"stopped\"");
+    sv_scoreboard_destroy(pool.sb);
+    sv_config_free(&pool.cfg);
+    return 0;
+}

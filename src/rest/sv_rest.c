@@ -1,0 +1,198 @@
+/* /rest/v1: translate (sv_rest_query.c), run the one
+ * statement as the caller's role in one pipelined round trip, and map the
+ * result row (total, page, body) to PostgREST's response.
+ *
+ * Choices where PostgREST offers no rule or where we differ on purpose:
+ *   - DELETE on handle_content is a soft delete (UPDATE ... SET deleted_at
+ *     = now() WHERE <filters> AND deleted_at IS NULL); clients have no
+ *     DELETE privilege on content at all.
+ *   - GET/HEAD on handle_content hide soft-deleted rows unless a filter
+ *     (plain, or inside or=/and=) names deleted_at: owners still find them
+ *     with deleted_at=not.is.null and restore them with PATCH
+ *     {"deleted_at": null}. It also lets the partial indexes
+ *     (WHERE deleted_at IS NULL) serve the default listing.
+ *   - limit/offset/order on PATCH and DELETE are refused (400) instead of
+ *     being silently ignored.
+ *   - Prefer: count=planned and count=estimated are answered exactly.
+ *   - The schema cache (sv_rest_schema.c) is loaded by each worker. */
+#include "rest/sv_rest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db/sv_sqlstate.h"
+#include "rest/sv_rest_query.h"
+
+/* --- running a plan -------------------------------------------------------------- */
+
+static void sv_rest_input_from(sv_request *req, sv_rest_input *in)
+{
+    memset(in, 0, sizeof(*in));
+    in->method = req->method;
+    in->query = req->query;
+    in->prefer = sv_request_header(req, "Prefer");
+    in->range = sv_request_header(req, "Range");
+    in->accept = sv_request_header(req, "Accept");
+    in->content_type = sv_request_header(req, "Content-Type");
+    in->body = req->body;
+    in->body_len = req->body_len;
+}
+
+static long long sv_rest_ll(PGresult *r, int col)
+{
+    return PQgetisnull(r, 0, col) ? -1 : strtoll(PQgetvalue(r, 0, col), NULL, 10);
+}
+
+
+static void sv_rest_clear_result(void *result)
+{
+    PQclear(result);
+}
+
+/* Runs the plan's statement as the caller and maps its one result row
+ * (total, page, body) to PostgREST's response. */
+static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
+{
+    sv_request *req = ctx->req;
+    sv_response *res = ctx->res;
+    PGresult *r = NULL;
+    if (sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
+                    plan->sql, plan->nparams, plan->params, &r) != SV_OK)
+        return sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sv_sqlstate_postgrest(ctx->arena, r, sv_ctx_is_anon(ctx), req->request_id, &ctx->err);
+        PQclear(r);
+        return SV_ERROR;
+    }
+    if (PQntuples(r) != 1 || PQnfields(r) != 3) {
+        PQclear(r);
+        return sv_fail(&ctx->err, 500, "SV500", "unexpected result shape");
+    }
+    long long total = sv_rest_ll(r, 0), page = sv_rest_ll(r, 1);
+    int status = plan->status;
+
+    if (plan->is_read) {
+        if (plan->single && page != 1) {
+            PQclear(r);
+            return sv_fail_details(&ctx->err, 406, "PGRST116",
+                                   "JSON object requested, multiple (or no) rows returned",
+                                   sv_arena_printf(req->arena, "The result contains %lld rows", page),
+                                   NULL);
+        }
+        if (total >= 0 && plan->offset > 0 && plan->offset >= total && page == 0) {
+            sv_response_header(res, "Content-Range", sv_arena_printf(req->arena, "*/%lld", total));
+            PQclear(r);
+            return sv_fail_details(&ctx->err, 416, "PGRST103", "Requested range not satisfiable",
+                                   sv_arena_printf(req->arena,
+                                                   "An offset of %lld was requested, but there are only %lld rows.",
+                                                   plan->offset, total),
+                                   NULL);
+        }
+        char totals[32];
+        if (total >= 0)
+            snprintf(totals, sizeof(totals), "%lld", total);
+        else
+            snprintf(totals, sizeof(totals), "*");
+        sv_response_header(res, "Content-Range",
+                           page > 0 ? sv_arena_printf(req->arena, "%lld-%lld/%s", plan->offset,
+                                                      plan->offset + page - 1, totals)
+                                    : sv_arena_printf(req->arena, "*/%s", totals));
+        if (total >= 0 && page < total && !plan->single)
+            status = 206;
+    } else if (page >= 0) {
+        /* writes: how many rows the statement touched */
+        sv_response_header(res, "Content-Range",
+                           page > 0 ? sv_arena_printf(req->arena, "0-%lld/%s", page - 1,
+                                                      plan->count ? sv_arena_printf(req->arena, "%lld", page) : "*")
+                                    : sv_arena_printf(req->arena, "*/%s", plan->count ? "0" : "*"));
+    }
+    /* Preference-Applied: what PostgREST reports back of the Prefer header */
+    sv_buf pa;
+    sv_buf_init(&pa, req->arena, 96);
+    if (plan->resolution)
+        sv_buf_puts(&pa, plan->resolution == 1 ? "resolution=merge-duplicates" : "resolution=ignore-duplicates");
+    if (plan->return_mode == SV_REST_RETURN_REPRESENTATION)
+        sv_buf_printf(&pa, "%sreturn=representation", pa.len ? ", " : "");
+    if (plan->count)
+        sv_buf_printf(&pa, "%scount=exact", pa.len ? ", " : "");
+    if (pa.len)
+        sv_response_header(res, "Preference-Applied", pa.data);
+    if (plan->single && plan->has_body)
+        sv_response_header(res, "Content-Type", "application/vnd.pgrst.object+json; charset=utf-8");
+    res->status = status;
+    res->body.len = 0;
+    if (plan->has_body && !PQgetisnull(r, 0, 2)) {
+        sv_response_body_ext(res, PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2),
+                             sv_rest_clear_result, r);
+        return SV_OK;
+    }
+    if (plan->has_body && plan->single)
+        sv_buf_puts(&res->body, "null");
+    PQclear(r);
+    return SV_OK;
+}
+
+
+/* --- handlers -------------------------------------------------------------------- */
+
+void sv_rest_cache_init(sv_rest_cache *cache)
+{
+    sv_rest_schema_init(&cache->schema);
+    sv_stmt_cache_init(&cache->stmts);
+}
+
+void sv_rest_cache_free(sv_rest_cache *cache)
+{
+    sv_rest_schema_free(&cache->schema);
+    sv_stmt_cache_free(&cache->stmts);
+}
+
+int sv_rest_schema_ready(sv_ctx *ctx)
+{
+    return sv_rest_schema_load(&ctx->rest_cache->schema, ctx->db, ctx->arena, ctx->cfg->retry_after,
+                               ctx->req->request_id, &ctx->err);
+}
+
+/* Both kinds of /rest/v1 request: the named table or function must be in
+ * the schema cache; its plan then runs as the caller. */
+static int sv_rest_serve(sv_ctx *ctx, int rpc)
+{
+    const char *name = ctx->req->path + strlen(rpc ? "/rest/v1/rpc/" : "/rest/v1/");
+    const sv_rest_schema *schema = &ctx->rest_cache->schema;
+    sv_rest_input in;
+    sv_rest_plan plan;
+    int rc;
+
+    if (sv_rest_schema_ready(ctx) != SV_OK)
+        return SV_ERROR;
+    sv_rest_input_from(ctx->req, &in);
+    if (rpc) {
+        const sv_rest_function_def *f = sv_rest_schema_function(schema, name);
+        if (f == NULL)
+            return sv_fail(&ctx->err, 404, "PGRST202",
+                           sv_arena_printf(ctx->arena,
+                                           "Could not find the function public.%.100s in the schema cache",
+                                           name));
+        rc = sv_rest_translate_rpc(ctx->arena, f, &in, &plan, &ctx->err);
+    } else {
+        const sv_rest_table_def *t = sv_rest_schema_table(schema, name);
+        if (t == NULL)
+            return sv_fail(&ctx->err, 404, "PGRST205",
+                           sv_arena_printf(ctx->arena,
+                                           "Could not find the table 'public.%.100s' in the schema cache",
+                                           name));
+        rc = sv_rest_translate(ctx->arena, t, &in, &plan, &ctx->err);
+    }
+    return rc == SV_OK ? sv_rest_execute(ctx, &plan) : SV_ERROR;
+}
+
+int sv_rest_table(sv_ctx *ctx)
+{
+    return sv_rest_serve(ctx, 0);
+}
+
+int sv_rest_rpc(sv_ctx *ctx)
+{
+    return sv_rest_serve(ctx, 1);
+}

@@ -1,0 +1,30 @@
+/* /rest/v1: the PostgREST-compatible data API. Routes run with policy
+ * SV_AUTH_OPTIONAL, so ctx->caller is who the statement runs as. */
+#ifndef SV_REST_H
+#define SV_REST_H
+
+#include "db/sv_stmt_cache.h"
+#include "http/sv_ctx.h"
+#include "rest/sv_rest_schema.h"
+
+/* What a worker keeps for /rest/v1 from one request to the next. */
+struct sv_rest_cache {
+    sv_rest_schema schema;
+    sv_stmt_cache  stmts;
+};
+typedef struct sv_rest_cache sv_rest_cache;
+
+void sv_rest_cache_init(sv_rest_cache *cache);
+void sv_rest_cache_free(sv_rest_cache *cache);
+
+/* GET /rest/v1/ : the OpenAPI description of the exposed tables and rpcs. */
+int sv_rest_openapi(sv_ctx *ctx);
+/* /rest/v1/rpc/<fn> */
+int sv_rest_rpc(sv_ctx *ctx);
+/* /rest/v1/<table> with PostgREST's query language. */
+int sv_rest_table(sv_ctx *ctx);
+
+/* Loads (or checks) the schema cache for this request. SV_OK or SV_ERROR. */
+int sv_rest_schema_ready(sv_ctx *ctx);
+
+#endif

@@ -1,0 +1,107 @@
+/* The PostgREST query-language translator: a request (method, query
+ * string, a few headers, body) against one exposed table or function, in;
+ * one SQL statement with text parameters ($1..$n), out. Pure: no libpq, no
+ * database, no globals, so it is unit-tested and fuzzed on its own
+ * (t/unit/test_rest_query.c).
+ *
+ * Safety rules the translator guarantees:
+ *   - identifiers in the SQL are only names from the table's column list
+ *     (loaded from pg_catalog by the caller), always double-quoted;
+ *   - every value from the request is a bound parameter, never SQL text;
+ *   - the only literals it prints are integers it parsed itself
+ *     (limit/offset) and type names from a fixed cast whitelist.
+ *
+ * Every statement returns exactly one row of three columns:
+ *   total bigint  (the count for Prefer: count=exact, else NULL)
+ *   page  bigint  (rows returned / affected, NULL for scalar rpc results)
+ *   body  text    (the JSON response body, NULL when none is wanted) */
+#ifndef SV_REST_QUERY_H
+#define SV_REST_QUERY_H
+
+#include <stddef.h>
+
+#include "core/sv_arena.h"
+#include "core/sv_err.h"
+
+enum {
+    SV_REST_COL_PK = 1 << 0,          /* part of the primary key */
+    SV_REST_COL_GENERATED = 1 << 1,   /* GENERATED ALWAYS ... STORED */
+    SV_REST_COL_NOT_NULL = 1 << 2,
+    SV_REST_COL_DEFAULT = 1 << 3,     /* has a column default */
+};
+
+typedef struct sv_rest_column {
+    const char *name;
+    const char *type;     /* as PostgreSQL prints it: "uuid", "text[]", "visibility" */
+    unsigned    flags;
+    const char *default_expr;  /* pg_get_expr of the column default (trusted catalog SQL) or NULL;
+                                  used for Prefer: missing=default */
+} sv_rest_column;
+
+enum {
+    /* DELETE becomes UPDATE ... SET deleted_at = now(); GET hides rows with
+     * deleted_at set unless a filter names deleted_at. */
+    SV_REST_TABLE_SOFT_DELETE = 1 << 0,
+    SV_REST_TABLE_VIEW = 1 << 1,
+};
+
+typedef struct sv_rest_table_def {
+    const char           *name;      /* in schema public */
+    const sv_rest_column *cols;
+    int                   ncols;
+    unsigned              flags;
+} sv_rest_table_def;
+
+typedef struct sv_rest_function_def {
+    const char  *name;               /* in schema public */
+    const char **arg_names;
+    const char **arg_types;
+    int          nargs;
+    int          ndefaults;          /* the last ndefaults args are optional */
+    int          returns_set;
+    const char  *return_type;
+} sv_rest_function_def;
+
+typedef struct sv_rest_input {
+    int         method;              /* SV_HTTP_* bit */
+    const char *query;               /* raw (still percent-encoded) query string */
+    const char *prefer;              /* Prefer header or NULL */
+    const char *range;               /* Range header or NULL */
+    const char *accept;              /* Accept header or NULL */
+    const char *content_type;        /* Content-Type header or NULL */
+    const char *body;                /* request body or NULL */
+    size_t      body_len;
+} sv_rest_input;
+
+enum { SV_REST_RETURN_MINIMAL = 0, SV_REST_RETURN_HEADERS = 1, SV_REST_RETURN_REPRESENTATION = 2 };
+
+typedef struct sv_rest_plan {
+    const char  *sql;
+    const char **params;
+    int          nparams;
+    int          status;             /* HTTP status on success */
+    int          single;             /* Accept: application/vnd.pgrst.object+json */
+    int          count;              /* Prefer: count=exact (or planned/estimated) */
+    int          return_mode;        /* SV_REST_RETURN_* (writes) */
+    int          has_body;           /* the body column carries the answer */
+    int          is_read;            /* GET/HEAD: Content-Range describes a page */
+    int          resolution;         /* upsert: 1 merge-duplicates, 2 ignore-duplicates */
+    long long    offset;             /* first row of the page (reads) */
+} sv_rest_plan;
+
+enum { SV_REST_MAX_FILTERS = 256, SV_REST_MAX_DEPTH = 8 };
+
+/* Translates a request on table t. Returns SV_OK (0) with *plan filled or
+ * SV_ERROR (-1) with *err filled. All memory comes from arena. */
+int sv_rest_translate(sv_arena *arena, const sv_rest_table_def *t, const sv_rest_input *in,
+                      sv_rest_plan *plan, sv_error *err);
+
+/* Translates /rest/v1/rpc/<f>: named arguments from a POST body (JSON
+ * object) or from the query string of a GET. Same conventions. */
+int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
+                          const sv_rest_input *in, sv_rest_plan *plan, sv_error *err);
+
+/* Appends name as a double-quoted SQL identifier. */
+void sv_rest_quote_ident(sv_buf *buf, const char *name);
+
+#endif

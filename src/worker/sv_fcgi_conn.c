@@ -1,0 +1,103 @@
+#include "worker/sv_fcgi_conn.h"
+
+#include <unistd.h>
+
+#include "core/sv_clock.h"
+#include "worker/sv_fcgi.h"
+
+static int sv_fcgi_read(void *ctx, char *buf, int len)
+{
+    return FCGX_GetStr(buf, len, ((sv_fcgi_conn *)ctx)->req.in);
+}
+
+static int sv_fcgi_send(void *ctx, const char *head, size_t head_len, const char *body,
+                        size_t body_len)
+{
+    sv_fcgi_conn *c = ctx;
+    if (sv_fcgi_send_response(c->req.ipcFd, c->req.requestId, head, head_len, body, body_len) != 0)
+        return -1;
+    c->answered = 1;
+    return 0;
+}
+
+/* Reads the rest of FCGI_STDIN, up to and including its empty end
+ * record. A request answered without reading its body (413, 404, 405)
+ * leaves the body on the connection, and even a fully read body can
+ * leave the end record behind; either would be taken for the start of
+ * the next request, which fails it. nginx has already capped the body at
+ * client_max_body_size. Returns 1 when the connection is clean. */
+static int sv_fcgi_drain_stdin(FCGX_Request *req)
+{
+    char buf[16384];
+    long long total = 0;
+    int n;
+    while ((n = FCGX_GetStr(buf, sizeof(buf), req->in)) > 0) {
+        total += n;
+        if (total > (64LL << 20))
+            return 0;
+    }
+    return FCGX_GetError(req->in) == 0;
+}
+
+void sv_fcgi_conn_close(sv_fcgi_conn *c)
+{
+    if (c->req.ipcFd >= 0)
+        close(c->req.ipcFd);
+    c->req.ipcFd = -1;
+    c->req.keepConnection = 1;
+    c->waiting = 0;
+}
+
+/* Ends the request: libfcgi frees what it allocated (it writes nothing:
+ * the answer, if any, went out in sv_fcgi_send), and the connection is
+ * kept for nginx's next request or closed. A plain close is safe: an
+ * answered request has been read to its end and, without keep_conn,
+ * nginx sends nothing more (libfcgi's own close would wait for nginx to
+ * hang up first, idling the worker); an unanswered one means nginx has
+ * gone. */
+static void sv_fcgi_end(sv_fcgi_conn *c, int keep)
+{
+    FCGX_Free(&c->req, 0);
+    if (!keep)
+        sv_fcgi_conn_close(c);
+}
+
+void sv_fcgi_conn_adopt(sv_fcgi_conn *c, int fd)
+{
+    c->req.ipcFd = fd;
+    c->req.keepConnection = 1;
+    /* When libfcgi drops a connection (garbage, EOF, timeout) it closes
+     * it plainly instead of lingering up to 2 s per read for the peer. */
+    FCGX_Detach(&c->req);
+    c->last_used_ms = sv_clock_mono_ms();
+    c->waiting = 0;
+}
+
+int sv_fcgi_conn_serve(sv_fcgi_server *s, sv_fcgi_conn *c, int last)
+{
+    /* The request's listen_sock is -1, so when the connection has ended
+     * libfcgi cannot fall back to accepting one itself: it fails. */
+    if (FCGX_Accept_r(&c->req) < 0) {
+        sv_fcgi_conn_close(c);
+        return 0;
+    }
+    /* A read that failed between two parameters (timeout, reset) ends
+     * libfcgi's parameter list early and still counts as a request:
+     * never serve a request with part of its parameters. */
+    if (FCGX_GetError(c->req.in) != 0) {
+        sv_fcgi_end(c, 0);
+        return 0;
+    }
+    c->answered = 0;
+    c->waiting = 0;
+    sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
+    s->current = c;
+    sv_worker_handle(s->w, &io);
+    s->current = NULL;
+    int keep = c->req.keepConnection && c->answered && !last;
+    if (keep && !sv_fcgi_drain_stdin(&c->req))
+        keep = 0;
+    sv_fcgi_end(c, keep);
+    c->last_used_ms = sv_clock_mono_ms();
+    return 1;
+}

@@ -1,0 +1,187 @@
+#include "worker/sv_phases.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth/sv_caller.h"
+#include "core/sv_clock.h"
+#include "core/sv_log.h"
+#include "worker/sv_routes.h"
+
+/* --- phases ----------------------------------------------------------- */
+
+/* Too large is too large whatever the route: refused before routing, so
+ * no handler ever sees the request and nothing is read. */
+static int sv_phase_size(sv_ctx *ctx)
+{
+    return sv_request_check_size(ctx->req, ctx->cfg->body_limit, &ctx->err);
+}
+
+/* Browsers calling the API from a web app's origin send a CORS preflight;
+ * answer it for any known path (authorisation happens on the real request,
+ * and no cookies are used, so any origin may ask). */
+static int sv_phase_preflight(sv_ctx *ctx, int allowed)
+{
+    const char *asked = sv_request_header(ctx->req, "Access-Control-Request-Headers");
+    const char *allow = sv_http_allow_header(ctx->arena, allowed);
+    sv_response_header(ctx->res, "Allow", allow);
+    sv_response_header(ctx->res, "Access-Control-Allow-Methods", allow);
+    sv_response_header(ctx->res, "Access-Control-Allow-Headers",
+                       asked && *asked ? asked
+                                       : "authorization, apikey, content-type, prefer, range, x-client-info, accept-profile, content-profile");
+    sv_response_header(ctx->res, "Access-Control-Max-Age", "86400");
+    ctx->res->status = 204;
+    return SV_DONE;
+}
+
+static int sv_phase_route(sv_ctx *ctx)
+{
+    sv_request *req = ctx->req;
+    sv_route_match m;
+
+    switch (sv_route_find(sv_routes, sv_routes_count, ctx->cfg->status_path, req->method, req->path,
+                          &m)) {
+    case SV_ROUTE_FOUND:
+        ctx->route = m.route;
+        return SV_OK;
+    case SV_ROUTE_NOT_FOUND:
+        return sv_fail(&ctx->err, 404, "PGRST125", "Invalid path specified in request URL");
+    case SV_ROUTE_METHOD_NOT_ALLOWED:
+        break;
+    }
+    if (req->method == SV_HTTP_OPTIONS)
+        return sv_phase_preflight(ctx, m.allowed);
+    ctx->err.allow = sv_http_allow_header(ctx->arena, m.allowed);
+    if (m.best->bad_method_code != NULL)
+        return sv_fail(&ctx->err, 405, m.best->bad_method_code, m.best->bad_method_message);
+    return sv_fail(&ctx->err, 405, "PGRST117",
+                   sv_arena_printf(ctx->arena, "Unsupported HTTP method: %s", req->method_name));
+}
+
+/* Runs for every answer, whatever stopped the request: a browser can
+ * only read an error it is allowed to see. */
+static void sv_phase_cors(sv_ctx *ctx)
+{
+    if (sv_request_header(ctx->req, "Origin") == NULL)
+        return;
+    sv_response_header(ctx->res, "Access-Control-Allow-Origin", "*");
+    sv_response_header(ctx->res, "Access-Control-Expose-Headers",
+                       "Content-Range, Content-Location, Location, X-Request-Id, Retry-After");
+}
+
+/* The route's rate class: every request passes until the limiter is
+ * built (the credentials issue fills this phase). */
+static int sv_phase_rate(sv_ctx *ctx)
+{
+    (void)ctx;
+    return SV_OK;
+}
+
+static int sv_phase_body(sv_ctx *ctx, const sv_io *io)
+{
+    return sv_request_read_body(ctx->req, io, ctx->cfg->body_limit, &ctx->err);
+}
+
+/* --- errors ----------------------------------------------------------- */
+
+/* The code an error without one carries in dialect. */
+static const char *sv_phase_default_code(sv_dialect dialect, int status)
+{
+    if (dialect == SV_DIALECT_GOTRUE)
+        return status >= 500 ? "unexpected_failure"
+               : status == 429 ? "over_request_rate_limit" : "validation_failed";
+    return status == 503 ? "PGRST000" : NULL;
+}
+
+static json_object *sv_phase_string(const char *s)
+{
+    return s != NULL ? json_object_new_string(s) : NULL;
+}
+
+/* Writes ctx->err as the response: PostgREST's {"code","message",
+ * "details","hint"} or GoTrue's {"code":status,"error_code","msg"}, then
+ * any extra members, with the headers the error asks for. */
+static void sv_phase_error(sv_ctx *ctx, sv_dialect dialect)
+{
+    sv_error *err = &ctx->err;
+    const char *code = err->code ? err->code : sv_phase_default_code(dialect, err->status);
+    json_object *obj = json_object_new_object();
+
+    if (dialect == SV_DIALECT_GOTRUE) {
+        json_object_object_add(obj, "code", json_object_new_int(err->status));
+        json_object_object_add(obj, "error_code", sv_phase_string(code));
+        json_object_object_add(obj, "msg", json_object_new_string(err->message ? err->message : ""));
+    } else {
+        json_object_object_add(obj, "code", sv_phase_string(code));
+        json_object_object_add(obj, "message", json_object_new_string(err->message ? err->message : ""));
+        json_object_object_add(obj, "details", sv_phase_string(err->details));
+        json_object_object_add(obj, "hint", sv_phase_string(err->hint));
+    }
+    if (err->extra != NULL) {
+        json_object_object_foreach(err->extra, key, val)
+            json_object_object_add(obj, key, json_object_get(val));
+    }
+    if (err->retry_after > 0)
+        sv_response_header(ctx->res, "Retry-After",
+                           sv_arena_printf(ctx->arena, "%d", err->retry_after));
+    if (err->www_authenticate != NULL)
+        sv_response_header(ctx->res, "WWW-Authenticate", err->www_authenticate);
+    if (err->allow != NULL)
+        sv_response_header(ctx->res, "Allow", err->allow);
+    sv_response_json(ctx->res, err->status, obj);
+}
+
+/* --- the runner ------------------------------------------------------- */
+
+static void sv_phase_log(sv_ctx *ctx, size_t body_bytes, int sent)
+{
+    sv_request *req = ctx->req;
+    int64_t duration = sv_clock_mono_ms() - ctx->started_ms;
+    char qpath[256], qid[160];
+
+    sv_log_info("access", "method=%s path=%s status=%d duration_ms=%lld bytes=%zu request_id=%s remote_addr=%s%s",
+                req->method_name[0] ? req->method_name : "-",
+                sv_log_quote(req->path, qpath, sizeof(qpath)), ctx->res->status,
+                (long long)duration, body_bytes,
+                sv_log_quote(req->request_id, qid, sizeof(qid)),
+                req->remote_addr[0] ? req->remote_addr : "-",
+                sent == SV_OK ? "" : " client_gone=1");
+    if (ctx->cfg->slow_request_time > 0 && duration >= (int64_t)ctx->cfg->slow_request_time * 1000) {
+        sv_scoreboard_count(ctx->sb, SV_COUNT_SLOW);
+        sv_log_warn("slow_request", "method=%s path=%s duration_ms=%lld request_id=%s",
+                    req->method_name, qpath, (long long)duration, qid);
+    }
+}
+
+void sv_phases_run(sv_ctx *ctx, const sv_io *io)
+{
+    sv_response *res = ctx->res;
+    /* Until authenticate has run, errors are the transport's. */
+    sv_dialect dialect = SV_DIALECT_POSTGREST;
+
+    if (strcmp(ctx->req->request_id, "-") != 0)
+        sv_response_header(res, "X-Request-Id", ctx->req->request_id);
+    int rc = sv_phase_size(ctx);
+    if (rc == SV_OK)
+        rc = sv_phase_route(ctx);
+    sv_phase_cors(ctx);
+    if (rc == SV_OK) {
+        dialect = ctx->route->dialect;
+        rc = sv_caller_authenticate(ctx);
+    }
+    if (rc == SV_OK)
+        rc = sv_phase_rate(ctx);
+    if (rc == SV_OK && (rc = sv_phase_body(ctx, io)) == SV_ERROR)
+        dialect = SV_DIALECT_POSTGREST;
+    if (rc == SV_OK)
+        rc = ctx->route->handler(ctx);
+    if (rc == SV_ERROR)
+        sv_phase_error(ctx, dialect);
+    sv_error_clear(&ctx->err);
+
+    res->head_only = ctx->req->method == SV_HTTP_HEAD;
+    int sent = sv_response_send(res, io);
+    size_t body_bytes = res->head_only ? 0 : sv_response_body_len(res);
+    sv_response_release(res);
+    sv_phase_log(ctx, body_bytes, sent);
+}

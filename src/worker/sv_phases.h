@@ -1,0 +1,21 @@
+/* The request path inside a worker, as named phases run by one function
+ * (nginx's phase engine is the model):
+ *
+ *   size -> route -> cors -> authenticate -> rate -> body -> handler
+ *        -> [error] -> send -> log
+ *
+ * Each phase returns SV_OK to go on, SV_DONE when the response is
+ * complete (a CORS preflight), or SV_ERROR with ctx->err filled; the
+ * runner alone turns an error into a response, in the dialect of the
+ * route (PostgREST's unless the route says GoTrue's; the transport phases
+ * size, route and body always speak PostgREST's). */
+#ifndef SV_PHASES_H
+#define SV_PHASES_H
+
+#include "http/sv_ctx.h"
+
+/* Serves the request in ctx (built by the worker) from io: every phase,
+ * the answer sent, the access line logged. */
+void sv_phases_run(sv_ctx *ctx, const sv_io *io);
+
+#endif
