@@ -8,20 +8,12 @@ use warnings;
 
 use JSON::PP qw(encode_json decode_json);
 use Test::More;
-use SV::Test qw(sv_builddir);
 use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
-
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-
-my $su = $pg->dbh(user => 'postgres');
-my $api = $pg->dbh(user => 'authenticator');
+my $s = SV::Test::Stack->new(pool => 0);
+my ($su, $api) = ($s->su, $s->api);
 
 # As the server runs SQL (SV::Test::Pg::run_as_role); @pre are statements run first in the same
 # transaction (e.g. setting streamvibe.changed_by).

@@ -10,18 +10,14 @@ use Test::More;
 use IO::Socket::UNIX;
 use POSIX ();
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer slurp_file write_file sv_builddir);
-use SV::Test::Pg;
 use SV::Test::Pool;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'switching users needs root' unless $> == 0;
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 # The worker user must reach PostgreSQL's socket: the user it runs as.
-my $user = $pg->{os_user} // plan skip_all => 'no unprivileged user for PostgreSQL';
+my $user = $pg->os_user // plan skip_all => 'no unprivileged user for PostgreSQL';
 my ($uid, $gid) = (getpwnam($user))[2, 3];
 
 my $ids = sub {

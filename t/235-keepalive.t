@@ -12,22 +12,10 @@ use Test::More;
 use POSIX ();
 use LWP::UserAgent;
 use SV::Test qw(:DEFAULT slurp_file write_file);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2);
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2);
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 like(slurp_file($ngx->conf_file), qr/keepalive 16;.*fastcgi_keep_conn on;/s,
     'nginx keeps up to 16 idle connections, more than the pool has workers');
 
@@ -94,6 +82,5 @@ my $after = $ngx->json($ngx->request('GET', '/status'))->{fastcgi_connections};
 cmp_ok($after - $before, '<=', 2, 'and they reused one connection') or diag "$before -> $after";
 is(scalar($pool->worker_pids), 2, 'the workers survived');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

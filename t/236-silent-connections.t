@@ -11,22 +11,10 @@ use Test::More;
 use IO::Socket::UNIX;
 use LWP::UserAgent;
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 1);
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 
 my @silent = map {
     IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!"
@@ -57,6 +45,5 @@ like($reply, qr/^Status: 200 OK\r\n/, 'and a 200 answer') or diag $reply;
 like($reply, qr/"status"\s*:\s*"ok"/, 'from /healthz') or diag $reply;
 
 close $_ for @silent;
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -13,17 +13,10 @@ use IO::Select;
 use LWP::UserAgent;
 use Time::HiRes qw(sleep time);
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $first = SV::Test::Stack->new(workers => 1, conf => { shutdown_timeout => 5 });
+my $pg = $first->pg;
 local $SIG{PIPE} = 'IGNORE';
 
 # Liveness bounds, not speed targets: far above any answer, below what a
@@ -33,10 +26,7 @@ my $connect = sub { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->
 my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($s, my $b, 1) };
 
 {
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { shutdown_timeout => 5 });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my ($pool, $ngx) = ($first->pool, $first->ngx);
 
     # Three bytes of a record header, then nothing.
     my $half = $connect->($pool);
@@ -69,10 +59,8 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
 
 {
     # Every one of the worker's 64 slots taken by a silent connection.
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my $s = SV::Test::Stack->new(pg => $pg, workers => 1);
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
     my @silent = map { $connect->($pool) } 1 .. 64;
     sleep 0.3;
     my $res = $ua->get($ngx->url('/healthz'));
@@ -81,24 +69,20 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     my $gone = grep { $closed->($_) } @silent;
     cmp_ok($gone, '>=', 1, 'the longest-idle silent connection made room');
     close $_ for @silent;
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 {
     # keepalive_idle applies while the worker is busy too.
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { keepalive_idle => 2 });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my $s = SV::Test::Stack->new(pg => $pg, workers => 1, conf => { keepalive_idle => 2 });
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
     my @silent = map { $connect->($pool) } 1 .. 3;
     my $traffic = LWP::UserAgent->new(keep_alive => 1, timeout => 10, env_proxy => 0);
     my $end = time + 5;
     while (time < $end) { $traffic->get($ngx->url('/healthz')); sleep 0.25 }
     my $gone = grep { $closed->($_) } @silent;
     is($gone, 3, 'connections idle past keepalive_idle are closed while traffic flows');
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 done_testing;

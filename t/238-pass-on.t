@@ -16,16 +16,11 @@ use Time::HiRes qw(sleep time);
 use IO::Select;
 use JSON::PP ();
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer pid_alive free_tcp_port);
-use SV::Test::Pg;
 use SV::Test::Pool;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 local $SIG{PIPE} = 'IGNORE';
 
 my $connect = sub { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or die "connect: $!" };

@@ -8,24 +8,12 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
 my $workers = 2;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers, conf => { request_timeout => 2 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => $workers, conf => { request_timeout => 2 });
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy before the lock');
 
 # /healthz reads schema_migrations for the schema version: lock it.
@@ -73,6 +61,5 @@ $dbh->disconnect;
 is_deeply([sort $pool->worker_pids], \@before, 'no worker was killed for it');
 is($ngx->request('GET', '/rest/v1/platforms?select=name')->code, 200, 'the table is readable again');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -10,17 +10,10 @@ use Test::More;
 use IO::Socket::UNIX;
 use Time::HiRes qw(sleep);
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
-use SV::Test::Pg;
-use SV::Test::Pool;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { request_timeout => 2 });
-$pool->start;
+my $s = SV::Test::Stack->new(workers => 1, conf => { request_timeout => 2 }, nginx => 0);
+my ($pg, $pool) = ($s->pg, $s->pool);
 
 local $SIG{PIPE} = 'IGNORE';
 # Accepted in this order, so they take the worker's slots 0, 1, 2.

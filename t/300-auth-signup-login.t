@@ -8,25 +8,13 @@ use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64url);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'signup-test-secret-' . ('s' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+my $s = SV::Test::Stack->new(workers => 2,
     conf => { jwt_secret => $secret, jwt_exp => 3600, login_max_failures => 1000 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pool, $ngx) = ($s->pool, $s->ngx);
+my $su = $s->su;
 
 my $JSON = JSON::PP->new->canonical;
 sub post {
@@ -256,6 +244,5 @@ unlike($log, qr/\Q$alice->{access}\E/, 'no access token in the log');
 unlike($log, qr/argon2id/, 'no hash in the log');
 unlike($log, qr/status=500/, 'no 500 at all');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -13,25 +13,13 @@ use MIME::Base64 qw(decode_base64url);
 use POSIX ();
 use LWP::UserAgent;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+my $s = SV::Test::Stack->new(workers => 2,
     conf => { jwt_secret => 'refresh-test-secret-' . ('r' x 32), login_max_failures => 1000,
               refresh_token_reuse_interval => 0 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pool, $ngx) = ($s->pool, $s->ngx);
+my $su = $s->su;
 
 sub post {
     my ($path, $body, %h) = @_;
@@ -201,6 +189,5 @@ for my $pid (@kids) { waitpid $pid, 0; $wins++ if $? == 0 }
 is($wins, 1, 'four concurrent refreshes with one token: exactly one succeeds');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -12,23 +12,11 @@ use JSON::PP;
 use MIME::Base64 qw(encode_base64url decode_base64url);
 use Digest::SHA qw(hmac_sha256 hmac_sha512);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'jwt-test-secret-' . ('j' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 
 sub jwt {
     my (%o) = @_;
@@ -143,14 +131,11 @@ $c{sub} = "x' OR '1'='1";
 $u = $ngx->request('GET', '/auth/v1/user', headers => { Authorization => 'Bearer ' . jwt(claims => \%c) });
 is($u->code, 403, 'non-uuid sub → 403, not 500');
 unlike($pool->log, qr/status=500/, 'no 500 anywhere');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 
 # --- no jwt_secret configured ---------------------------------------------
-my $pool2 = SV::Test::Pool->new(pg => $pg, workers => 1);
-$pool2->start;
-my $ngx2 = SV::Test::Nginx->new(pool => $pool2);
-$ngx2->start;
+my $s2 = SV::Test::Stack->new(pg => $s->pg, workers => 1);
+my ($pool2, $ngx2) = ($s2->pool, $s2->ngx);
 $res = $ngx2->request('GET', '/rest/v1/platforms?select=*');
 is($res->code, 200, 'no secret: token-less request is anon');
 $res = $ngx2->request('GET', '/rest/v1/platforms?select=*', headers => { Authorization => "Bearer $anon" });
@@ -162,6 +147,5 @@ is($res->code, 500, 'no secret: /auth/v1 answers 500');
 like($ngx2->json($res)->{msg} // '', qr/jwt_secret is not configured/, 'and says why');
 my @mis = ($pool2->log =~ /auth_misconfigured/g);
 is(scalar @mis, 1, 'misconfiguration logged once');
-$ngx2->stop;
-$pool2->stop;
+$s2->stop;
 done_testing;

@@ -16,25 +16,13 @@ use JSON::PP;
 use POSIX ();
 use LWP::UserAgent;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3,
+my $s = SV::Test::Stack->new(workers => 3,
     conf => { jwt_secret => 'throttle-test-secret-' . ('t' x 32),
               login_max_failures => 3, login_window => 60 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 sub login {
     my ($email, $pw) = @_;
@@ -143,6 +131,5 @@ ok(!eval { $anon->do(q{SELECT * FROM auth.sv_refresh('x', 'y')}); 1 },
    'authenticated cannot call the auth functions');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

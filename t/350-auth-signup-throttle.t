@@ -13,25 +13,13 @@ use JSON::PP;
 use POSIX ();
 use LWP::UserAgent;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3,
+my $s = SV::Test::Stack->new(workers => 3,
     conf => { jwt_secret => 'signup-throttle-secret-' . ('u' x 32),
               signup_max_per_window => 3, login_window => 60, login_max_failures => 1000 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 sub signup {
     my ($email, $pw, %o) = @_;
@@ -147,6 +135,5 @@ ok($su->selectrow_array(q{SELECT relrowsecurity FROM pg_class WHERE oid = 'auth.
    'auth.login_attempts has RLS enabled');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

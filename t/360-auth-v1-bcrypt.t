@@ -13,24 +13,12 @@ use Test::More;
 use JSON::PP;
 use Time::HiRes ();
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+my $s = SV::Test::Stack->new(workers => 2,
     conf => { jwt_secret => 'bcrypt-test-secret-' . ('b' x 32), login_max_failures => 1000 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 is($su->selectrow_array(q{SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
                            WHERE e.extname = 'pgcrypto'}), 'extensions', 'pgcrypto is installed in schema extensions');
@@ -186,6 +174,5 @@ like($log, qr/auth_password_rehashed/, 'the upgrade is logged');
 unlike($log, qr/\$2[ab]\$|\$argon2id\$/, 'no hash in the log');
 unlike($log, qr/legacy password|another password/, 'no password in the log');
 unlike($log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

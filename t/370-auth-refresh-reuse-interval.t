@@ -15,26 +15,14 @@ use POSIX ();
 use Time::HiRes ();
 use LWP::UserAgent;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $interval = 2;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3,
+my $s = SV::Test::Stack->new(workers => 3,
     conf => { jwt_secret => 'reuse-test-secret-' . ('i' x 32), login_max_failures => 1000,
               refresh_token_reuse_interval => $interval });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pool, $ngx) = ($s->pool, $s->ngx);
+my $su = $s->su;
 
 sub post {
     my ($path, $body) = @_;
@@ -144,6 +132,5 @@ is($res->code, 400, 'reuse within the interval after logout: 400');
 is($doc && $doc->{error_code}, 'refresh_token_not_found', 'refresh_token_not_found');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

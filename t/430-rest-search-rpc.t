@@ -11,24 +11,12 @@ use JSON::PP;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'rest-rpc-secret-' . ('q' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my $ngx = $s->ngx;
+my $su = $s->su;
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
 sub jwt {

@@ -11,19 +11,17 @@ use IO::Socket::UNIX;
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer run_command);
 use SV::Test::Pg;
 use SV::Test::Pool;
+use SV::Test::Stack;
 
 plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'pg_basebackup not installed' unless -x SV::Test::Pg::pg_bindir() . '/pg_basebackup';
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 my $standby = SV::Test::Pg->new(name => 'standby');
 my $datadir = $standby->datadir;
 system('rm', '-rf', $datadir) == 0 or die "rm $datadir";
-($rc, $out, my $err) = run_command([$pg->{bindir} . '/pg_basebackup', '-h', $pg->socket_dir,
+my ($rc, $out, $err) = run_command([$pg->{bindir} . '/pg_basebackup', '-h', $pg->socket_dir,
     '-p', $pg->port, '-U', 'postgres', '-D', $datadir, '-R', '-X', 'stream', '-c', 'fast'],
     user => $pg->{os_user});
 is($rc, 0, 'pg_basebackup makes a standby') or diag "$out$err";

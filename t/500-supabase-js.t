@@ -25,8 +25,8 @@ use JSON::PP ();
 use Time::HiRes qw(time);
 use SV::Test qw(sv_srcdir sv_tempdir run_command find_program slurp_file write_file);
 use SV::Test::Pg;
-use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
 my $CI = defined $ENV{CI} && length $ENV{CI} && $ENV{CI} ne 'false' && $ENV{CI} ne '0';
 
@@ -111,15 +111,10 @@ unless (-e $stamp) {
 # --- the stack -------------------------------------------------------------
 my $jwt_secret = 'sv-500-supabase-js-' . sha256_hex("$$-" . time . '-' . rand());
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or do { diag($out); BAIL_OUT('migrate failed') };
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $jwt_secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $jwt_secret });
+# The only test so far is the stack's "migrate".
+Test::More->builder->is_passing or BAIL_OUT('migrate failed');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 
 # The anon and service_role API keys a web app puts in its config, from
 # `streamvibe-admin keys` reading the pool's config file, as an operator
@@ -234,6 +229,5 @@ unless (Test::More->builder->is_passing) {
     diag("--- nginx error.log\n" . $ngx->error_log);
 }
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;
