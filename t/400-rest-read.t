@@ -7,8 +7,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use URI::Escape qw(uri_escape_utf8);
 use SV::Test;
 use SV::Test::Stack;
@@ -17,15 +15,7 @@ my $secret = 'rest-read-secret-' . ('r' x 32);
 my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my $ngx = $s->ngx;
 my $su = $s->su;
-my $JSON = JSON::PP->new->canonical;
 
-sub jwt {
-    my ($uid, $email) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => $email, iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
 sub get {
     my ($path, %h) = @_;
     my $res = $ngx->request($h{_method} // 'GET', $path,
@@ -57,8 +47,7 @@ for my $r (@rows) {
     $su->do(q{UPDATE handle_content SET view_count = ? WHERE id = ?}, undef, $r->[4], $cid{$r->[0]});
 }
 my ($ig1) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, published_at) VALUES (?, 'i1', 'Insta reel', '2025-04-01') RETURNING id}, undef, $hAi);
-my $tokA = jwt($A, 'a@example.com');
-my %A = (Authorization => "Bearer $tokA");
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => 'a@example.com'));
 
 # --- platforms, anon -------------------------------------------------------------
 my ($res, $doc) = get('/rest/v1/platforms?select=name,display_name&order=name');

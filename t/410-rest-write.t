@@ -8,8 +8,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
 use SV::Test::Stack;
 
@@ -19,16 +17,9 @@ my $ngx = $s->ngx;
 my $su = $s->su;
 my $JSON = JSON::PP->new->canonical;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
 my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
 my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my %A = (Authorization => 'Bearer ' . jwt($A));
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
 sub call {
     my ($method, $path, $body, %h) = @_;
     my $res = $ngx->request($method, $path, headers => { %A, %h },

@@ -7,8 +7,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
 use SV::Test::Stack;
 
@@ -18,13 +16,6 @@ my $ngx = $s->ngx;
 my $su = $s->su;
 my $JSON = JSON::PP->new->canonical;
 
-sub jwt {
-    my ($uid, $key) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $key // $secret));
-}
 sub call {
     my ($who, $method, $path, $body, %h) = @_;
     my $res = $ngx->request($method, $path, headers => { %$who, %h },
@@ -64,6 +55,8 @@ $su->do(q{INSERT INTO audit_log (user_id, action) VALUES (?, 'a-action'), (?, 'b
 $su->do(q{UPDATE handle_content SET title = 'edited' WHERE id = ?}, undef, $c_privvis);
 
 my %anon = ();
+# A user's token as GoTrue signs it, with the server's secret unless another is given.
+sub jwt { my ($uid, $key) = @_; $s->jwt(user => $uid, email => "$uid\@example.com", ($key ? (secret => $key) : ())) }
 my %A = (Authorization => 'Bearer ' . jwt($A));
 my %B = (Authorization => 'Bearer ' . jwt($B));
 

@@ -8,8 +8,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
 use SV::Test::Stack;
 
@@ -19,13 +17,6 @@ my $ngx = $s->ngx;
 my $su = $s->su;
 my $JSON = JSON::PP->new->canonical->allow_nonref;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
 sub call {
     my ($method, $path, $body, %h) = @_;
     my $res = $ngx->request($method, $path, headers => \%h,
@@ -46,8 +37,8 @@ for my $r (['t', 'Cooking recipe basics', 'A beginner video', '{kitchen}', 'publ
     ($c{$r->[0]}) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, visibility, published_at)
         VALUES (?, ?, ?, ?, ?, ?, now()) RETURNING id}, undef, $hA, @$r);
 }
-my %A = (Authorization => 'Bearer ' . jwt($A));
-my %B = (Authorization => 'Bearer ' . jwt($B));
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
+my %B = (Authorization => 'Bearer ' . $s->jwt(user => $B, email => "$B\@example.com"));
 
 # --- textSearch('search_vector', 'cooking & recipe', {config: 'english'}) ------------------------
 my ($res, $doc) = call('GET', '/rest/v1/handle_content?select=id,title&search_vector=fts(english).cooking%20%26%20recipe');

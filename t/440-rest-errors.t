@@ -6,8 +6,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
 use SV::Test::Stack;
 
@@ -15,20 +13,12 @@ my $secret = 'rest-err-secret-' . ('e' x 32);
 my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 my $su = $s->su;
-my $JSON = JSON::PP->new->canonical;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
 my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
 my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
 my ($h) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'a') RETURNING id}, undef, $A, $yt);
 $su->do(q{INSERT INTO handle_content (handle_id, platform_content_id, title) VALUES (?, 'c1', 'hello')}, undef, $h);
-my %A = (Authorization => 'Bearer ' . jwt($A));
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A));
 
 my @pids = sort { $a <=> $b } $pool->worker_pids;
 is(scalar @pids, 2, 'two workers');

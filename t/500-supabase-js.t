@@ -17,10 +17,9 @@ use strict;
 use warnings;
 use Test::More;
 use Cwd qw(abs_path);
-use Digest::SHA qw(sha256_hex hmac_sha256);
+use Digest::SHA qw(sha256_hex);
 use File::Copy qw(copy);
 use File::Path qw(make_path remove_tree);
-use MIME::Base64 qw(encode_base64url);
 use JSON::PP ();
 use Time::HiRes qw(time);
 use SV::Test qw(sv_srcdir sv_tempdir run_command find_program slurp_file write_file);
@@ -133,19 +132,7 @@ my %keys;
     $keys{service_role_key} //= api_key('service_role');
 }
 
-sub api_key {
-    my ($role) = @_;
-    my $now = int(time);
-    return jwt({ role => $role, iss => 'streamvibe', iat => $now, exp => $now + 24 * 3600 });
-}
-
-sub jwt {
-    my ($claims) = @_;
-    my $json = JSON::PP->new->canonical;
-    my $head = encode_base64url($json->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $body = encode_base64url($json->encode($claims));
-    return "$head.$body." . encode_base64url(hmac_sha256("$head.$body", $jwt_secret));
-}
+sub api_key { $s->jwt(role => $_[0], exp => int(time) + 24 * 3600) }
 
 # Fallback users, made in SQL with access tokens carrying GoTrue's claims.
 # The script uses them only if /auth/v1 fails (its step 1 then already
@@ -160,8 +147,8 @@ sub fallback_user {
     my $now = int(time);
     return JSON::PP->new->canonical->encode({
         id => $id, email => $email,
-        access_token => jwt({ sub => $id, aud => 'authenticated', role => 'authenticated', email => $email,
-            session_id => $sid, iat => $now, exp => $now + 3600, iss => 'streamvibe' }),
+        access_token => $s->jwt(claims => { sub => $id, aud => 'authenticated', role => 'authenticated',
+            email => $email, session_id => $sid, iat => $now, exp => $now + 3600, iss => 'streamvibe' }),
     });
 }
 
