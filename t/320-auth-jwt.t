@@ -48,10 +48,9 @@ is($res->code, 200, 'a non-JWT apikey is ignored (anon)');
 $res = rest(Authorization => "bearer $service");
 is($res->code, 200, 'service_role key, scheme case-insensitive');
 
-my $signup = $ngx->request('POST', '/auth/v1/signup', headers => { apikey => $anon, Authorization => "Bearer $anon" },
-    body => encode_json({ email => 'erin@example.com', password => 'erin password' }));
+my ($signup, $sess) = $ngx->call('POST', '/auth/v1/signup', token => $anon, headers => { apikey => $anon },
+    body => { email => 'erin@example.com', password => 'erin password' });
 is($signup->code, 200, 'signup') or diag $signup->as_string;
-my $sess = $ngx->json($signup);
 $res = rest(apikey => $anon, Authorization => "Bearer $sess->{access_token}");
 is($res->code, 200, 'user access token on /rest');
 my (undef, $payload) = split /\./, $sess->{access_token};
@@ -132,7 +131,7 @@ $res = $ngx2->request('GET', '/rest/v1/platforms?select=*', headers => { Authori
 is($res->code, 401, 'no secret: token-bearing request is 401');
 $res = $ngx2->request('GET', '/rest/v1/platforms?select=*', headers => { Authorization => "Bearer $anon" });
 is($res->code, 401, 'again');
-$res = $ngx2->request('POST', '/auth/v1/signup', body => encode_json({ email => 'f@example.com', password => 'f password' }));
+$res = $ngx2->call('POST', '/auth/v1/signup', body => { email => 'f@example.com', password => 'f password' });
 is($res->code, 500, 'no secret: /auth/v1 answers 500');
 like($ngx2->json($res)->{msg} // '', qr/jwt_secret is not configured/, 'and says why');
 my @mis = ($pool2->log =~ /auth_misconfigured/g);

@@ -26,13 +26,11 @@ my $su = $s->su;
 
 sub login {
     my ($email, $pw) = @_;
-    return $ngx->request('POST', '/auth/v1/token?grant_type=password',
-        body => encode_json({ email => $email, password => $pw }));
+    return scalar $ngx->call('POST', '/auth/v1/token?grant_type=password', body => { email => $email, password => $pw });
 }
 sub forget_attempts { $su->do(q{UPDATE auth.login_attempts SET attempted_at = attempted_at - interval '1 hour'}) }
 
-my $res = $ngx->request('POST', '/auth/v1/signup',
-    body => encode_json({ email => 'victim@example.com', password => 'victim password' }));
+my $res = $ngx->call('POST', '/auth/v1/signup', body => { email => 'victim@example.com', password => 'victim password' });
 is($res->code, 200, 'signup') or diag $res->as_string;
 
 # --- one account, one address -------------------------------------------
@@ -83,8 +81,8 @@ for my $i (1 .. 8) {
         close $r;
         # a connection of its own: the parent's kept-alive one is shared
         my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $c = $ngx->request('POST', '/auth/v1/token?grant_type=password', ua => $ua,
-            body => encode_json({ email => 'victim@example.com', password => "parallel guess $i" }))->code;
+        my $c = $ngx->call('POST', '/auth/v1/token?grant_type=password', ua => $ua,
+            body => { email => 'victim@example.com', password => "parallel guess $i" })->code;
         print {$w} $c;
         close $w;
         POSIX::_exit(0);

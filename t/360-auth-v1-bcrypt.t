@@ -40,9 +40,7 @@ sub v1_user {
 sub stored { $su->selectrow_array('SELECT encrypted_password FROM auth.users WHERE id = ?', undef, $_[0]) }
 sub login {
     my ($email, $pw) = @_;
-    my $res = $ngx->request('POST', '/auth/v1/token?grant_type=password',
-        body => encode_json({ email => $email, password => $pw }));
-    return ($res, $ngx->json($res));
+    return $ngx->call('POST', '/auth/v1/token?grant_type=password', body => { email => $email, password => $pw });
 }
 
 my $legacy = v1_user('legacy@example.com', 'legacy password');
@@ -92,7 +90,7 @@ is($res->content, $wrong_body, 'with the same answer');
 
 # the session works
 ($res, $doc) = login('legacy@example.com', 'legacy password');
-my $me = $ngx->request('GET', '/auth/v1/user', headers => { Authorization => "Bearer $doc->{access_token}" });
+my $me = $ngx->call('GET', '/auth/v1/user', token => $doc->{access_token});
 is($me->code, 200, 'GET /auth/v1/user with the new session');
 
 # --- $2b$ hashes ------------------------------------------------------------------

@@ -24,11 +24,7 @@ my $s = SV::Test::Stack->new(workers => 3,
 my ($pool, $ngx) = ($s->pool, $s->ngx);
 my $su = $s->su;
 
-sub post {
-    my ($path, $body) = @_;
-    my $res = $ngx->request('POST', $path, body => encode_json($body));
-    return ($res, $ngx->json($res));
-}
+sub post { my ($path, $body) = @_; $ngx->call('POST', $path, body => $body) }
 sub sid { my (undef, $p) = split /\./, $_[0]; return decode_json(decode_base64url($p))->{session_id} }
 sub login {
     my ($res, $doc) = post('/auth/v1/token?grant_type=password',
@@ -37,9 +33,7 @@ sub login {
     return $doc;
 }
 sub refresh { return post('/auth/v1/token?grant_type=refresh_token', { refresh_token => $_[0] }) }
-sub user_code {
-    return $ngx->request('GET', '/auth/v1/user', headers => { Authorization => "Bearer $_[0]" })->code;
-}
+sub user_code { scalar($ngx->call('GET', '/auth/v1/user', token => $_[0]))->code }
 sub revoked { $su->selectrow_array('SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE id = ?', undef, $_[0]) }
 # waits until $t0 + $secs (a rotation's time as the client saw it)
 sub sleep_until { my $d = $_[0] - Time::HiRes::time(); Time::HiRes::sleep($d) if $d > 0 }
@@ -80,8 +74,8 @@ for my $i (1 .. 4) {
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $r = $ngx->request('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
-            body => encode_json({ refresh_token => $p->{refresh_token} }));
+        my $r = $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
+            body => { refresh_token => $p->{refresh_token} });
         POSIX::_exit($r->code == 200 ? 0 : 1);
     }
     push @kids, $pid;
@@ -125,7 +119,7 @@ ok(revoked($rsession), 'the session is revoked');
 my $l = login();
 ($res, my $l1) = refresh($l->{refresh_token});
 is($res->code, 200, 'rotation');
-$res = $ngx->request('POST', '/auth/v1/logout', headers => { Authorization => "Bearer $l1->{access_token}" });
+$res = $ngx->call('POST', '/auth/v1/logout', token => $l1->{access_token});
 is($res->code, 204, 'logout');
 ($res, $doc) = refresh($l->{refresh_token});
 is($res->code, 400, 'reuse within the interval after logout: 400');

@@ -16,12 +16,7 @@ my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my $ngx = $s->ngx;
 my $su = $s->su;
 
-sub get {
-    my ($path, %h) = @_;
-    my $res = $ngx->request($h{_method} // 'GET', $path,
-        headers => { map { $_ => $h{$_} } grep { !/^_/ } keys %h });
-    return ($res, $ngx->json($res));
-}
+sub get { my ($path, %h) = @_; $ngx->call(delete $h{_method} // 'GET', $path, headers => \%h) }
 sub q_ { uri_escape_utf8($_[0]) }
 sub titles { [map { $_->{title} } @{ $_[0] }] }
 

@@ -15,17 +15,11 @@ my $secret = 'rest-write-secret-' . ('w' x 32);
 my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my $ngx = $s->ngx;
 my $su = $s->su;
-my $JSON = JSON::PP->new->canonical;
 
 my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
 my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
 my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
-sub call {
-    my ($method, $path, $body, %h) = @_;
-    my $res = $ngx->request($method, $path, headers => { %A, %h },
-        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
-    return ($res, $ngx->json($res));
-}
+sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => { %A, %h }, body => $body) }
 sub one { scalar $su->selectrow_array(@_) }
 my @rep = (Prefer => "return=representation");
 

@@ -14,13 +14,10 @@ my $secret = 'rest-iso-secret-' . ('i' x 32);
 my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my $ngx = $s->ngx;
 my $su = $s->su;
-my $JSON = JSON::PP->new->canonical;
 
 sub call {
     my ($who, $method, $path, $body, %h) = @_;
-    my $res = $ngx->request($method, $path, headers => { %$who, %h },
-        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
-    return ($res, $ngx->json($res));
+    return $ngx->call($method, $path, headers => { %$who, %h }, body => $body);
 }
 sub one { scalar $su->selectrow_array(@_) }
 sub ids { [sort map { $_->{id} } @{ ref $_[0] eq 'ARRAY' ? $_[0] : [] }] }

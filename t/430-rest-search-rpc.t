@@ -15,14 +15,8 @@ my $secret = 'rest-rpc-secret-' . ('q' x 32);
 my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my $ngx = $s->ngx;
 my $su = $s->su;
-my $JSON = JSON::PP->new->canonical->allow_nonref;
 
-sub call {
-    my ($method, $path, $body, %h) = @_;
-    my $res = $ngx->request($method, $path, headers => \%h,
-        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
-    return ($res, $ngx->json($res));
-}
+sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => \%h, body => $body) }
 
 my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
 my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});

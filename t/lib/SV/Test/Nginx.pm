@@ -179,7 +179,8 @@ sub request {
 # A request with a JSON body, the way supabase-js sends them: body => a
 # reference is encoded (canonical JSON), a string goes as it is; token =>
 # adds "Authorization: Bearer <token>"; headers and ua as for request.
-# Returns (the response, its body decoded as JSON or undef).
+# Returns (the response, its body decoded as JSON or undef); in scalar
+# context the response.
 sub call {
     my ($self, $method, $path, %opt) = @_;
     require JSON::PP;
@@ -188,7 +189,7 @@ sub call {
     my %h = (defined $opt{token} ? (Authorization => "Bearer $opt{token}") : (), %{ $opt{headers} // {} });
     my $res = $self->request($method, $path, headers => \%h,
         (defined $body ? (body => $body) : ()), ($opt{ua} ? (ua => $opt{ua}) : ()));
-    return ($res, $self->json($res));
+    return wantarray ? ($res, $self->json($res)) : $res;
 }
 
 # Decode a response body as JSON; undef (and no exception) when it is not.
