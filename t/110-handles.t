@@ -17,15 +17,9 @@ my $su = $s->su;
 # As the server runs SQL: see SV::Test::Pg::run_as_role.
 sub as_role { $s->as_role(@_) }
 
-sub new_user {
-    my ($email) = @_;
-    return $su->selectrow_array('INSERT INTO auth.users (email) VALUES (?) RETURNING id', undef, $email);
-}
-
-my $A = new_user('alice@example.com');
-my $B = new_user('bob@example.com');
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($ig) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'instagram'});
+my $A = $s->user('alice@example.com');
+my $B = $s->user('bob@example.com');
+my ($yt, $ig) = map { $s->platform($_) } qw(youtube instagram);
 
 sub add_handle {
     my ($uid, $platform, $handle, %col) = @_;

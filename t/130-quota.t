@@ -27,8 +27,8 @@ sub settings {
         FROM subscription_settings WHERE user_id = ?', undef, $uid);
 }
 
-my ($U) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('u@example.com') RETURNING id});
-my ($V) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('v@example.com') RETURNING id});
+my $U = $s->user('u@example.com');
+my $V = $s->user('v@example.com');
 
 # --- new users start on the free tier ---------------------------------------
 {

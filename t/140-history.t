@@ -22,15 +22,10 @@ sub as_role {
     return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind, pre => $pre);
 }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($hid) = $su->selectrow_array(
-    'INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, ?) RETURNING id',
-    undef, $A, $yt, 'creator');
-my ($cid) = $su->selectrow_array(
-    q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, view_count)
-      VALUES (?, 'v1', 'Old title', 'Old description', '{a,b}', 10) RETURNING id}, undef, $hid);
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my $cid = $s->content($s->handle($A, 'creator'), 'v1',
+    title => 'Old title', description => 'Old description', tags => '{a,b}', view_count => 10);
 
 is($su->selectrow_array('SELECT count(*) FROM content_edit_history'), 0, 'inserting content records no history');
 

@@ -16,8 +16,8 @@ my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my $ngx = $s->ngx;
 my $su = $s->su;
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my $A = $s->user('a@example.com');
+my $yt = $s->platform('youtube');
 my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
 sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => { %A, %h }, body => $body) }
 sub one { scalar $su->selectrow_array(@_) }

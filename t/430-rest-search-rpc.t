@@ -18,18 +18,17 @@ my $su = $s->su;
 
 sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => \%h, body => $body) }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($hA) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'chef') RETURNING id}, undef, $A, $yt);
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my $hA = $s->handle($A, 'chef');
 my %c;
 for my $r (['t', 'Cooking recipe basics', 'A beginner video', '{kitchen}', 'public'],
            ['d', 'Weekend vlog', 'My favourite cooking recipe', '{}', 'public'],
            ['g', 'Garden tour', 'Plants and flowers', '{cooking,recipe}', 'public'],
            ['p', 'Private cooking recipe', 'draft', '{}', 'private'],
            ['x', 'Unrelated', 'nothing here', '{}', 'public']) {
-    ($c{$r->[0]}) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, visibility, published_at)
-        VALUES (?, ?, ?, ?, ?, ?, now()) RETURNING id}, undef, $hA, @$r);
+    $c{$r->[0]} = $s->content($hA, $r->[0], title => $r->[1], description => $r->[2], tags => $r->[3],
+        visibility => $r->[4], published_at => 'now');
 }
 my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
 my %B = (Authorization => 'Bearer ' . $s->jwt(user => $B, email => "$B\@example.com"));
@@ -53,9 +52,8 @@ like($doc->[0]{snippet}, qr{<b>Cooking</b> <b>recipe</b>}, 'snippet highlights t
 ok(exists $doc->[0]{$_}, "result has $_") for qw(id handle_id title rank snippet published_at);
 
 # Creator text is HTML-escaped in the snippet; only the <b> tags are markup.
-my ($evil) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, visibility, published_at)
-    VALUES (?, 'e', ?, ?, 'public', now()) RETURNING id}, undef, $hA,
-    q{<script>alert("x")</script> Souffle & 'tips'}, 'souffle <img src=x onerror=alert(1)>');
+my $evil = $s->content($hA, 'e', title => q{<script>alert("x")</script> Souffle & 'tips'},
+    description => 'souffle <img src=x onerror=alert(1)>', visibility => 'public', published_at => 'now');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'souffle' });
 is_deeply([map { $_->{id} } @$doc], [$evil], 'content with markup in it is found');
 my $snip = $doc->[0]{snippet} // '';

@@ -12,12 +12,10 @@ use SV::Test::Stack;
 my $secret = 'rest-err-secret-' . ('e' x 32);
 my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
 my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
-my $su = $s->su;
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($h) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'a') RETURNING id}, undef, $A, $yt);
-$su->do(q{INSERT INTO handle_content (handle_id, platform_content_id, title) VALUES (?, 'c1', 'hello')}, undef, $h);
+my $A = $s->user('a@example.com');
+my $h = $s->handle($A, 'a');
+$s->content($h, 'c1', title => 'hello');
 my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A));
 
 my @pids = sort { $a <=> $b } $pool->worker_pids;
