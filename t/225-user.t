@@ -9,7 +9,7 @@ use warnings;
 use Test::More;
 use IO::Socket::UNIX;
 use POSIX ();
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer slurp_file write_file sv_builddir);
+use SV::Test qw(:DEFAULT fcgi_ask slurp_file write_file sv_builddir);
 use SV::Test::Pool;
 use SV::Test::Stack;
 
@@ -27,12 +27,7 @@ my $ids = sub {
     my ($g) = $status =~ /^Gid:\s+\d+\s+(\d+)/m;
     return ($u // -1) . ':' . ($g // -1);
 };
-my $healthz = sub {
-    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or return '';
-    $sock->syswrite(fcgi_request_bytes('/healthz'));
-    my ($text) = fcgi_read_answer($sock, 10);
-    return $text // '';
-};
+my $healthz = sub { ($_[0]->fcgi('/healthz'))[0] };
 
 my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { user => $user, max_requests => 3 });
 $pool->start;
@@ -81,8 +76,7 @@ $pool->stop;
     my $answer = '';
     wait_until(sub {
         my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => "$dir/s.sock") or return 0;
-        $sock->syswrite(fcgi_request_bytes('/healthz'));
-        ($answer) = fcgi_read_answer($sock, 10);
+        ($answer) = fcgi_ask($sock, '/healthz');
         return defined $answer;
     }, 10);
     like($answer // '', qr/^Status: 200/, 'spawn-fcgi mode serves');

@@ -8,17 +8,14 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
 use LWP::UserAgent;
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
+use SV::Test qw(:DEFAULT fcgi_ask);
 use SV::Test::Stack;
 
 my $s = SV::Test::Stack->new(workers => 1);
 my ($pool, $ngx) = ($s->pool, $s->ngx);
 
-my @silent = map {
-    IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!"
-} 1 .. 10;
+my @silent = map { $pool->connect } 1 .. 10;
 
 # A liveness bound, not a speed target: far below the 20 s the old
 # accept would block, far above any answer.
@@ -38,8 +35,7 @@ cmp_ok($worker->{connections} // 0, '>=', 10, 'the worker holds the silent conne
 # A silent connection that finally sends its request is served.
 local $SIG{PIPE} = "IGNORE"; # a closed connection must fail the test, not kill it
 my $late = $silent[3];
-$late->syswrite(fcgi_request_bytes('/healthz'));
-my ($reply, $ended) = fcgi_read_answer($late, 10);
+my ($reply, $ended) = fcgi_ask($late, '/healthz');
 ok($ended, 'the late request gets FCGI_END_REQUEST');
 like($reply, qr/^Status: 200 OK\r\n/, 'and a 200 answer') or diag $reply;
 like($reply, qr/"status"\s*:\s*"ok"/, 'from /healthz') or diag $reply;

@@ -7,7 +7,6 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
 use Time::HiRes qw(sleep);
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
 use SV::Test::Stack;
@@ -17,8 +16,7 @@ my ($pg, $pool) = ($s->pg, $s->pool);
 
 local $SIG{PIPE} = 'IGNORE';
 # Accepted in this order, so they take the worker's slots 0, 1, 2.
-my ($busy, $probe, $stuck) =
-    map { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!" } 1 .. 3;
+my ($busy, $probe, $stuck) = map { $pool->connect } 1 .. 3;
 sleep 0.5;
 
 # The worker must go from the probe (a 404) straight to a request that

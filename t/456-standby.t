@@ -7,8 +7,7 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer run_command);
+use SV::Test qw(:DEFAULT run_command);
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Stack;
@@ -34,12 +33,7 @@ like($standby->psql('SELECT pg_is_in_recovery()'), qr/^t/, 'it is in recovery');
 my $pool = SV::Test::Pool->new(pg => $pg, workers => 1,
     conf => { database_url => $standby->conninfo(user => 'authenticator'), jwt_secret => 's' x 40 });
 $pool->start;
-my $get = sub {
-    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!";
-    $sock->syswrite(fcgi_request_bytes($_[0]));
-    my ($text) = fcgi_read_answer($sock, 20);
-    return $text // '';
-};
+my $get = sub { ($pool->fcgi($_[0], timeout => 20))[0] };
 like($get->('/healthz'), qr/^Status: 200/, '/healthz is 200 on the standby');
 my $rows = $get->('/rest/v1/platforms?select=name&limit=1');
 like($rows, qr/^Status: 200/, 'and REST reads are served');
