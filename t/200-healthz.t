@@ -11,6 +11,7 @@ my $s = SV::Test::Stack->new(workers => 2);
 my ($pool, $ngx) = ($s->pool, $s->ngx);
 
 my $rid = 'test-200-' . $$ . '-' . int(rand(1e6));
+my $from = $pool->log_offset;
 my $res = $ngx->request('GET', '/healthz', headers => { 'X-Request-Id' => $rid });
 is($res->code, 200, 'GET /healthz is 200') or diag $res->as_string;
 like($res->header('Content-Type') // '', qr{^application/json}, 'JSON content type');
@@ -30,7 +31,7 @@ my $head = $ngx->request('HEAD', '/healthz');
 is($head->code, 200, 'HEAD /healthz is 200');
 is(length($head->content), 0, 'HEAD has no body');
 
-my $line = $pool->wait_log(qr/^[^\n]*request_id=\Q$rid\E[^\n]*$/m, 5);
+my $line = $pool->wait_log(qr/^[^\n]*request_id=\Q$rid\E[^\n]*$/m, 5, from => $from);
 ok($line, 'pool logged an access line for the request id') or diag $pool->diag_output;
 $line //= '';
 like($line, qr/\bmethod=GET\b/, 'access line: method=GET');

@@ -19,6 +19,7 @@ my $pg = $s->pg;
     my @before = $pool->wait_workers(3);
     is(scalar @before, 3, 'three workers');
     my $victim = $before[0];
+    my $from = $pool->log_offset;
     ok(kill('KILL', $victim), "SIGKILL worker $victim");
 
     my @after;
@@ -32,7 +33,7 @@ my $pg = $s->pg;
 
     my @codes = map { $ngx->request('GET', '/healthz')->code } 1 .. 20;
     is(scalar(grep { $_ == 200 } @codes), 20, 'next 20 requests all 200') or diag "codes: @codes";
-    like($pool->log, qr/\b$victim\b/, 'the dead worker is logged');
+    like($pool->log(from => $from), qr/\b$victim\b/, 'the dead worker is logged');
     $s->stop;
 }
 

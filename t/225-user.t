@@ -45,16 +45,18 @@ like($pool->log, qr/event=start [^\n]*user=\Q$user\E/, 'the start line names the
 
 # Recycled workers (max_requests = 3) and a reload's new ones too.
 like($healthz->($pool), qr/^Status: 200/, 'request') for 1 .. 8;
+my $from = $pool->log_offset;
 $pool->reload;
-ok(wait_until(sub { $pool->log =~ /event=reload generation=2/ }, 10), 'reloaded');
+ok($pool->wait_log(qr/event=reload generation=2/, 10, from => $from), 'reloaded');
 ok(wait_until(sub { my @w = $pool->worker_pids; @w == 2 && !grep { $ids->($_) ne "$uid:$gid" } @w }, 10),
     "every worker after recycles and a reload runs as $user")
     or diag join ' ', map { "$_=" . $ids->($_) } $pool->worker_pids;
 
 # A reload naming a user that does not exist keeps the running pool.
 $pool->conf(user => 'no-such-user-sv');
+$from = $pool->log_offset;
 $pool->reload;
-ok(wait_until(sub { $pool->log =~ /configuration rejected[^\n]*no user no-such-user-sv/ }, 10),
+ok($pool->wait_log(qr/configuration rejected[^\n]*no user no-such-user-sv/, 10, from => $from),
     'a reload with an unknown user is rejected, and the log says why');
 like($healthz->($pool), qr/^Status: 200/, 'the pool keeps serving');
 $pool->stop;

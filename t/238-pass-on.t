@@ -186,8 +186,9 @@ my $json_of = sub {
     my $conn = $pool->connect;
     like($ask->($conn, '/healthz') // '', qr/^Status: 200/, 'a kept connection is served');
     my ($old) = $pool->worker_pids;
+    my $from = $pool->log_offset;
     $pool->reload;
-    ok(wait_until(sub { $pool->log =~ /event=worker_exit worker=$old\b/ }, 10), 'the reload retired its worker');
+    ok($pool->wait_log(qr/event=worker_exit worker=$old\b/, 10, from => $from), 'the reload retired its worker');
     ok(!peer_closed($conn), 'the connection stayed open');
     like($ask->($conn, '/healthz') // '', qr/^Status: 200/, 'and the new worker answers on it');
     my ($new) = $pool->worker_pids;

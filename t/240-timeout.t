@@ -22,6 +22,7 @@ $dbh->begin_work;
 $dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
 
 my $rid = "timeout-$$";
+my $from = $pool->log_offset;
 my $t0 = time;
 my $res = $ngx->request('GET', '/healthz', headers => { 'X-Request-Id' => $rid });
 my $elapsed = time - $t0;
@@ -30,7 +31,7 @@ ok($res->code == 502 || $res->code == 504, 'stuck request answered 502/504 by ng
 cmp_ok($elapsed, '<', 10, sprintf('answered within 10 s (%.1f s)', $elapsed));
 cmp_ok($elapsed, '>=', 1.5, 'not before request_timeout');
 
-my $line = $pool->wait_log(qr/^[^\n]*request timed out[^\n]*$/m, 5);
+my $line = $pool->wait_log(qr/^[^\n]*request timed out[^\n]*$/m, 5, from => $from);
 ok($line, 'log says "request timed out"') or diag $pool->diag_output;
 like($line // '', qr{path=/healthz}, 'timeout line names the path');
 

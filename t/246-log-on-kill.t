@@ -30,6 +30,7 @@ $lock_platforms->begin_work;
 $lock_platforms->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
 $lock_migrations->begin_work;
 $lock_migrations->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $from = $pool->log_offset;
 $busy->syswrite(fcgi_request_bytes('/rest/v1/platforms'));
 sleep 0.3;
 $probe->syswrite(fcgi_request_bytes('/lost-line-probe'));
@@ -40,10 +41,10 @@ my ($first) = fcgi_read_answer($busy, 10);
 like($first, qr/^Status: 200/, 'the busy request was answered once its lock went');
 my ($answer) = fcgi_read_answer($probe, 10);
 like($answer, qr/^Status: 404/, 'then the probe');
-ok($pool->wait_log(qr/event=request_timeout/, 15), 'the worker was killed for request_timeout')
+ok($pool->wait_log(qr/event=request_timeout/, 15, from => $from), 'the worker was killed for request_timeout')
     or diag $pool->log;
 $lock_migrations->rollback;
-ok(wait_until(sub { $pool->log =~ m{event=access [^\n]*path=/lost-line-probe} }, 5),
+ok($pool->wait_log(qr{event=access [^\n]*path=/lost-line-probe}, 5, from => $from),
    'the answered request has its access line') or diag $pool->log;
 my $log = $pool->log;
 ok(index($log, 'path=/lost-line-probe') >= 0

@@ -83,8 +83,9 @@ like($pool->log, qr/event=rest_schema_loaded/, 'reloads are logged');
 # FATAL into its log (not stderr) and reconnects for the next request,
 # reloading its cache since announcements may have been missed.
 $su->do('ALTER TABLE public.platforms ADD COLUMN probe_e text');
+my $from = $pool->log_offset;
 $su->do(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'streamvibe'});
-ok(wait_until(sub { $pool->log =~ /event=db_notice[^\n]*terminating connection/ }, 10),
+ok($pool->wait_log(qr/event=db_notice[^\n]*terminating connection/, 10, from => $from),
     'a terminated idle connection is noticed and logged');
 ok(wait_until(sub { $all_see->('probe_e') == 10 }, 10), 'the reconnect reloads the cache');
 unlike($pool->stderr, qr/terminating connection/, 'nothing on stderr');
