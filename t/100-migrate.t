@@ -38,7 +38,7 @@ sub admin {
 sub schema_dump {
     my (%opt) = @_;
     my $db = $opt{dbname} // 'streamvibe';
-    my ($rc, $out, $err) = run_command([$pg->{bindir} . '/pg_dump', '--schema-only', '--no-owner',
+    my ($rc, $out, $err) = run_command([$pg->bindir . '/pg_dump', '--schema-only', '--no-owner',
         '-h', $pg->socket_dir, '-p', $pg->port, '-U', 'postgres', $db], timeout => 120);
     die "pg_dump failed: $err" if $rc != 0;
     # Newer pg_dump brackets its output with \restrict/\unrestrict and a

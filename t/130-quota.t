@@ -13,11 +13,11 @@ use SV::Test qw(wait_until);
 use SV::Test::Stack;
 
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-my $s = SV::Test::Stack->new(pool => 0);
-my ($pg, $su, $api) = ($s->pg, $s->su, $s->api);
+my $stack = SV::Test::Stack->new(pool => 0);
+my ($pg, $su, $api) = ($stack->pg, $stack->su, $stack->api);
 
 # As the server runs SQL: see SV::Test::Pg::run_as_role.
-sub as_role { $s->as_role(@_) }
+sub as_role { $stack->as_role(@_) }
 
 sub one { scalar $su->selectrow_array(@_) }
 sub settings {
@@ -27,8 +27,8 @@ sub settings {
         FROM subscription_settings WHERE user_id = ?', undef, $uid);
 }
 
-my $U = $s->user('u@example.com');
-my $V = $s->user('v@example.com');
+my $U = $stack->user('u@example.com');
+my $V = $stack->user('v@example.com');
 
 # --- new users start on the free tier ---------------------------------------
 {

@@ -47,7 +47,7 @@ for my $c (1 .. $clients) {
 # If the test dies half-way, the clients go too.
 SV::Test::register_cleanup(sub { kill 'KILL', grep { SV::Test::pid_alive($_) } @kids });
 
-sub progress { my $s = 0; $s += (slurp_file("$dir/progress.$_") || 0) for 1 .. $clients; $s }
+sub progress { my $n = 0; $n += (slurp_file("$dir/progress.$_") || 0) for 1 .. $clients; $n }
 
 ok(wait_until(sub { progress() >= 40 }, 30), 'load is running');
 for my $i (1 .. 3) {

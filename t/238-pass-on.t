@@ -119,8 +119,9 @@ my $json_of = sub {
     my $port = free_tcp_port();
     my $hung = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 16,
         ReuseAddr => 1) or die "listen: $!";
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { database_url =>
-        "host=127.0.0.1,$pg->{socket_dir} port=$port,$pg->{port} dbname=streamvibe user=authenticator connect_timeout=2" });
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { database_url => sprintf(
+        'host=127.0.0.1,%s port=%d,%d dbname=streamvibe user=authenticator connect_timeout=2',
+        $pg->socket_dir, $port, $pg->port) });
     $pool->start;
     like($ask->($pool->connect, '/healthz', 20) // '', qr/^Status: 200/,
         'with the first of two hosts hung, the second serves');

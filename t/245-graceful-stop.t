@@ -32,7 +32,7 @@ if ($kid == 0) {
     POSIX::_exit(0);
 }
 my @seen;
-ok(wait_until(sub { my $r = $ngx->request('GET', '/status?full'); push @seen, $r->code . ' ' . $r->content; my $s = $ngx->json($r); $s && $s->{active_processes} >= 2 }, 10),
+ok(wait_until(sub { my $r = $ngx->request('GET', '/status?full'); push @seen, $r->code . ' ' . $r->content; my $st = $ngx->json($r); $st && $st->{active_processes} >= 2 }, 10),
     'the request is running in a worker (status shows it active)') or diag join "\n", @seen[0 .. ($#seen < 3 ? $#seen : 3)];
 
 # A stuck request must delay nobody else: a request nginx sends on a

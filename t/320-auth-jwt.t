@@ -78,8 +78,8 @@ my %bad = (
     'alg RS256' => [jwt(header => '{"alg":"RS256"}', claims => { role => 'anon' })],
     'another secret' => [jwt(claims => { role => 'service_role', exp => $now + 60 }, secret => 'another-secret-' . ('x' x 32))],
     'tampered payload' => [do {
-        my ($h, undef, $s) = split /\./, $anon;
-        "$h." . encode_base64url(encode_json({ role => 'service_role', exp => $now + 3600 })) . ".$s";
+        my ($h, undef, $sig) = split /\./, $anon;
+        "$h." . encode_base64url(encode_json({ role => 'service_role', exp => $now + 3600 })) . ".$sig";
     }],
     'tampered signature' => [do { (my $t = $anon) =~ s/(.)(.)$/$1 eq 'A' ? "B$2" : "A$2"/e; $t }],
     'role postgres' => [jwt(claims => { role => 'postgres', exp => $now + 60 })],

@@ -7,7 +7,7 @@
 use strict;
 use warnings;
 use Test::More;
-use SV::Test qw(:DEFAULT run_command);
+use SV::Test;
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Stack;
@@ -18,15 +18,8 @@ plan skip_all => 'pg_basebackup not installed' unless -x SV::Test::Pg::pg_bindir
 my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 my $standby = SV::Test::Pg->new(name => 'standby');
-my $datadir = $standby->datadir;
-system('rm', '-rf', $datadir) == 0 or die "rm $datadir";
-my ($rc, $out, $err) = run_command([$pg->{bindir} . '/pg_basebackup', '-h', $pg->socket_dir,
-    '-p', $pg->port, '-U', 'postgres', '-D', $datadir, '-R', '-X', 'stream', '-c', 'fast'],
-    user => $pg->{os_user});
-is($rc, 0, 'pg_basebackup makes a standby') or diag "$out$err";
-open my $fh, '>>', "$datadir/postgresql.conf" or die "postgresql.conf: $!";
-print $fh "port = $standby->{port}\nunix_socket_directories = '$standby->{socket_dir}'\n";
-close $fh;
+my ($rc, $out) = $standby->init_standby_from($pg);
+is($rc, 0, 'pg_basebackup makes a standby') or diag $out;
 $standby->start;
 like($standby->psql('SELECT pg_is_in_recovery()'), qr/^t/, 'it is in recovery');
 
