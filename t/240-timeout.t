@@ -17,9 +17,7 @@ my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy before the lock');
 
 # /healthz reads schema_migrations for the schema version: lock it.
-my $dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $dbh = $pg->lock_table('public.schema_migrations');
 
 my $rid = "timeout-$$";
 my $from = $pool->log_offset;
@@ -50,9 +48,7 @@ like($pool->log, qr/slow|timed out/, 'slow/timed-out request counted in the log'
 # A stuck API statement is cancelled by PostgreSQL just before the master
 # would kill the worker: the client gets a clean 504 and the worker lives.
 my @before = sort $pool->worker_pids;
-$dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
+$dbh = $pg->lock_table('public.platforms');
 $res = $ngx->request('GET', '/rest/v1/platforms?select=name');
 is($res->code, 504, 'stuck /rest statement: 504 from the server') or diag $res->as_string;
 like($res->header('Content-Type') // '', qr{^application/json}, 'as a JSON error');

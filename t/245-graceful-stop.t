@@ -19,9 +19,7 @@ my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy');
 
 # Hold the request inside the worker: /healthz reads schema_migrations.
-my $dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $dbh = $pg->lock_table('public.schema_migrations');
 
 my $dir = sv_tempdir();
 my $kid = fork // die "fork: $!";

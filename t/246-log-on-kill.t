@@ -24,12 +24,8 @@ sleep 0.5;
 # kept busy first (a read of platforms waits on a lock) while the probe
 # and /healthz (stuck on a lock on schema_migrations until the kill; it
 # has no statement timeout) arrive; then the first lock is released.
-my $lock_platforms = $pg->dbh(user => 'postgres');
-my $lock_migrations = $pg->dbh(user => 'postgres');
-$lock_platforms->begin_work;
-$lock_platforms->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
-$lock_migrations->begin_work;
-$lock_migrations->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $lock_platforms = $pg->lock_table('public.platforms');
+my $lock_migrations = $pg->lock_table('public.schema_migrations');
 my $from = $pool->log_offset;
 $busy->syswrite(fcgi_request_bytes('/rest/v1/platforms'));
 sleep 0.3;
