@@ -10,9 +10,8 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64url);
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test;
+use SV::Test qw(:DEFAULT run_parallel);
 use SV::Test::Stack;
 
 my $s = SV::Test::Stack->new(workers => 2,
@@ -161,21 +160,13 @@ is($res->code, 400, "and cannot refresh");
 
 # --- parallel use of one refresh token: exactly one wins -----------------
 my $p = login('carol@example.com', 'carol new password');
-my @kids;
-for my $i (1 .. 4) {
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        # a connection of its own: the parent's kept-alive one is shared
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $r = $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
-            body => { refresh_token => $p->{refresh_token} });
-        POSIX::_exit($r->code == 200 ? 0 : 1);
-    }
-    push @kids, $pid;
-}
-my $wins = 0;
-for my $pid (@kids) { waitpid $pid, 0; $wins++ if $? == 0 }
-is($wins, 1, 'four concurrent refreshes with one token: exactly one succeeds');
+my @codes = run_parallel(4, sub {
+    # a connection of its own: the parent's kept-alive one is shared
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
+    return $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
+        body => { refresh_token => $p->{refresh_token} })->code;
+});
+is(scalar(grep { $_ eq '200' } @codes), 1, 'four concurrent refreshes with one token: exactly one succeeds');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
 $s->stop;

@@ -13,9 +13,8 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test;
+use SV::Test qw(:DEFAULT run_parallel);
 use SV::Test::Stack;
 
 my $s = SV::Test::Stack->new(workers => 3,
@@ -73,31 +72,14 @@ is($su->selectrow_array(q{SELECT count(*) FROM auth.login_attempts WHERE key LIK
 
 # --- parallel guessing cannot exceed the limit -----------------------------
 forget_attempts();
-my @kids;
-for my $i (1 .. 8) {
-    pipe(my $r, my $w) or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        close $r;
-        # a connection of its own: the parent's kept-alive one is shared
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $c = $ngx->call('POST', '/auth/v1/token?grant_type=password', ua => $ua,
-            body => { email => 'victim@example.com', password => "parallel guess $i" })->code;
-        print {$w} $c;
-        close $w;
-        POSIX::_exit(0);
-    }
-    close $w;
-    push @kids, [$pid, $r];
-}
 my %codes;
-for my $k (@kids) {
-    my ($pid, $r) = @$k;
-    my $c = do { local $/; <$r> } // '';
-    close $r;
-    waitpid $pid, 0;
-    $codes{$c}++;
-}
+$codes{$_}++ for run_parallel(8, sub {
+    my ($i) = @_;
+    # a connection of its own: the parent's kept-alive one is shared
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
+    return $ngx->call('POST', '/auth/v1/token?grant_type=password', ua => $ua,
+        body => { email => 'victim@example.com', password => "parallel guess $i" })->code;
+});
 is($codes{400} // 0, 3, '8 parallel guesses: exactly 3 were checked');
 is($codes{429} // 0, 5, 'the other 5 were throttled');
 

@@ -10,9 +10,8 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test;
+use SV::Test qw(:DEFAULT run_parallel);
 use SV::Test::Stack;
 
 my $s = SV::Test::Stack->new(workers => 3,
@@ -77,30 +76,13 @@ is(signup('user7@example.com')->code, 429, 'the duplicate counted against the li
 
 # --- parallel signups cannot exceed the limit --------------------------------
 forget_signups();
-my @kids;
-for my $i (1 .. 8) {
-    pipe(my $r, my $w) or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        close $r;
-        # a connection of its own: the parent's kept-alive one is shared
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60, env_proxy => 0);
-        my $c = signup("parallel$i\@example.com", undef, ua => $ua)->code;
-        print {$w} $c;
-        close $w;
-        POSIX::_exit(0);
-    }
-    close $w;
-    push @kids, [$pid, $r];
-}
 my %codes;
-for my $k (@kids) {
-    my ($pid, $r) = @$k;
-    my $c = do { local $/; <$r> } // '';
-    close $r;
-    waitpid $pid, 0;
-    $codes{$c}++;
-}
+$codes{$_}++ for run_parallel(8, sub {
+    my ($i) = @_;
+    # a connection of its own: the parent's kept-alive one is shared
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60, env_proxy => 0);
+    return signup("parallel$i\@example.com", undef, ua => $ua)->code;
+});
 is($codes{200} // 0, 3, '8 parallel signups: exactly 3 succeeded') or diag explain \%codes;
 is($codes{429} // 0, 5, 'the other 5 were throttled');
 is($su->selectrow_array(q{SELECT count(*) FROM auth.users WHERE email LIKE 'parallel%'}), 3, 'three users created');

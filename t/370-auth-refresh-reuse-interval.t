@@ -11,10 +11,9 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64url);
-use POSIX ();
 use Time::HiRes ();
 use LWP::UserAgent;
-use SV::Test;
+use SV::Test qw(:DEFAULT run_parallel);
 use SV::Test::Stack;
 
 my $interval = 2;
@@ -69,20 +68,12 @@ ok(!revoked($session), 'session still live');
 # --- concurrent refreshes with one token: all succeed within the interval ----
 my $p = login();
 my $psession = sid($p->{access_token});
-my @kids;
-for my $i (1 .. 4) {
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $r = $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
-            body => { refresh_token => $p->{refresh_token} });
-        POSIX::_exit($r->code == 200 ? 0 : 1);
-    }
-    push @kids, $pid;
-}
-my $wins = 0;
-for my $pid (@kids) { waitpid $pid, 0; $wins++ if $? == 0 }
-is($wins, 4, 'four concurrent refreshes with one token: all succeed (SSR + browser race)');
+my @codes = run_parallel(4, sub {
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
+    return $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
+        body => { refresh_token => $p->{refresh_token} })->code;
+});
+is(scalar(grep { $_ eq '200' } @codes), 4, 'four concurrent refreshes with one token: all succeed (SSR + browser race)');
 ok(!revoked($psession), 'and the session survives');
 
 # --- after the interval: reuse revokes the session ------------------------------
