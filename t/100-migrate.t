@@ -35,10 +35,25 @@ sub admin {
     });
 }
 
+# streamvibe-admin migrate on each of @conninfo at once; returns the
+# exit codes, the stdouts and the stderrs, in order.
+sub concurrent_migrates {
+    my @conninfo = @_;
+    my $dir = sv_tempdir(prefix => 'svmr');
+    my @pids = map {
+        spawn_process([$admin, 'migrate', '--database', $conninfo[$_], '--sql-dir', $srcdir],
+            stdout => "$dir/out$_", stderr => "$dir/err$_")
+    } 0 .. $#conninfo;
+    my @rc = map { waitpid($_, 0); $? >> 8 } @pids;
+    my @out = map { slurp_file("$dir/out$_") // '' } 0 .. $#conninfo;
+    my @err = map { slurp_file("$dir/err$_") // '' } 0 .. $#conninfo;
+    return (\@rc, \@out, \@err);
+}
+
 sub schema_dump {
     my (%opt) = @_;
     my $db = $opt{dbname} // 'streamvibe';
-    my ($rc, $out, $err) = run_command([$pg->{bindir} . '/pg_dump', '--schema-only', '--no-owner',
+    my ($rc, $out, $err) = run_command([$pg->bindir . '/pg_dump', '--schema-only', '--no-owner',
         '-h', $pg->socket_dir, '-p', $pg->port, '-U', 'postgres', $db], timeout => 120);
     die "pg_dump failed: $err" if $rc != 0;
     # Newer pg_dump brackets its output with \restrict/\unrestrict and a
@@ -195,16 +210,10 @@ SQL
 # --- two concurrent migrates apply each file exactly once ------------------
 {
     $pg->psql('CREATE DATABASE racing', dbname => 'postgres');
-    my $dir = sv_tempdir(prefix => 'svmr');
-    my @pids = map {
-        spawn_process([$admin, 'migrate', '--database', $pg->conninfo(dbname => 'racing'),
-            '--sql-dir', $srcdir], stdout => "$dir/out$_", stderr => "$dir/err$_")
-    } 1 .. 3;
-    my @rc = map { waitpid($_, 0); $? >> 8 } @pids;
-    is_deeply(\@rc, [0, 0, 0], 'three concurrent migrates all succeed')
-        or diag map { slurp_file("$dir/err$_") } 1 .. 3;
+    my ($rc, $out, $err) = concurrent_migrates(($pg->conninfo(dbname => 'racing')) x 3);
+    is_deeply($rc, [0, 0, 0], 'three concurrent migrates all succeed') or diag @$err;
     my $applied = 0;
-    $applied += () = (slurp_file("$dir/out$_") // '') =~ /^applied  /mg for 1 .. 3;
+    $applied += () = $_ =~ /^applied  /mg for @$out;
     is($applied, scalar(@files), 'each file applied by exactly one of them');
     is($pg->psql('SELECT count(*) FROM public.schema_migrations', dbname => 'racing'), scalar(@files),
         'schema_migrations complete');
@@ -217,14 +226,8 @@ SQL
     my $fresh = SV::Test::Pg->new(name => 'fresh');
     $fresh->start;
     $fresh->psql("CREATE DATABASE db$_", dbname => 'postgres') for 1 .. 4;
-    my $dir = sv_tempdir(prefix => 'svmr');
-    my @pids = map {
-        spawn_process([$admin, 'migrate', '--database', $fresh->conninfo(dbname => "db$_"),
-            '--sql-dir', $srcdir], stdout => "$dir/out$_", stderr => "$dir/err$_")
-    } 1 .. 4;
-    my @rc = map { waitpid($_, 0); $? >> 8 } @pids;
-    is_deeply(\@rc, [0, 0, 0, 0], 'four databases of a fresh cluster migrate concurrently')
-        or diag map { slurp_file("$dir/err$_") } 1 .. 4;
+    my ($rc, undef, $err) = concurrent_migrates(map { $fresh->conninfo(dbname => "db$_") } 1 .. 4);
+    is_deeply($rc, [0, 0, 0, 0], 'four databases of a fresh cluster migrate concurrently') or diag @$err;
     is($fresh->psql(q{SELECT count(*) FROM pg_roles
         WHERE rolname IN ('anon', 'authenticated', 'service_role', 'authenticator')}), 4, 'roles created once');
     $fresh->stop;

@@ -8,39 +8,18 @@ use warnings;
 
 use JSON::PP qw(encode_json);
 use Test::More;
-use SV::Test qw(sv_builddir);
-use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
+my $s = SV::Test::Stack->new(pool => 0);
+my $su = $s->su;
 
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
+# As the server runs SQL: see SV::Test::Pg::run_as_role.
+sub as_role { $s->as_role(@_) }
 
-my $su = $pg->dbh(user => 'postgres');
-my $api = $pg->dbh(user => 'authenticator');
-
-# Runs $sql (or a code ref given the handle) as $role with the JWT claims of
-# user $uid, in one transaction on the authenticator connection, the way
-# the server does. Commits on success. Returns {ok, rows, count} or
-# {ok => 0, state => SQLSTATE, err => message}.
-sub as_role {
-    my ($role, $uid, $sql, @bind) = @_;
-    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind);
-}
-
-sub new_user {
-    my ($email) = @_;
-    return $su->selectrow_array('INSERT INTO auth.users (email) VALUES (?) RETURNING id', undef, $email);
-}
-
-my $A = new_user('alice@example.com');
-my $B = new_user('bob@example.com');
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($ig) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'instagram'});
+my $A = $s->user('alice@example.com');
+my $B = $s->user('bob@example.com');
+my ($yt, $ig) = map { $s->platform($_) } qw(youtube instagram);
 
 sub add_handle {
     my ($uid, $platform, $handle, %col) = @_;

@@ -7,34 +7,14 @@ use warnings;
 
 use JSON::PP qw(encode_json);
 use Test::More;
-use SV::Test qw(sv_builddir);
-use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
+my $s = SV::Test::Stack->new(pool => 0);
+my ($pg, $su) = ($s->pg, $s->su);
 
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-
-my $su = $pg->dbh(user => 'postgres');
-
-my ($uid) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('chef@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($hid) = $su->selectrow_array(
-    'INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, ?) RETURNING id',
-    undef, $uid, $yt, 'chef');
-
-my %id;
-sub content {
-    my ($key, %c) = @_;
-    ($id{$key}) = $su->selectrow_array(
-        'INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, deleted_at)
-         VALUES (?, ?, ?, ?, ?, ?) RETURNING id', undef,
-        $hid, $key, $c{title}, $c{description}, $c{tags} // [], $c{deleted_at});
-}
+my $hid = $s->handle($s->user('chef@example.com'), 'chef');
+sub content { my ($key, %c) = @_; $s->content($hid, $key, tags => [], %c) }
 
 # Each matching row mentions both words exactly once, in one field only.
 content('tags_only',  title => 'Weekend vlog', description => 'We went hiking.',

@@ -9,26 +9,15 @@ use warnings;
 use JSON::PP qw(encode_json decode_json);
 use POSIX ();
 use Test::More;
-use SV::Test qw(sv_builddir wait_until);
-use SV::Test::Pg;
+use SV::Test qw(wait_until);
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
-
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-
-my $su = $pg->dbh(user => 'postgres');
-my $api = $pg->dbh(user => 'authenticator');
+my $stack = SV::Test::Stack->new(pool => 0);
+my ($pg, $su, $api) = ($stack->pg, $stack->su, $stack->api);
 
 # As the server runs SQL: see SV::Test::Pg::run_as_role.
-sub as_role {
-    my ($role, $uid, $sql, @bind) = @_;
-    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind);
-}
+sub as_role { $stack->as_role(@_) }
 
 sub one { scalar $su->selectrow_array(@_) }
 sub settings {
@@ -38,8 +27,8 @@ sub settings {
         FROM subscription_settings WHERE user_id = ?', undef, $uid);
 }
 
-my ($U) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('u@example.com') RETURNING id});
-my ($V) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('v@example.com') RETURNING id});
+my $U = $stack->user('u@example.com');
+my $V = $stack->user('v@example.com');
 
 # --- new users start on the free tier ---------------------------------------
 {

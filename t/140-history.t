@@ -8,20 +8,12 @@ use warnings;
 
 use JSON::PP qw(encode_json decode_json);
 use Test::More;
-use SV::Test qw(sv_builddir);
 use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
-
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-
-my $su = $pg->dbh(user => 'postgres');
-my $api = $pg->dbh(user => 'authenticator');
+my $s = SV::Test::Stack->new(pool => 0);
+my ($su, $api) = ($s->su, $s->api);
 
 # As the server runs SQL (SV::Test::Pg::run_as_role); @pre are statements run first in the same
 # transaction (e.g. setting streamvibe.changed_by).
@@ -30,15 +22,10 @@ sub as_role {
     return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind, pre => $pre);
 }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($hid) = $su->selectrow_array(
-    'INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, ?) RETURNING id',
-    undef, $A, $yt, 'creator');
-my ($cid) = $su->selectrow_array(
-    q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, view_count)
-      VALUES (?, 'v1', 'Old title', 'Old description', '{a,b}', 10) RETURNING id}, undef, $hid);
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my $cid = $s->content($s->handle($A, 'creator'), 'v1',
+    title => 'Old title', description => 'Old description', tags => '{a,b}', view_count => 10);
 
 is($su->selectrow_array('SELECT count(*) FROM content_edit_history'), 0, 'inserting content records no history');
 

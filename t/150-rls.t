@@ -9,43 +9,29 @@ use warnings;
 
 use JSON::PP qw(encode_json);
 use Test::More;
-use SV::Test qw(sv_builddir);
-use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
-
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-
-my $su = $pg->dbh(user => 'postgres');
-my $api = $pg->dbh(user => 'authenticator');
+my $s = SV::Test::Stack->new(pool => 0);
+my ($pg, $su, $api) = ($s->pg, $s->su, $s->api);
 
 # As the server runs SQL: see SV::Test::Pg::run_as_role.
-sub as_role {
-    my ($role, $uid, $sql, @bind) = @_;
-    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind);
-}
+sub as_role { $s->as_role(@_) }
 sub ids { [sort map { $_->{id} } @{ $_[0]{rows} // [] }] }
 sub one { scalar $su->selectrow_array(@_) }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email, encrypted_password) VALUES ('a@example.com', 'x') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email, encrypted_password) VALUES ('b@example.com', 'y') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my $A = $s->user('a@example.com', encrypted_password => 'x');
+my $B = $s->user('b@example.com', encrypted_password => 'y');
+my $yt = $s->platform('youtube');
 
 sub handle {
     my ($uid, $name, $vis, $status) = @_;
-    return one(q{INSERT INTO account_handles (user_id, platform_id, handle, visibility, active_status)
-                 VALUES (?, ?, ?, ?, ?) RETURNING id}, undef, $uid, $yt, $name, $vis, $status // 'active');
+    return $s->handle($uid, $name, visibility => $vis, active_status => $status // 'active');
 }
 sub content {
     my ($hid, $pcid, $vis, $deleted) = @_;
-    return one(q{INSERT INTO handle_content (handle_id, platform_content_id, title, visibility, deleted_at)
-                 VALUES (?, ?, ?, ?, ?) RETURNING id}, undef, $hid, $pcid, "title $pcid", $vis,
-               $deleted ? '2025-06-01' : undef);
+    return $s->content($hid, $pcid, title => "title $pcid", visibility => $vis,
+        deleted_at => $deleted ? '2025-06-01' : undef);
 }
 
 # A's world.

@@ -5,25 +5,13 @@
 use strict;
 use warnings;
 use Test::More;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2);
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2);
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 
 my $rid = 'test-200-' . $$ . '-' . int(rand(1e6));
+my $from = $pool->log_offset;
 my $res = $ngx->request('GET', '/healthz', headers => { 'X-Request-Id' => $rid });
 is($res->code, 200, 'GET /healthz is 200') or diag $res->as_string;
 like($res->header('Content-Type') // '', qr{^application/json}, 'JSON content type');
@@ -43,7 +31,7 @@ my $head = $ngx->request('HEAD', '/healthz');
 is($head->code, 200, 'HEAD /healthz is 200');
 is(length($head->content), 0, 'HEAD has no body');
 
-my $line = $pool->wait_log(qr/^[^\n]*request_id=\Q$rid\E[^\n]*$/m, 5);
+my $line = $pool->wait_log(qr/^[^\n]*request_id=\Q$rid\E[^\n]*$/m, 5, from => $from);
 ok($line, 'pool logged an access line for the request id') or diag $pool->diag_output;
 $line //= '';
 like($line, qr/\bmethod=GET\b/, 'access line: method=GET');
@@ -53,8 +41,7 @@ like($line, qr/\bduration_ms=\d/, 'access line: duration_ms');
 my @lines = grep { /request_id=\Q$rid\E(\s|$)/ && /\bstatus=/ } split /\n/, $pool->log;
 is(scalar @lines, 1, 'exactly one access line for the request');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 ok(!-e $pool->socket, 'SIGTERM removed the socket');
 ok(!-e $pool->pid_file, 'SIGTERM removed the pid file');
 

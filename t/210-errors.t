@@ -5,25 +5,13 @@
 use strict;
 use warnings;
 use Test::More;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 # The pool refuses bodies over 1024 bytes; nginx lets up to 1 MB through so
 # that it is the server that answers.
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { body_limit => 1024 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool, conf => { body_limit => '1m' });
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { body_limit => 1024 },
+    nginx_conf => { body_limit => '1m' });
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 
 sub is_pgrst_error {
     my ($res, $status, $name) = @_;

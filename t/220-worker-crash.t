@@ -6,29 +6,20 @@ use strict;
 use warnings;
 use Test::More;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $s = SV::Test::Stack->new(workers => 3);
+my $pg = $s->pg;
 
 # --- SIGKILL of a worker ----------------------------------------------------
 {
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 3);
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
 
     is($ngx->request('GET', '/healthz')->code, 200, 'healthy before the crash');
     my @before = $pool->wait_workers(3);
     is(scalar @before, 3, 'three workers');
     my $victim = $before[0];
+    my $from = $pool->log_offset;
     ok(kill('KILL', $victim), "SIGKILL worker $victim");
 
     my @after;
@@ -42,18 +33,14 @@ is($rc, 0, 'migrate') or diag $out;
 
     my @codes = map { $ngx->request('GET', '/healthz')->code } 1 .. 20;
     is(scalar(grep { $_ == 200 } @codes), 20, 'next 20 requests all 200') or diag "codes: @codes";
-    like($pool->log, qr/\b$victim\b/, 'the dead worker is logged');
-
-    $ngx->stop;
-    $pool->stop;
+    like($pool->log(from => $from), qr/\b$victim\b/, 'the dead worker is logged');
+    $s->stop;
 }
 
 # --- max_requests recycles a worker -------------------------------------------
 {
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { max_requests => 5 });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my $s = SV::Test::Stack->new(pg => $pg, workers => 1, conf => { max_requests => 5 });
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
 
     my ($first) = $pool->wait_workers(1);
     ok($first, "one worker ($first)");
@@ -67,9 +54,7 @@ is($rc, 0, 'migrate') or diag $out;
     ok($now && $now != $first, "worker recycled ($first -> " . ($now // 'none') . ')');
     cmp_ok(scalar(keys %seen), '>=', 3, '12 requests at max_requests=5 needed at least 3 workers')
         or diag 'seen: ' . join(' ', sort keys %seen);
-
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 done_testing;

@@ -9,19 +9,15 @@ use warnings;
 use Test::More;
 use IO::Socket::UNIX;
 use POSIX ();
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer slurp_file write_file sv_builddir);
-use SV::Test::Pg;
+use SV::Test qw(:DEFAULT fcgi_ask slurp_file write_file sv_builddir);
 use SV::Test::Pool;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'switching users needs root' unless $> == 0;
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 # The worker user must reach PostgreSQL's socket: the user it runs as.
-my $user = $pg->{os_user} // plan skip_all => 'no unprivileged user for PostgreSQL';
+my $user = $pg->os_user // plan skip_all => 'no unprivileged user for PostgreSQL';
 my ($uid, $gid) = (getpwnam($user))[2, 3];
 
 my $ids = sub {
@@ -31,12 +27,7 @@ my $ids = sub {
     my ($g) = $status =~ /^Gid:\s+\d+\s+(\d+)/m;
     return ($u // -1) . ':' . ($g // -1);
 };
-my $healthz = sub {
-    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or return '';
-    $sock->syswrite(fcgi_request_bytes('/healthz'));
-    my ($text) = fcgi_read_answer($sock, 10);
-    return $text // '';
-};
+my $healthz = sub { ($_[0]->fcgi('/healthz'))[0] };
 
 my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { user => $user, max_requests => 3 });
 $pool->start;
@@ -54,16 +45,18 @@ like($pool->log, qr/event=start [^\n]*user=\Q$user\E/, 'the start line names the
 
 # Recycled workers (max_requests = 3) and a reload's new ones too.
 like($healthz->($pool), qr/^Status: 200/, 'request') for 1 .. 8;
+my $from = $pool->log_offset;
 $pool->reload;
-ok(wait_until(sub { $pool->log =~ /event=reload generation=2/ }, 10), 'reloaded');
+ok($pool->wait_log(qr/event=reload generation=2/, 10, from => $from), 'reloaded');
 ok(wait_until(sub { my @w = $pool->worker_pids; @w == 2 && !grep { $ids->($_) ne "$uid:$gid" } @w }, 10),
     "every worker after recycles and a reload runs as $user")
     or diag join ' ', map { "$_=" . $ids->($_) } $pool->worker_pids;
 
 # A reload naming a user that does not exist keeps the running pool.
 $pool->conf(user => 'no-such-user-sv');
+$from = $pool->log_offset;
 $pool->reload;
-ok(wait_until(sub { $pool->log =~ /configuration rejected[^\n]*no user no-such-user-sv/ }, 10),
+ok($pool->wait_log(qr/configuration rejected[^\n]*no user no-such-user-sv/, 10, from => $from),
     'a reload with an unknown user is rejected, and the log says why');
 like($healthz->($pool), qr/^Status: 200/, 'the pool keeps serving');
 $pool->stop;
@@ -85,8 +78,7 @@ $pool->stop;
     my $answer = '';
     wait_until(sub {
         my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => "$dir/s.sock") or return 0;
-        $sock->syswrite(fcgi_request_bytes('/healthz'));
-        ($answer) = fcgi_read_answer($sock, 10);
+        ($answer) = fcgi_ask($sock, '/healthz');
         return defined $answer;
     }, 10);
     like($answer // '', qr/^Status: 200/, 'spawn-fcgi mode serves');

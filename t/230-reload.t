@@ -9,23 +9,11 @@ use POSIX ();
 use LWP::UserAgent;
 use Time::HiRes qw(sleep time);
 use SV::Test qw(:DEFAULT slurp_file write_file pid_alive);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $workers = 3;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers, conf => { shutdown_timeout => 10 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => $workers, conf => { shutdown_timeout => 10 });
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy before the load');
 
 my $master = $pool->pid;
@@ -59,7 +47,7 @@ for my $c (1 .. $clients) {
 # If the test dies half-way, the clients go too.
 SV::Test::register_cleanup(sub { kill 'KILL', grep { SV::Test::pid_alive($_) } @kids });
 
-sub progress { my $s = 0; $s += (slurp_file("$dir/progress.$_") || 0) for 1 .. $clients; $s }
+sub progress { my $n = 0; $n += (slurp_file("$dir/progress.$_") || 0) for 1 .. $clients; $n }
 
 ok(wait_until(sub { progress() >= 40 }, 30), 'load is running');
 for my $i (1 .. 3) {
@@ -99,6 +87,5 @@ my $pidfile = slurp_file($pool->pid_file) // '';
 like($pidfile, qr/^\s*$master\s*$/, 'pid file still names the master');
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy after the reloads');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

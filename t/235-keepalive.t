@@ -9,53 +9,32 @@
 use strict;
 use warnings;
 use Test::More;
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test qw(:DEFAULT slurp_file write_file);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT slurp_file run_parallel);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2);
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2);
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 like(slurp_file($ngx->conf_file), qr/keepalive 16;.*fastcgi_keep_conn on;/s,
     'nginx keeps up to 16 idle connections, more than the pool has workers');
 
 # Two rounds: after the first, nginx holds idle connections on both
 # workers, and the second round's extra connections must still be
 # accepted by those same workers.
-my $dir = sv_tempdir();
 my ($clients, $per_client) = (10, 40);
 my $total = 0;
 for my $round (1, 2) {
-    my @kids;
-    for my $c (1 .. $clients) {
-        my $pid = fork // die "fork: $!";
-        if ($pid == 0) {
-            my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20, env_proxy => 0);
-            my ($ok, @bad) = (0);
-            for (1 .. $per_client) {
-                my $res = $ua->get($ngx->url('/healthz'));
-                if ($res->code == 200) { $ok++ } else { push @bad, $res->code }
-            }
-            write_file("$dir/result.$round.$c", join(' ', $ok, @bad));
-            POSIX::_exit(0);
+    my @results = run_parallel($clients, sub {
+        my $ua = LWP::UserAgent->new(keep_alive => 1, timeout => 20, env_proxy => 0);
+        my ($ok, @bad) = (0);
+        for (1 .. $per_client) {
+            my $res = $ua->get($ngx->url('/healthz'));
+            if ($res->code == 200) { $ok++ } else { push @bad, $res->code }
         }
-        push @kids, $pid;
-    }
-    waitpid($_, 0) for @kids;
+        return join(' ', $ok, @bad);
+    });
     for my $c (1 .. $clients) {
-        my ($ok, @bad) = split ' ', slurp_file("$dir/result.$round.$c") // '0 missing';
+        my ($ok, @bad) = split ' ', $results[$c - 1] || '0 missing';
         $total += $ok;
         diag "round $round client $c failures: @bad" if @bad;
     }
@@ -94,6 +73,5 @@ my $after = $ngx->json($ngx->request('GET', '/status'))->{fastcgi_connections};
 cmp_ok($after - $before, '<=', 2, 'and they reused one connection') or diag "$before -> $after";
 is(scalar($pool->worker_pids), 2, 'the workers survived');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

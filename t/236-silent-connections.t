@@ -8,29 +8,14 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
 use LWP::UserAgent;
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT fcgi_ask);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+my $s = SV::Test::Stack->new(workers => 1);
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-
-my @silent = map {
-    IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!"
-} 1 .. 10;
+my @silent = map { $pool->connect } 1 .. 10;
 
 # A liveness bound, not a speed target: far below the 20 s the old
 # accept would block, far above any answer.
@@ -50,13 +35,11 @@ cmp_ok($worker->{connections} // 0, '>=', 10, 'the worker holds the silent conne
 # A silent connection that finally sends its request is served.
 local $SIG{PIPE} = "IGNORE"; # a closed connection must fail the test, not kill it
 my $late = $silent[3];
-$late->syswrite(fcgi_request_bytes('/healthz'));
-my ($reply, $ended) = fcgi_read_answer($late, 10);
+my ($reply, $ended) = fcgi_ask($late, '/healthz');
 ok($ended, 'the late request gets FCGI_END_REQUEST');
 like($reply, qr/^Status: 200 OK\r\n/, 'and a 200 answer') or diag $reply;
 like($reply, qr/"status"\s*:\s*"ok"/, 'from /healthz') or diag $reply;
 
 close $_ for @silent;
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

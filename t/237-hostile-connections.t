@@ -8,50 +8,36 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
-use IO::Select;
 use LWP::UserAgent;
 use Time::HiRes qw(sleep time);
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer peer_closed);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $first = SV::Test::Stack->new(workers => 1, conf => { shutdown_timeout => 5 });
+my $pg = $first->pg;
 local $SIG{PIPE} = 'IGNORE';
 
 # Liveness bounds, not speed targets: far above any answer, below what a
 # worker stuck on a connection would take.
 my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 10, env_proxy => 0);
-my $connect = sub { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or die "connect: $!" };
-my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($s, my $b, 1) };
 
 {
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { shutdown_timeout => 5 });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my ($pool, $ngx) = ($first->pool, $first->ngx);
 
     # Three bytes of a record header, then nothing.
-    my $half = $connect->($pool);
+    my $half = $pool->connect;
     $half->syswrite(pack('CCn', 1, 1, 1));
     # A record header of FastCGI version 9, and the socket left open.
-    my $garbage = $connect->($pool);
+    my $garbage = $pool->connect;
     $garbage->syswrite(pack('CCnnCC', 9, 1, 1, 8, 0, 0) . "\0" x 8);
     sleep 0.3;
     my $ok = grep { $ua->get($ngx->url('/healthz'))->code == 200 } 1 .. 5;
     is($ok, 5, 'requests through nginx are answered beside a half-sent request and garbage');
-    ok($closed->($garbage), 'the garbage connection was closed');
+    ok(peer_closed($garbage), 'the garbage connection was closed');
 
     # A request whose second half arrives after the worker was told to
     # stop (reload): answered whole, not cut short.
-    my $split = $connect->($pool);
+    my $split = $pool->connect;
     my $req = fcgi_request_bytes('/healthz');
     $split->syswrite(substr($req, 0, 20));
     sleep 0.3;
@@ -69,36 +55,30 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
 
 {
     # Every one of the worker's 64 slots taken by a silent connection.
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
-    my @silent = map { $connect->($pool) } 1 .. 64;
+    my $s = SV::Test::Stack->new(pg => $pg, workers => 1);
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
+    my @silent = map { $pool->connect } 1 .. 64;
     sleep 0.3;
     my $res = $ua->get($ngx->url('/healthz'));
     is($res->code, 200, 'with all 64 slots taken a new connection is still served') or diag $res->status_line;
     like($pool->log, qr/event=connections_full/, 'and the pool says why it closed an idle one');
-    my $gone = grep { $closed->($_) } @silent;
+    my $gone = grep { peer_closed($_) } @silent;
     cmp_ok($gone, '>=', 1, 'the longest-idle silent connection made room');
     close $_ for @silent;
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 {
     # keepalive_idle applies while the worker is busy too.
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { keepalive_idle => 2 });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
-    my @silent = map { $connect->($pool) } 1 .. 3;
+    my $s = SV::Test::Stack->new(pg => $pg, workers => 1, conf => { keepalive_idle => 2 });
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
+    my @silent = map { $pool->connect } 1 .. 3;
     my $traffic = LWP::UserAgent->new(keep_alive => 1, timeout => 10, env_proxy => 0);
     my $end = time + 5;
     while (time < $end) { $traffic->get($ngx->url('/healthz')); sleep 0.25 }
-    my $gone = grep { $closed->($_) } @silent;
+    my $gone = grep { peer_closed($_) } @silent;
     is($gone, 3, 'connections idle past keepalive_idle are closed while traffic flows');
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 done_testing;

@@ -11,38 +11,25 @@ use strict;
 use warnings;
 use Test::More;
 use IO::Socket::INET;
-use IO::Socket::UNIX;
 use Time::HiRes qw(sleep time);
 use IO::Select;
 use JSON::PP ();
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer pid_alive free_tcp_port);
-use SV::Test::Pg;
+use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer fcgi_ask peer_closed pid_alive free_tcp_port);
 use SV::Test::Pool;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 local $SIG{PIPE} = 'IGNORE';
 
-my $connect = sub { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $_[0]->socket) or die "connect: $!" };
 # The answer's text (head and body), or undef when none came within
-# $timeout seconds: a liveness bound, far above any answer here.
-my $ask = sub {
-    my ($sock, $uri, $timeout) = @_;
-    $sock->syswrite(fcgi_request_bytes($uri)) or return undef;
-    my ($text, $ended) = fcgi_read_answer($sock, $timeout // 10);
-    return $ended ? $text : undef;
-};
+# $timeout seconds (default 10): a liveness bound, far above any answer here.
+my $ask = sub { my ($sock, $uri, $timeout) = @_; scalar fcgi_ask($sock, $uri, timeout => $timeout) };
 my $json_of = sub {
     my ($text) = @_;
     return undef unless defined $text && $text =~ /\r?\n\r?\n(.*)\z/s;
     return eval { JSON::PP->new->decode($1) };
 };
-my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($s, my $b, 1) };
 
 {
     my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { request_timeout => 0 });
@@ -57,13 +44,13 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
         $dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
     };
     $hold->();
-    my $first = $connect->($pool);
+    my $first = $pool->connect;
     $first->syswrite(fcgi_request_bytes('/healthz'));
     my $waiting_on_lock = sub {
         $dbh->selectrow_array('SELECT count(*) FROM pg_locks WHERE NOT granted') == 1;
     };
     ok(wait_until($waiting_on_lock, 10), 'worker A is held');
-    my @on_b = map { $connect->($pool) } 1 .. 4;
+    my @on_b = map { $pool->connect } 1 .. 4;
     my $status = sub { ($json_of->($ask->($_[0], '/status?full')) // {}) };
     like($ask->($_, '/status') // '', qr/^Status: 200/, 'worker B serves a new connection') for @on_b;
     my ($b_pid) = map { $_->{pid} } grep { $_->{connections} >= 4 }
@@ -108,10 +95,10 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     my $pool = SV::Test::Pool->new(workers => 2, conf => { request_timeout => 0,
         database_url => "host=127.0.0.1 port=$port dbname=streamvibe user=authenticator" });
     $pool->start;
-    my $first = $connect->($pool);
+    my $first = $pool->connect;
     $first->syswrite(fcgi_request_bytes('/healthz'));
     sleep 0.3;   # worker A is connecting; the next connections go to B
-    my @on_b = map { $connect->($pool) } 1 .. 3;
+    my @on_b = map { $pool->connect } 1 .. 3;
     like($ask->($_, '/status') // '', qr/^Status: 200/, 'worker B serves') for @on_b;
     my ($text) = fcgi_read_answer($first, 10);
     like($text // '', qr/^Status: 503/, 'worker A gives up connecting: 503');
@@ -132,10 +119,11 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     my $port = free_tcp_port();
     my $hung = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => $port, Listen => 16,
         ReuseAddr => 1) or die "listen: $!";
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { database_url =>
-        "host=127.0.0.1,$pg->{socket_dir} port=$port,$pg->{port} dbname=streamvibe user=authenticator connect_timeout=2" });
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { database_url => sprintf(
+        'host=127.0.0.1,%s port=%d,%d dbname=streamvibe user=authenticator connect_timeout=2',
+        $pg->socket_dir, $port, $pg->port) });
     $pool->start;
-    like($ask->($connect->($pool), '/healthz', 20) // '', qr/^Status: 200/,
+    like($ask->($pool->connect, '/healthz', 20) // '', qr/^Status: 200/,
         'with the first of two hosts hung, the second serves');
     $pool->stop;
 }
@@ -147,7 +135,7 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     # passed back unserved (with one worker, the same ones every time).
     my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { max_requests => 1 });
     $pool->start;
-    my @conns = map { $connect->($pool) } 1 .. 4;
+    my @conns = map { $pool->connect } 1 .. 4;
     my (%raw, %answers);
     my $sel = IO::Select->new(@conns);
     $_->syswrite(fcgi_request_bytes('/healthz')) for @conns;
@@ -179,7 +167,7 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     my $pool = SV::Test::Pool->new(pg => $pg, workers => 1,
         conf => { jwt_secret => 'pass-on-test-secret-' . ('p' x 32) });
     $pool->start;
-    my @conns = map { $connect->($pool) } 1 .. 3;
+    my @conns = map { $pool->connect } 1 .. 3;
     like($ask->($_, '/status') // '', qr/^Status: 200/, 'a kept connection') for @conns;
     my $before = $json_of->($ask->($conns[0], '/status'))->{fastcgi_passed};
     $conns[0]->syswrite(fcgi_request_bytes('/auth/v1/token?grant_type=password', method => 'POST',
@@ -196,12 +184,13 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     # Reload: the old worker's kept connection is served by the new one.
     my $pool = SV::Test::Pool->new(pg => $pg, workers => 1);
     $pool->start;
-    my $conn = $connect->($pool);
+    my $conn = $pool->connect;
     like($ask->($conn, '/healthz') // '', qr/^Status: 200/, 'a kept connection is served');
     my ($old) = $pool->worker_pids;
+    my $from = $pool->log_offset;
     $pool->reload;
-    ok(wait_until(sub { $pool->log =~ /event=worker_exit worker=$old\b/ }, 10), 'the reload retired its worker');
-    ok(!$closed->($conn), 'the connection stayed open');
+    ok($pool->wait_log(qr/event=worker_exit worker=$old\b/, 10, from => $from), 'the reload retired its worker');
+    ok(!peer_closed($conn), 'the connection stayed open');
     like($ask->($conn, '/healthz') // '', qr/^Status: 200/, 'and the new worker answers on it');
     my ($new) = $pool->worker_pids;
     isnt($new, $old, 'a different worker');
@@ -209,7 +198,7 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     # Stop: connections close, and the pool exits.
     my $master = $pool->pid;
     kill 'TERM', $master;
-    ok(wait_until(sub { $closed->($conn) }, 10), 'stopping the pool closes its kept connections');
+    ok(wait_until(sub { peer_closed($conn) }, 10), 'stopping the pool closes its kept connections');
     ok(wait_until(sub { !pid_alive($master) }, 10), 'and the pool exits');
     $pool->stop;
 }
@@ -218,7 +207,7 @@ my $closed = sub { my $s = shift; IO::Select->new($s)->can_read(0) && !sysread($
     # Recycle after max_requests: the connection outlives every worker.
     my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { max_requests => 2 });
     $pool->start;
-    my $conn = $connect->($pool);
+    my $conn = $pool->connect;
     my $ok = grep { ($ask->($conn, '/healthz') // '') =~ /^Status: 200/ } 1 .. 7;
     is($ok, 7, 'seven requests on one connection across three recycled workers');
     my @recycled = ($pool->log =~ /event=worker_recycle/g);

@@ -8,32 +8,19 @@ use warnings;
 use Test::More;
 use Time::HiRes qw(time);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
 my $workers = 2;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers, conf => { request_timeout => 2 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => $workers, conf => { request_timeout => 2 });
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy before the lock');
 
 # /healthz reads schema_migrations for the schema version: lock it.
-my $dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $dbh = $pg->lock_table('public.schema_migrations');
 
 my $rid = "timeout-$$";
+my $from = $pool->log_offset;
 my $t0 = time;
 my $res = $ngx->request('GET', '/healthz', headers => { 'X-Request-Id' => $rid });
 my $elapsed = time - $t0;
@@ -42,7 +29,7 @@ ok($res->code == 502 || $res->code == 504, 'stuck request answered 502/504 by ng
 cmp_ok($elapsed, '<', 10, sprintf('answered within 10 s (%.1f s)', $elapsed));
 cmp_ok($elapsed, '>=', 1.5, 'not before request_timeout');
 
-my $line = $pool->wait_log(qr/^[^\n]*request timed out[^\n]*$/m, 5);
+my $line = $pool->wait_log(qr/^[^\n]*request timed out[^\n]*$/m, 5, from => $from);
 ok($line, 'log says "request timed out"') or diag $pool->diag_output;
 like($line // '', qr{path=/healthz}, 'timeout line names the path');
 
@@ -61,9 +48,7 @@ like($pool->log, qr/slow|timed out/, 'slow/timed-out request counted in the log'
 # A stuck API statement is cancelled by PostgreSQL just before the master
 # would kill the worker: the client gets a clean 504 and the worker lives.
 my @before = sort $pool->worker_pids;
-$dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
+$dbh = $pg->lock_table('public.platforms');
 $res = $ngx->request('GET', '/rest/v1/platforms?select=name');
 is($res->code, 504, 'stuck /rest statement: 504 from the server') or diag $res->as_string;
 like($res->header('Content-Type') // '', qr{^application/json}, 'as a JSON error');
@@ -73,6 +58,5 @@ $dbh->disconnect;
 is_deeply([sort $pool->worker_pids], \@before, 'no worker was killed for it');
 is($ngx->request('GET', '/rest/v1/platforms?select=name')->code, 200, 'the table is readable again');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -11,30 +11,15 @@ use POSIX ();
 use LWP::UserAgent;
 use Time::HiRes qw(sleep);
 use SV::Test qw(:DEFAULT slurp_file write_file pid_alive);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
-    conf => { request_timeout => 0, shutdown_timeout => 30 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { request_timeout => 0, shutdown_timeout => 30 });
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 is($ngx->request('GET', '/healthz')->code, 200, 'healthy');
 
 # Hold the request inside the worker: /healthz reads schema_migrations.
-my $dbh = $pg->dbh(user => 'postgres');
-$dbh->begin_work;
-$dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $dbh = $pg->lock_table('public.schema_migrations');
 
 my $dir = sv_tempdir();
 my $kid = fork // die "fork: $!";
@@ -45,7 +30,7 @@ if ($kid == 0) {
     POSIX::_exit(0);
 }
 my @seen;
-ok(wait_until(sub { my $r = $ngx->request('GET', '/status?full'); push @seen, $r->code . ' ' . $r->content; my $s = $ngx->json($r); $s && $s->{active_processes} >= 2 }, 10),
+ok(wait_until(sub { my $r = $ngx->request('GET', '/status?full'); push @seen, $r->code . ' ' . $r->content; my $st = $ngx->json($r); $st && $st->{active_processes} >= 2 }, 10),
     'the request is running in a worker (status shows it active)') or diag join "\n", @seen[0 .. ($#seen < 3 ? $#seen : 3)];
 
 # A stuck request must delay nobody else: a request nginx sends on a
@@ -70,6 +55,5 @@ ok(!-e $pool->pid_file, 'pid file removed');
 like($pool->log, qr/event=stop[^\n]*stopped/, 'stop logged');
 
 $dbh->disconnect;
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -7,25 +7,16 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
 use Time::HiRes qw(sleep);
 use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer);
-use SV::Test::Pg;
-use SV::Test::Pool;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { request_timeout => 2 });
-$pool->start;
+my $s = SV::Test::Stack->new(workers => 1, conf => { request_timeout => 2 }, nginx => 0);
+my ($pg, $pool) = ($s->pg, $s->pool);
 
 local $SIG{PIPE} = 'IGNORE';
 # Accepted in this order, so they take the worker's slots 0, 1, 2.
-my ($busy, $probe, $stuck) =
-    map { IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!" } 1 .. 3;
+my ($busy, $probe, $stuck) = map { $pool->connect } 1 .. 3;
 sleep 0.5;
 
 # The worker must go from the probe (a 404) straight to a request that
@@ -33,12 +24,9 @@ sleep 0.5;
 # kept busy first (a read of platforms waits on a lock) while the probe
 # and /healthz (stuck on a lock on schema_migrations until the kill; it
 # has no statement timeout) arrive; then the first lock is released.
-my $lock_platforms = $pg->dbh(user => 'postgres');
-my $lock_migrations = $pg->dbh(user => 'postgres');
-$lock_platforms->begin_work;
-$lock_platforms->do('LOCK TABLE public.platforms IN ACCESS EXCLUSIVE MODE');
-$lock_migrations->begin_work;
-$lock_migrations->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE');
+my $lock_platforms = $pg->lock_table('public.platforms');
+my $lock_migrations = $pg->lock_table('public.schema_migrations');
+my $from = $pool->log_offset;
 $busy->syswrite(fcgi_request_bytes('/rest/v1/platforms'));
 sleep 0.3;
 $probe->syswrite(fcgi_request_bytes('/lost-line-probe'));
@@ -49,10 +37,10 @@ my ($first) = fcgi_read_answer($busy, 10);
 like($first, qr/^Status: 200/, 'the busy request was answered once its lock went');
 my ($answer) = fcgi_read_answer($probe, 10);
 like($answer, qr/^Status: 404/, 'then the probe');
-ok($pool->wait_log(qr/event=request_timeout/, 15), 'the worker was killed for request_timeout')
+ok($pool->wait_log(qr/event=request_timeout/, 15, from => $from), 'the worker was killed for request_timeout')
     or diag $pool->log;
 $lock_migrations->rollback;
-ok(wait_until(sub { $pool->log =~ m{event=access [^\n]*path=/lost-line-probe} }, 5),
+ok($pool->wait_log(qr{event=access [^\n]*path=/lost-line-probe}, 5, from => $from),
    'the answered request has its access line') or diag $pool->log;
 my $log = $pool->log;
 ok(index($log, 'path=/lost-line-probe') >= 0

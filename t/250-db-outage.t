@@ -6,23 +6,11 @@ use strict;
 use warnings;
 use Test::More;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $workers = 2;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers, conf => { retry_after => 3 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => $workers, conf => { retry_after => 3 });
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 
 # Touch every worker's connection (nginx spreads the requests).
 is($ngx->request('GET', '/healthz')->code, 200, "healthy before the outage ($_)") for 1 .. 4;
@@ -50,6 +38,5 @@ is(scalar(grep { $_ == 200 } map { $ngx->request('GET', '/healthz')->code } 1 ..
     'every worker reconnected: next 10 requests 200');
 is_deeply([$pool->worker_pids], \@before, 'same workers throughout');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -6,24 +6,12 @@ use strict;
 use warnings;
 use Test::More;
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $workers = 3;
+my $s = SV::Test::Stack->new(workers => $workers);
 {
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers);
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my ($pool, $ngx) = ($s->pool, $s->ngx);
 
     my $res = $ngx->request('GET', '/status');
     is($res->code, 200, 'GET /status from 127.0.0.1 is 200') or diag $res->as_string;
@@ -63,24 +51,19 @@ my $workers = 3;
     my $sum = 0;
     $sum += $_->{requests} // 0 for @procs;
     cmp_ok($sum, '>=', 7, 'per-worker request counts add up');
-
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 {
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { status_allow => '10.9.9.9' });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my $restricted = SV::Test::Stack->new(pg => $s->pg, workers => 2, conf => { status_allow => '10.9.9.9' });
+    my ($pool, $ngx) = ($restricted->pool, $restricted->ngx);
     my $res = $ngx->request('GET', '/status');
     is($res->code, 403, 'status_allow = 10.9.9.9: 403 for 127.0.0.1') or diag $res->as_string;
     my $doc = $ngx->json($res);
     is(ref $doc, 'HASH', '403 body is JSON');
     ok(exists $doc->{$_}, "403 has $_") for qw(code message details hint);
     is($ngx->request('GET', '/healthz')->code, 200, 'healthz unaffected');
-    $ngx->stop;
-    $pool->stop;
+    $restricted->stop;
 }
 
 done_testing;

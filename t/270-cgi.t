@@ -8,17 +8,11 @@ use warnings;
 use Test::More;
 use SV::Test qw(:DEFAULT run_command spawn_process stop_process pid_alive
     register_cleanup find_program);
-use SV::Test::Pg;
-use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 my $bin = sv_builddir() . '/streamvibe-fcgi';
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
 my $dburl = $pg->conninfo(user => 'authenticator');
 
 # Run the binary as CGI; returns (exit, status, headers{lc}, body, stderr).

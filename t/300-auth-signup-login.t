@@ -8,34 +8,15 @@ use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64url);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'signup-test-secret-' . ('s' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+my $s = SV::Test::Stack->new(workers => 2,
     conf => { jwt_secret => $secret, jwt_exp => 3600, login_max_failures => 1000 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pool, $ngx) = ($s->pool, $s->ngx);
+my $su = $s->su;
 
-my $JSON = JSON::PP->new->canonical;
-sub post {
-    my ($path, $body, %h) = @_;
-    my $res = $ngx->request('POST', $path, headers => { %h },
-        body => ref $body ? $JSON->encode($body) : $body);
-    return ($res, $ngx->json($res));
-}
-sub bearer { return (Authorization => "Bearer $_[0]") }
+sub post { my ($path, $body) = @_; $ngx->call('POST', $path, body => $body) }
 sub claims_of {
     my ($jwt) = @_;
     my ($h, $p) = split /\./, $jwt;
@@ -180,9 +161,8 @@ $res = $ngx->request('GET', '/auth/v1/token?grant_type=password');
 is($res->code, 405, 'GET /token is 405');
 
 # --- GET /user ------------------------------------------------------------
-($res) = $ngx->request('GET', '/auth/v1/user', headers => { bearer($alice->{access}) });
+($res, $doc) = $ngx->call('GET', '/auth/v1/user', token => $alice->{access});
 is($res->code, 200, 'GET /user 200') or diag $res->as_string;
-$doc = $ngx->json($res);
 is($doc->{id}, $alice->{id}, 'GET /user returns the user object itself');
 is($doc->{email}, 'alice@example.com', 'email');
 ok(!exists $doc->{user}, 'not wrapped');
@@ -195,11 +175,7 @@ gotrue_error($res, $ngx->json($res), 401, 'no_authorization', 'GET /user without
 is($res->code, 200, 'bob signs up');
 my $bob = { id => $doc->{user}{id}, access => $doc->{access_token} };
 
-my $put = sub {
-    my ($tok, $body) = @_;
-    my $r = $ngx->request('PUT', '/auth/v1/user', headers => { bearer($tok) }, body => $JSON->encode($body));
-    return ($r, $ngx->json($r));
-};
+my $put = sub { my ($tok, $body) = @_; $ngx->call('PUT', '/auth/v1/user', token => $tok, body => $body) };
 ($res, $doc) = $put->($alice->{access}, { data => { name => 'Alice A', plan => 'x' } });
 is($res->code, 200, 'PUT data') or diag $res->as_string;
 is_deeply($doc->{user_metadata}, { name => 'Alice A', plan => 'x' }, 'metadata merged');
@@ -235,17 +211,12 @@ is($res->code, 200, 'bob updates himself');
 is($doc->{id}, $bob->{id}, 'the update went to bob');
 is($su->selectrow_array(q{SELECT raw_user_meta_data->>'name' FROM auth.users WHERE id = ?}, undef, $alice->{id}),
    'Alice A', "alice's metadata untouched");
-$res = $ngx->request('GET', '/auth/v1/user', headers => { bearer($bob->{access}) });
+$res = $ngx->call('GET', '/auth/v1/user', token => $bob->{access});
 is($ngx->json($res)->{id}, $bob->{id}, "bob's token reads bob");
 
 # An anon/service key is not a user.
-my $anon_key = do {
-    my $h = MIME::Base64::encode_base64url('{"alg":"HS256","typ":"JWT"}');
-    my $p = MIME::Base64::encode_base64url('{"role":"anon","iss":"streamvibe","exp":' . (time + 600) . '}');
-    require Digest::SHA;
-    "$h.$p." . MIME::Base64::encode_base64url(Digest::SHA::hmac_sha256("$h.$p", $secret));
-};
-$res = $ngx->request('GET', '/auth/v1/user', headers => { bearer($anon_key), apikey => $anon_key });
+my $anon_key = $s->jwt(claims => { role => 'anon', iss => 'streamvibe', exp => time + 600 });
+$res = $ngx->call('GET', '/auth/v1/user', token => $anon_key, headers => { apikey => $anon_key });
 gotrue_error($res, $ngx->json($res), 403, 'bad_jwt', 'GET /user with the anon key');
 
 # Nothing secret in the pool's log.
@@ -256,6 +227,5 @@ unlike($log, qr/\Q$alice->{access}\E/, 'no access token in the log');
 unlike($log, qr/argon2id/, 'no hash in the log');
 unlike($log, qr/status=500/, 'no 500 at all');
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

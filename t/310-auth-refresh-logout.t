@@ -10,36 +10,17 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64url);
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT run_parallel);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+my $s = SV::Test::Stack->new(workers => 2,
     conf => { jwt_secret => 'refresh-test-secret-' . ('r' x 32), login_max_failures => 1000,
               refresh_token_reuse_interval => 0 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pool, $ngx) = ($s->pool, $s->ngx);
+my $su = $s->su;
 
-sub post {
-    my ($path, $body, %h) = @_;
-    my $res = $ngx->request('POST', $path, headers => { %h },
-        body => ref $body ? encode_json($body) : $body);
-    return ($res, $ngx->json($res));
-}
-sub bearer { return (Authorization => "Bearer $_[0]") }
+sub post { my ($path, $body) = @_; $ngx->call('POST', $path, body => $body) }
 sub sid { my (undef, $p) = split /\./, $_[0]; return decode_json(decode_base64url($p))->{session_id} }
 sub login {
     my ($email, $pw) = @_;
@@ -49,9 +30,14 @@ sub login {
 }
 sub refresh { return post('/auth/v1/token?grant_type=refresh_token', { refresh_token => $_[0] }) }
 sub user_status {
-    my ($tok) = @_;
-    my $res = $ngx->request('GET', '/auth/v1/user', headers => { bearer($tok) });
-    return ($res->code, $ngx->json($res));
+    my ($res, $doc) = $ngx->call('GET', '/auth/v1/user', token => $_[0]);
+    return ($res->code, $doc);
+}
+# GET /auth/v1/user with $tok answers $status.
+sub user_is {
+    my ($tok, $status, $name) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    is((user_status($tok))[0], $status, $name);
 }
 sub err_is {
     my ($res, $doc, $status, $code, $name) = @_;
@@ -80,8 +66,7 @@ is($su->selectrow_array('SELECT count(*) FROM auth.refresh_tokens WHERE session_
    1, 'only the newest is live');
 is($su->selectrow_array('SELECT count(*) FROM auth.refresh_tokens WHERE session_id = ? AND parent IS NOT NULL', undef, $session),
    1, 'the child records its parent');
-my ($code) = user_status($s1->{access_token});
-is($code, 200, 'new access token works');
+user_is($s1->{access_token}, 200, 'new access token works');
 
 my ($r2, $s2) = refresh($s1->{refresh_token});
 is($r2->code, 200, 'second rotation');
@@ -94,7 +79,7 @@ ok($su->selectrow_array('SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE 
    'the session is revoked');
 ($res, $doc) = refresh($s2->{refresh_token});
 err_is($res, $doc, 400, 'refresh_token_not_found', 'even the newest token of that session is dead');
-($code, $doc) = user_status($s2->{access_token});
+(my $code, $doc) = user_status($s2->{access_token});
 is($code, 403, 'GET /user refuses an access token of the revoked session');
 is($doc->{error_code}, 'session_not_found', 'session_not_found');
 
@@ -115,48 +100,42 @@ ok($res->code == 400 || $res->code == 413, 'huge token: 4xx') or diag $res->code
 # --- logout (local) -------------------------------------------------------
 my $a = login('carol@example.com', 'carol password');
 my $b = login('carol@example.com', 'carol password');
-$res = $ngx->request('POST', '/auth/v1/logout', headers => { bearer($a->{access_token}) });
+$res = $ngx->call('POST', '/auth/v1/logout', token => $a->{access_token});
 is($res->code, 204, 'logout 204') or diag $res->as_string;
 is($res->content, '', 'no body');
-($code) = user_status($a->{access_token});
-is($code, 403, 'logged-out access token refused by GET /user');
+user_is($a->{access_token}, 403, 'logged-out access token refused by GET /user');
 ($res, $doc) = refresh($a->{refresh_token});
 err_is($res, $doc, 400, 'refresh_token_not_found', 'refresh after logout');
-($code) = user_status($b->{access_token});
-is($code, 200, 'the other session is untouched by a local logout');
+user_is($b->{access_token}, 200, 'the other session is untouched by a local logout');
 ($res, $doc) = refresh($b->{refresh_token});
 is($res->code, 200, 'and can still refresh');
 $b = $doc;
-$res = $ngx->request('POST', '/auth/v1/logout?scope=local', headers => { bearer($a->{access_token}) });
+$res = $ngx->call('POST', '/auth/v1/logout?scope=local', token => $a->{access_token});
 is($res->code, 204, 'logging out twice is harmless');
 
 # --- logout (others) ------------------------------------------------------
 my $c = login('carol@example.com', 'carol password');
-$res = $ngx->request('POST', '/auth/v1/logout?scope=others', headers => { bearer($c->{access_token}) });
+$res = $ngx->call('POST', '/auth/v1/logout?scope=others', token => $c->{access_token});
 is($res->code, 204, 'logout others 204');
-($code) = user_status($c->{access_token});
-is($code, 200, 'scope=others keeps the current session');
-($code) = user_status($b->{access_token});
-is($code, 403, 'scope=others ends the other sessions');
+user_is($c->{access_token}, 200, 'scope=others keeps the current session');
+user_is($b->{access_token}, 403, 'scope=others ends the other sessions');
 
 # --- logout (global) ------------------------------------------------------
 my $d = login('carol@example.com', 'carol password');
-$res = $ngx->request('POST', '/auth/v1/logout?scope=global', headers => { bearer($c->{access_token}) });
+$res = $ngx->call('POST', '/auth/v1/logout?scope=global', token => $c->{access_token});
 is($res->code, 204, 'logout global 204');
-($code) = user_status($c->{access_token});
-is($code, 403, 'global: current session ended');
-($code) = user_status($d->{access_token});
-is($code, 403, 'global: every session ended');
+user_is($c->{access_token}, 403, 'global: current session ended');
+user_is($d->{access_token}, 403, 'global: every session ended');
 ($res, $doc) = refresh($d->{refresh_token});
 is($res->code, 400, 'global: refresh fails');
 
 # --- logout errors --------------------------------------------------------
 my $e = login('carol@example.com', 'carol password');
-$res = $ngx->request('POST', '/auth/v1/logout?scope=everyone', headers => { bearer($e->{access_token}) });
+$res = $ngx->call('POST', '/auth/v1/logout?scope=everyone', token => $e->{access_token});
 err_is($res, $ngx->json($res), 400, 'validation_failed', 'bad scope');
 $res = $ngx->request('POST', '/auth/v1/logout');
 err_is($res, $ngx->json($res), 401, 'no_authorization', 'logout without a token');
-$res = $ngx->request('POST', '/auth/v1/logout', headers => { bearer('garbage') });
+$res = $ngx->call('POST', '/auth/v1/logout', token => 'garbage');
 err_is($res, $ngx->json($res), 401, 'bad_jwt', 'logout with a garbage token');
 
 # --- another user's tokens --------------------------------------------------
@@ -164,43 +143,31 @@ err_is($res, $ngx->json($res), 401, 'bad_jwt', 'logout with a garbage token');
 is($res->code, 200, 'dave signs up');
 ($res, $doc) = refresh($dave->{refresh_token});
 is($doc->{user}{id}, $dave->{user}{id}, "dave's refresh token yields dave");
-$res = $ngx->request('POST', '/auth/v1/logout?scope=global', headers => { bearer($doc->{access_token}) });
+$res = $ngx->call('POST', '/auth/v1/logout?scope=global', token => $doc->{access_token});
 is($res->code, 204, 'dave logs out globally');
-($code) = user_status($e->{access_token});
-is($code, 200, "dave's global logout does not touch carol");
+user_is($e->{access_token}, 200, "dave's global logout does not touch carol");
 
 # --- password change signs out the other sessions --------------------------
 my $x = login('carol@example.com', 'carol password');
 my $y = login('carol@example.com', 'carol password');
-$res = $ngx->request('PUT', '/auth/v1/user', headers => { bearer($x->{access_token}) },
-    body => encode_json({ password => 'carol new password' }));
+$res = $ngx->call('PUT', '/auth/v1/user', token => $x->{access_token},
+    body => { password => 'carol new password' });
 is($res->code, 200, 'password change') or diag $res->as_string;
-($code) = user_status($x->{access_token});
-is($code, 200, 'the session that changed it continues');
-($code) = user_status($y->{access_token});
-is($code, 403, 'other sessions are signed out');
+user_is($x->{access_token}, 200, 'the session that changed it continues');
+user_is($y->{access_token}, 403, 'other sessions are signed out');
 ($res, $doc) = refresh($y->{refresh_token});
 is($res->code, 400, "and cannot refresh");
 
 # --- parallel use of one refresh token: exactly one wins -----------------
 my $p = login('carol@example.com', 'carol new password');
-my @kids;
-for my $i (1 .. 4) {
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        # a connection of its own: the parent's kept-alive one is shared
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $r = $ngx->request('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
-            body => encode_json({ refresh_token => $p->{refresh_token} }));
-        POSIX::_exit($r->code == 200 ? 0 : 1);
-    }
-    push @kids, $pid;
-}
-my $wins = 0;
-for my $pid (@kids) { waitpid $pid, 0; $wins++ if $? == 0 }
-is($wins, 1, 'four concurrent refreshes with one token: exactly one succeeds');
+my @codes = run_parallel(4, sub {
+    # a connection of its own: the parent's kept-alive one is shared
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
+    return $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
+        body => { refresh_token => $p->{refresh_token} })->code;
+});
+is(scalar(grep { $_ eq '200' } @codes), 1, 'four concurrent refreshes with one token: exactly one succeeds');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

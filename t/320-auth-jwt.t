@@ -10,39 +10,17 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(encode_base64url decode_base64url);
-use Digest::SHA qw(hmac_sha256 hmac_sha512);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'jwt-test-secret-' . ('j' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my ($pool, $ngx) = ($s->pool, $s->ngx);
 
-sub jwt {
-    my (%o) = @_;
-    my $h = encode_base64url($o{header} // '{"alg":"HS256","typ":"JWT"}');
-    my $p = encode_base64url(ref $o{claims} ? encode_json($o{claims}) : $o{claims});
-    my $key = $o{secret} // $secret;
-    my $sig = exists $o{sig} ? $o{sig}
-            : ($o{hs512} ? encode_base64url(hmac_sha512("$h.$p", $key))
-                         : encode_base64url(hmac_sha256("$h.$p", $key)));
-    return "$h.$p.$sig";
-}
+sub jwt { $s->jwt(@_) }
 my $now = time;
-my $anon = jwt(claims => { role => 'anon', iss => 'streamvibe', iat => $now, exp => $now + 3600 });
-my $service = jwt(claims => { role => 'service_role', iss => 'streamvibe', iat => $now, exp => $now + 3600 });
+my $anon = jwt(role => 'anon');
+my $service = jwt(role => 'service_role');
 
 sub rest {
     my (%h) = @_;
@@ -70,10 +48,9 @@ is($res->code, 200, 'a non-JWT apikey is ignored (anon)');
 $res = rest(Authorization => "bearer $service");
 is($res->code, 200, 'service_role key, scheme case-insensitive');
 
-my $signup = $ngx->request('POST', '/auth/v1/signup', headers => { apikey => $anon, Authorization => "Bearer $anon" },
-    body => encode_json({ email => 'erin@example.com', password => 'erin password' }));
+my ($signup, $sess) = $ngx->call('POST', '/auth/v1/signup', token => $anon, headers => { apikey => $anon },
+    body => { email => 'erin@example.com', password => 'erin password' });
 is($signup->code, 200, 'signup') or diag $signup->as_string;
-my $sess = $ngx->json($signup);
 $res = rest(apikey => $anon, Authorization => "Bearer $sess->{access_token}");
 is($res->code, 200, 'user access token on /rest');
 my (undef, $payload) = split /\./, $sess->{access_token};
@@ -97,12 +74,12 @@ my %bad = (
     'expired' => [jwt(claims => { role => 'anon', exp => $now - 10 }), qr/JWT expired/],
     'alg none, no signature' => [jwt(header => '{"alg":"none","typ":"JWT"}', claims => { role => 'service_role' }, sig => '')],
     'alg none, with signature' => [jwt(header => '{"alg":"none"}', claims => { role => 'service_role' })],
-    'alg HS512' => [jwt(header => '{"alg":"HS512"}', claims => { role => 'anon' }, hs512 => 1)],
+    'alg HS512' => [jwt(header => '{"alg":"HS512"}', claims => { role => 'anon' }, alg => 'HS512')],
     'alg RS256' => [jwt(header => '{"alg":"RS256"}', claims => { role => 'anon' })],
     'another secret' => [jwt(claims => { role => 'service_role', exp => $now + 60 }, secret => 'another-secret-' . ('x' x 32))],
     'tampered payload' => [do {
-        my ($h, undef, $s) = split /\./, $anon;
-        "$h." . encode_base64url(encode_json({ role => 'service_role', exp => $now + 3600 })) . ".$s";
+        my ($h, undef, $sig) = split /\./, $anon;
+        "$h." . encode_base64url(encode_json({ role => 'service_role', exp => $now + 3600 })) . ".$sig";
     }],
     'tampered signature' => [do { (my $t = $anon) =~ s/(.)(.)$/$1 eq 'A' ? "B$2" : "A$2"/e; $t }],
     'role postgres' => [jwt(claims => { role => 'postgres', exp => $now + 60 })],
@@ -143,25 +120,21 @@ $c{sub} = "x' OR '1'='1";
 $u = $ngx->request('GET', '/auth/v1/user', headers => { Authorization => 'Bearer ' . jwt(claims => \%c) });
 is($u->code, 403, 'non-uuid sub → 403, not 500');
 unlike($pool->log, qr/status=500/, 'no 500 anywhere');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 
 # --- no jwt_secret configured ---------------------------------------------
-my $pool2 = SV::Test::Pool->new(pg => $pg, workers => 1);
-$pool2->start;
-my $ngx2 = SV::Test::Nginx->new(pool => $pool2);
-$ngx2->start;
+my $s2 = SV::Test::Stack->new(pg => $s->pg, workers => 1);
+my ($pool2, $ngx2) = ($s2->pool, $s2->ngx);
 $res = $ngx2->request('GET', '/rest/v1/platforms?select=*');
 is($res->code, 200, 'no secret: token-less request is anon');
 $res = $ngx2->request('GET', '/rest/v1/platforms?select=*', headers => { Authorization => "Bearer $anon" });
 is($res->code, 401, 'no secret: token-bearing request is 401');
 $res = $ngx2->request('GET', '/rest/v1/platforms?select=*', headers => { Authorization => "Bearer $anon" });
 is($res->code, 401, 'again');
-$res = $ngx2->request('POST', '/auth/v1/signup', body => encode_json({ email => 'f@example.com', password => 'f password' }));
+$res = $ngx2->call('POST', '/auth/v1/signup', body => { email => 'f@example.com', password => 'f password' });
 is($res->code, 500, 'no secret: /auth/v1 answers 500');
 like($ngx2->json($res)->{msg} // '', qr/jwt_secret is not configured/, 'and says why');
 my @mis = ($pool2->log =~ /auth_misconfigured/g);
 is(scalar @mis, 1, 'misconfiguration logged once');
-$ngx2->stop;
-$pool2->stop;
+$s2->stop;
 done_testing;

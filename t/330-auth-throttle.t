@@ -13,38 +13,23 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT run_parallel);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3,
+my $s = SV::Test::Stack->new(workers => 3,
     conf => { jwt_secret => 'throttle-test-secret-' . ('t' x 32),
               login_max_failures => 3, login_window => 60 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 sub login {
     my ($email, $pw) = @_;
-    return $ngx->request('POST', '/auth/v1/token?grant_type=password',
-        body => encode_json({ email => $email, password => $pw }));
+    return scalar $ngx->call('POST', '/auth/v1/token?grant_type=password', body => { email => $email, password => $pw });
 }
 sub forget_attempts { $su->do(q{UPDATE auth.login_attempts SET attempted_at = attempted_at - interval '1 hour'}) }
 
-my $res = $ngx->request('POST', '/auth/v1/signup',
-    body => encode_json({ email => 'victim@example.com', password => 'victim password' }));
+my $res = $ngx->call('POST', '/auth/v1/signup', body => { email => 'victim@example.com', password => 'victim password' });
 is($res->code, 200, 'signup') or diag $res->as_string;
 
 # --- one account, one address -------------------------------------------
@@ -87,31 +72,14 @@ is($su->selectrow_array(q{SELECT count(*) FROM auth.login_attempts WHERE key LIK
 
 # --- parallel guessing cannot exceed the limit -----------------------------
 forget_attempts();
-my @kids;
-for my $i (1 .. 8) {
-    pipe(my $r, my $w) or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        close $r;
-        # a connection of its own: the parent's kept-alive one is shared
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $c = $ngx->request('POST', '/auth/v1/token?grant_type=password', ua => $ua,
-            body => encode_json({ email => 'victim@example.com', password => "parallel guess $i" }))->code;
-        print {$w} $c;
-        close $w;
-        POSIX::_exit(0);
-    }
-    close $w;
-    push @kids, [$pid, $r];
-}
 my %codes;
-for my $k (@kids) {
-    my ($pid, $r) = @$k;
-    my $c = do { local $/; <$r> } // '';
-    close $r;
-    waitpid $pid, 0;
-    $codes{$c}++;
-}
+$codes{$_}++ for run_parallel(8, sub {
+    my ($i) = @_;
+    # a connection of its own: the parent's kept-alive one is shared
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
+    return $ngx->call('POST', '/auth/v1/token?grant_type=password', ua => $ua,
+        body => { email => 'victim@example.com', password => "parallel guess $i" })->code;
+});
 is($codes{400} // 0, 3, '8 parallel guesses: exactly 3 were checked');
 is($codes{429} // 0, 5, 'the other 5 were throttled');
 
@@ -143,6 +111,5 @@ ok(!eval { $anon->do(q{SELECT * FROM auth.sv_refresh('x', 'y')}); 1 },
    'authenticated cannot call the auth functions');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -11,8 +11,8 @@ use MIME::Base64 qw(encode_base64url decode_base64url);
 use Digest::SHA qw(hmac_sha256);
 use SV::Test qw(:DEFAULT run_command write_file);
 use SV::Test::Pg;
-use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
 my $admin = sv_builddir() . '/streamvibe-admin';
 plan skip_all => "$admin not built" unless -x $admin;
@@ -88,30 +88,22 @@ isnt($rc, 0, 'stray argument refused');
 SKIP: {
     skip 'nginx or PostgreSQL not installed', 6
         unless SV::Test::Nginx::available() && SV::Test::Pg::available();
-    my $pg = SV::Test::Pg->new;
-    $pg->start;
-    my ($mrc, $mout) = $pg->migrate;
-    is($mrc, 0, 'migrate') or diag $mout;
-    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { jwt_secret => $secret });
-    $pool->start;
-    my $ngx = SV::Test::Nginx->new(pool => $pool);
-    $ngx->start;
+    my $s = SV::Test::Stack->new(workers => 1, conf => { jwt_secret => $secret });
+    my $ngx = $s->ngx;
     my $res = $ngx->request('GET', '/rest/v1/platforms?select=*',
         headers => { apikey => $k->{anon_key}, Authorization => "Bearer $k->{anon_key}" });
     is($res->code, 200, 'anon key accepted by /rest/v1') or diag $res->as_string;
     $res = $ngx->request('GET', '/rest/v1/platforms?select=*',
         headers => { apikey => $k->{service_role_key}, Authorization => "Bearer $k->{service_role_key}" });
     is($res->code, 200, 'service_role key accepted by /rest/v1') or diag $res->as_string;
-    $res = $ngx->request('POST', '/auth/v1/signup',
-        headers => { apikey => $k->{anon_key}, Authorization => "Bearer $k->{anon_key}" },
-        body => encode_json({ email => 'keys@example.com', password => 'keys password' }));
+    $res = $ngx->call('POST', '/auth/v1/signup', token => $k->{anon_key}, headers => { apikey => $k->{anon_key} },
+        body => { email => 'keys@example.com', password => 'keys password' });
     is($res->code, 200, 'signup with the anon key as apikey') or diag $res->as_string;
     my ($rc2, $o2) = keys_run([], STREAMVIBE_JWT_SECRET => 'z' x 40);
     my $other = parse_keys($o2)->{anon_key};
     $res = $ngx->request('GET', '/rest/v1/platforms?select=*', headers => { apikey => $other, Authorization => "Bearer $other" });
     is($res->code, 401, 'a key printed for another secret is refused');
-    $ngx->stop;
-    $pool->stop;
+    $s->stop;
 }
 
 done_testing;

@@ -10,33 +10,19 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use POSIX ();
 use LWP::UserAgent;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT run_parallel);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3,
+my $s = SV::Test::Stack->new(workers => 3,
     conf => { jwt_secret => 'signup-throttle-secret-' . ('u' x 32),
               signup_max_per_window => 3, login_window => 60, login_max_failures => 1000 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 sub signup {
     my ($email, $pw, %o) = @_;
-    return $ngx->request('POST', '/auth/v1/signup', %o,
-        body => encode_json({ email => $email, password => $pw // 'signup password' }));
+    return scalar $ngx->call('POST', '/auth/v1/signup', %o, body => { email => $email, password => $pw // 'signup password' });
 }
 sub users { $su->selectrow_array('SELECT count(*) FROM auth.users') }
 sub forget_signups { $su->do(q{UPDATE auth.login_attempts SET attempted_at = attempted_at - interval '1 hour'}) }
@@ -70,8 +56,8 @@ is($res->code, 429, 'an existing email is throttled the same way (no user enumer
 is($res->content, $body429, 'identical body');
 
 # logins from the same address are not affected
-$res = $ngx->request('POST', '/auth/v1/token?grant_type=password',
-    body => encode_json({ email => 'user1@example.com', password => 'signup password' }));
+$res = $ngx->call('POST', '/auth/v1/token?grant_type=password',
+    body => { email => 'user1@example.com', password => 'signup password' });
 is($res->code, 200, 'login still works from a throttled address') or diag $res->as_string;
 
 # requests refused before hashing (bad input) are not counted
@@ -90,30 +76,13 @@ is(signup('user7@example.com')->code, 429, 'the duplicate counted against the li
 
 # --- parallel signups cannot exceed the limit --------------------------------
 forget_signups();
-my @kids;
-for my $i (1 .. 8) {
-    pipe(my $r, my $w) or die "pipe: $!";
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        close $r;
-        # a connection of its own: the parent's kept-alive one is shared
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60, env_proxy => 0);
-        my $c = signup("parallel$i\@example.com", undef, ua => $ua)->code;
-        print {$w} $c;
-        close $w;
-        POSIX::_exit(0);
-    }
-    close $w;
-    push @kids, [$pid, $r];
-}
 my %codes;
-for my $k (@kids) {
-    my ($pid, $r) = @$k;
-    my $c = do { local $/; <$r> } // '';
-    close $r;
-    waitpid $pid, 0;
-    $codes{$c}++;
-}
+$codes{$_}++ for run_parallel(8, sub {
+    my ($i) = @_;
+    # a connection of its own: the parent's kept-alive one is shared
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 60, env_proxy => 0);
+    return signup("parallel$i\@example.com", undef, ua => $ua)->code;
+});
 is($codes{200} // 0, 3, '8 parallel signups: exactly 3 succeeded') or diag explain \%codes;
 is($codes{429} // 0, 5, 'the other 5 were throttled');
 is($su->selectrow_array(q{SELECT count(*) FROM auth.users WHERE email LIKE 'parallel%'}), 3, 'three users created');
@@ -147,6 +116,5 @@ ok($su->selectrow_array(q{SELECT relrowsecurity FROM pg_class WHERE oid = 'auth.
    'auth.login_attempts has RLS enabled');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -13,24 +13,12 @@ use Test::More;
 use JSON::PP;
 use Time::HiRes ();
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+my $s = SV::Test::Stack->new(workers => 2,
     conf => { jwt_secret => 'bcrypt-test-secret-' . ('b' x 32), login_max_failures => 1000 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 is($su->selectrow_array(q{SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
                            WHERE e.extname = 'pgcrypto'}), 'extensions', 'pgcrypto is installed in schema extensions');
@@ -52,9 +40,7 @@ sub v1_user {
 sub stored { $su->selectrow_array('SELECT encrypted_password FROM auth.users WHERE id = ?', undef, $_[0]) }
 sub login {
     my ($email, $pw) = @_;
-    my $res = $ngx->request('POST', '/auth/v1/token?grant_type=password',
-        body => encode_json({ email => $email, password => $pw }));
-    return ($res, $ngx->json($res));
+    return $ngx->call('POST', '/auth/v1/token?grant_type=password', body => { email => $email, password => $pw });
 }
 
 my $legacy = v1_user('legacy@example.com', 'legacy password');
@@ -104,7 +90,7 @@ is($res->content, $wrong_body, 'with the same answer');
 
 # the session works
 ($res, $doc) = login('legacy@example.com', 'legacy password');
-my $me = $ngx->request('GET', '/auth/v1/user', headers => { Authorization => "Bearer $doc->{access_token}" });
+my $me = $ngx->call('GET', '/auth/v1/user', token => $doc->{access_token});
 is($me->code, 200, 'GET /auth/v1/user with the new session');
 
 # --- $2b$ hashes ------------------------------------------------------------------
@@ -168,15 +154,15 @@ my $log_statements = sub {
 $log_statements->(1);
 # Backends re-read the configuration between commands: wait until a
 # fresh statement shows up in the log.
-my $logged_from = -s $pg->logfile;
+my $logged_from = $pg->log_offset;
 ok(wait_until(sub { $su->do(q{SELECT 'bcrypt-log-probe'});
-                    (SV::Test::slurp_file($pg->logfile) // '') =~ /bcrypt-log-probe/ }, 10),
+                    ($pg->log(from => $logged_from) // '') =~ /bcrypt-log-probe/ }, 10),
    'statement logging is on');
 ($res) = login('legacylogged@example.com', $secret_pw);
 is($res->code, 200, 'the bcrypt login succeeds') or diag $res->as_string;
 like(stored($logged), qr/^\$argon2id\$/, 'and rehashes');
 $log_statements->(0);
-my $pglog = substr(SV::Test::slurp_file($pg->logfile) // '', $logged_from);
+my $pglog = $pg->log(from => $logged_from) // '';
 like($pglog, qr/legacylogged\@example\.com/, "the login's statements are in PostgreSQL's log, with their parameters");
 unlike($pglog, qr/\Q$secret_pw\E/, 'the password is not');
 
@@ -186,6 +172,5 @@ like($log, qr/auth_password_rehashed/, 'the upgrade is logged');
 unlike($log, qr/\$2[ab]\$|\$argon2id\$/, 'no hash in the log');
 unlike($log, qr/legacy password|another password/, 'no password in the log');
 unlike($log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

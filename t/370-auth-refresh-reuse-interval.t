@@ -11,36 +11,19 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use MIME::Base64 qw(decode_base64url);
-use POSIX ();
 use Time::HiRes ();
 use LWP::UserAgent;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test qw(:DEFAULT run_parallel);
+use SV::Test::Stack;
 
 my $interval = 2;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3,
+my $s = SV::Test::Stack->new(workers => 3,
     conf => { jwt_secret => 'reuse-test-secret-' . ('i' x 32), login_max_failures => 1000,
               refresh_token_reuse_interval => $interval });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my ($pool, $ngx) = ($s->pool, $s->ngx);
+my $su = $s->su;
 
-sub post {
-    my ($path, $body) = @_;
-    my $res = $ngx->request('POST', $path, body => encode_json($body));
-    return ($res, $ngx->json($res));
-}
+sub post { my ($path, $body) = @_; $ngx->call('POST', $path, body => $body) }
 sub sid { my (undef, $p) = split /\./, $_[0]; return decode_json(decode_base64url($p))->{session_id} }
 sub login {
     my ($res, $doc) = post('/auth/v1/token?grant_type=password',
@@ -49,9 +32,7 @@ sub login {
     return $doc;
 }
 sub refresh { return post('/auth/v1/token?grant_type=refresh_token', { refresh_token => $_[0] }) }
-sub user_code {
-    return $ngx->request('GET', '/auth/v1/user', headers => { Authorization => "Bearer $_[0]" })->code;
-}
+sub user_code { scalar($ngx->call('GET', '/auth/v1/user', token => $_[0]))->code }
 sub revoked { $su->selectrow_array('SELECT revoked_at IS NOT NULL FROM auth.sessions WHERE id = ?', undef, $_[0]) }
 # waits until $t0 + $secs (a rotation's time as the client saw it)
 sub sleep_until { my $d = $_[0] - Time::HiRes::time(); Time::HiRes::sleep($d) if $d > 0 }
@@ -87,20 +68,12 @@ ok(!revoked($session), 'session still live');
 # --- concurrent refreshes with one token: all succeed within the interval ----
 my $p = login();
 my $psession = sid($p->{access_token});
-my @kids;
-for my $i (1 .. 4) {
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
-        my $r = $ngx->request('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
-            body => encode_json({ refresh_token => $p->{refresh_token} }));
-        POSIX::_exit($r->code == 200 ? 0 : 1);
-    }
-    push @kids, $pid;
-}
-my $wins = 0;
-for my $pid (@kids) { waitpid $pid, 0; $wins++ if $? == 0 }
-is($wins, 4, 'four concurrent refreshes with one token: all succeed (SSR + browser race)');
+my @codes = run_parallel(4, sub {
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0);
+    return $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
+        body => { refresh_token => $p->{refresh_token} })->code;
+});
+is(scalar(grep { $_ eq '200' } @codes), 4, 'four concurrent refreshes with one token: all succeed (SSR + browser race)');
 ok(!revoked($psession), 'and the session survives');
 
 # --- after the interval: reuse revokes the session ------------------------------
@@ -137,13 +110,12 @@ ok(revoked($rsession), 'the session is revoked');
 my $l = login();
 ($res, my $l1) = refresh($l->{refresh_token});
 is($res->code, 200, 'rotation');
-$res = $ngx->request('POST', '/auth/v1/logout', headers => { Authorization => "Bearer $l1->{access_token}" });
+$res = $ngx->call('POST', '/auth/v1/logout', token => $l1->{access_token});
 is($res->code, 204, 'logout');
 ($res, $doc) = refresh($l->{refresh_token});
 is($res->code, 400, 'reuse within the interval after logout: 400');
 is($doc && $doc->{error_code}, 'refresh_token_not_found', 'refresh_token_not_found');
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

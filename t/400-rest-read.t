@@ -7,53 +7,25 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use URI::Escape qw(uri_escape_utf8);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'rest-read-secret-' . ('r' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my $ngx = $s->ngx;
+my $su = $s->su;
 
-sub jwt {
-    my ($uid, $email) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => $email, iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-sub get {
-    my ($path, %h) = @_;
-    my $res = $ngx->request($h{_method} // 'GET', $path,
-        headers => { map { $_ => $h{$_} } grep { !/^_/ } keys %h });
-    return ($res, $ngx->json($res));
-}
+sub get { my ($path, %h) = @_; $ngx->call(delete $h{_method} // 'GET', $path, headers => \%h) }
 sub q_ { uri_escape_utf8($_[0]) }
 sub titles { [map { $_->{title} } @{ $_[0] }] }
 
 # --- fixtures -----------------------------------------------------------------
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($ig) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'instagram'});
-my ($hA) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'alice') RETURNING id}, undef, $A, $yt);
-my ($hAi) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'alice_ig') RETURNING id}, undef, $A, $ig);
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my ($yt, $ig) = map { $s->platform($_) } qw(youtube instagram);
+my $hA = $s->handle($A, 'alice');
+my $hAi = $s->handle($A, 'alice_ig', platform => 'instagram');
 my @rows = (
     # pcid, title, description, tags, views, published, visibility, deleted
     ['v1', 'Cooking pasta recipe', 'Easy dinner', '{food,pasta}', 100, '2025-01-01', 'public', 0],
@@ -64,13 +36,12 @@ my @rows = (
 );
 my %cid;
 for my $r (@rows) {
-    ($cid{$r->[0]}) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, published_at, visibility, deleted_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id}, undef, $hA, @$r[0 .. 3], $r->[5], $r->[6], $r->[7] ? '2025-06-01' : undef);
+    $cid{$r->[0]} = $s->content($hA, $r->[0], title => $r->[1], description => $r->[2], tags => $r->[3],
+        published_at => $r->[5], visibility => $r->[6], deleted_at => $r->[7] ? '2025-06-01' : undef);
     $su->do(q{UPDATE handle_content SET view_count = ? WHERE id = ?}, undef, $r->[4], $cid{$r->[0]});
 }
-my ($ig1) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, published_at) VALUES (?, 'i1', 'Insta reel', '2025-04-01') RETURNING id}, undef, $hAi);
-my $tokA = jwt($A, 'a@example.com');
-my %A = (Authorization => "Bearer $tokA");
+$s->content($hAi, 'i1', title => 'Insta reel', published_at => '2025-04-01');
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => 'a@example.com'));
 
 # --- platforms, anon -------------------------------------------------------------
 my ($res, $doc) = get('/rest/v1/platforms?select=name,display_name&order=name');

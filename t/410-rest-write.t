@@ -8,45 +8,18 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'rest-write-secret-' . ('w' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my $ngx = $s->ngx;
+my $su = $s->su;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my %A = (Authorization => 'Bearer ' . jwt($A));
-sub call {
-    my ($method, $path, $body, %h) = @_;
-    my $res = $ngx->request($method, $path, headers => { %A, %h },
-        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
-    return ($res, $ngx->json($res));
-}
+my $A = $s->user('a@example.com');
+my $yt = $s->platform('youtube');
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
+sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => { %A, %h }, body => $body) }
 sub one { scalar $su->selectrow_array(@_) }
 my @rep = (Prefer => "return=representation");
 

@@ -7,58 +7,32 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'rest-iso-secret-' . ('i' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my $ngx = $s->ngx;
+my $su = $s->su;
 
-sub jwt {
-    my ($uid, $key) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $key // $secret));
-}
 sub call {
     my ($who, $method, $path, $body, %h) = @_;
-    my $res = $ngx->request($method, $path, headers => { %$who, %h },
-        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
-    return ($res, $ngx->json($res));
+    return $ngx->call($method, $path, headers => { %$who, %h }, body => $body);
 }
 sub one { scalar $su->selectrow_array(@_) }
 sub ids { [sort map { $_->{id} } @{ ref $_[0] eq 'ARRAY' ? $_[0] : [] }] }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my $yt = $s->platform('youtube');
 sub handle {
     my ($uid, $name, $vis, $status) = @_;
-    return one(q{INSERT INTO account_handles (user_id, platform_id, handle, visibility, active_status)
-                 VALUES (?, ?, ?, ?, ?) RETURNING id}, undef, $uid, $yt, $name, $vis, $status // 'active');
+    return $s->handle($uid, $name, visibility => $vis, active_status => $status // 'active');
 }
 sub content {
     my ($hid, $pcid, $vis, $deleted) = @_;
-    return one(q{INSERT INTO handle_content (handle_id, platform_content_id, title, visibility, deleted_at)
-                 VALUES (?, ?, ?, ?, ?) RETURNING id}, undef, $hid, $pcid, "title $pcid", $vis,
-               $deleted ? '2025-06-01' : undef);
+    return $s->content($hid, $pcid, title => "title $pcid", visibility => $vis,
+        deleted_at => $deleted ? '2025-06-01' : undef);
 }
 my $h_pub = handle($A, 'a_public', 'public');
 my $h_priv = handle($A, 'a_private', 'private');
@@ -76,6 +50,8 @@ $su->do(q{INSERT INTO audit_log (user_id, action) VALUES (?, 'a-action'), (?, 'b
 $su->do(q{UPDATE handle_content SET title = 'edited' WHERE id = ?}, undef, $c_privvis);
 
 my %anon = ();
+# A user's token as GoTrue signs it, with the server's secret unless another is given.
+sub jwt { my ($uid, $key) = @_; $s->jwt(user => $uid, email => "$uid\@example.com", ($key ? (secret => $key) : ())) }
 my %A = (Authorization => 'Bearer ' . jwt($A));
 my %B = (Authorization => 'Bearer ' . jwt($B));
 

@@ -8,58 +8,30 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'rest-rpc-secret-' . ('q' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical->allow_nonref;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+my $ngx = $s->ngx;
+my $su = $s->su;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-sub call {
-    my ($method, $path, $body, %h) = @_;
-    my $res = $ngx->request($method, $path, headers => \%h,
-        defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
-    return ($res, $ngx->json($res));
-}
+sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => \%h, body => $body) }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
-my ($hA) = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'chef') RETURNING id}, undef, $A, $yt);
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my $hA = $s->handle($A, 'chef');
 my %c;
 for my $r (['t', 'Cooking recipe basics', 'A beginner video', '{kitchen}', 'public'],
            ['d', 'Weekend vlog', 'My favourite cooking recipe', '{}', 'public'],
            ['g', 'Garden tour', 'Plants and flowers', '{cooking,recipe}', 'public'],
            ['p', 'Private cooking recipe', 'draft', '{}', 'private'],
            ['x', 'Unrelated', 'nothing here', '{}', 'public']) {
-    ($c{$r->[0]}) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, tags, visibility, published_at)
-        VALUES (?, ?, ?, ?, ?, ?, now()) RETURNING id}, undef, $hA, @$r);
+    $c{$r->[0]} = $s->content($hA, $r->[0], title => $r->[1], description => $r->[2], tags => $r->[3],
+        visibility => $r->[4], published_at => 'now');
 }
-my %A = (Authorization => 'Bearer ' . jwt($A));
-my %B = (Authorization => 'Bearer ' . jwt($B));
+my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
+my %B = (Authorization => 'Bearer ' . $s->jwt(user => $B, email => "$B\@example.com"));
 
 # --- textSearch('search_vector', 'cooking & recipe', {config: 'english'}) ------------------------
 my ($res, $doc) = call('GET', '/rest/v1/handle_content?select=id,title&search_vector=fts(english).cooking%20%26%20recipe');
@@ -80,9 +52,8 @@ like($doc->[0]{snippet}, qr{<b>Cooking</b> <b>recipe</b>}, 'snippet highlights t
 ok(exists $doc->[0]{$_}, "result has $_") for qw(id handle_id title rank snippet published_at);
 
 # Creator text is HTML-escaped in the snippet; only the <b> tags are markup.
-my ($evil) = $su->selectrow_array(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, visibility, published_at)
-    VALUES (?, 'e', ?, ?, 'public', now()) RETURNING id}, undef, $hA,
-    q{<script>alert("x")</script> Souffle & 'tips'}, 'souffle <img src=x onerror=alert(1)>');
+my $evil = $s->content($hA, 'e', title => q{<script>alert("x")</script> Souffle & 'tips'},
+    description => 'souffle <img src=x onerror=alert(1)>', visibility => 'public', published_at => 'now');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'souffle' });
 is_deeply([map { $_->{id} } @$doc], [$evil], 'content with markup in it is found');
 my $snip = $doc->[0]{snippet} // '';

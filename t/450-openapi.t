@@ -5,22 +5,9 @@
 use strict;
 use warnings;
 use Test::More;
-use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => { jwt_secret => 'o' x 40 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $ngx = SV::Test::Stack->new(workers => 1, conf => { jwt_secret => 'o' x 40 })->ngx;
 
 my $res = $ngx->request('GET', '/rest/v1/');
 is($res->code, 200, 'GET /rest/v1/ is 200') or diag $res->as_string;

@@ -11,23 +11,12 @@ use File::Copy qw(copy);
 use POSIX ();
 use Time::HiRes qw(sleep);
 use SV::Test qw(:DEFAULT write_file);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => 'r' x 40 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => 'r' x 40 });
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+my $su = $s->su;
 
 # The columns of platforms in the OpenAPI description, as one worker
 # sees them.
@@ -57,7 +46,7 @@ is($res->code, 200, 'and a select= of it is accepted') or diag $res->as_string;
 my $dir = sv_tempdir();
 copy($_, $dir) or die "copy $_: $!" for glob(sv_srcdir() . '/sql/*.sql');
 write_file("$dir/900_probe_b.sql", "ALTER TABLE public.platforms ADD COLUMN probe_b text;\n");
-($rc, $out) = $pg->migrate('--sql-dir', $dir);
+my ($rc, $out) = $pg->migrate('--sql-dir', $dir);
 is($rc, 0, 'migrate applies 900_probe_b.sql') or diag $out;
 like($out, qr/applied\s+900_probe_b\.sql/, 'the new file, and only it') or diag $out;
 ok(wait_until(sub { $all_see->('probe_b') == 10 }, 10), 'every worker serves the migrated column');
@@ -94,13 +83,13 @@ like($pool->log, qr/event=rest_schema_loaded/, 'reloads are logged');
 # FATAL into its log (not stderr) and reconnects for the next request,
 # reloading its cache since announcements may have been missed.
 $su->do('ALTER TABLE public.platforms ADD COLUMN probe_e text');
+my $from = $pool->log_offset;
 $su->do(q{SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'streamvibe'});
-ok(wait_until(sub { $pool->log =~ /event=db_notice[^\n]*terminating connection/ }, 10),
+ok($pool->wait_log(qr/event=db_notice[^\n]*terminating connection/, 10, from => $from),
     'a terminated idle connection is noticed and logged');
 ok(wait_until(sub { $all_see->('probe_e') == 10 }, 10), 'the reconnect reloads the cache');
 unlike($pool->stderr, qr/terminating connection/, 'nothing on stderr');
 
 $su->disconnect;
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -7,41 +7,26 @@
 use strict;
 use warnings;
 use Test::More;
-use IO::Socket::UNIX;
-use SV::Test qw(:DEFAULT fcgi_request_bytes fcgi_read_answer run_command);
+use SV::Test;
 use SV::Test::Pg;
 use SV::Test::Pool;
+use SV::Test::Stack;
 
 plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 plan skip_all => 'pg_basebackup not installed' unless -x SV::Test::Pg::pg_bindir() . '/pg_basebackup';
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 my $standby = SV::Test::Pg->new(name => 'standby');
-my $datadir = $standby->datadir;
-system('rm', '-rf', $datadir) == 0 or die "rm $datadir";
-($rc, $out, my $err) = run_command([$pg->{bindir} . '/pg_basebackup', '-h', $pg->socket_dir,
-    '-p', $pg->port, '-U', 'postgres', '-D', $datadir, '-R', '-X', 'stream', '-c', 'fast'],
-    user => $pg->{os_user});
-is($rc, 0, 'pg_basebackup makes a standby') or diag "$out$err";
-open my $fh, '>>', "$datadir/postgresql.conf" or die "postgresql.conf: $!";
-print $fh "port = $standby->{port}\nunix_socket_directories = '$standby->{socket_dir}'\n";
-close $fh;
+my ($rc, $out) = $standby->init_standby_from($pg);
+is($rc, 0, 'pg_basebackup makes a standby') or diag $out;
 $standby->start;
 like($standby->psql('SELECT pg_is_in_recovery()'), qr/^t/, 'it is in recovery');
 
 my $pool = SV::Test::Pool->new(pg => $pg, workers => 1,
     conf => { database_url => $standby->conninfo(user => 'authenticator'), jwt_secret => 's' x 40 });
 $pool->start;
-my $get = sub {
-    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!";
-    $sock->syswrite(fcgi_request_bytes($_[0]));
-    my ($text) = fcgi_read_answer($sock, 20);
-    return $text // '';
-};
+my $get = sub { ($pool->fcgi($_[0], timeout => 20))[0] };
 like($get->('/healthz'), qr/^Status: 200/, '/healthz is 200 on the standby');
 my $rows = $get->('/rest/v1/platforms?select=name&limit=1');
 like($rows, qr/^Status: 200/, 'and REST reads are served');

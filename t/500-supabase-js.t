@@ -17,16 +17,15 @@ use strict;
 use warnings;
 use Test::More;
 use Cwd qw(abs_path);
-use Digest::SHA qw(sha256_hex hmac_sha256);
+use Digest::SHA qw(sha256_hex);
 use File::Copy qw(copy);
 use File::Path qw(make_path remove_tree);
-use MIME::Base64 qw(encode_base64url);
 use JSON::PP ();
 use Time::HiRes qw(time);
 use SV::Test qw(sv_srcdir sv_tempdir run_command find_program slurp_file write_file);
 use SV::Test::Pg;
-use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
 my $CI = defined $ENV{CI} && length $ENV{CI} && $ENV{CI} ne 'false' && $ENV{CI} ne '0';
 
@@ -111,15 +110,10 @@ unless (-e $stamp) {
 # --- the stack -------------------------------------------------------------
 my $jwt_secret = 'sv-500-supabase-js-' . sha256_hex("$$-" . time . '-' . rand());
 
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or do { diag($out); BAIL_OUT('migrate failed') };
-
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $jwt_secret });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $jwt_secret });
+# The only test so far is the stack's "migrate".
+Test::More->builder->is_passing or BAIL_OUT('migrate failed');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 
 # The anon and service_role API keys a web app puts in its config, from
 # `streamvibe-admin keys` reading the pool's config file, as an operator
@@ -138,19 +132,7 @@ my %keys;
     $keys{service_role_key} //= api_key('service_role');
 }
 
-sub api_key {
-    my ($role) = @_;
-    my $now = int(time);
-    return jwt({ role => $role, iss => 'streamvibe', iat => $now, exp => $now + 24 * 3600 });
-}
-
-sub jwt {
-    my ($claims) = @_;
-    my $json = JSON::PP->new->canonical;
-    my $head = encode_base64url($json->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $body = encode_base64url($json->encode($claims));
-    return "$head.$body." . encode_base64url(hmac_sha256("$head.$body", $jwt_secret));
-}
+sub api_key { $s->jwt(role => $_[0], exp => int(time) + 24 * 3600) }
 
 # Fallback users, made in SQL with access tokens carrying GoTrue's claims.
 # The script uses them only if /auth/v1 fails (its step 1 then already
@@ -165,8 +147,8 @@ sub fallback_user {
     my $now = int(time);
     return JSON::PP->new->canonical->encode({
         id => $id, email => $email,
-        access_token => jwt({ sub => $id, aud => 'authenticated', role => 'authenticated', email => $email,
-            session_id => $sid, iat => $now, exp => $now + 3600, iss => 'streamvibe' }),
+        access_token => $s->jwt(claims => { sub => $id, aud => 'authenticated', role => 'authenticated',
+            email => $email, session_id => $sid, iat => $now, exp => $now + 3600, iss => 'streamvibe' }),
     });
 }
 
@@ -234,6 +216,5 @@ unless (Test::More->builder->is_passing) {
     diag("--- nginx error.log\n" . $ngx->error_log);
 }
 
-$ngx->stop;
-$pool->stop;
+$s->stop;
 done_testing;

@@ -22,9 +22,9 @@ use Time::HiRes qw(time sleep);
 
 use Exporter 'import';
 our @EXPORT = qw(sv_builddir sv_srcdir free_tcp_port sv_tempdir wait_until);
-our @EXPORT_OK = qw(fcgi_request_bytes fcgi_read_answer run_command spawn_process stop_process pid_alive
-    slurp_file write_file proc_children proc_cpu_ticks find_program
-    register_cleanup as_unprivileged unprivileged_user);
+our @EXPORT_OK = qw(fcgi_request_bytes fcgi_read_answer fcgi_ask peer_closed run_command spawn_process
+    stop_process pid_alive slurp_file write_file proc_children proc_cpu_ticks find_program
+    register_cleanup as_unprivileged unprivileged_user jwt run_parallel);
 
 # The repository root, found from this file: t/lib/SV/Test.pm.
 my $repo_root = abs_path(File::Spec->catdir(dirname(__FILE__), '..', '..', '..'));
@@ -163,6 +163,93 @@ sub fcgi_read_answer {
         }
     }
     return ($stdout, $ended);
+}
+
+# Sends one FastCGI request for $uri on $sock (options as
+# fcgi_request_bytes, plus timeout, default 10 s) and reads its answer. In
+# list context (text, whether the request ended); in scalar context the
+# text, or undef when no complete answer came in time.
+sub fcgi_ask {
+    my ($sock, $uri, %opt) = @_;
+    my $timeout = delete $opt{timeout};
+    $sock->syswrite(fcgi_request_bytes($uri, %opt)) or return wantarray ? ('', 0) : undef;
+    my ($text, $ended) = fcgi_read_answer($sock, $timeout // 10);
+    return wantarray ? ($text, $ended) : $ended ? $text : undef;
+}
+
+# True when the other end has closed $sock: readable at once, and the read
+# finds the end of the stream. (A test's own socket, so a byte read here
+# is one the test did not want anyway.)
+sub peer_closed {
+    my ($sock) = @_;
+    require IO::Select;
+    return IO::Select->new($sock)->can_read(0) && !sysread($sock, my $b, 1);
+}
+
+# --- tokens -----------------------------------------------------------------
+
+# An HS256 JWT, as the server and streamvibe-admin keys sign them, or a
+# forged one. Claims: claims => {...} (or a string, sent as it is), else
+# user => $uid (an authenticated user's: sub, role, aud; email => ... adds
+# one) or role => 'anon' / 'service_role' (an API key's: iss streamvibe).
+# Both shortcuts expire in an hour (exp => to change). secret => the key
+# (required); header => text or {...} instead of {"alg":...,"typ":"JWT"};
+# alg => 'HS512' signs with HMAC-SHA512; sig => the signature segment as
+# given.
+sub jwt {
+    my (%o) = @_;
+    require JSON::PP;
+    require MIME::Base64;
+    require Digest::SHA;
+    my $json = JSON::PP->new->canonical;
+    my $now = int(time);
+    my $claims = $o{claims};
+    if (!defined $claims) {
+        $claims = defined $o{user}
+            ? { sub => $o{user}, role => 'authenticated', aud => 'authenticated',
+                (defined $o{email} ? (email => $o{email}) : ()) }
+            : { role => $o{role} // 'anon', iss => 'streamvibe' };
+        $claims->{iat} = $now;
+        $claims->{exp} = $o{exp} // $now + 3600;
+    }
+    my $alg = $o{alg} // 'HS256';
+    my $header = $o{header} // { alg => $alg, typ => 'JWT' };
+    my $enc = sub { MIME::Base64::encode_base64url(ref $_[0] ? $json->encode($_[0]) : $_[0]) };
+    my $signing = $enc->($header) . '.' . $enc->($claims);
+    return "$signing.$o{sig}" if exists $o{sig};
+    die "jwt: no secret\n" unless defined $o{secret};
+    my $mac = $alg eq 'HS512' ? \&Digest::SHA::hmac_sha512 : \&Digest::SHA::hmac_sha256;
+    return "$signing." . MIME::Base64::encode_base64url($mac->($signing, $o{secret}));
+}
+
+# Runs $code->($i) for $i = 1 .. $n in $n forked processes at once and
+# returns what each returned (a string; '' when it died), in order. The
+# children share nothing with the test but what they inherit: a user
+# agent of their own is the caller's business.
+sub run_parallel {
+    my ($n, $code) = @_;
+    my @kids;
+    for my $i (1 .. $n) {
+        pipe(my $r, my $w) or die "pipe: $!";
+        my $pid = fork // die "fork: $!";
+        if ($pid == 0) {
+            close $r;
+            my $v = eval { $code->($i) };
+            print {$w} $v // '';
+            close $w;
+            POSIX::_exit(0);
+        }
+        close $w;
+        push @kids, [$pid, $r];
+    }
+    my @out;
+    for my $k (@kids) {
+        my ($pid, $r) = @$k;
+        push @out, do { local $/; <$r> } // '';
+        close $r;
+        waitpid $pid, 0;
+    }
+    return @out;
 }
 
 sub slurp_file {

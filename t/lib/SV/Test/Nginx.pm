@@ -6,6 +6,8 @@ package SV::Test::Nginx;
 #   $ngx->start;
 #   my $res = $ngx->request('GET', '/healthz', headers => { 'X-Request-Id' => 'abc' });
 #   my $doc = $ngx->json($res);
+#   my ($res, $doc) = $ngx->call('POST', '/auth/v1/signup', body => { email => ... },
+#                                token => $jwt);    # JSON in, JSON out
 #   $ngx->stop;              # also at exit
 #
 # The config is nginx/streamvibe.conf.in (the one scripts/run uses)
@@ -172,6 +174,22 @@ sub request {
     }
     my $ua = $opt{ua} // $self->ua;
     return $ua->request($req);
+}
+
+# A request with a JSON body, the way supabase-js sends them: body => a
+# reference is encoded (canonical JSON), a string goes as it is; token =>
+# adds "Authorization: Bearer <token>"; headers and ua as for request.
+# Returns (the response, its body decoded as JSON or undef); in scalar
+# context the response.
+sub call {
+    my ($self, $method, $path, %opt) = @_;
+    require JSON::PP;
+    my $body = $opt{body};
+    $body = JSON::PP->new->canonical->encode($body) if ref $body;
+    my %h = (defined $opt{token} ? (Authorization => "Bearer $opt{token}") : (), %{ $opt{headers} // {} });
+    my $res = $self->request($method, $path, headers => \%h,
+        (defined $body ? (body => $body) : ()), ($opt{ua} ? (ua => $opt{ua}) : ()));
+    return wantarray ? ($res, $self->json($res)) : $res;
 }
 
 # Decode a response body as JSON; undef (and no exception) when it is not.

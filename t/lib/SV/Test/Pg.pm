@@ -8,7 +8,13 @@ package SV::Test::Pg;
 #   $pg->psql('SELECT 1');           # dies with psql's stderr on error
 #   my $dbh = $pg->dbh(user => 'authenticator');
 #   my ($rc, $out) = $pg->migrate;   # streamvibe-admin migrate
+#   my $lock = $pg->lock_table('public.platforms');   # held until $lock->rollback
+#   my $from = $pg->log_offset;      # then $pg->log(from => $from): what came since
 #   $pg->stop;                       # also done at exit
+#
+#   my $standby = SV::Test::Pg->new(name => 'standby');
+#   my ($rc, $out) = $standby->init_standby_from($pg);   # pg_basebackup -R
+#   $standby->start;
 #
 # The cluster listens only on a unix socket in its own directory
 # (listen_addresses = ''), so parallel runs never collide. When the tests
@@ -18,6 +24,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use File::Path ();
 use POSIX ();
 use SV::Test qw(sv_builddir sv_srcdir sv_tempdir wait_until free_tcp_port
     run_command spawn_process stop_process pid_alive slurp_file write_file
@@ -111,13 +118,21 @@ sub _initdb {
     return;
 }
 
-sub datadir    { $_[0]{datadir} }
-sub socket_dir { $_[0]{socket_dir} }
-sub port       { $_[0]{port} }
-sub pid        { $_[0]{pid} }
-sub basedir    { $_[0]{basedir} }
-sub logfile    { $_[0]{logfile} }
-sub log        { slurp_file($_[0]{logfile}) }
+for my $field (qw(datadir socket_dir port pid basedir logfile bindir os_user)) {
+    no strict 'refs';
+    *$field = sub { $_[0]{$field} };
+}
+
+# The server log, or with from => an offset from log_offset, only what
+# was written after it.
+sub log {
+    my ($self, %opt) = @_;
+    my $text = slurp_file($self->{logfile});
+    return $text unless defined $opt{from} && defined $text;
+    return length($text) > $opt{from} ? substr($text, $opt{from}) : '';
+}
+
+sub log_offset { -s $_[0]{logfile} // 0 }
 
 sub start {
     my ($self) = @_;
@@ -237,6 +252,37 @@ sub psql_rc {
         $ro{stdin_data} = $sql;
     }
     return run_command(\@cmd, %ro);
+}
+
+# A superuser connection holding an ACCESS EXCLUSIVE lock on $table in an
+# open transaction: what the server reads of the table waits until
+# $dbh->rollback.
+sub lock_table {
+    my ($self, $table) = @_;
+    my $dbh = $self->dbh(user => 'postgres');
+    $dbh->begin_work;
+    $dbh->do("LOCK TABLE $table IN ACCESS EXCLUSIVE MODE");
+    return $dbh;
+}
+
+# Make this (not yet started) cluster a streaming standby of $primary: its
+# data directory is replaced by a pg_basebackup -R of the running
+# primary, which then listens on this cluster's own port and socket.
+# Returns (pg_basebackup's exit code, its output).
+sub init_standby_from {
+    my ($self, $primary) = @_;
+    croak "init_standby_from: $self->{name} is running" if $self->{pid};
+    File::Path::remove_tree($self->{datadir});
+    my ($rc, $out, $err) = run_command(["$self->{bindir}/pg_basebackup", '-h', $primary->socket_dir,
+        '-p', $primary->port, '-U', 'postgres', '-D', $self->{datadir}, '-R', '-X', 'stream', '-c', 'fast'],
+        user => $self->{os_user}, dir => $self->{basedir});
+    return ($rc, "$out$err") if $rc != 0;
+    # The copied postgresql.conf names the primary's port and socket; the
+    # last setting in the file wins.
+    open my $fh, '>>', "$self->{datadir}/postgresql.conf" or croak "postgresql.conf: $!";
+    print {$fh} "port = $self->{port}\nunix_socket_directories = '$self->{socket_dir}'\n";
+    close $fh;
+    return ($rc, "$out$err");
 }
 
 # streamvibe-admin migrate @args against this cluster as the superuser.

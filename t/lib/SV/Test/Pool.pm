@@ -6,8 +6,12 @@ package SV::Test::Pool;
 #                                  conf => { request_timeout => 3 });
 #   $pool->start;            # waits for the socket and the pid file
 #   $pool->worker_pids;      # children of the master, from /proc
+#   my $from = $pool->log_offset;
 #   $pool->reload;           # SIGHUP
+#   $pool->wait_log(qr/event=reload/, 10, from => $from);   # only lines since $from
 #   $pool->log;              # the log file so far
+#   my ($text, $ended) = $pool->fcgi('/healthz');   # one FastCGI request, no nginx
+#   my $sock = $pool->connect;                       # a raw connection (SV::Test::fcgi_ask)
 #   $pool->stop;             # SIGTERM, bounded wait, then SIGKILL (also at exit)
 #
 # The config file, socket, pid file and log live in the pool's temp dir.
@@ -16,8 +20,9 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use IO::Socket::UNIX;
 use Time::HiRes ();
-use SV::Test qw(sv_builddir sv_srcdir sv_tempdir wait_until spawn_process
+use SV::Test qw(sv_builddir sv_srcdir sv_tempdir wait_until spawn_process fcgi_ask
     stop_process pid_alive slurp_file write_file proc_children register_cleanup);
 
 sub binary { sv_builddir() . '/streamvibe-fcgi' }
@@ -79,19 +84,25 @@ sub conf {
     return $self->{conf}{$k} // ($k eq 'workers' ? $self->{workers} : undef);
 }
 
-sub dir         { $_[0]{dir} }
-sub socket      { $_[0]{socket} }
-sub pid_file    { $_[0]{pidfile} }
-sub config_file { $_[0]{config} }
-sub log_file    { $_[0]{logfile} }
-sub workers     { $_[0]{workers} }
-sub pid         { $_[0]{pid} }
+my %field = (dir => 'dir', socket => 'socket', pid_file => 'pidfile', config_file => 'config',
+    log_file => 'logfile', workers => 'workers', pid => 'pid');
+for my $name (keys %field) {
+    no strict 'refs';
+    *$name = sub { $_[0]{ $field{$name} } };
+}
+
+# Where the log ends now: wait_log and log take it as from => to look only
+# at what is written after it, so that a line an earlier action wrote
+# cannot answer for a later one.
+sub log_offset { -s $_[0]{logfile} // 0 }
+
 # The log once it has settled: a worker writes its access lines after the
 # answer has gone out (in batches while it is busy, flushed as soon as it
 # is idle), so a test that has just read a response waits until the file
-# has stopped growing for 100 ms (at most 2 s) before looking.
+# has stopped growing for 100 ms (at most 2 s) before looking. With
+# from => an offset, only what was written after it.
 sub log {
-    my ($self) = @_;
+    my ($self, %opt) = @_;
     my ($size, $stable, $deadline) = (-1, 0, Time::HiRes::time() + 2);
     while (Time::HiRes::time() < $deadline) {
         my $now = -s $self->{logfile} // 0;
@@ -100,8 +111,15 @@ sub log {
         $size = $now;
         Time::HiRes::sleep(0.05);
     }
-    return slurp_file($self->{logfile}) // '';
+    return _from(slurp_file($self->{logfile}) // '', $opt{from});
 }
+
+sub _from {
+    my ($text, $from) = @_;
+    return $text unless $from;
+    return length($text) > $from ? substr($text, $from) : '';
+}
+
 sub stderr      { slurp_file($_[0]{stderr}) // '' }
 
 # Everything the pool wrote, for diagnostics.
@@ -210,12 +228,32 @@ sub wait_workers {
     return @p;
 }
 
-# Wait until the log matches $re; returns the match (or false).
+# Wait until the log matches $re, within $timeout seconds (default 10);
+# with from => an offset from log_offset, only in what was written after
+# it. Returns the match (or false).
 sub wait_log {
-    my ($self, $re, $timeout) = @_;
+    my ($self, $re, $timeout, %opt) = @_;
     my $m;
-    wait_until(sub { my $l = slurp_file($self->{logfile}) // ''; ($m) = $l =~ /($re)/; defined $m }, $timeout // 10);
+    wait_until(sub {
+        my $l = _from(slurp_file($self->{logfile}) // '', $opt{from});
+        ($m) = $l =~ /($re)/;
+        defined $m;
+    }, $timeout // 10);
     return $m;
+}
+
+# A new FastCGI connection to the pool's socket, as nginx opens them.
+sub connect {
+    my ($self) = @_;
+    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $self->{socket})
+        or croak "connect $self->{socket}: $!";
+    return $sock;
+}
+
+# One request on a connection of its own: SV::Test::fcgi_ask.
+sub fcgi {
+    my ($self, $uri, %opt) = @_;
+    return fcgi_ask($self->connect, $uri, %opt);
 }
 
 1;

@@ -1,0 +1,125 @@
+package SV::Test::Stack;
+
+# One test's servers in one call -- PostgreSQL started and migrated, the
+# pool with the test's settings, nginx in front -- and the fixtures and
+# tokens the tests make against them:
+#
+#   use SV::Test::Stack;
+#   my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret });
+#   my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
+#
+#   my $A = $s->user('a@example.com');                 # rows made as the superuser
+#   my $h = $s->handle($A, 'alice', platform => 'instagram', visibility => 'public');
+#   my $c = $s->content($h, 'v1', title => 'First', tags => ['a']);
+#   my ($res, $doc) = $ngx->call('GET', '/rest/v1/handle_content', token => $s->jwt(user => $A));
+#   my $r = $s->as_role('authenticated', $A, 'SELECT ...', @bind);   # SQL as the server runs it
+#   $s->stop;                                          # nginx, then the pool (all of it at exit anyway)
+#
+# new's options: pool => 0 for PostgreSQL alone, nginx => 0 for no nginx;
+# workers, conf, env, args as SV::Test::Pool; nginx_conf as SV::Test::Nginx's
+# conf; pg => an existing cluster, to start another pool on it (not
+# migrated again). A new cluster's migration is the test "migrate". When
+# what it would start is not installed the test is skipped (plan skip_all).
+
+use strict;
+use warnings;
+
+use Test::More ();
+use SV::Test ();
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+sub new {
+    my ($class, %opt) = @_;
+    my $want_pool = $opt{pool} // 1;
+    my $want_nginx = $want_pool && ($opt{nginx} // 1);
+    Test::More::plan(skip_all => 'nginx not installed')
+        if $want_nginx && !SV::Test::Nginx::available();
+    my $self = bless { pg => $opt{pg} }, $class;
+    unless ($self->{pg}) {
+        Test::More::plan(skip_all => 'PostgreSQL server not installed') unless SV::Test::Pg::available();
+        Test::More::plan(skip_all => 'streamvibe-admin not built')
+            unless -x SV::Test::sv_builddir() . '/streamvibe-admin';
+        $self->{pg} = SV::Test::Pg->new;
+        $self->{pg}->start;
+        my ($rc, $out) = $self->{pg}->migrate;
+        local $Test::Builder::Level = $Test::Builder::Level + 1;
+        Test::More::is($rc, 0, 'migrate') or Test::More::diag($out);
+    }
+    if ($want_pool) {
+        $self->{pool} = SV::Test::Pool->new(pg => $self->{pg}, workers => $opt{workers},
+            map { exists $opt{$_} ? ($_ => $opt{$_}) : () } qw(conf env args));
+        $self->{pool}->start;
+    }
+    if ($want_nginx) {
+        $self->{ngx} = SV::Test::Nginx->new(pool => $self->{pool}, conf => $opt{nginx_conf});
+        $self->{ngx}->start;
+    }
+    return $self;
+}
+
+sub pg   { $_[0]{pg} }
+sub pool { $_[0]{pool} }
+sub ngx  { $_[0]{ngx} }
+
+# Connections made once: as the superuser (fixtures, checks behind the
+# API's back) and as the server's login role.
+sub su  { $_[0]{su}  //= $_[0]{pg}->dbh(user => 'postgres') }
+sub api { $_[0]{api} //= $_[0]{pg}->dbh(user => 'authenticator') }
+
+# SV::Test::Pg::run_as_role on the authenticator connection.
+sub as_role {
+    my ($self, $role, $uid, $sql, @bind) = @_;
+    return SV::Test::Pg->run_as_role($self->api, $role, $uid, $sql, \@bind);
+}
+
+# SV::Test::jwt signed with the pool's jwt_secret unless secret => says
+# otherwise.
+sub jwt {
+    my ($self, %o) = @_;
+    return SV::Test::jwt(secret => $self->{pool} && $self->{pool}->conf('jwt_secret'), %o);
+}
+
+sub platform {
+    my ($self, $name) = @_;
+    return scalar $self->su->selectrow_array('SELECT id FROM platforms WHERE name = ?', undef, $name);
+}
+
+# Rows made directly, as the superuser: the triggers run, RLS does not.
+# Each returns the new id; %col are further columns (an array reference
+# for an array column, undef for NULL).
+sub user {
+    my ($self, $email, %col) = @_;
+    return $self->_insert('auth.users', email => $email, %col);
+}
+
+# On youtube unless platform => another platform's name.
+sub handle {
+    my ($self, $uid, $handle, %col) = @_;
+    my $platform = $self->platform(delete $col{platform} // 'youtube');
+    return $self->_insert('account_handles', user_id => $uid, platform_id => $platform,
+        handle => $handle, %col);
+}
+
+sub content {
+    my ($self, $hid, $pcid, %col) = @_;
+    return $self->_insert('handle_content', handle_id => $hid, platform_content_id => $pcid, %col);
+}
+
+sub _insert {
+    my ($self, $table, %col) = @_;
+    my @k = sort keys %col;
+    my $sql = "INSERT INTO $table (" . join(', ', @k) . ') VALUES ('
+        . join(', ', ('?') x @k) . ') RETURNING id';
+    return scalar $self->su->selectrow_array($sql, undef, @col{@k});
+}
+
+sub stop {
+    my ($self) = @_;
+    $self->{ngx}->stop if $self->{ngx};
+    $self->{pool}->stop if $self->{pool};
+    return $self;
+}
+
+1;
