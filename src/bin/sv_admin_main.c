@@ -12,7 +12,9 @@
 #include "core/sv_err.h"
 #include "crypto/sv_crypto.h"
 #include "crypto/sv_jwt.h"
+#include "crypto/sv_vault.h"
 #include "db/sv_migrate.h"
+#include "platform/sv_vault_rotate.h"
 
 #ifndef SV_DATADIR
 #define SV_DATADIR "/usr/local/share/streamvibe"
@@ -34,6 +36,14 @@ static void sv_admin_usage(FILE *f)
             "      print the anon and service_role API keys (JWTs signed with\n"
             "      jwt_secret from FILE, $STREAMVIBE_CONFIG or $STREAMVIBE_JWT_SECRET)\n"
             "      for a web app's supabase-js configuration\n"
+            "  keygen FILE\n"
+            "      write a new vault key (32 random bytes, hex) to FILE, mode 0600;\n"
+            "      an existing file is never overwritten. Prints its key id\n"
+            "  keys rotate [--status] [--batch N] [--config FILE] [--database CONNINFO]\n"
+            "      re-seal every platform token and Vault secret under vault_key_file\n"
+            "      (N rows per transaction, default 100; safe while the pool serves\n"
+            "      and when run twice at once; re-run it after an interruption), or\n"
+            "      with --status count the rows each key id seals\n"
             "  help\n"
             "      show this text\n"
             "\n"
@@ -41,7 +51,8 @@ static void sv_admin_usage(FILE *f)
             "  --database, $STREAMVIBE_ADMIN_DATABASE_URL, $STREAMVIBE_DATABASE_URL\n"
             "  (migrations create roles: connect as a superuser)\n"
             "SQL directory, first found of:\n"
-            "  --sql-dir, $STREAMVIBE_SQL_DIR, %s/sql\n",
+            "  --sql-dir, $STREAMVIBE_SQL_DIR, %s/sql\n"
+            "  (keys rotate also falls back to database_url of the configuration)\n",
             sv_admin_prog, SV_DATADIR);
 }
 
@@ -161,10 +172,15 @@ static int sv_admin_migrate(int argc, char **argv)
     return 0;
 }
 
+static int sv_admin_keys_rotate(int argc, char **argv);
+
 /* `keys` subcommand; argv[0] is "keys". Prints anon_key=... and
- * service_role_key=... lines. The secret itself is never printed. */
+ * service_role_key=... lines. The secret itself is never printed.
+ * `keys rotate ...` is the vault's key rotation. */
 static int sv_admin_keys(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "rotate") == 0)
+        return sv_admin_keys_rotate(argc - 1, argv + 1);
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "help",   no_argument,       NULL, 'h' },
@@ -227,6 +243,125 @@ static int sv_admin_keys(int argc, char **argv)
     return rc;
 }
 
+/* `keygen FILE`; argv[0] is "keygen". */
+static int sv_admin_keygen(int argc, char **argv)
+{
+    char err[512];
+    int32_t id;
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        sv_admin_usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-' || argv[1][0] == '\0') {
+        fprintf(stderr, "%s keygen: expected exactly one argument, the key file to write\n",
+                sv_admin_prog);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    if (sv_vault_keygen(argv[1], &id, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s keygen: %s\n", sv_admin_prog, err);
+        return 1;
+    }
+    printf("key_id=%d file=%s\n", (int)id, argv[1]);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* `keys rotate`; argv[0] is "rotate". */
+static int sv_admin_keys_rotate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "status",   no_argument,       NULL, 's' },
+        { "batch",    required_argument, NULL, 'b' },
+        { "config",   required_argument, NULL, 'c' },
+        { "database", required_argument, NULL, 'd' },
+        { "help",     no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *database = NULL;
+    int status = 0, batch = 100, c, rc = 1;
+    char err[1024];
+    sv_config cfg;
+    sv_vault vault;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            status = 1;
+            break;
+        case 'b':
+            batch = atoi(optarg);
+            if (batch < 1 || batch > 100000) {
+                fprintf(stderr, "%s keys rotate: --batch must be 1..100000\n", sv_admin_prog);
+                return 1;
+            }
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            database = optarg;
+            break;
+        case 'h':
+            sv_admin_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "%s keys rotate: unknown or incomplete option '%s'\n", sv_admin_prog,
+                    argv[optind - 1]);
+            sv_admin_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s keys rotate: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
+        return 1;
+    }
+    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) !=
+        SV_OK) {
+        fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_DATABASE_URL");
+    if (database == NULL)
+        database = cfg.database_url;
+    PGconn *conn = sv_admin_connect(database);
+    if (conn != NULL) {
+        long left = 0;
+        if (status) {
+            rc = sv_vault_rotate_status(conn, &vault, stdout, &left, err, sizeof(err)) == SV_OK ? 0 : 1;
+        } else {
+            sv_vault_rotation r;
+            if (sv_vault_rotate(conn, &vault, batch, stdout, &r, err, sizeof(err)) == SV_OK) {
+                printf("done credentials=%ld secrets=%ld failed=%ld key_id=%d\n", r.credentials,
+                       r.secrets, r.failed, (int)sv_vault_current_id(&vault));
+                rc = r.failed > 0 ? 1 : 0;
+                if (r.failed > 0)
+                    snprintf(err, sizeof(err),
+                             "%ld value(s) did not open with the configured keys (listed above)",
+                             r.failed);
+            }
+        }
+        fflush(stdout);
+        if (rc != 0)
+            fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
+        PQfinish(conn);
+    }
+    sv_vault_free(&vault);
+    sv_config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -248,6 +383,8 @@ int main(int argc, char **argv)
         return sv_admin_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
         return sv_admin_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return sv_admin_keygen(argc - 1, argv + 1);
 
     fprintf(stderr, "%s: unknown command '%s'\n", sv_admin_prog, cmd);
     sv_admin_usage(stderr);
