@@ -15,6 +15,7 @@
 
 #include "core/sv_config.h"
 #include "core/sv_log.h"
+#include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
 #include "crypto/sv_crypto.h"
 #include "crypto/sv_vault.h"
@@ -116,11 +117,18 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Under spawn-fcgi or mod_fcgid each process counts in a zone of its
+     * own (so N processes allow N times the rate); a CGI process serves
+     * one request and forgets it, so CGI is not rate limited at all. */
+    int cgi = FCGX_IsCGI();
+    sv_ratelimit *limits = cgi ? NULL : sv_ratelimit_create((uint32_t)cfg.rate_limit_zone_entries);
     sv_worker w;
     sv_worker_init(&w, &cfg, sb, 0, 0);
     w.vault = &vault;
-    int rc = FCGX_IsCGI() ? sv_worker_serve_cgi(&w) : sv_worker_serve_fcgi(&w, 0);
+    w.ratelimit = limits;
+    int rc = cgi ? sv_worker_serve_cgi(&w) : sv_worker_serve_fcgi(&w, 0);
     sv_worker_cleanup(&w);
+    sv_ratelimit_destroy(limits);
     sv_vault_free(&vault);
     sv_scoreboard_destroy(sb);
     sv_config_free(&cfg);

@@ -13,6 +13,7 @@
 
 #include "core/sv_clock.h"
 #include "core/sv_log.h"
+#include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
 #include "crypto/sv_vault.h"
 #include "master/sv_identity.h"
@@ -30,6 +31,9 @@ typedef struct sv_pool {
     /* Read as the master's user before any fork, so key files need not
      * be readable by the workers' user; workers inherit a copy. */
     sv_vault       vault;
+    /* The rate-limit zone: made once, before the first fork, and kept
+     * across reloads (rate_limit_zone_entries takes a restart). */
+    sv_ratelimit  *ratelimit;
     uint32_t       generation;
     int            stopping;
     int64_t        stop_deadline_ms;     /* monotonic; SIGKILL what is left */
@@ -128,6 +132,7 @@ static int sv_pool_spawn(sv_pool *pool)
         sv_worker w;
         sv_worker_init(&w, &pool->cfg, pool->sb, index, master);
         w.vault = &pool->vault;
+        w.ratelimit = pool->ratelimit;
         w.handoff_fds[0] = pool->handoff_fds[0];
         w.handoff_fds[1] = pool->handoff_fds[1];
         int rc = sv_worker_serve_fcgi(&w, pool->listen_fd);
@@ -248,6 +253,8 @@ static void sv_pool_reload(sv_pool *pool)
         sv_config_free(&fresh);
         return;
     }
+    if (fresh.rate_limit_zone_entries != pool->cfg.rate_limit_zone_entries)
+        sv_log_warn("reload", "msg=\"rate_limit_zone_entries changed; takes effect after a restart\"");
     if (strcmp(fresh.listen, pool->cfg.listen) != 0)
         sv_log_warn("reload", "msg=\"listen changed; takes effect after a restart\" listen=%s", pool->cfg.listen);
     free(fresh.listen);
@@ -355,6 +362,12 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         sv_config_free(&pool.cfg);
         return 1;
     }
+    pool.ratelimit = sv_ratelimit_create((uint32_t)pool.cfg.rate_limit_zone_entries);
+    if (pool.ratelimit == NULL) {
+        sv_log_error("start", "error=\"rate limit zone: %s\"", strerror(errno));
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
     if (sv_vault_load(&pool.vault, pool.cfg.vault_key_file, pool.cfg.vault_old_key_files, err,
                       sizeof(err)) != SV_OK) {
         sv_log_error("start", "error=\"%s\"", err);
@@ -424,6 +437,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     sv_log_info("stop", "msg=\"stopped\"");
     sv_scoreboard_destroy(pool.sb);
     sv_vault_free(&pool.vault);
+    sv_ratelimit_destroy(pool.ratelimit);
     sv_config_free(&pool.cfg);
     return 0;
 }

@@ -33,6 +33,7 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
 
     pid_t pid = getpid();
     sv_log_set_pid(pid);
+    sv_ratelimit_set_pid(pid);
     sv_slot_attach(w->slot, pid, w->started_ms);
 }
 
@@ -57,6 +58,7 @@ void sv_worker_handle(sv_worker *w, const sv_io *io)
         .slot = w->slot,
         .sb = w->sb,
         .vault = w->vault,
+        .ratelimit = w->ratelimit,
         .worker_started_ms = w->started_ms,
         .started_ms = sv_clock_mono_ms(),
         .caller_cache = &w->callers,
