@@ -14,6 +14,7 @@
 #include "crypto/sv_jwt.h"
 #include "crypto/sv_vault.h"
 #include "db/sv_migrate.h"
+#include "platform/sv_http_client.h"
 #include "platform/sv_vault_rotate.h"
 
 #ifndef SV_DATADIR
@@ -370,8 +371,8 @@ int main(int argc, char **argv)
         sv_admin_usage(stderr);
         return 1;
     }
-    if (sv_crypto_init() != SV_OK) {
-        fprintf(stderr, "%s: libsodium initialisation failed\n", sv_admin_prog);
+    if (sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
+        fprintf(stderr, "%s: libsodium or libcurl initialisation failed\n", sv_admin_prog);
         return 1;
     }
     cmd = argv[1];

@@ -20,6 +20,7 @@
 #include "crypto/sv_crypto.h"
 #include "crypto/sv_vault.h"
 #include "master/sv_identity.h"
+#include "platform/sv_http_client.h"
 #include "master/sv_pool.h"
 #include "worker/sv_worker.h"
 
@@ -65,8 +66,8 @@ int main(int argc, char **argv)
         sv_config_free(&cfg);
         return 1;
     }
-    if (sv_crypto_init() != SV_OK) {
-        fprintf(stderr, "streamvibe-fcgi: libsodium initialisation failed\n");
+    if (sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
+        fprintf(stderr, "streamvibe-fcgi: libsodium or libcurl initialisation failed\n");
         sv_config_free(&cfg);
         return 1;
     }

@@ -149,6 +149,8 @@ static const char *sv_phase_default_code(sv_dialect dialect, int status)
     if (dialect == SV_DIALECT_GOTRUE)
         return status >= 500 ? "unexpected_failure"
                : status == 429 ? "over_request_rate_limit" : "validation_failed";
+    if (dialect == SV_DIALECT_FUNCTIONS)
+        return status == 429 ? "rate_limited" : status >= 500 ? "unexpected_failure" : "bad_request";
     return status == 503 ? "PGRST000" : status == 429 ? "SV429" : NULL;
 }
 
@@ -158,15 +160,21 @@ static json_object *sv_phase_string(const char *s)
 }
 
 /* Writes ctx->err as the response: PostgREST's {"code","message",
- * "details","hint"} or GoTrue's {"code":status,"error_code","msg"}, then
- * any extra members, with the headers the error asks for. */
+ * "details","hint"}, GoTrue's {"code":status,"error_code","msg"} or, for
+ * /functions/v1, {"error":message,"code"} (what Supabase Edge Functions
+ * conventionally answer, and supabase-js hands to the app as the error's
+ * context), then any extra members, with the headers the error asks
+ * for. */
 static void sv_phase_error(sv_ctx *ctx, sv_dialect dialect)
 {
     sv_error *err = &ctx->err;
     const char *code = err->code ? err->code : sv_phase_default_code(dialect, err->status);
     json_object *obj = json_object_new_object();
 
-    if (dialect == SV_DIALECT_GOTRUE) {
+    if (dialect == SV_DIALECT_FUNCTIONS) {
+        json_object_object_add(obj, "error", json_object_new_string(err->message ? err->message : ""));
+        json_object_object_add(obj, "code", sv_phase_string(code));
+    } else if (dialect == SV_DIALECT_GOTRUE) {
         json_object_object_add(obj, "code", json_object_new_int(err->status));
         json_object_object_add(obj, "error_code", sv_phase_string(code));
         json_object_object_add(obj, "msg", json_object_new_string(err->message ? err->message : ""));
