@@ -59,8 +59,8 @@ sub hostile {
     }
     my $doc = eval { decode_json($res->content) };
     if (($res->header('Content-Type') // '') !~ /json/) {
-        ok($code == 400 || $code == 413, "$name: refused by nginx ($code)");
-    } elsif ($path !~ m{^/functions/v1/(credentials|oauth/[a-z_]+/(start|callback))}) {
+        ok($code == 400 || $code == 413 || $code == 414, "$name: refused by nginx ($code)");
+    } elsif ($path !~ m{^/functions/v1/(credentials|oauth/[^/]+/(start|callback))}) {
         ok(ref $doc eq 'HASH' && defined $doc->{message}, "$name: a JSON error (transport errors speak PostgREST's dialect)");
     } else {
         ok(ref $doc eq 'HASH' && defined $doc->{error} && defined $doc->{code}, "$name: {error, code}")
@@ -106,6 +106,11 @@ hostile(POST => $C, encode_json({ platform => 'youtube', access_token => $tok, p
 hostile(DELETE => "$C/..%2F..%2Fetc", undef, 'path tricks in DELETE', 404);
 hostile(DELETE => "$C/" . ('y' x 40), undef, 'a 40-character platform', 404);
 hostile(DELETE => "$C/you%00tube", undef, 'a NUL in the path');
+hostile(GET => '/functions/v1/oauth/myspace/start?redirect_to=https://app.example.com/', undef, 'OAuth for an unknown platform', 404);
+hostile(GET => '/functions/v1/oauth/YouTube/start?redirect_to=https://app.example.com/', undef, 'OAuth platform in capitals', 404);
+hostile(GET => '/functions/v1/oauth/youtube/start?redirect_to=' . 'https://app.example.com/' . ('a' x 2100), undef, 'a 2100-byte redirect_to', 400);
+hostile(GET => '/functions/v1/oauth/youtube/callback?state=' . ('A' x 3000) . '&code=x', undef, 'a 3000-byte state', 400);
+hostile(GET => '/functions/v1/oauth/youtube/callback?state=%ff%fe.%00&code=%ff', undef, 'binary state and code', 400);
 hostile(GET => '/functions/v1/nothing', undef, 'an unknown function', 404);
 
 # A user id in the body is ignored: the caller is the JWT's sub.

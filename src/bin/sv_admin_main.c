@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include "core/sv_config.h"
 #include "core/sv_err.h"
@@ -14,6 +15,7 @@
 #include "crypto/sv_jwt.h"
 #include "crypto/sv_vault.h"
 #include "db/sv_migrate.h"
+#include "platform/sv_credentials.h"
 #include "platform/sv_http_client.h"
 #include "platform/sv_vault_rotate.h"
 
@@ -45,6 +47,15 @@ static void sv_admin_usage(FILE *f)
             "      (N rows per transaction, default 100; safe while the pool serves\n"
             "      and when run twice at once; re-run it after an interruption), or\n"
             "      with --status count the rows each key id seals\n"
+            "  credentials token --user UUID --platform NAME [--rejected]\n"
+            "                    [--config FILE] [--database CONNINFO]\n"
+            "      get a valid access token for the user's platform the way the server\n"
+            "      and its jobs do (refreshing it at the provider when it expires within\n"
+            "      oauth_refresh_margin, or with --rejected as if the platform had just\n"
+            "      refused it) and print the outcome: never the token, only a\n"
+            "      fingerprint (the first 12 hex digits of its SHA-256). Exit 0 when\n"
+            "      a token is at hand, 2 when the credential is missing, inactive or\n"
+            "      expired (the user must connect again), 1 on other errors\n"
             "  help\n"
             "      show this text\n"
             "\n"
@@ -268,6 +279,99 @@ static int sv_admin_keygen(int argc, char **argv)
     return fflush(stdout) == 0 ? 0 : 1;
 }
 
+/* `credentials token`; argv[0] is "credentials". */
+static int sv_admin_credentials(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "user",     required_argument, NULL, 'u' },
+        { "platform", required_argument, NULL, 'p' },
+        { "rejected", no_argument,       NULL, 'r' },
+        { "config",   required_argument, NULL, 'c' },
+        { "database", required_argument, NULL, 'd' },
+        { "help",     no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *user = NULL, *platform = NULL, *config = NULL, *database = NULL;
+    int rejected = 0, c, rc = 1;
+    char err[1024];
+
+    if (argc < 2 || strcmp(argv[1], "token") != 0) {
+        fprintf(stderr, "%s credentials: expected the verb 'token'\n", sv_admin_prog);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    argc--;
+    argv++;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u': user = optarg; break;
+        case 'p': platform = optarg; break;
+        case 'r': rejected = 1; break;
+        case 'c': config = optarg; break;
+        case 'd': database = optarg; break;
+        case 'h': sv_admin_usage(stdout); return 0;
+        default:
+            fprintf(stderr, "%s credentials token: unknown or incomplete option '%s'\n", sv_admin_prog,
+                    argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind < argc || user == NULL || platform == NULL) {
+        fprintf(stderr, "%s credentials token: --user and --platform are required\n", sv_admin_prog);
+        return 1;
+    }
+    sv_config cfg;
+    sv_vault vault;
+    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK ||
+        sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s credentials token: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
+    if (database == NULL)
+        database = cfg.database_url;
+    sv_db db;
+    sv_arena arena;
+    sv_db_init(&db, database);
+    sv_arena_init(&arena, 16384);
+    sv_platform_env env = { .cfg = &cfg, .vault = &vault, .db = &db, .arena = &arena, .request_id = "-" };
+    sv_platform_token tok, cur;
+    sv_error e;
+    sv_error_init(&e);
+    int got = SV_OK;
+    const char *reject = NULL;
+    if (rejected) {
+        got = sv_platform_token_get(&env, user, platform, NULL, &cur, &e);
+        reject = got == SV_OK ? cur.access_token : NULL;
+    }
+    if (got == SV_OK)
+        got = sv_platform_token_get(&env, user, platform, reject, &tok, &e);
+    if (got == SV_OK) {
+        unsigned char h[crypto_hash_sha256_BYTES];
+        char hex[2 * sizeof(h) + 1];
+        crypto_hash_sha256(h, (const unsigned char *)tok.access_token, tok.len);
+        sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+        printf("status=ok source=%s expires_at=%lld fingerprint=%.12s\n", sv_token_source_name(tok.source),
+               tok.expires_at, hex);
+        rc = 0;
+    } else {
+        printf("status=error http_status=%d code=%s message=\"%s\"\n", e.status, e.code ? e.code : "-",
+               e.message ? e.message : "");
+        rc = e.status == 404 || e.status == 409 ? 2 : 1;
+    }
+    fflush(stdout);
+    sv_error_clear(&e);
+    sv_arena_free(&arena);   /* wipes the token */
+    sv_db_close(&db);
+    sv_vault_free(&vault);
+    sv_config_free(&cfg);
+    return rc;
+}
+
 /* `keys rotate`; argv[0] is "rotate". */
 static int sv_admin_keys_rotate(int argc, char **argv)
 {
@@ -384,6 +488,8 @@ int main(int argc, char **argv)
         return sv_admin_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
         return sv_admin_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "credentials") == 0)
+        return sv_admin_credentials(argc - 1, argv + 1);
     if (strcmp(cmd, "keygen") == 0)
         return sv_admin_keygen(argc - 1, argv + 1);
 

@@ -11,6 +11,7 @@ package FakeOAuth;
 use strict;
 use warnings;
 use JSON::PP;
+our @ports;
 use SV::Test qw(sv_srcdir sv_tempdir wait_until spawn_process stop_process slurp_file write_file register_cleanup);
 
 sub new {
@@ -23,6 +24,7 @@ sub new {
         $self->{client_id}, $self->{client_secret}], stdout => "$dir/stderr.log", stderr => "$dir/stderr.log");
     wait_until(sub { -s "$dir/port" }, 10) or die "fake OAuth provider did not start: " . (slurp_file("$dir/stderr.log") // '');
     $self->{port} = slurp_file("$dir/port");
+    push @ports, $self->{port};
     register_cleanup(sub { $self->stop });
     return $self;
 }
@@ -49,6 +51,33 @@ sub tokens   { $_[0]->lines('tokens.log') }
 sub revoked  { $_[0]->lines('revoked.log') }
 sub requests { $_[0]->lines('requests.log') }
 sub authorize_requests { map { decode_json($_) } $_[0]->lines('authorize.log') }
+# A browser following redirects from $start_path (requested through
+# nginx with %$headers, the app's Authorization and apikey); the provider
+# and the callback are requested without them, as a browser would. Stops
+# at the first URL outside nginx and the fake (the app), or after 10 hops.
+# Returns (final location or undef, [ [code, url], ... ]).
+sub browse {
+    my ($ngx, $start_path, $headers) = @_;
+    require LWP::UserAgent;
+    require HTTP::Request;
+    my $ua = LWP::UserAgent->new(max_redirect => 0, timeout => 30, env_proxy => 0);
+    $ua->no_proxy;
+    my $url = $ngx->url($start_path);
+    my @hops;
+    for my $i (0 .. 9) {
+        my $req = HTTP::Request->new(GET => $url);
+        if ($i == 0) { $req->header($_ => $headers->{$_}) for keys %{ $headers // {} } }
+        my $res = $ua->request($req);
+        push @hops, [$res->code, $url, $res];
+        return (undef, \@hops) unless $res->code =~ /^30[1237]$/;
+        my $loc = $res->header('Location') // return (undef, \@hops);
+        return ($loc, \@hops) unless $loc =~ m{^http://127\.0\.0\.1:(\d+)/} && ($1 == $ngx->port || grep { $_ == $1 } _ports());
+        $url = $loc;
+    }
+    return (undef, \@hops);
+}
+sub _ports { @FakeOAuth::ports }
+
 sub stop {
     my ($self) = @_;
     stop_process($self->{pid}, children => 1) if $self->{pid};

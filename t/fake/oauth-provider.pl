@@ -99,7 +99,7 @@ sub client_ok {
 
 sub failure {
     my ($c, $how, $grant) = @_;
-    append('calls.log', "$grant $how");
+    append('calls.log', "$grant $how") if $how ne 'ok';
     if ($how eq '500') { respond($c, 500, { 'Content-Type' => 'text/plain' }, 'upstream exploded'); return 1 }
     if ($how eq 'invalid_grant') {
         json_answer($c, 400, { error => 'invalid_grant', error_description => 'Token has been expired or revoked.' });
