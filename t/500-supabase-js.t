@@ -116,7 +116,11 @@ $pg->start;
 my ($rc, $out) = $pg->migrate;
 is($rc, 0, 'migrate') or do { diag($out); BAIL_OUT('migrate failed') };
 
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { jwt_secret => $jwt_secret });
+# A vault key, so the seed's Vault calls (step 8c) work.
+my $keydir = SV::Test::sv_tempdir(prefix => 'svjskey');
+run_command([SV::Test::sv_builddir() . '/streamvibe-admin', 'keygen', "$keydir/vault.key"], timeout => 30);
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+    conf => { jwt_secret => $jwt_secret, vault_key_file => "$keydir/vault.key" });
 $pool->start;
 my $ngx = SV::Test::Nginx->new(pool => $pool);
 $ngx->start;
