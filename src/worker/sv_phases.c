@@ -121,13 +121,9 @@ static int sv_phase_rate(sv_ctx *ctx)
 
     sv_rate_verdict v;
     sv_ratelimit_take(ctx->ratelimit, key, (size_t)n, interval, burst, sv_clock_mono_us(), &v);
-    char num[24];
-    snprintf(num, sizeof(num), "%d", v.limit);
-    sv_response_header(ctx->res, "RateLimit-Limit", num);
-    snprintf(num, sizeof(num), "%d", v.remaining);
-    sv_response_header(ctx->res, "RateLimit-Remaining", num);
-    snprintf(num, sizeof(num), "%ld", v.reset_s);
-    sv_response_header(ctx->res, "RateLimit-Reset", num);
+    sv_response_header_long(ctx->res, "RateLimit-Limit", v.limit);
+    sv_response_header_long(ctx->res, "RateLimit-Remaining", v.remaining);
+    sv_response_header_long(ctx->res, "RateLimit-Reset", v.reset_s);
     if (v.allowed)
         return SV_OK;
     ctx->err.retry_after = (int)v.retry_after_s;
