@@ -184,7 +184,9 @@ is($res->code, 405, 'DELETE without a platform: 405');
 $pool->conf(vault_key_file => '');
 $pool->reload;
 ok(wait_until(sub { $pool->log =~ /event=reload generation=2/ }), 'reloaded without a key');
-sleep 1;
+# Once the old generation's 2 workers are gone, no request reaches
+# one with the old configuration.
+ok(wait_until(sub { (() = $pool->log =~ /event=worker_exit [^\n]*generation=1\b/g) >= 2 }, 30), 'the old workers are gone');
 ($res, $doc) = call($hA, 'POST', '/functions/v1/credentials', { platform => 'youtube', access_token => 'x-' . rnd() });
 is($res->code, 503, 'storing without a key: 503');
 is($doc->{code}, 'vault_not_configured', 'vault_not_configured');

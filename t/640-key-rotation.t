@@ -94,7 +94,9 @@ $pool->conf(vault_key_file => "$keys/k2.key");
 $pool->conf(vault_old_key_files => "$keys/k1.key");
 $pool->reload;
 ok(wait_until(sub { $pool->log =~ /event=reload generation=2/ }), 'pool reloaded with key 2 current, key 1 old');
-sleep 0.5;
+# Once the old generation's 3 workers are gone, no request reaches
+# one with the old configuration.
+ok(wait_until(sub { (() = $pool->log =~ /event=worker_exit [^\n]*generation=1\b/g) >= 3 }, 30), 'the old workers are gone');
 write_file("$dir/rot.conf", "database_url = " . $pg->conninfo(user => 'authenticator') . "\n"
     . "vault_key_file = $keys/k2.key\nvault_old_key_files = $keys/k1.key\n");
 
@@ -199,7 +201,9 @@ like($out, qr/^done credentials=0 secrets=0 failed=0/m, 'running it again does n
 $pool->conf(vault_old_key_files => '');
 $pool->reload;
 ok(wait_until(sub { $pool->log =~ /event=reload generation=3/ }), 'pool reloaded without key 1');
-sleep 0.5;
+# Once the old generation's 3 workers are gone, no request reaches
+# one with the old configuration.
+ok(wait_until(sub { (() = $pool->log =~ /event=worker_exit [^\n]*generation=2\b/g) >= 3 }, 30), 'the old workers are gone');
 write_file("$dir/k2.conf", "database_url = " . $pg->conninfo(user => 'authenticator') . "\nvault_key_file = $keys/k2.key\n");
 my $ok = 0;
 for my $uid (@$users[0 .. 9]) {

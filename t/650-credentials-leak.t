@@ -130,6 +130,9 @@ $pool->conf(vault_key_file => "$keys/k2.key");
 $pool->conf(vault_old_key_files => "$keys/k1.key");
 $pool->reload;
 ok(wait_until(sub { $pool->log =~ /event=reload generation=2/ }), 'reloaded with key 2');
+# Once the old generation's 2 workers are gone, no request reaches
+# one with the old configuration.
+ok(wait_until(sub { (() = $pool->log =~ /event=worker_exit [^\n]*generation=1\b/g) >= 2 }, 30), 'the old workers are gone');
 my ($c, $o, $e) = run_command([$admin, 'keys', 'rotate', '--batch', '2', '--config', $pool->config_file,
     '--database', $pg->conninfo(user => 'postgres')]);
 push @seen, $o, $e;
