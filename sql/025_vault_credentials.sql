@@ -57,6 +57,9 @@ CREATE INDEX secrets_key_id_idx ON vault.secrets (key_id);
 CREATE TRIGGER secrets_set_updated_at BEFORE UPDATE ON vault.secrets
     FOR EACH ROW EXECUTE FUNCTION public.sv_set_updated_at();
 
+-- service_role only (it bypasses RLS); RLS on without a policy keeps
+-- every other role out even if someone grants the table later.
+ALTER TABLE vault.secrets ENABLE ROW LEVEL SECURITY;
 GRANT USAGE ON SCHEMA vault TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON vault.secrets TO service_role;
 

@@ -19,5 +19,8 @@ CREATE TABLE auth.platform_oauth_flows (
 );
 CREATE INDEX platform_oauth_flows_expires_idx ON auth.platform_oauth_flows (expires_at);
 
+-- Only the server (service_role, which bypasses RLS) touches it; RLS on
+-- and no policy means nobody else sees a row even if granted the table.
+ALTER TABLE auth.platform_oauth_flows ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON auth.platform_oauth_flows FROM PUBLIC, anon, authenticated;
 GRANT SELECT, INSERT, DELETE ON auth.platform_oauth_flows TO service_role;

@@ -251,7 +251,7 @@ my @all_content = sort ($c_pub, $c_privvis, $c_unl, $c_deleted, $c_on_priv, $c_o
 
     # Every table in public except the migrator's bookkeeping has RLS on.
     my $norls = $su->selectcol_arrayref(q{SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('public', 'auth') AND c.relkind = 'r' AND NOT c.relrowsecurity
+        WHERE n.nspname IN ('public', 'auth', 'vault') AND c.relkind = 'r' AND NOT c.relrowsecurity
           AND c.relname <> 'schema_migrations' ORDER BY 1});
     is_deeply($norls, [], 'RLS is enabled on every table');
 
