@@ -187,7 +187,7 @@ my @wrong = grep { my ($c, $u, $p, $f) = split; $c == 0 && !$known{"$u $p"}{$f} 
 is(scalar @wrong, 0, 'and returned a token that was stored for that user and platform');
 
 my @vreads = split /\n/, slurp_file("$dir/vreader") // '';
-ok(@vreads > 100, scalar(@vreads) . ' Vault secret reads through the pool during the rotation');
+ok(@vreads >= 10, scalar(@vreads) . ' Vault secret reads through the pool during the rotation');
 is(scalar(grep { $_ ne '200 right' } @vreads), 0, 'each answered 200 with the right secret');
 
 my $st = status("$dir/rot.conf");
