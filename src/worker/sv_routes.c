@@ -7,6 +7,7 @@
 #include "worker/sv_routes.h"
 
 #include "auth/sv_auth.h"
+#include "functions/sv_functions.h"
 #include "http/sv_http.h"
 #include "ops/sv_ops.h"
 #include "rest/sv_rest.h"
@@ -32,8 +33,24 @@ const sv_route sv_routes[] = {
     { "/rest/v1/", SV_GET, sv_rest_openapi, SV_AUTH_NONE, SV_RATE_DATA, SV_DIALECT_POSTGREST, NULL, NULL },
     { "/rest/v1/rpc/*", SV_GET | SV_POST, sv_rest_rpc, SV_AUTH_OPTIONAL, SV_RATE_DATA,
       SV_DIALECT_POSTGREST, "PGRST101", "Only GET and POST are allowed for functions" },
+    /* The seed's Vault calls: literal, so they beat rpc/ *. */
+    { "/rest/v1/rpc/vault.create_secret", SV_POST, sv_rest_vault_create_secret, SV_AUTH_SERVICE,
+      SV_RATE_DATA, SV_DIALECT_POSTGREST, "PGRST101", "Only POST is allowed for vault.create_secret" },
+    { "/rest/v1/rpc/vault.get_secret", SV_GET | SV_POST, sv_rest_vault_get_secret, SV_AUTH_SERVICE,
+      SV_RATE_DATA, SV_DIALECT_POSTGREST, "PGRST101", "Only GET and POST are allowed for functions" },
     { "/rest/v1/*", SV_GET | SV_POST | SV_PATCH | SV_DELETE, sv_rest_table, SV_AUTH_OPTIONAL,
       SV_RATE_DATA, SV_DIALECT_POSTGREST, NULL, NULL },
+
+    { "/functions/v1/credentials", SV_GET | SV_POST, sv_fn_credentials, SV_AUTH_USER,
+      SV_RATE_FUNCTIONS, SV_DIALECT_FUNCTIONS, NULL, NULL },
+    { "/functions/v1/credentials/*", SV_DELETE, sv_fn_credentials_delete, SV_AUTH_USER,
+      SV_RATE_FUNCTIONS, SV_DIALECT_FUNCTIONS, NULL, NULL },
+    { "/functions/v1/oauth/*/start", SV_GET, sv_fn_oauth_start, SV_AUTH_USER, SV_RATE_FUNCTIONS,
+      SV_DIALECT_FUNCTIONS, NULL, NULL },
+    /* Reached by the browser's redirect from the provider, without a
+     * token: the signed, single-use state says whose flow it is. */
+    { "/functions/v1/oauth/*/callback", SV_GET, sv_fn_oauth_callback, SV_AUTH_NONE,
+      SV_RATE_FUNCTIONS, SV_DIALECT_FUNCTIONS, NULL, NULL },
 };
 
 const size_t sv_routes_count = sizeof(sv_routes) / sizeof(sv_routes[0]);
