@@ -113,6 +113,15 @@ const char *sv_auth_ip(const sv_ctx *ctx)
     return sv_addr_is_ip(ctx->req->remote_addr) ? ctx->req->remote_addr : NULL;
 }
 
+const char *sv_auth_addr_key(const sv_ctx *ctx)
+{
+    char key[SV_ADDR_KEY_MAX];
+
+    if (!sv_addr_key(ctx->req->remote_addr, key, sizeof(key)))
+        return NULL;
+    return sv_arena_strdup(ctx->arena, key);
+}
+
 const char *sv_auth_user_agent(sv_ctx *ctx)
 {
     const char *ua = sv_request_header(ctx->req, "User-Agent");

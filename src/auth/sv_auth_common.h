@@ -38,6 +38,11 @@ char *sv_auth_email(sv_arena *arena, const char *in, size_t len);
  * per-address throttles), else NULL. */
 const char *sv_auth_ip(const sv_ctx *ctx);
 
+/* The key the client's address is throttled by (sv_addr_key: the
+ * address, or its /64 for IPv6), in the arena; NULL without an address.
+ * Login and signup use this same key. */
+const char *sv_auth_addr_key(const sv_ctx *ctx);
+
 /* The User-Agent header, cut to 512 bytes; NULL when absent. */
 const char *sv_auth_user_agent(sv_ctx *ctx);
 

@@ -77,7 +77,7 @@ static int sv_auth_password_grant(sv_ctx *ctx, json_object *body)
     const char *ip = sv_auth_ip(ctx);
     const char *max = sv_arena_printf(ctx->arena, "%d", ctx->cfg->login_max_failures);
     const char *window = sv_arena_printf(ctx->arena, "%d", ctx->cfg->login_window);
-    const char *bvalues[4] = { email, ip, max, window };
+    const char *bvalues[4] = { email, sv_auth_addr_key(ctx), max, window };
     PGresult *r = sv_auth_db(ctx, "login_begin", begin_sql, 4, bvalues);
     if (r == NULL)
         return SV_ERROR;

@@ -17,7 +17,7 @@ static int sv_auth_signup_allowed(sv_ctx *ctx)
 {
     static const char sql[] =
         "SELECT o_retry_after FROM auth.sv_signup_begin($1::inet, $2::int, $3::int)";
-    const char *ip = sv_auth_ip(ctx);
+    const char *ip = sv_auth_addr_key(ctx);
 
     if (ctx->cfg->signup_max_per_window <= 0 || ip == NULL)
         return SV_OK;
