@@ -152,6 +152,33 @@ void sv_auth_new_refresh(sv_arena *arena, const char **token, const char **hash)
     *hash = sv_auth_hash_token(arena, *token, strlen(*token));
 }
 
+void sv_auth_refresh_chain(sv_ctx *ctx, const char *token, size_t len, const char **tokens,
+                           const char **chain_sql)
+{
+    static const char domain[] = "streamvibe refresh token child\n";
+    const char *secret = ctx->cfg->jwt_secret;
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    sv_buf sql;
+
+    sv_buf_init(&sql, ctx->arena, SV_AUTH_REFRESH_CHAIN * 68);
+    sv_buf_puts(&sql, "{");
+    for (int i = 0; i < SV_AUTH_REFRESH_CHAIN; i++) {
+        crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)domain, sizeof(domain) - 1);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)token, len);
+        crypto_auth_hmacsha256_final(&st, mac);
+        tokens[i] = sv_jwt_b64url_encode(ctx->arena, mac, sizeof(mac));
+        token = tokens[i];
+        len = strlen(token);
+        sv_buf_printf(&sql, "%s%s", i ? "," : "", sv_auth_hash_token(ctx->arena, token, len));
+    }
+    sodium_memzero(&st, sizeof(st));
+    sodium_memzero(mac, sizeof(mac));
+    sv_buf_puts(&sql, "}");
+    *chain_sql = sql.data;
+}
+
 /* Copies member key of src into dst (a new reference), or def. */
 static void sv_auth_copy(json_object *dst, json_object *src, const char *key, json_object *def)
 {
