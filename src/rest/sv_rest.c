@@ -101,11 +101,20 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
         if (total >= 0 && page < total && !plan->single)
             status = 206;
     } else if (page >= 0) {
-        /* writes: how many rows the statement touched */
+        /* writes: how many rows the statement touched, as PostgREST
+         * says it: "0-(N-1)" for an update (and rpc rows), "*" for an
+         * insert or a delete; "/N" only with count=exact */
+        const char *tot = plan->count ? sv_arena_printf(req->arena, "%lld", page) : "*";
         sv_response_header(res, "Content-Range",
-                           page > 0 ? sv_arena_printf(req->arena, "0-%lld/%s", page - 1,
-                                                      plan->count ? sv_arena_printf(req->arena, "%lld", page) : "*")
-                                    : sv_arena_printf(req->arena, "*/%s", plan->count ? "0" : "*"));
+                           page > 0 && !plan->range_star
+                               ? sv_arena_printf(req->arena, "0-%lld/%s", page - 1, tot)
+                               : sv_arena_printf(req->arena, "*/%s", tot));
+        /* a merge upsert that inserted nothing only updated: 200 */
+        if (plan->resolution == 1 && total <= 0)
+            status = 200;
+    } else if (plan->range_star) {
+        /* an insert or delete that did not count its rows */
+        sv_response_header(res, "Content-Range", "*/*");
     }
     /* Preference-Applied: what PostgREST reports back of the Prefer header */
     sv_buf pa;

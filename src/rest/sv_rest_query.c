@@ -1003,6 +1003,26 @@ static void sv_rq_column_list(sv_buf *buf, const sv_rest_column **cols, int n, c
     }
 }
 
+/* PostgREST's count of the rows an upsert inserted (SqlFragment.hs,
+ * addConfigPgrstInserted): +1 for every row offered to the INSERT, -1
+ * for every one that conflicted and was updated instead, in the
+ * transaction-local setting pgrst.inserted. Both predicates are always
+ * true; they are there for their side effect. */
+#define SV_RQ_INSERTED_ADD \
+    "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting(" \
+    "'pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0'"
+#define SV_RQ_INSERTED_SUB \
+    "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting(" \
+    "'pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1'"
+#define SV_RQ_INSERTED_TOTAL \
+    "nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::bigint"
+
+static int sv_rq_column_cmp(const void *a, const void *b)
+{
+    const sv_rest_column *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
 static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, int n,
                        const sv_prefer *pf, sv_rest_plan *plan)
 {
@@ -1017,7 +1037,10 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     plan->single = sv_rq_wants_single(in->accept);
     plan->count = pf->count;
     int want_body = plan->return_mode == SV_REST_RETURN_REPRESENTATION;
-    int want_rows = want_body || pf->count || plan->single;
+    /* a merge upsert always counts its rows: 201 or 200 depends on them;
+     * an update too: its Content-Range is 0-(N-1) */
+    int merge = in->method == SV_HTTP_POST && pf->resolution == 1;
+    int want_rows = want_body || pf->count || plan->single || merge || in->method == SV_HTTP_PATCH;
 
     if (sv_rq_find(ps, n, "limit") || sv_rq_find(ps, n, "offset") || sv_rq_find(ps, n, "order"))
         return sv_rq_fail(q, 400, "PGRST100", "limit, offset and order are only supported on reads",
@@ -1071,6 +1094,8 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
                                 "LATERAL pg_catalog.json_populate_record(NULL::public.", pb);
             sv_rest_quote_ident(&sql, q->t->name);
             sv_buf_puts(&sql, ", _pgrst_j.v) _pgrst_b");
+            if (merge)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
         } else if (ncols > 0) {
             sv_buf_puts(&sql, " (");
             sv_rq_column_list(&sql, cols, ncols, NULL);
@@ -1079,9 +1104,13 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             sv_buf_printf(&sql, " FROM pg_catalog.json_populate_recordset(NULL::public.");
             sv_rest_quote_ident(&sql, q->t->name);
             sv_buf_printf(&sql, ", $%d::json) _pgrst_b", pb);
+            if (merge)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
         } else {
             /* no keys: every column takes its default, one row per object */
             sv_buf_printf(&sql, " SELECT FROM pg_catalog.json_array_elements($%d::json)", pb);
+            if (merge)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
         }
         if (pf->resolution) {
             const char *oc = sv_rq_find(ps, n, "on_conflict");
@@ -1109,26 +1138,29 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             sv_buf_puts(&sql, " ON CONFLICT (");
             sv_rq_column_list(&sql, target, nt, NULL);
             sv_buf_puts(&sql, ")");
-            int nset = 0;
-            if (pf->resolution == 1) {
+            /* PostgREST sets every column sent, the conflict target's
+             * too (sorted by name, QueryBuilder.hs): so "get or create"
+             * with only the target's columns returns the existing row,
+             * and the caller needs UPDATE on every column it sends, as
+             * on Supabase. Nothing sent: DO NOTHING. */
+            if (pf->resolution == 1 && ncols > 0) {
+                const sv_rest_column **sorted = sv_arena_alloc(q->arena, sizeof(*sorted) * (size_t)ncols);
+                memcpy(sorted, cols, sizeof(*sorted) * (size_t)ncols);
+                qsort(sorted, (size_t)ncols, sizeof(*sorted), sv_rq_column_cmp);
                 for (int i = 0; i < ncols; i++) {
-                    int is_target = 0;
-                    for (int j = 0; j < nt; j++)
-                        is_target |= target[j] == cols[i];
-                    if (is_target)
-                        continue;
-                    sv_buf_puts(&sql, nset ? ", " : " DO UPDATE SET ");
-                    sv_rest_quote_ident(&sql, cols[i]->name);
+                    sv_buf_puts(&sql, i ? ", " : " DO UPDATE SET ");
+                    sv_rest_quote_ident(&sql, sorted[i]->name);
                     sv_buf_puts(&sql, " = EXCLUDED.");
-                    sv_rest_quote_ident(&sql, cols[i]->name);
-                    nset++;
+                    sv_rest_quote_ident(&sql, sorted[i]->name);
                 }
-            }
-            if (nset == 0)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_SUB);
+            } else {
                 sv_buf_puts(&sql, " DO NOTHING");
+            }
             plan->resolution = pf->resolution;
         }
         plan->status = 201;
+        plan->range_star = 1;
     } else if (in->method == SV_HTTP_PATCH) {
         const sv_rest_column **cols;
         int ncols;
@@ -1187,6 +1219,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             sv_buf_append(&sql, where.data, where.len);
         }
         plan->status = want_body ? 200 : 204;
+        plan->range_star = 1;
     }
 
     if (want_rows) {
@@ -1196,7 +1229,8 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
         else
             sv_buf_puts(&sql, "1");
         sv_buf_puts(&sql, ")");
-        sv_rq_outer(&sql, NULL, want_body, plan->single && want_body, 1);
+        sv_rq_outer(&sql, merge ? SV_RQ_INSERTED_TOTAL : NULL, want_body,
+                    plan->single && want_body, 1);
     } else {
         /* a data-modifying CTE without RETURNING still runs to completion */
         sv_buf_puts(&sql, ") SELECT NULL::bigint, NULL::bigint, NULL::text");

@@ -12,7 +12,8 @@
  *     (limit/offset) and type names from a fixed cast whitelist.
  *
  * Every statement returns exactly one row of three columns:
- *   total bigint  (the count for Prefer: count=exact, else NULL)
+ *   total bigint  (reads: the count for Prefer: count=exact, else NULL;
+ *                  a merge-duplicates upsert: the rows it inserted)
  *   page  bigint  (rows returned / affected, NULL for scalar rpc results)
  *   body  text    (the JSON response body, NULL when none is wanted) */
 #ifndef SV_REST_QUERY_H
@@ -85,7 +86,10 @@ typedef struct sv_rest_plan {
     int          return_mode;        /* SV_REST_RETURN_* (writes) */
     int          has_body;           /* the body column carries the answer */
     int          is_read;            /* GET/HEAD: Content-Range describes a page */
-    int          resolution;         /* upsert: 1 merge-duplicates, 2 ignore-duplicates */
+    int          resolution;         /* upsert: 1 merge-duplicates, 2 ignore-duplicates;
+                                        with 1, total is the rows inserted (0: answer 200) */
+    int          range_star;         /* insert, delete: Content-Range is "*" + "/total",
+                                        PostgREST's contentRangeH 1 0 */
     long long    offset;             /* first row of the page (reads) */
 } sv_rest_plan;
 

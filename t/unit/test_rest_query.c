@@ -305,13 +305,39 @@ static void test_writes(void)
 
     is_int(run(SV_HTTP_POST, "on_conflict=id", "{\"id\":\"x\",\"title\":\"a\"}",
                "resolution=merge-duplicates,return=representation", NULL, NULL), SV_OK, "upsert");
-    ok(has("ON CONFLICT (\"id\") DO UPDATE SET \"title\" = EXCLUDED.\"title\" RETURNING"), "upsert SQL");
+    /* PostgREST: every column sent is set, the conflict target's too,
+     * sorted by name; the inserted rows are counted in pgrst.inserted */
+    ok(has("ON CONFLICT (\"id\") DO UPDATE SET \"id\" = EXCLUDED.\"id\", \"title\" = EXCLUDED.\"title\" "
+           "WHERE pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting("
+           "'pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1' RETURNING"), "upsert SQL");
+    ok(has("_pgrst_b WHERE pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting("
+           "'pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0' ON CONFLICT"),
+       "rows offered to the insert are counted");
+    ok(has("SELECT nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::bigint, pg_catalog.count(*)"),
+       "the inserted count is the total column");
+    is_int(plan.resolution, 1, "merge-duplicates");
+    is_int(plan.range_star, 1, "insert: Content-Range */…");
+    is_int(run(SV_HTTP_POST, "on_conflict=title,id", "{\"title\":\"a\",\"id\":\"x\"}",
+               "resolution=merge-duplicates,return=representation", NULL, NULL), SV_OK,
+           "get-or-create: only the conflict columns sent");
+    ok(has("DO UPDATE SET \"id\" = EXCLUDED.\"id\", \"title\" = EXCLUDED.\"title\" WHERE"),
+       "still DO UPDATE (returns the existing row), columns sorted");
+    ok(!has("DO NOTHING"), "not DO NOTHING");
+    is_int(run(SV_HTTP_POST, "on_conflict=id", "{}", "resolution=merge-duplicates", NULL, NULL), SV_OK,
+           "merge with nothing sent");
+    ok(has("ON CONFLICT (\"id\") DO NOTHING"), "nothing to set: DO NOTHING");
+    ok(has("RETURNING 1)"), "a merge without return= still counts its rows");
+    is_int(run(SV_HTTP_POST, "on_conflict=id", "[{\"id\":\"x\"}]", "resolution=merge-duplicates,missing=default",
+               NULL, NULL), SV_OK, "merge with missing=default");
+    ok(has("_pgrst_b WHERE pg_catalog.set_config('pgrst.inserted'"), "counted there too");
+    ok(sql_is_clean(), "balanced quotes");
     is_int(run(SV_HTTP_POST, "", "{\"id\":\"x\",\"title\":\"a\"}", "resolution=merge-duplicates", NULL, NULL),
            SV_OK, "upsert on the primary key");
     ok(has("ON CONFLICT (\"id\") DO UPDATE"), "primary key as the default target");
     is_int(run(SV_HTTP_POST, "on_conflict=id", "{\"id\":\"x\"}", "resolution=ignore-duplicates", NULL, NULL),
            SV_OK, "ignore-duplicates");
     ok(has("ON CONFLICT (\"id\") DO NOTHING"), "DO NOTHING");
+    ok(!has("pgrst.inserted"), "ignore-duplicates: nothing counted (always 201)");
     is_int(run(SV_HTTP_POST, "on_conflict=nope", "{\"id\":\"x\"}", "resolution=merge-duplicates", NULL, NULL),
            SV_ERROR, "unknown on_conflict column");
 
@@ -320,6 +346,7 @@ static void test_writes(void)
            "pg_catalog.json_populate_record(NULL::public.\"handle_content\", $2::json) _pgrst_b WHERE \"handle_content\".\"id\" = $1"),
        "patch SQL");
     is_int(plan.status, 204, "patch minimal: 204");
+    is_int(plan.range_star, 0, "patch: Content-Range 0-(N-1)");
     is_int(run(SV_HTTP_PATCH, "id=eq.1", "[{\"title\":\"b\"}]", NULL, NULL, NULL), SV_ERROR, "patch with an array");
     is_int(run(SV_HTTP_PATCH, "id=eq.1", "{\"title\":\"b\"}", "return=representation", NULL,
                "application/vnd.pgrst.object+json"), SV_OK, "patch single");
