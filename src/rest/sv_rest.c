@@ -14,6 +14,9 @@
  *   - limit/offset/order on PATCH and DELETE are refused (400) instead of
  *     being silently ignored.
  *   - Prefer: count=planned and count=estimated are answered exactly.
+ *   - POST to a STABLE or IMMUTABLE function runs read-write (PostgREST
+ *     runs it read-only; the function cannot write either way). GET and
+ *     HEAD run read-only, as in PostgREST.
  *   - The schema cache (sv_rest_schema.c) is loaded by each worker. */
 #include "rest/sv_rest.h"
 
@@ -58,7 +61,8 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
     sv_response *res = ctx->res;
     PGresult *r = NULL;
     if (sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
-                    plan->sql, plan->nparams, plan->params, &r) != SV_OK)
+                    plan->read_only ? SV_DB_READ_ONLY : 0, plan->sql, plan->nparams, plan->params,
+                    &r) != SV_OK)
         return sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sv_sqlstate_postgrest(ctx->arena, r, sv_ctx_is_anon(ctx), req->request_id, &ctx->err);
@@ -179,10 +183,7 @@ static int sv_rest_serve(sv_ctx *ctx, int rpc)
     if (rpc) {
         const sv_rest_function_def *f = sv_rest_schema_function(schema, name);
         if (f == NULL)
-            return sv_fail(&ctx->err, 404, "PGRST202",
-                           sv_arena_printf(ctx->arena,
-                                           "Could not find the function public.%.100s in the schema cache",
-                                           name));
+            return sv_rest_rpc_not_found(ctx->arena, name, &in, &ctx->err);
         rc = sv_rest_translate_rpc(ctx->arena, f, &in, &plan, &ctx->err);
     } else {
         const sv_rest_table_def *t = sv_rest_schema_table(schema, name);

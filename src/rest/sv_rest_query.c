@@ -1297,13 +1297,115 @@ static int sv_rq_rpc_arg(const sv_rest_function_def *f, const char *name)
     return -1;
 }
 
-static int sv_rq_rpc_unknown(sv_rq *q, const sv_rest_function_def *f, const char *name)
+static int sv_rq_str_cmp(const void *a, const void *b)
 {
-    return sv_rq_fail(q, 404, "PGRST202",
-                      sv_arena_printf(q->arena,
-                                      "Could not find the function public.%s(%.60s) in the schema cache",
-                                      f->name, name),
-                      NULL, NULL);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* names[0..n) sorted, without repeats, joined by ", " (PostgREST's
+ * Data.Set of argument names). Long lists and names are cut: the text
+ * goes into an error message. */
+static const char *sv_rq_name_list(sv_arena *arena, const char **names, int n)
+{
+    enum { SV_RQ_LIST_MAX = 32 };
+    const char **sorted = sv_arena_alloc(arena, sizeof(*sorted) * (size_t)(n + 1));
+    sv_buf buf;
+    int shown = 0;
+
+    memcpy(sorted, names, sizeof(*sorted) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(*sorted), sv_rq_str_cmp);
+    sv_buf_init(&buf, arena, 128);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
+            continue;
+        if (shown == SV_RQ_LIST_MAX) {
+            sv_buf_puts(&buf, ", ...");
+            break;
+        }
+        sv_buf_printf(&buf, "%s%.60s", shown ? ", " : "", sorted[i]);
+        shown++;
+    }
+    return buf.data;
+}
+
+/* PGRST202 worded as PostgREST's NoRpc (Error.hs): the message lists
+ * every argument sent, sorted; the details add the single json/jsonb
+ * parameter a JSON POST could also have meant; the hint names f's own
+ * parameters when the function exists (PostgREST's fuzzy match over
+ * overloads, of which we have one), else null. */
+static int sv_rq_rpc_not_found(sv_rq *q, const char *fname, const sv_rest_function_def *f,
+                               const char **names, int n, int json_post)
+{
+    const char *list = sv_rq_name_list(q->arena, names, n);
+    char *message = n == 0
+        ? sv_arena_printf(q->arena, "Could not find the function public.%.100s without parameters "
+                                    "in the schema cache", fname)
+        : sv_arena_printf(q->arena, "Could not find the function public.%.100s(%s) in the schema cache",
+                          fname, list);
+    char *details = sv_arena_printf(
+        q->arena, "Searched for the function public.%.100s%s%s%s, but no matches were found in the "
+                  "schema cache.",
+        fname, n == 0 ? " without parameters" : n == 1 ? " with parameter " : " with parameters ",
+        n == 0 ? "" : list, json_post ? " or with a single unnamed json/jsonb parameter" : "");
+    char *hint = NULL;
+    if (f != NULL)
+        hint = sv_arena_printf(q->arena, "Perhaps you meant to call the function public.%s(%s)", f->name,
+                               sv_rq_name_list(q->arena, f->arg_names, f->nargs));
+    return sv_rq_fail(q, 404, "PGRST202", message, details, hint);
+}
+
+/* The argument names a request sends: a POST body's keys (when it is a
+ * JSON object) or a GET's query parameter names. */
+static void sv_rq_rpc_names(sv_rq *q, const sv_rest_input *in, json_object *doc, const char ***out,
+                            int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (in->method == SV_HTTP_POST) {
+        if (doc == NULL || !json_object_is_type(doc, json_type_object))
+            return;
+        const char **names = sv_arena_alloc(q->arena, sizeof(*names) *
+                                                          (size_t)(json_object_object_length(doc) + 1));
+        json_object_object_foreach(doc, key, val) {
+            (void)val;
+            names[(*n)++] = key;
+        }
+        *out = names;
+    } else {
+        sv_qparam *ps;
+        int np;
+        sv_error saved = *q->err;
+        if (sv_rq_split_query(q, in->query, &ps, &np) != SV_OK) {
+            *q->err = saved;
+            return;
+        }
+        const char **names = sv_arena_alloc(q->arena, sizeof(*names) * (size_t)(np + 1));
+        for (int i = 0; i < np; i++)
+            names[i] = ps[i].key;
+        *out = names;
+        *n = np;
+    }
+}
+
+int sv_rest_rpc_not_found(sv_arena *arena, const char *name, const sv_rest_input *in, sv_error *err)
+{
+    sv_rq q;
+    sv_rest_plan plan;
+    sv_rest_table_def none = { name, NULL, 0, 0 };
+    json_object *doc = NULL;
+    const char **names;
+    int n;
+
+    sv_rq_start(&q, arena, &none, &plan, err);
+    if (in->method == SV_HTTP_POST && in->body != NULL && in->body_len > 0) {
+        const char *why;
+        if (sv_json_parse(in->body, in->body_len, &doc, &why) != SV_OK)
+            doc = NULL;
+    }
+    sv_rq_rpc_names(&q, in, doc, &names, &n);
+    int rc = sv_rq_rpc_not_found(&q, name, NULL, names, n, in->method == SV_HTTP_POST);
+    json_object_put(doc);
+    return rc;
 }
 
 int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
@@ -1315,6 +1417,8 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     int rc = SV_ERROR;
     json_object *doc = NULL;
     int first = 1;
+    int nargs = f->nargs > 0 ? f->nargs : 1;
+    char *given = NULL;
 
     sv_rq_start(&q, arena, &none, plan, err);
     sv_buf_init(&call, arena, 256);
@@ -1322,6 +1426,8 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     sv_buf_puts(&call, "public.");
     sv_rest_quote_ident(&call, f->name);
     sv_buf_puts(&call, "(");
+    given = sv_arena_alloc(arena, (size_t)nargs);
+    memset(given, 0, (size_t)nargs);
 
     if (in->method == SV_HTTP_POST) {
         if (in->body != NULL && in->body_len > 0) {
@@ -1333,10 +1439,9 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
             }
             json_object_object_foreach(doc, key, val) {
                 int i = sv_rq_rpc_arg(f, key);
-                if (i < 0) {
-                    sv_rq_rpc_unknown(&q, f, key);
-                    goto done;
-                }
+                if (i < 0)
+                    goto not_found;
+                given[i] = 1;
                 const char *text = NULL;
                 const char *type = f->arg_types[i];
                 if (val == NULL || json_object_is_type(val, json_type_null))
@@ -1361,7 +1466,8 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
         for (int k = 0; k < n; k++) {
             int i = sv_rq_rpc_arg(f, ps[k].key);
             if (i < 0)
-                return sv_rq_rpc_unknown(&q, f, ps[k].key);
+                goto not_found;
+            given[i] = 1;
             if (!first)
                 sv_buf_puts(&call, ", ");
             first = 0;
@@ -1371,6 +1477,10 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     } else {
         return sv_rq_fail(&q, 405, "PGRST101", "Only GET and POST are allowed for functions", NULL, NULL);
     }
+    /* a required argument left out: no function matches what was sent */
+    for (int i = 0; i < f->nargs - f->ndefaults; i++)
+        if (!given[i])
+            goto not_found;
     sv_buf_puts(&call, ")");
 
     if (f->returns_set) {
@@ -1388,7 +1498,19 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     plan->nparams = q.nparams;
     plan->has_body = in->method != SV_HTTP_HEAD;
     plan->status = 200;
+    /* PostgREST runs GET and HEAD on a function in a read-only
+     * transaction, whatever the function: a volatile one that writes
+     * fails there (25006, answered 405) instead of changing data on a
+     * request that must not. */
+    plan->read_only = in->method != SV_HTTP_POST;
     rc = SV_OK;
+    goto done;
+not_found: {
+        const char **names;
+        int n;
+        sv_rq_rpc_names(&q, in, doc, &names, &n);
+        sv_rq_rpc_not_found(&q, f->name, f, names, n, in->method == SV_HTTP_POST);
+    }
 done:
     json_object_put(doc);
     return rc;

@@ -382,6 +382,7 @@ static void test_rpc(void)
                          "{\"query\":\"a b\",\"max_results\":5}", 0 };
     in.body_len = strlen(in.body);
     is_int(sv_rest_translate_rpc(&arena, &f, &in, &plan, &err), SV_OK, "rpc POST");
+    ok(!plan.read_only, "POST rpc runs read-write");
     ok(has("FROM public.\"search_content\"(\"query\" => $1::text, \"max_results\" => $2::integer) _pgrst_s"),
        "named arguments");
     is_str(param(1), "a b", "string argument");
@@ -390,10 +391,45 @@ static void test_rpc(void)
     sv_rest_input g = { SV_HTTP_GET, "query=a+b&config=simple", NULL, NULL, NULL, NULL, NULL, 0 };
     is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_OK, "rpc GET");
     is_str(param(1), "a b", "query-string argument");
+    ok(plan.read_only, "GET rpc runs read-only");
     g.query = "nope=1";
     is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "unknown argument");
     is_int(err.status, 404, "404");
     is_str(err.code, "PGRST202", "PGRST202");
+    is_str(err.message, "Could not find the function public.search_content(nope) in the schema cache",
+           "one argument named");
+    is_str(err.details, "Searched for the function public.search_content with parameter nope, but no "
+                        "matches were found in the schema cache.", "details: parameter");
+    is_str(err.hint, "Perhaps you meant to call the function public.search_content(config, max_results, query)",
+           "hint: the function's own parameters, sorted");
+    g.query = "query=a&zeta=1&max_results=2";
+    is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "one unknown among known ones");
+    is_str(err.message, "Could not find the function public.search_content(max_results, query, zeta) in the "
+                        "schema cache", "PostgREST lists every argument sent, sorted");
+    is_str(err.details, "Searched for the function public.search_content with parameters max_results, query, "
+                        "zeta, but no matches were found in the schema cache.", "details: parameters");
+    g.query = "config=simple";
+    is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "a required argument missing");
+    is_str(err.code, "PGRST202", "is PGRST202 too");
+    is_str(err.message, "Could not find the function public.search_content(config) in the schema cache",
+           "missing required argument: message");
+    g.query = "";
+    is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "no argument at all");
+    is_str(err.message, "Could not find the function public.search_content without parameters in the schema cache",
+           "without parameters");
+    sv_rest_input p2 = { SV_HTTP_POST, "", NULL, NULL, NULL, NULL, "{\"b\":1,\"query\":\"x\",\"a\":2}", 0 };
+    p2.body_len = strlen(p2.body);
+    is_int(sv_rest_translate_rpc(&arena, &f, &p2, &plan, &err), SV_ERROR, "POST with unknown keys");
+    is_str(err.message, "Could not find the function public.search_content(a, b, query) in the schema cache",
+           "POST: every key, sorted");
+    is_str(err.details, "Searched for the function public.search_content with parameters a, b, query or with a "
+                        "single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
+           "POST details mention the single json parameter");
+    is_int(sv_rest_rpc_not_found(&arena, "nofn", &p2, &err), SV_ERROR, "unknown function");
+    is_int(err.status, 404, "unknown function: 404");
+    is_str(err.message, "Could not find the function public.nofn(a, b, query) in the schema cache",
+           "unknown function: arguments listed");
+    ok(err.hint == NULL, "unknown function: no hint");
     in.body = "{\"query\":null}";
     in.body_len = strlen(in.body);
     is_int(sv_rest_translate_rpc(&arena, &f, &in, &plan, &err), SV_OK, "null argument");
