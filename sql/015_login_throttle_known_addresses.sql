@@ -25,6 +25,9 @@ CREATE TABLE auth.login_known_addresses (
 CREATE INDEX login_known_addresses_time_idx ON auth.login_known_addresses (last_success_at);
 REVOKE ALL ON auth.login_known_addresses FROM PUBLIC, anon, authenticated;
 GRANT SELECT, INSERT, UPDATE, DELETE ON auth.login_known_addresses TO service_role;
+-- RLS without policies, as on the other auth tables (005): a second lock
+-- should a grant to clients ever be added by mistake.
+ALTER TABLE auth.login_known_addresses ENABLE ROW LEVEL SECURITY;
 
 CREATE OR REPLACE FUNCTION auth.sv_login_begin(p_email text, p_ip text, p_max int, p_window int,
                                                OUT o_retry_after int, OUT o_user_id uuid,
