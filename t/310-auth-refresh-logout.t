@@ -154,6 +154,11 @@ is($code, 403, 'global: every session ended');
 ($res, $doc) = refresh($d->{refresh_token});
 is($res->code, 400, 'global: refresh fails');
 
+# --- other grants -----------------------------------------------------------
+($res, $doc) = post('/auth/v1/token?grant_type=client_credentials', {});
+err_is($res, $doc, 400, 'invalid_credentials', 'an unsupported grant type (GoTrue answers invalid_credentials)');
+is($doc && $doc->{msg}, 'unsupported_grant_type', "GoTrue's message");
+
 # --- logout errors --------------------------------------------------------
 my $e = login('carol@example.com', 'carol password');
 $res = $ngx->request('POST', '/auth/v1/logout?scope=everyone', headers => { bearer($e->{access_token}) });

@@ -192,8 +192,8 @@ int sv_auth_token(sv_ctx *ctx)
     const char *grant = sv_request_query_param(ctx->req, "grant_type");
     int password = grant != NULL && strcmp(grant, "password") == 0;
     int refresh = grant != NULL && strcmp(grant, "refresh_token") == 0;
-    if (!password && !refresh)
-        return sv_fail(&ctx->err, 400, "validation_failed", "unsupported_grant_type");
+    if (!password && !refresh) /* GoTrue's code for it (api/token.go) */
+        return sv_fail(&ctx->err, 400, "invalid_credentials", "unsupported_grant_type");
     if (sv_auth_body(ctx, &body) != SV_OK)
         return SV_ERROR;
     int rc = password ? sv_auth_password_grant(ctx, body) : sv_auth_refresh_grant(ctx, body);
