@@ -154,9 +154,9 @@ ok(1, "unknown-email logins took ${t_unknown}s for 3");
 ($res, $doc) = post('/auth/v1/token?grant_type=password', { password => 'x' });
 gotrue_error($res, $doc, 400, 'validation_failed', 'login without email');
 ($res, $doc) = post('/auth/v1/token?grant_type=magic', { email => 'alice@example.com', password => 'x' });
-gotrue_error($res, $doc, 400, 'validation_failed', 'unknown grant_type');
+gotrue_error($res, $doc, 400, 'invalid_credentials', "unknown grant_type (GoTrue's code)");
 ($res, $doc) = post('/auth/v1/token', { email => 'alice@example.com', password => 'x' });
-gotrue_error($res, $doc, 400, 'validation_failed', 'no grant_type');
+gotrue_error($res, $doc, 400, 'invalid_credentials', 'no grant_type');
 $res = $ngx->request('GET', '/auth/v1/token?grant_type=password');
 is($res->code, 405, 'GET /token is 405');
 

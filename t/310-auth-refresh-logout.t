@@ -111,7 +111,11 @@ user_is($b->{access_token}, 200, 'the other session is untouched by a local logo
 is($res->code, 200, 'and can still refresh');
 $b = $doc;
 $res = $ngx->call('POST', '/auth/v1/logout?scope=local', token => $a->{access_token});
-is($res->code, 204, 'logging out twice is harmless');
+# GoTrue checks the session on /logout too; supabase-js treats 403 as
+# signed out already
+err_is($res, $ngx->json($res), 403, 'session_not_found', 'logging out twice: the session is gone');
+($code) = user_status($b->{access_token});
+is($code, 200, 'and nothing else was signed out');
 
 # --- logout (others) ------------------------------------------------------
 my $c = login('carol@example.com', 'carol password');
@@ -129,6 +133,11 @@ user_is($d->{access_token}, 403, 'global: every session ended');
 ($res, $doc) = refresh($d->{refresh_token});
 is($res->code, 400, 'global: refresh fails');
 
+# --- other grants -----------------------------------------------------------
+($res, $doc) = post('/auth/v1/token?grant_type=client_credentials', {});
+err_is($res, $doc, 400, 'invalid_credentials', 'an unsupported grant type (GoTrue answers invalid_credentials)');
+is($doc && $doc->{msg}, 'unsupported_grant_type', "GoTrue's message");
+
 # --- logout errors --------------------------------------------------------
 my $e = login('carol@example.com', 'carol password');
 $res = $ngx->call('POST', '/auth/v1/logout?scope=everyone', token => $e->{access_token});
@@ -136,7 +145,7 @@ err_is($res, $ngx->json($res), 400, 'validation_failed', 'bad scope');
 $res = $ngx->request('POST', '/auth/v1/logout');
 err_is($res, $ngx->json($res), 401, 'no_authorization', 'logout without a token');
 $res = $ngx->call('POST', '/auth/v1/logout', token => 'garbage');
-err_is($res, $ngx->json($res), 401, 'bad_jwt', 'logout with a garbage token');
+err_is($res, $ngx->json($res), 403, 'bad_jwt', 'logout with a garbage token');
 
 # --- another user's tokens --------------------------------------------------
 ($res, my $dave) = post('/auth/v1/signup', { email => 'dave@example.com', password => 'dave password' });

@@ -5,16 +5,23 @@
 # over_request_rate_limit) with Retry-After, even for the right password,
 # the same for known and unknown emails, and parallel guesses cannot slip
 # past the limit (state is in PostgreSQL, shared by all workers). One
-# address trying many accounts is stopped at 4x the limit and one account
-# tried from many addresses at 10x, so a stranger cannot lock an owner
-# out with a handful of wrong passwords.
+# address trying many accounts is stopped at 4x the limit. An account
+# tried from many addresses (10x the limit) is never locked for its
+# owner: an address it has signed in from keeps the normal limit, and any
+# other address gets one try per window, so ten addresses cannot keep the
+# right password refused from an eleventh. An IPv6 client is counted by
+# its /64, so it cannot escape the limits by moving inside it (the
+# requests go straight to the pool's FastCGI socket with REMOTE_ADDR set,
+# as nginx only listens on 127.0.0.1 here).
 
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
 use LWP::UserAgent;
-use SV::Test qw(:DEFAULT run_parallel);
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
+use SV::Test qw(:DEFAULT run_parallel fcgi_ask);
 use SV::Test::Stack;
 
 my $s = SV::Test::Stack->new(workers => 3,
@@ -83,6 +90,66 @@ $codes{$_}++ for run_parallel(8, sub {
 is($codes{400} // 0, 3, '8 parallel guesses: exactly 3 were checked');
 is($codes{429} // 0, 5, 'the other 5 were throttled');
 
+# --- IPv6: one /64 is one client ---------------------------------------------------
+sub fcgi_login {
+    my ($addr, $email, $pw) = @_;
+    my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM(), Peer => $pool->socket) or die "connect: $!";
+    my $text = fcgi_ask($sock, '/auth/v1/token?grant_type=password', method => 'POST', remote_addr => $addr,
+        body => encode_json({ email => $email, password => $pw }), timeout => 20);
+    close $sock;
+    my ($status) = ($text // '') =~ /^Status: (\d+)/m;
+    return $status // 200;
+}
+forget_attempts();
+is(fcgi_login("2001:db8:5:6::$_", 'victim@example.com', "v6 guess $_"), 400, "IPv6 failure $_, from 2001:db8:5:6::$_")
+    for 1 .. 3;
+is(fcgi_login('2001:db8:5:6:ffff::9', 'victim@example.com', 'victim password'), 429,
+   'another address of the same /64: throttled like the first (one client)');
+is(fcgi_login('2001:db8:5:7::1', 'victim@example.com', 'victim password'), 200,
+   'the next /64 is another client');
+is($su->selectrow_array(q{SELECT count(*) FROM auth.login_attempts WHERE key = 'ip:2001:db8:5:6::/64'}), 3,
+   "the address is counted as its /64 (the server's key, as for signups)");
+
+# --- many addresses cannot lock the owner out (from 127.0.0.x) ----------------
+sub login_from {
+    my ($addr, $email, $pw) = @_;
+    my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 30, env_proxy => 0, local_address => $addr);
+    return $ngx->request('POST', '/auth/v1/token?grant_type=password', ua => $ua,
+        body => encode_json({ email => $email, password => $pw }));
+}
+sub attack {
+    my ($first) = @_;
+    my %codes;
+    for my $a ($first .. $first + 9) {
+        $codes{ login_from("127.0.0.$a", 'victim@example.com', "guess $_")->code }++ for 1 .. 3;
+    }
+    return \%codes;
+}
+forget_attempts();
+is(login_from('127.0.0.2', 'victim@example.com', 'victim password')->code, 200,
+   'the owner signs in from 127.0.0.2 (now a familiar address)');
+is_deeply(attack(11), { 400 => 30 }, 'ten addresses, three wrong passwords each: 30 failures on the account');
+$res = login_from('127.0.0.2', 'victim@example.com', 'victim password');
+is($res->code, 200, 'the owner still signs in from the familiar address') or diag $res->as_string;
+
+is_deeply(attack(31), { 400 => 30 }, 'the account under attack again (30 more failures)');
+$res = login_from('127.0.0.21', 'victim@example.com', 'victim password');
+is($res->code, 200, 'the owner signs in from an eleventh, never seen address') or diag $res->as_string;
+
+is_deeply(attack(41), { 400 => 30 }, 'and again');
+is(login_from('127.0.0.22', 'victim@example.com', 'wrong again')->code, 400,
+   'a new address gets one try while the account is under attack');
+$res = login_from('127.0.0.22', 'victim@example.com', 'victim password');
+is($res->code, 429, 'only one: the next is 429, so an attacker gets one guess per address per window')
+    or diag $res->as_string;
+like($res->header('Retry-After') // '', qr/^\d+$/, 'with Retry-After');
+is(login_from('127.0.0.22', 'someone@example.com', 'whatever pw')->code, 400,
+   'that address may still try another account');
+is(login_from('127.0.0.23', 'victim@example.com', 'victim password')->code, 200,
+   'the owner from yet another new address: in');
+is($su->selectrow_array(q{SELECT count(*) FROM auth.login_known_addresses WHERE key LIKE 'email:victim@example.com ip:127.%'}), 4,
+   'the familiar addresses are remembered (127.0.0.1 of the sections above, .2, .21, .23)');
+
 # --- per account and per address, independently (SQL level) -----------------
 forget_attempts();
 my $dbh = $pg->dbh(user => 'postgres');
@@ -99,8 +166,12 @@ is($retry->("m$_\@example.com", '10.0.0.1'), 0, "address across accounts, attemp
 ok($retry->('n@example.com', '10.0.0.1') > 0, 'an address trying many accounts is throttled at 4x the limit');
 # one account from many addresses: 10 x 3 = 30 (d@ from 30 addresses)
 is($retry->('d@example.com', "10.1.0.$_"), 0, "account from address $_") for 1 .. 30;
-ok($retry->('d@example.com', '10.1.0.99') > 0, 'an account tried from many addresses is throttled at 10x the limit');
+is($retry->('d@example.com', '10.1.0.99'), 0, 'an account tried from many addresses: a new address still gets a try');
+ok($retry->('d@example.com', '10.1.0.99') > 0, 'but only one per window');
 is($retry->('e@example.com', '10.1.0.99'), 0, 'that address may still try another account');
+$su->do(q{INSERT INTO auth.login_known_addresses (key) VALUES ('email:d@example.com ip:10.1.0.200')});
+is($retry->('d@example.com', '10.1.0.200'), 0, "a familiar address keeps the normal limit ($_)") for 1 .. 3;
+ok($retry->('d@example.com', '10.1.0.200') > 0, 'up to it');
 $dbh->do('RESET ROLE');
 my $anon = $pg->dbh(user => 'postgres');
 $anon->do('SET ROLE anon');

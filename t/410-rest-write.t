@@ -1,8 +1,12 @@
 #!/usr/bin/perl
 # /rest/v1 writes through nginx: POST (object, bulk, columns=, return=
-# minimal/representation, .single()), upsert (merge/ignore duplicates),
-# PATCH recording content_edit_history as 'user', DELETE as soft delete
-# for content, 409 for a handle that has content, the handle quota (429).
+# minimal/representation, .single()), upsert (merge/ignore duplicates) as
+# PostgREST does it (every column sent is updated, the conflict columns
+# too, so "get or create" returns the existing row and needs UPDATE on
+# them; 200 when nothing was inserted), PATCH recording
+# content_edit_history as 'user', DELETE as soft delete for content, 409
+# for a handle that has content, the handle quota (429), and PostgREST's
+# Content-Range on writes (*/* for POST and DELETE, 0-(N-1)/* for PATCH).
 
 use strict;
 use warnings;
@@ -19,6 +23,7 @@ my $su = $s->su;
 my $A = $s->user('a@example.com');
 my $yt = $s->platform('youtube');
 my %A = (Authorization => 'Bearer ' . $s->jwt(user => $A, email => "$A\@example.com"));
+my %S = (Authorization => 'Bearer ' . $s->jwt(role => 'service_role'));
 sub call { my ($method, $path, $body, %h) = @_; $ngx->call($method, $path, headers => { %A, %h }, body => $body) }
 sub one { scalar $su->selectrow_array(@_) }
 my @rep = (Prefer => "return=representation");
@@ -27,6 +32,7 @@ my @rep = (Prefer => "return=representation");
 my ($res, $doc) = call('POST', '/rest/v1/account_handles',
     { platform_id => $yt, handle => '@Alice', display_name => 'Alice' }, @rep);
 is($res->code, 201, 'insert handle: 201') or diag $res->as_string;
+is($res->header('Content-Range'), '*/*', "insert: Content-Range */* (PostgREST's, not 0-0/*)");
 is(ref $doc, 'ARRAY', 'representation is an array');
 is($doc->[0]{handle}, 'alice', 'trigger-normalised handle returned');
 is($doc->[0]{user_id}, $A, 'user_id defaulted to the caller');
@@ -35,6 +41,7 @@ my $h1 = $doc->[0]{id};
 ($res, $doc) = call('POST', '/rest/v1/account_handles', { platform_id => $yt, handle => 'second' });
 is($res->code, 201, 'return=minimal (default): 201');
 is($res->content, '', 'minimal: no body');
+is($res->header('Content-Range'), '*/*', 'minimal insert: Content-Range */*');
 
 ($res, $doc) = call('POST', '/rest/v1/account_handles?select=handle',
     { platform_id => $yt, handle => 'third' }, @rep, Accept => 'application/vnd.pgrst.object+json');
@@ -52,6 +59,7 @@ is($doc->{code}, 'PT429', 'quota error code');
       { handle_id => $h1, platform_content_id => 'c2', title => 'Second', tags => [] },
       { handle_id => $h1, platform_content_id => 'c3', title => 'Third', tags => [] } ], @rep);
 is($res->code, 201, 'bulk insert: 201') or diag $res->content;
+is($res->header('Content-Range'), '*/*', 'bulk insert: Content-Range */*');
 is(scalar @{ $doc // [] }, 3, 'three rows back');
 is_deeply($doc->[0]{tags}, ['a', 'b'], 'array column from a JSON array');
 is($doc->[0]{user_id}, $A, 'content user_id defaulted');
@@ -83,19 +91,61 @@ is($res->code, 409, 'unique violation: 409');
 is($doc->{code}, '23505', 'code 23505');
 ($res, $doc) = call('POST', '/rest/v1/handle_content', { handle_id => $h1, platform_content_id => 'cnt', view_count => 99 });
 is($res->code, 403, 'column without INSERT grant: 403');
-is($doc->{code}, '42501', 'code 42501');
+is((ref $doc eq 'HASH' ? $doc : {})->{code}, '42501', 'code 42501');
 
 # --- upsert ----------------------------------------------------------------------------
+# A user may not update handle_id or platform_content_id, and PostgREST
+# sets every column sent: so a merge upsert on them is refused, as on
+# Supabase, whether or not a row conflicts.
+my $c1_title = one(q{SELECT title FROM handle_content WHERE id = ?}, undef, $c1);
 ($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id&select=platform_content_id,title',
     [ { handle_id => $h1, platform_content_id => 'c1', title => 'First (edited)' },
       { handle_id => $h1, platform_content_id => 'c9', title => 'Ninth' } ],
     Prefer => 'return=representation,resolution=merge-duplicates');
-is($res->code, 201, 'upsert: 201') or diag $res->content;
+is($res->code, 403, 'merge upsert by a user who may not update the conflict columns: 403') or diag $res->content;
+is((ref $doc eq 'HASH' ? $doc : {})->{code}, '42501', '42501, as on Supabase');
+is(one(q{SELECT title FROM handle_content WHERE id = ?}, undef, $c1), $c1_title, 'nothing changed');
+is(one(q{SELECT count(*) FROM handle_content WHERE platform_content_id = 'c9'}), 0, 'nothing inserted');
+
+# The service role may update every column: an upsert that inserts is 201,
+# one that only updates is 200 (PostgREST counts the inserted rows).
+my @svc = (Prefer => 'return=representation,resolution=merge-duplicates');
+($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id&select=platform_content_id,title',
+    [ { handle_id => $h1, platform_content_id => 'c1', title => 'First (edited)' },
+      { handle_id => $h1, platform_content_id => 'c9', title => 'Ninth' } ], @svc, %S);
+is($res->code, 201, 'upsert that inserts a row: 201') or diag $res->content;
+is($res->header('Content-Range'), '*/*', 'upsert: Content-Range */*');
 is_deeply([sort map { "$_->{platform_content_id}=$_->{title}" } @{ $doc // [] }],
     ['c1=First (edited)', 'c9=Ninth'], 'upsert updated one row and inserted one');
 is(one(q{SELECT count(*) FROM handle_content WHERE handle_id = ?}, undef, $h1), 5, 'no duplicate rows');
-is(one(q{SELECT count(*) FROM content_edit_history WHERE content_id = ? AND field_name = 'title' AND changed_by = 'user'}, undef, $c1),
-    1, 'upsert update recorded in history');
+($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id&select=title',
+    { handle_id => $h1, platform_content_id => 'c9', title => 'Ninth (edited)' }, @svc, %S);
+is($res->code, 200, 'upsert that only updates: 200') or diag $res->content;
+is_deeply($doc, [{ title => 'Ninth (edited)' }], 'the updated row');
+($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id',
+    { handle_id => $h1, platform_content_id => 'c9', title => 'Ninth (again)' },
+    Prefer => 'resolution=merge-duplicates', %S);
+is($res->code, 200, 'the same with return=minimal: 200') or diag $res->content;
+is($res->content, '', 'no body');
+is(one(q{SELECT title FROM handle_content WHERE platform_content_id = 'c9'}), 'Ninth (again)', 'updated');
+($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id',
+    { handle_id => $h1, platform_content_id => 'c10', title => 'Tenth' },
+    Prefer => 'resolution=merge-duplicates', %S);
+is($res->code, 201, 'minimal upsert that inserts: 201') or diag $res->content;
+$su->do(q{DELETE FROM handle_content WHERE platform_content_id = 'c10'});
+
+# "Get or create": only the conflict columns sent. PostgREST still writes
+# DO UPDATE (of those columns), so the existing row comes back.
+my $get_or_create = "/rest/v1/account_handles?on_conflict=user_id,platform_id,handle&select=id";
+my @goc = (Prefer => 'resolution=merge-duplicates, return=representation', Accept => 'application/vnd.pgrst.object+json');
+($res, $doc) = call('POST', $get_or_create, { user_id => $A, platform_id => $yt, handle => 'alice' }, @goc, %S);
+is($res->code, 200, 'get-or-create of an existing handle: 200 (nothing inserted)') or diag $res->content;
+is_deeply($doc, { id => $h1 }, '.upsert().select().single() returns the existing row');
+($res, $doc) = call('POST', $get_or_create, { user_id => $A, platform_id => $yt, handle => 'alice' }, @goc);
+is($res->code, 403, 'the same by the user: 403 (user_id and platform_id are not updatable), as on Supabase')
+    or diag $res->content;
+is((ref $doc eq 'HASH' ? $doc : {})->{code}, '42501', 'code 42501');
+
 ($res, $doc) = call('POST', '/rest/v1/handle_content?on_conflict=handle_id,platform_content_id',
     { handle_id => $h1, platform_content_id => 'c2', title => 'ignored' },
     Prefer => 'return=representation, resolution=ignore-duplicates');
@@ -107,6 +157,7 @@ is(one(q{SELECT title FROM handle_content WHERE id = ?}, undef, $c2), 'Second', 
 ($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c2&select=title,description,tags",
     { title => 'Second!', description => 'now described', tags => ['x'] }, @rep);
 is($res->code, 200, 'PATCH with representation: 200') or diag $res->content;
+is($res->header('Content-Range'), '0-0/*', 'PATCH: Content-Range 0-(N-1)/*');
 is_deeply($doc, [{ title => 'Second!', description => 'now described', tags => ['x'] }], 'updated row');
 my $hist = $su->selectall_arrayref(q{SELECT field_name, old_value, new_value, changed_by FROM content_edit_history
     WHERE content_id = ? ORDER BY field_name}, { Slice => {} }, $c2);
@@ -121,6 +172,9 @@ is_deeply([map { "$_->{field_name}:$_->{changed_by}" } @{ $doc // [] }],
 
 ($res, $doc) = call('PATCH', "/rest/v1/handle_content?handle_id=eq.$h1", { visibility => 'unlisted' });
 is($res->code, 204, 'PATCH minimal: 204');
+is($res->header('Content-Range'), '0-4/*', 'PATCH minimal: Content-Range 0-(N-1)/* too');
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?handle_id=eq.$h1", { visibility => 'unlisted' }, Prefer => 'count=exact');
+is($res->header('Content-Range'), '0-4/5', 'PATCH with count=exact: 0-(N-1)/N');
 is(one(q{SELECT count(*) FROM handle_content WHERE handle_id = ? AND visibility = 'unlisted'}, undef, $h1), 5, 'all filtered rows updated');
 
 ($res, $doc) = call('PATCH', "/rest/v1/handle_content?handle_id=eq.$h1", { visibility => 'private' },
@@ -140,6 +194,7 @@ is($res->code, 400, 'PATCH with an array body: 400');
 # --- DELETE -----------------------------------------------------------------------------------
 ($res, $doc) = call('DELETE', "/rest/v1/handle_content?id=eq.$c2&select=id,deleted_at", undef, @rep);
 is($res->code, 200, 'DELETE content with representation: 200') or diag $res->content;
+is($res->header('Content-Range'), '*/*', 'DELETE: Content-Range */*');
 is($doc->[0]{id}, $c2, 'deleted row returned');
 ok(defined $doc->[0]{deleted_at}, 'deleted_at set');
 is(one(q{SELECT count(*) FROM handle_content WHERE id = ?}, undef, $c2), 1, 'soft delete: the row still exists');
@@ -162,7 +217,7 @@ is(one(q{SELECT count(*) FROM account_handles WHERE id = ?}, undef, $h1), 1, 'ha
 
 ($res, $doc) = call('DELETE', "/rest/v1/account_handles?id=eq.$h3", undef, Prefer => 'count=exact');
 is($res->code, 204, 'DELETE handle without content: 204');
-is($res->header('Content-Range'), '0-0/1', 'one row deleted');
+is($res->header('Content-Range'), '*/1', 'one row deleted: */1, as PostgREST says it');
 is(one(q{SELECT count(*) FROM account_handles WHERE id = ?}, undef, $h3), 0, 'gone');
 ($res, $doc) = call('POST', '/rest/v1/account_handles', { platform_id => $yt, handle => 'fourth' });
 is($res->code, 201, 'quota freed by the delete');

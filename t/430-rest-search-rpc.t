@@ -2,7 +2,9 @@
 # Search and functions through /rest/v1: the seed's textSearch() filter,
 # rpc/search_content ranking (title > description > tags) with <b>
 # snippets and RLS applied, rpc/check_quota (a JSON scalar, as supabase-js
-# rpc() expects) and rpc/quota_status; only whitelisted functions exist.
+# rpc() expects) and rpc/quota_status; only whitelisted functions exist;
+# PGRST202 worded as PostgREST's; GET and HEAD run in a read-only
+# transaction (a function that writes: 405, 25006).
 
 use strict;
 use warnings;
@@ -76,8 +78,18 @@ is_deeply([map { $_->{id} } @$doc], [$c{g}], 'GET with query-string arguments');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'x', nope => 1 });
 is($res->code, 404, 'unknown argument: 404');
 is($doc->{code}, 'PGRST202', 'PGRST202 for an unknown argument');
+is($doc->{message}, 'Could not find the function public.search_content(nope, query) in the schema cache',
+   'the message lists every argument sent, sorted, as PostgREST');
+is($doc->{details}, 'Searched for the function public.search_content with parameters nope, query or with a '
+                  . 'single unnamed json/jsonb parameter, but no matches were found in the schema cache.', 'details');
+is($doc->{hint}, 'Perhaps you meant to call the function public.search_content(config, max_results, query)', 'hint');
+($res, $doc) = call('GET', '/rest/v1/rpc/search_content?query=x&zzz=1');
+is($doc->{message}, 'Could not find the function public.search_content(query, zzz) in the schema cache', 'GET: the same');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', {});
 is($res->code, 404, 'missing required argument: 404 (no such function signature)') or diag $res->content;
+is($doc->{code}, 'PGRST202', 'PGRST202');
+is($doc->{message}, 'Could not find the function public.search_content without parameters in the schema cache',
+   'without parameters');
 
 # --- quota rpcs ---------------------------------------------------------------------------
 ($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'syncs', _amount => 1 }, %A);
@@ -111,7 +123,47 @@ for my $fn (qw(sv_quota_spend sv_rest_expect_one pg_sleep delete_user)) {
     ($res, $doc) = call('POST', "/rest/v1/rpc/$fn", { _user_id => $A }, %A);
     is($res->code, 404, "rpc/$fn is not exposed");
     is($doc->{code}, 'PGRST202', "rpc/$fn: PGRST202");
+    is($doc->{message}, "Could not find the function public.$fn(_user_id) in the schema cache", "rpc/$fn: message");
 }
+
+# --- GET and HEAD on an rpc run read-only, as in PostgREST -------------------------------------
+my %S = (Authorization => 'Bearer ' . $s->jwt(role => 'service_role'));
+my $spent = sub { scalar $su->selectrow_array(q{SELECT current_syncs_count FROM subscription_settings WHERE user_id = ?}, undef, $A) };
+my $before = $spent->();
+($res, $doc) = call('GET', "/rest/v1/rpc/increment_quota?_user_id=$A&_quota_type=syncs", undef, %S);
+is($res->code, 405, 'GET on a function that writes: 405') or diag $res->content;
+$doc = {} unless ref $doc eq 'HASH';
+is($doc->{code}, '25006', "PostgreSQL's read_only_sql_transaction");
+like($doc->{message} // '', qr/read-only transaction/, "PostgreSQL's message");
+ok(exists $doc->{details} && exists $doc->{hint}, 'PostgREST error shape');
+($res, $doc) = call('GET', "/rest/v1/rpc/increment_quota?_user_id=$A&_quota_type=syncs&_amount=2", undef, %S);
+is($res->code, 405, 'again: 405');
+$res = $ngx->request('HEAD', "/rest/v1/rpc/increment_quota?_user_id=$A&_quota_type=syncs", headers => \%S);
+is($res->code, 405, 'HEAD: 405');
+is($spent->(), $before, 'GET and HEAD spent no quota');
+is(scalar $su->selectrow_array(q{SELECT count(*) FROM quota_usage_history WHERE quota_type = 'syncs'}), 0, 'and logged none');
+($res, $doc) = call('POST', '/rest/v1/rpc/increment_quota', { _user_id => $A, _quota_type => 'syncs' }, %S);
+is($res->code, 200, 'POST runs read-write') or diag $res->content;
+is($res->content, 'true', 'and spends');
+is($spent->(), $before + 1, 'once');
+($res, $doc) = call('GET', "/rest/v1/rpc/check_quota?_user_id=$A&_quota_type=syncs", undef, %A);
+is($res->code, 200, 'GET on a function that only reads: 200') or diag $res->content;
+$su->do(q{UPDATE subscription_settings SET current_syncs_count = max_syncs_per_month,
+          resets_at = now() - interval '1 day' WHERE user_id = ?}, undef, $A);
+($res, $doc) = call('GET', "/rest/v1/rpc/check_quota?_user_id=$A&_quota_type=syncs", undef, %A);
+is($res->code, 200, 'GET check_quota with a reset due: 200 (it resets only when it may write)') or diag $res->content;
+is($res->content, 'true', 'answered from the effective usage');
+is($spent->(), scalar $su->selectrow_array(q{SELECT max_syncs_per_month FROM subscription_settings WHERE user_id = ?}, undef, $A),
+   'and nothing was written');
+($res, $doc) = call('POST', '/rest/v1/rpc/check_quota', { _user_id => $A, _quota_type => 'syncs' }, %A);
+is($res->content, 'true', 'POST check_quota: the same answer');
+is($spent->(), 0, 'and it performs the reset, as before');
+($res, $doc) = call('GET', '/rest/v1/rpc/search_content?query=garden');
+is($res->code, 200, 'GET search: 200');
+($res, $doc) = call('GET', '/rest/v1/handle_content?select=id&limit=1');
+is($res->code, 200, 'a table read after a read-only rpc on the same connections: fine');
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c{x}", { title => 'Still writable' }, %A);
+is($res->code, 204, 'and writes still work (the read-only setting was local to its request)') or diag $res->content;
 ($res, $doc) = call('PATCH', '/rest/v1/rpc/search_content', { query => 'x' });
 is($res->code, 405, 'PATCH on an rpc: 405');
 

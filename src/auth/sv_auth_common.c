@@ -113,6 +113,15 @@ const char *sv_auth_ip(const sv_ctx *ctx)
     return sv_addr_is_ip(ctx->req->remote_addr) ? ctx->req->remote_addr : NULL;
 }
 
+const char *sv_auth_addr_key(const sv_ctx *ctx)
+{
+    char key[SV_ADDR_KEY_MAX];
+
+    if (!sv_addr_key(ctx->req->remote_addr, key, sizeof(key)))
+        return NULL;
+    return sv_arena_strdup(ctx->arena, key);
+}
+
 const char *sv_auth_user_agent(sv_ctx *ctx)
 {
     const char *ua = sv_request_header(ctx->req, "User-Agent");
@@ -141,6 +150,33 @@ void sv_auth_new_refresh(sv_arena *arena, const char **token, const char **hash)
     *token = sv_jwt_b64url_encode(arena, raw, sizeof(raw));
     sodium_memzero(raw, sizeof(raw));
     *hash = sv_auth_hash_token(arena, *token, strlen(*token));
+}
+
+void sv_auth_refresh_chain(sv_ctx *ctx, const char *token, size_t len, const char **tokens,
+                           const char **chain_sql)
+{
+    static const char domain[] = "streamvibe refresh token child\n";
+    const char *secret = ctx->cfg->jwt_secret;
+    unsigned char mac[crypto_auth_hmacsha256_BYTES];
+    crypto_auth_hmacsha256_state st;
+    sv_buf sql;
+
+    sv_buf_init(&sql, ctx->arena, SV_AUTH_REFRESH_CHAIN * 68);
+    sv_buf_puts(&sql, "{");
+    for (int i = 0; i < SV_AUTH_REFRESH_CHAIN; i++) {
+        crypto_auth_hmacsha256_init(&st, (const unsigned char *)secret, strlen(secret));
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)domain, sizeof(domain) - 1);
+        crypto_auth_hmacsha256_update(&st, (const unsigned char *)token, len);
+        crypto_auth_hmacsha256_final(&st, mac);
+        tokens[i] = sv_jwt_b64url_encode(ctx->arena, mac, sizeof(mac));
+        token = tokens[i];
+        len = strlen(token);
+        sv_buf_printf(&sql, "%s%s", i ? "," : "", sv_auth_hash_token(ctx->arena, token, len));
+    }
+    sodium_memzero(&st, sizeof(st));
+    sodium_memzero(mac, sizeof(mac));
+    sv_buf_puts(&sql, "}");
+    *chain_sql = sql.data;
 }
 
 /* Copies member key of src into dst (a new reference), or def. */

@@ -38,12 +38,31 @@ char *sv_auth_email(sv_arena *arena, const char *in, size_t len);
  * per-address throttles), else NULL. */
 const char *sv_auth_ip(const sv_ctx *ctx);
 
+/* The key the client's address is throttled by (sv_addr_key: the
+ * address, or its /64 for IPv6), in the arena; NULL without an address.
+ * Login and signup use this same key. */
+const char *sv_auth_addr_key(const sv_ctx *ctx);
+
 /* The User-Agent header, cut to 512 bytes; NULL when absent. */
 const char *sv_auth_user_agent(sv_ctx *ctx);
 
 /* A new refresh token (256 random bits as base64url) and the hex
  * BLAKE2b-256 of it, the only form the database ever stores. */
 void sv_auth_new_refresh(sv_arena *arena, const char **token, const char **hash);
+/* How many generations of descendants sv_auth_refresh_chain derives:
+ * a token reused within the reuse interval gets its session's live
+ * token back when that is at most this many rotations further on. */
+#define SV_AUTH_REFRESH_CHAIN 16
+
+/* The refresh tokens that descend from token[0..len): tokens[i] is the
+ * (i+1)th generation, HMAC-SHA-256 of its parent under the jwt_secret,
+ * so the child of a token is always the same one and only the server
+ * can compute it (sql/016_refresh_one_chain.sql says why). *chain_sql
+ * is the PostgreSQL text[] literal of their hashes. tokens has
+ * SV_AUTH_REFRESH_CHAIN entries; everything is in the arena. */
+void sv_auth_refresh_chain(sv_ctx *ctx, const char *token, size_t len, const char **tokens,
+                           const char **chain_sql);
+
 /* The stored form of a refresh token the client presents. */
 const char *sv_auth_hash_token(sv_arena *arena, const char *token, size_t len);
 

@@ -77,7 +77,7 @@ static int sv_auth_password_grant(sv_ctx *ctx, json_object *body)
     const char *ip = sv_auth_ip(ctx);
     const char *max = sv_arena_printf(ctx->arena, "%d", ctx->cfg->login_max_failures);
     const char *window = sv_arena_printf(ctx->arena, "%d", ctx->cfg->login_window);
-    const char *bvalues[4] = { email, ip, max, window };
+    const char *bvalues[4] = { email, sv_auth_addr_key(ctx), max, window };
     PGresult *r = sv_auth_db(ctx, "login_begin", begin_sql, 4, bvalues);
     if (r == NULL)
         return SV_ERROR;
@@ -130,32 +130,42 @@ static int sv_auth_password_grant(sv_ctx *ctx, json_object *body)
     return rc;
 }
 
-/* grant_type=refresh_token: rotated on each use. A spent token still
- * refreshes (a new token of the same session) for refresh_token_reuse_interval
- * seconds after it was rotated, as GoTrue's reuse interval: two tabs or an
- * SSR server refreshing at once. Later, it revokes its whole session
- * (someone else may hold a copy). */
+/* grant_type=refresh_token: rotated on each use, one live token per
+ * session. A spent token still refreshes for refresh_token_reuse_interval
+ * seconds after it was rotated (two tabs or an SSR server refreshing at
+ * once): it gets the session's live token again, as GoTrue answers, not
+ * a new one. Later, it revokes its whole session (someone else may hold
+ * a copy). sql/016_refresh_one_chain.sql has the rules. */
 static int sv_auth_refresh_grant(sv_ctx *ctx, json_object *body)
 {
     static const char sql[] =
-        "SELECT o_error, o_user::text, o_session, o_created "
-        "FROM auth.sv_refresh($1, $2, $3::int)";
+        "SELECT o_error, o_user::text, o_session, o_created, o_generation, o_reused "
+        "FROM auth.sv_refresh($1, $2::text[], $3::int)";
     const char *old;
     size_t old_len;
 
     if (sv_json_string(body, "refresh_token", &old, &old_len) <= 0 || old_len == 0)
         return sv_fail(&ctx->err, 400, "validation_failed", "refresh_token required");
-    const char *refresh, *refresh_hash;
-    sv_auth_new_refresh(ctx->arena, &refresh, &refresh_hash);
-    const char *values[3] = { sv_auth_hash_token(ctx->arena, old, old_len), refresh_hash,
+    const char *chain[SV_AUTH_REFRESH_CHAIN], *chain_sql;
+    sv_auth_refresh_chain(ctx, old, old_len, chain, &chain_sql);
+    const char *values[3] = { sv_auth_hash_token(ctx->arena, old, old_len), chain_sql,
                               sv_arena_printf(ctx->arena, "%d", ctx->cfg->refresh_token_reuse_interval) };
     PGresult *r = sv_auth_db(ctx, "refresh", sql, 3, values);
     if (r == NULL)
         return SV_ERROR;
     const char *err = sv_auth_col(r, 0);
+    const char *gen = sv_auth_col(r, 4);
+    long g = gen ? strtol(gen, NULL, 10) : 0;
     int rc;
-    if (err == NULL) {
-        rc = sv_auth_session(ctx, sv_auth_col(r, 1), sv_auth_col(r, 2), sv_auth_col(r, 3), refresh);
+    if (err == NULL && g >= 1 && g <= SV_AUTH_REFRESH_CHAIN) {
+        if (sv_auth_col(r, 5) != NULL && strcmp(sv_auth_col(r, 5), "t") == 0)
+            sv_log_info("auth_refresh_reuse", "session_id=%s generation=%ld action=live_token_returned "
+                        "request_id=%s", sv_auth_col(r, 2) ? sv_auth_col(r, 2) : "-", g,
+                        ctx->req->request_id);
+        rc = sv_auth_session(ctx, sv_auth_col(r, 1), sv_auth_col(r, 2), sv_auth_col(r, 3),
+                             chain[g - 1]);
+    } else if (err == NULL) {
+        rc = sv_fail(&ctx->err, 500, "unexpected_failure", "Unexpected failure");
     } else if (strcmp(err, "refresh_token_already_used") == 0) {
         sv_log_warn("auth_refresh_reuse", "session_id=%s action=session_revoked request_id=%s",
                     sv_auth_col(r, 2) ? sv_auth_col(r, 2) : "-", ctx->req->request_id);
@@ -182,8 +192,8 @@ int sv_auth_token(sv_ctx *ctx)
     const char *grant = sv_request_query_param(ctx->req, "grant_type");
     int password = grant != NULL && strcmp(grant, "password") == 0;
     int refresh = grant != NULL && strcmp(grant, "refresh_token") == 0;
-    if (!password && !refresh)
-        return sv_fail(&ctx->err, 400, "validation_failed", "unsupported_grant_type");
+    if (!password && !refresh) /* GoTrue's code for it (api/token.go) */
+        return sv_fail(&ctx->err, 400, "invalid_credentials", "unsupported_grant_type");
     if (sv_auth_body(ctx, &body) != SV_OK)
         return SV_ERROR;
     int rc = password ? sv_auth_password_grant(ctx, body) : sv_auth_refresh_grant(ctx, body);

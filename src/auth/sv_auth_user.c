@@ -17,7 +17,7 @@ static int sv_auth_signup_allowed(sv_ctx *ctx)
 {
     static const char sql[] =
         "SELECT o_retry_after FROM auth.sv_signup_begin($1::inet, $2::int, $3::int)";
-    const char *ip = sv_auth_ip(ctx);
+    const char *ip = sv_auth_addr_key(ctx);
 
     if (ctx->cfg->signup_max_per_window <= 0 || ip == NULL)
         return SV_OK;
@@ -206,7 +206,7 @@ int sv_auth_user_put(sv_ctx *ctx)
 
 int sv_auth_logout(sv_ctx *ctx)
 {
-    static const char sql[] = "SELECT auth.sv_logout($1::uuid, $2::uuid, $3)";
+    static const char sql[] = "SELECT o_error FROM auth.sv_signout($1::uuid, $2::uuid, $3)";
 
     const char *scope = sv_request_query_param(ctx->req, "scope");
     if (scope == NULL || scope[0] == '\0')
@@ -219,6 +219,11 @@ int sv_auth_logout(sv_ctx *ctx)
     PGresult *r = sv_auth_db(ctx, "logout", sql, 3, values);
     if (r == NULL)
         return SV_ERROR;
+    if (!PQgetisnull(r, 0, 0)) {
+        int rc = sv_auth_user_error(ctx, PQgetvalue(r, 0, 0));
+        PQclear(r);
+        return rc;
+    }
     PQclear(r);
     ctx->res->status = 204;
     ctx->res->body.len = 0;

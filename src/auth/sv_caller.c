@@ -75,14 +75,23 @@ static const char *sv_caller_token_of(sv_request *req, int use_apikey, int *bad)
     return NULL;
 }
 
-/* A string claim of obj copied into the arena, or NULL. */
-static const char *sv_caller_claim(sv_arena *arena, json_object *obj, const char *key)
+/* A string claim of obj copied into the arena, or NULL when absent or
+ * not a string. A string whose JSON length is not its C length (a NUL
+ * inside, which sv_json_parse already refuses) sets *bad: as a C string
+ * "service_role\u0000" would pass the role whitelist as "service_role"
+ * while PostgreSQL saw the whole claim. */
+static const char *sv_caller_claim(sv_arena *arena, json_object *obj, const char *key, int *bad)
 {
     json_object *v;
 
     if (!json_object_object_get_ex(obj, key, &v) || !json_object_is_type(v, json_type_string))
         return NULL;
-    return sv_arena_strdup(arena, json_object_get_string(v));
+    const char *s = json_object_get_string(v);
+    if ((size_t)json_object_get_string_len(v) != strlen(s)) {
+        *bad = 1;
+        return NULL;
+    }
+    return sv_arena_strdup(arena, s);
 }
 
 /* --- the cache -------------------------------------------------------------- */
@@ -183,7 +192,15 @@ static int sv_caller_verify(sv_ctx *ctx, const char *token, sv_caller *caller)
     sv_jwt_status st = sv_jwt_verify_obj(ctx->arena, secret, token, now, &claims, &obj);
     if (st != SV_JWT_OK)
         return (int)st;
-    const char *role = sv_caller_claim(ctx->arena, obj, "role");
+    int bad = 0;
+    const char *role = sv_caller_claim(ctx->arena, obj, "role", &bad);
+    const char *sub = sv_caller_claim(ctx->arena, obj, "sub", &bad);
+    const char *email = sv_caller_claim(ctx->arena, obj, "email", &bad);
+    const char *session_id = sv_caller_claim(ctx->arena, obj, "session_id", &bad);
+    if (bad) {
+        json_object_put(obj);
+        return SV_JWT_MALFORMED;
+    }
     if (role == NULL || (strcmp(role, "anon") != 0 && strcmp(role, "authenticated") != 0 &&
                          strcmp(role, "service_role") != 0)) {
         json_object_put(obj);
@@ -191,9 +208,9 @@ static int sv_caller_verify(sv_ctx *ctx, const char *token, sv_caller *caller)
     }
     caller->role = role;
     caller->claims = claims;
-    caller->user_id = sv_caller_claim(ctx->arena, obj, "sub");
-    caller->email = sv_caller_claim(ctx->arena, obj, "email");
-    caller->session_id = sv_caller_claim(ctx->arena, obj, "session_id");
+    caller->user_id = sub;
+    caller->email = email;
+    caller->session_id = session_id;
     if (ctx->caller_cache != NULL)
         sv_caller_cache_put(ctx->caller_cache, secret, token, caller, obj);
     json_object_put(obj);
@@ -246,7 +263,16 @@ static int sv_caller_optional(sv_ctx *ctx)
     return sv_fail(&ctx->err, 401, "PGRST301", msg);
 }
 
-/* GoTrue's requireAuthentication: a user's own access token. */
+/* GoTrue's requireAuthentication: a user's own access token. The
+ * answers are GoTrue's (internal/api/auth.go): no Bearer token 401
+ * no_authorization; a token that does not parse or verify 403 bad_jwt
+ * "invalid JWT: unable to parse or verify signature, <golang-jwt's
+ * reason>"; no sub 403, a sub that is not a UUID 400, a session_id that
+ * is not one 403, all bad_jwt. Whether the user and the session still
+ * exist is the handler's question (403 user_not_found, then
+ * session_not_found). Stricter than GoTrue, and answered as bad claims:
+ * the role must be authenticated and a session_id present (every token
+ * this server issues has both). */
 static int sv_caller_user(sv_ctx *ctx)
 {
     int bad;
@@ -262,16 +288,22 @@ static int sv_caller_user(sv_ctx *ctx)
                        "This endpoint requires a valid Bearer token");
     int st = sv_caller_verify(ctx, token, caller);
     if (st == -1)
-        return sv_fail(&ctx->err, 401, "bad_jwt", "invalid JWT: role claim is missing or not allowed");
+        return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: role claim is missing or not allowed");
     if (st != SV_JWT_OK)
-        return sv_fail(&ctx->err, 401, "bad_jwt",
+        return sv_fail(&ctx->err, 403, "bad_jwt",
                        sv_arena_printf(ctx->arena, "invalid JWT: unable to parse or verify signature, %s",
-                                       sv_jwt_strerror((sv_jwt_status)st)));
-    if (strcmp(caller->role, "authenticated") != 0 || !sv_caller_is_uuid(caller->user_id))
+                                       sv_jwt_strerror_gotrue((sv_jwt_status)st)));
+    if (caller->user_id == NULL || caller->user_id[0] == '\0')
         return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: missing sub claim");
-    if (!sv_caller_is_uuid(caller->session_id))
+    if (!sv_caller_is_uuid(caller->user_id))
+        return sv_fail(&ctx->err, 400, "bad_jwt", "invalid claim: sub claim must be a UUID");
+    if (strcmp(caller->role, "authenticated") != 0)
+        return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: role must be authenticated");
+    if (caller->session_id == NULL || caller->session_id[0] == '\0')
         return sv_fail(&ctx->err, 403, "session_not_found",
                        "Session from session_id claim in JWT does not exist");
+    if (!sv_caller_is_uuid(caller->session_id))
+        return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: session_id claim must be a UUID");
     return SV_OK;
 }
 

@@ -28,12 +28,14 @@ void sv_caller_cache_free(sv_caller_cache *cache);
  *   SV_AUTH_NONE      anon, nothing looked at;
  *   SV_AUTH_OPTIONAL  "Authorization: Bearer <jwt>", else an apikey header
  *                     that is a JWT, else anon. A token must be an HS256
- *                     JWT signed with jwt_secret, unexpired, with role
+ *                     JWT signed with jwt_secret, with an exp still in
+ *                     the future, no NUL in any claim, and role
  *                     anon, authenticated or service_role (only the
  *                     signature and expiry count, not the session, as in
  *                     Supabase);
  *   SV_AUTH_USER      a signed-in user's access token in Authorization
- *                     (GoTrue): role authenticated, a uuid sub and
+ *                     (GoTrue's requireAuthentication and its error
+ *                     codes): role authenticated, a uuid sub and
  *                     session_id;
  *   SV_AUTH_SERVICE   as OPTIONAL, and the role must be service_role.
  * Returns SV_OK, or SV_ERROR with ctx->err in the route's dialect

@@ -13,6 +13,27 @@ int sv_addr_is_ip(const char *s)
            (inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1);
 }
 
+int sv_addr_key(const char *addr, char *out, size_t size)
+{
+    unsigned char a[sizeof(struct in6_addr)];
+    char text[INET6_ADDRSTRLEN];
+
+    if (addr == NULL || size < SV_ADDR_KEY_MAX)
+        return 0;
+    if (inet_pton(AF_INET, addr, a) == 1)
+        return inet_ntop(AF_INET, a, out, (socklen_t)size) != NULL;
+    if (inet_pton(AF_INET6, addr, a) != 1)
+        return 0;
+    static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    if (memcmp(a, mapped, sizeof(mapped)) == 0)
+        return inet_ntop(AF_INET, a + 12, out, (socklen_t)size) != NULL;
+    memset(a + 8, 0, 8);
+    if (inet_ntop(AF_INET6, a, text, sizeof(text)) == NULL)
+        return 0;
+    snprintf(out, size, "%s/64", text);
+    return 1;
+}
+
 static int sv_addr_cidr_match(const char *entry, const char *addr)
 {
     unsigned char want[16], have[16];

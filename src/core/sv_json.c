@@ -31,6 +31,66 @@ static json_object *sv_json_strict(const char *text, size_t len, enum json_token
     return obj;
 }
 
+/* 1 when text[0..len) holds the escape \u0000 (a NUL once decoded). A
+ * backslash can only start an escape inside a string, and one escape is
+ * skipped whole, so "\\u0000" (an escaped backslash, then "u0000") is
+ * not one. */
+static int sv_json_has_nul_escape(const char *text, size_t len)
+{
+    const char *p = text, *end = text + len;
+
+    while ((p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+        if (end - p >= 6 && p[1] == 'u' && memcmp(p + 2, "0000", 4) == 0)
+            return 1;
+        p += 2;
+        if (p >= end)
+            break;
+    }
+    return 0;
+}
+
+/* 1 when s[0..len) is well-formed UTF-8 (Unicode's table 3-7): no
+ * overlong forms (such as C0 80 for NUL), no UTF-16 surrogates, nothing
+ * above U+10FFFF. json-c's own check only counts continuation bytes. */
+static int sv_json_utf8_ok(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else {
+            return 0;
+        }
+        if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k <= n; k++)
+            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
+                return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
 int sv_json_parse(const char *text, size_t len, json_object **out, const char **why)
 {
     *out = NULL;
@@ -39,6 +99,14 @@ int sv_json_parse(const char *text, size_t len, json_object **out, const char **
         return SV_ERROR;
     if (memchr(text, '\0', len) != NULL) {
         *why = "NUL byte in body";
+        return SV_ERROR;
+    }
+    if (!sv_json_utf8_ok((const unsigned char *)text, len)) {
+        *why = "invalid UTF-8";
+        return SV_ERROR;
+    }
+    if (sv_json_has_nul_escape(text, len)) {
+        *why = "\\u0000 in a string";
         return SV_ERROR;
     }
     enum json_tokener_error jerr;

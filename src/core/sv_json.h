@@ -10,10 +10,13 @@
 /* Deepest nesting accepted; deeper input is refused, not recursed into. */
 #define SV_JSON_MAX_DEPTH 64
 
-/* Parses text[0..len) as exactly one JSON value: json-c's strict mode
- * with UTF-8 validation, at most SV_JSON_MAX_DEPTH deep, nothing but
- * white space after it, and no NUL byte anywhere (PostgreSQL could not
- * store one, and C strings would stop at it). Returns SV_OK with *out
+/* Parses text[0..len) as exactly one JSON value: json-c's strict mode,
+ * well-formed UTF-8 only (no overlong forms or surrogates), at most SV_JSON_MAX_DEPTH deep, nothing but
+ * white space after it, and no NUL character anywhere, neither a raw
+ * byte nor the escape \u0000 (PostgreSQL could not store one, and C
+ * strings would stop at it: json-c keeps "service_role\u0000" whole as
+ * a value, which strcmp would then take for "service_role", and cuts an
+ * object key at it). Returns SV_OK with *out
  * (the caller puts it), or SV_ERROR with *why: NULL, or a short phrase
  * saying what was wrong, for an error's details. */
 int sv_json_parse(const char *text, size_t len, json_object **out, const char **why);

@@ -172,7 +172,11 @@ sv_jwt_status sv_jwt_verify_obj(sv_arena *arena, const char *secret, const char 
     int has = sv_jwt_numeric_claim(payload, "exp", &t);
     if (has < 0)
         goto done;
-    if (has > 0 && (double)now >= t) {
+    if (has == 0) {
+        status = SV_JWT_NO_EXP;
+        goto done;
+    }
+    if ((double)now >= t) {
         status = SV_JWT_EXPIRED;
         goto done;
     }
@@ -223,6 +227,23 @@ const char *sv_jwt_strerror(sv_jwt_status status)
     case SV_JWT_EXPIRED:       return "JWT expired";
     case SV_JWT_NOT_YET_VALID: return "JWT is not yet valid";
     case SV_JWT_NO_SECRET:     return "JWT secret is not configured";
+    case SV_JWT_NO_EXP:        return "JWT has no exp claim";
     }
     return "JWT is invalid";
+}
+
+const char *sv_jwt_strerror_gotrue(sv_jwt_status status)
+{
+    switch (status) {
+    case SV_JWT_OK:            return "ok";
+    case SV_JWT_MALFORMED:     return "token is malformed";
+    case SV_JWT_BAD_ALG:       return "token signature is invalid: signing method is invalid";
+    case SV_JWT_BAD_SIGNATURE: return "token signature is invalid: signature is invalid";
+    case SV_JWT_EXPIRED:       return "token has invalid claims: token is expired";
+    case SV_JWT_NOT_YET_VALID: return "token has invalid claims: token is not valid yet";
+    case SV_JWT_NO_SECRET:     return "token is unverifiable: no secret";
+    case SV_JWT_NO_EXP:
+        return "token has invalid claims: token is missing required claim: exp claim is required";
+    }
+    return "token is invalid";
 }

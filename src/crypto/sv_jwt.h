@@ -20,6 +20,7 @@ typedef enum {
     SV_JWT_EXPIRED,         /* exp <= now */
     SV_JWT_NOT_YET_VALID,   /* nbf > now */
     SV_JWT_NO_SECRET,       /* the server has no jwt_secret */
+    SV_JWT_NO_EXP,          /* no exp claim: every token we accept must expire */
 } sv_jwt_status;
 
 /* Shortest secret the server accepts for signing API keys. */
@@ -42,7 +43,12 @@ char *sv_jwt_sign(sv_arena *arena, const char *secret, const char *payload_json)
 
 /* Verifies token against secret at time now: exactly three segments, a
  * header whose alg is "HS256", a valid signature (compared in constant
- * time), a JSON object payload, and exp/nbf if present. On SV_JWT_OK
+ * time), a JSON object payload with no NUL character in any string
+ * (sv_json_parse), an exp claim in the future, and nbf if present. exp
+ * is required, unlike PostgREST and GoTrue: every token this server
+ * issues (and every API key) has one, so a token without one was made by
+ * someone holding the secret for a purpose we do not serve, and would
+ * never expire. On SV_JWT_OK
  * *claims_json (arena) is the payload re-serialised as compact JSON, safe
  * to hand to PostgreSQL as jsonb. On failure *claims_json is NULL. */
 sv_jwt_status sv_jwt_verify(sv_arena *arena, const char *secret, const char *token, time_t now,
@@ -63,7 +69,13 @@ char *sv_jwt_api_key(sv_arena *arena, const char *secret, const char *role, time
 sv_jwt_status sv_jwt_verify_obj(sv_arena *arena, const char *secret, const char *token,
                                 time_t now, char **claims_json, struct json_object **payload);
 
-/* A short English reason for a status, for error messages and logs. */
+/* A short English reason for a status, for error messages and logs
+ * (PostgREST's wording where it has one: "JWT expired"). */
 const char *sv_jwt_strerror(sv_jwt_status status);
+
+/* The same reason as GoTrue words it (golang-jwt's error strings, e.g.
+ * "token has invalid claims: token is expired"), to follow GoTrue's
+ * "invalid JWT: unable to parse or verify signature, " prefix. */
+const char *sv_jwt_strerror_gotrue(sv_jwt_status status);
 
 #endif

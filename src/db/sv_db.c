@@ -280,12 +280,14 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
 }
 
 /* The one pipeline behind sv_db_query_as and sv_db_query_as_prepared:
- * set_config(role, claims, statement_timeout), [Parse stmt_name], the
- * query (prepared when stmt_name is given, else unnamed), Sync. Statements between two Syncs
- * form one implicit transaction, so the role and claims are local to this
- * request and an error anywhere rolls everything back without a separate
- * ROLLBACK round trip. */
-static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
+ * set_config(role, claims, statement_timeout[, transaction_read_only]),
+ * [Parse stmt_name], the query (prepared when stmt_name is given, else
+ * unnamed), Sync. Statements between two Syncs form one implicit
+ * transaction, so the role and claims are local to this request and an
+ * error anywhere rolls everything back without a separate ROLLBACK round
+ * trip. A transaction may always turn read-only, also after its first
+ * statement began, so SV_DB_READ_ONLY costs no extra round trip. */
+static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, unsigned flags,
                              const char *stmt_name, const char *sql, int nparams,
                              const char *const *values, unsigned long *prepared_gen,
                              PGresult **result)
@@ -293,7 +295,13 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
     static const char set_sql[] =
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
         "set_config('statement_timeout', $3, true)";
+    static const char set_ro_sql[] =
+        "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
+        "set_config('statement_timeout', $3, true), set_config('transaction_read_only', 'on', true)";
     const char *set_values[3] = { role, claims, db->statement_timeout };
+    int read_only = (flags & SV_DB_READ_ONLY) != 0;
+    const char *set_name = read_only ? "sv_set_ro" : "sv_set";
+    unsigned long *set_gen = read_only ? &db->set_ro_prepared_gen : &db->set_prepared_gen;
     PGresult *res;
     int failed = 0;
 
@@ -310,9 +318,10 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
      * (which waits for locks on the tables it names). */
     /* The set_config statement is the same for every request: prepared
      * once per connection it costs PostgreSQL no parse or plan. */
-    int prepare_set = db->set_prepared_gen != db->generation;
-    int sent = (!prepare_set || PQsendPrepare(db->conn, "sv_set", set_sql, 3, NULL)) &&
-               PQsendQueryPrepared(db->conn, "sv_set", 3, set_values, NULL, NULL, 0) &&
+    int prepare_set = *set_gen != db->generation;
+    int sent = (!prepare_set ||
+                PQsendPrepare(db->conn, set_name, read_only ? set_ro_sql : set_sql, 3, NULL)) &&
+               PQsendQueryPrepared(db->conn, set_name, 3, set_values, NULL, NULL, 0) &&
                (!prepare || PQsendPrepare(db->conn, stmt_name, sql, nparams, NULL)) &&
                (stmt_name != NULL
                     ? PQsendQueryPrepared(db->conn, stmt_name, nparams, values, NULL, NULL, 0)
@@ -354,7 +363,7 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
             const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             /* 26000: something (DISCARD ALL, a pooler) dropped it. */
             if (state && strcmp(state, "26000") == 0)
-                db->set_prepared_gen = 0;
+                *set_gen = 0;
         }
         if (*result == NULL && (steps[i] == SV_STEP_QUERY ||
                                 (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
@@ -383,23 +392,23 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims,
     if (prepared_ok)
         *prepared_gen = db->generation;
     if (set_prepared_ok)
-        db->set_prepared_gen = db->generation;
+        *set_gen = db->generation;
     return sv_db_check_connection(db, result);
 }
 
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
                    int nparams, const char *const *values, PGresult **result)
 {
-    return sv_db_pipeline_as(db, role, claims, NULL, sql, nparams, values, NULL, result);
+    return sv_db_pipeline_as(db, role, claims, 0, NULL, sql, nparams, values, NULL, result);
 }
 
-int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims,
+int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims, unsigned flags,
                             const char *stmt_name, const char *sql, int nparams,
                             const char *const *values, unsigned long *prepared_gen,
                             PGresult **result)
 {
-    return sv_db_pipeline_as(db, role, claims, stmt_name, sql, nparams, values, prepared_gen,
-                             result);
+    return sv_db_pipeline_as(db, role, claims, flags, stmt_name, sql, nparams, values,
+                             prepared_gen, result);
 }
 
 int sv_db_unavailable(const sv_db *db, int retry_after, sv_error *err)

@@ -33,6 +33,7 @@ typedef struct sv_db {
     char    last_error[256];   /* why the last connect failed, for logs */
     char    statement_timeout[24]; /* ms as text for set_config, "0" = none */
     unsigned long set_prepared_gen; /* generation the set_config statement is prepared on */
+    unsigned long set_ro_prepared_gen; /* the same for its read-only variant */
     unsigned long generation;  /* bumped on every new connection: prepared
                                   statements of an older one are gone */
     const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
@@ -80,11 +81,17 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
                    int nparams, const char *const *values, PGresult **result);
 
-/* Like sv_db_query_as, but runs sql as the prepared statement stmt_name.
- * When *prepared_gen differs from db->generation the statement is first
- * prepared, in the same round trip; *prepared_gen is set once that
- * succeeded. The caller keeps one prepared_gen per statement name. */
-int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims,
+/* Flags of sv_db_query_as_prepared. SV_DB_READ_ONLY: the transaction
+ * is read-only (transaction_read_only set with the role, in the same
+ * round trip), so a statement that writes fails with 25006. */
+enum { SV_DB_READ_ONLY = 1 << 0 };
+
+/* Like sv_db_query_as, but runs sql as the prepared statement stmt_name,
+ * with flags (SV_DB_*). When *prepared_gen differs from db->generation
+ * the statement is first prepared, in the same round trip; *prepared_gen
+ * is set once that succeeded. The caller keeps one prepared_gen per
+ * statement name. */
+int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims, unsigned flags,
                             const char *stmt_name, const char *sql, int nparams,
                             const char *const *values, unsigned long *prepared_gen,
                             PGresult **result);

@@ -44,17 +44,19 @@ static int sv_stmt_slot(sv_stmt_cache *cache, const char *sql)
 }
 
 int sv_stmt_run(sv_stmt_cache *cache, sv_db *db, const char *role, const char *claims,
-                const char *sql, int nparams, const char *const *params, PGresult **result)
+                unsigned flags, const char *sql, int nparams, const char *const *params,
+                PGresult **result)
 {
     int slot = sv_stmt_slot(cache, sql);
     if (slot < 0)
-        return sv_db_query_as(db, role, claims, sql, nparams, params, result);
+        return sv_db_query_as_prepared(db, role, claims, flags, NULL, sql, nparams, params, NULL,
+                                       result);
 
     sv_stmt *stmt = &cache->entries[slot];
     char name[32];
     snprintf(name, sizeof(name), "sv_rest_%d", slot);
     for (int attempt = 0;; attempt++) {
-        int rc = sv_db_query_as_prepared(db, role, claims, name, sql, nparams, params,
+        int rc = sv_db_query_as_prepared(db, role, claims, flags, name, sql, nparams, params,
                                          &stmt->prepared_gen, result);
         if (rc != SV_OK || attempt > 0 || PQresultStatus(*result) != PGRES_FATAL_ERROR)
             return rc;

@@ -31,10 +31,11 @@ typedef struct sv_stmt_cache {
 void sv_stmt_cache_init(sv_stmt_cache *cache);
 void sv_stmt_cache_free(sv_stmt_cache *cache);
 
-/* Runs sql as role with claims (sv_db_query_as), as a prepared statement
- * when the cache has or can make room for it. Same return convention as
- * sv_db_query_as. */
+/* Runs sql as role with claims (sv_db_query_as) and flags (SV_DB_*), as a
+ * prepared statement when the cache has or can make room for it. Same
+ * return convention as sv_db_query_as. */
 int sv_stmt_run(sv_stmt_cache *cache, sv_db *db, const char *role, const char *claims,
-                const char *sql, int nparams, const char *const *params, PGresult **result);
+                unsigned flags, const char *sql, int nparams, const char *const *params,
+                PGresult **result);
 
 #endif

@@ -14,6 +14,9 @@
  *   - limit/offset/order on PATCH and DELETE are refused (400) instead of
  *     being silently ignored.
  *   - Prefer: count=planned and count=estimated are answered exactly.
+ *   - POST to a STABLE or IMMUTABLE function runs read-write (PostgREST
+ *     runs it read-only; the function cannot write either way). GET and
+ *     HEAD run read-only, as in PostgREST.
  *   - The schema cache (sv_rest_schema.c) is loaded by each worker. */
 #include "rest/sv_rest.h"
 
@@ -58,7 +61,8 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
     sv_response *res = ctx->res;
     PGresult *r = NULL;
     if (sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
-                    plan->sql, plan->nparams, plan->params, &r) != SV_OK)
+                    plan->read_only ? SV_DB_READ_ONLY : 0, plan->sql, plan->nparams, plan->params,
+                    &r) != SV_OK)
         return sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sv_sqlstate_postgrest(ctx->arena, r, sv_ctx_is_anon(ctx), req->request_id, &ctx->err);
@@ -101,11 +105,20 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
         if (total >= 0 && page < total && !plan->single)
             status = 206;
     } else if (page >= 0) {
-        /* writes: how many rows the statement touched */
+        /* writes: how many rows the statement touched, as PostgREST
+         * says it: "0-(N-1)" for an update (and rpc rows), "*" for an
+         * insert or a delete; "/N" only with count=exact */
+        const char *tot = plan->count ? sv_arena_printf(req->arena, "%lld", page) : "*";
         sv_response_header(res, "Content-Range",
-                           page > 0 ? sv_arena_printf(req->arena, "0-%lld/%s", page - 1,
-                                                      plan->count ? sv_arena_printf(req->arena, "%lld", page) : "*")
-                                    : sv_arena_printf(req->arena, "*/%s", plan->count ? "0" : "*"));
+                           page > 0 && !plan->range_star
+                               ? sv_arena_printf(req->arena, "0-%lld/%s", page - 1, tot)
+                               : sv_arena_printf(req->arena, "*/%s", tot));
+        /* a merge upsert that inserted nothing only updated: 200 */
+        if (plan->resolution == 1 && total <= 0)
+            status = 200;
+    } else if (plan->range_star) {
+        /* an insert or delete that did not count its rows */
+        sv_response_header(res, "Content-Range", "*/*");
     }
     /* Preference-Applied: what PostgREST reports back of the Prefer header */
     sv_buf pa;
@@ -170,10 +183,7 @@ static int sv_rest_serve(sv_ctx *ctx, int rpc)
     if (rpc) {
         const sv_rest_function_def *f = sv_rest_schema_function(schema, name);
         if (f == NULL)
-            return sv_fail(&ctx->err, 404, "PGRST202",
-                           sv_arena_printf(ctx->arena,
-                                           "Could not find the function public.%.100s in the schema cache",
-                                           name));
+            return sv_rest_rpc_not_found(ctx->arena, name, &in, &ctx->err);
         rc = sv_rest_translate_rpc(ctx->arena, f, &in, &plan, &ctx->err);
     } else {
         const sv_rest_table_def *t = sv_rest_schema_table(schema, name);

@@ -1011,6 +1011,26 @@ static void sv_rq_column_list(sv_buf *buf, const sv_rest_column **cols, int n, c
     }
 }
 
+/* PostgREST's count of the rows an upsert inserted (SqlFragment.hs,
+ * addConfigPgrstInserted): +1 for every row offered to the INSERT, -1
+ * for every one that conflicted and was updated instead, in the
+ * transaction-local setting pgrst.inserted. Both predicates are always
+ * true; they are there for their side effect. */
+#define SV_RQ_INSERTED_ADD \
+    "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting(" \
+    "'pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0'"
+#define SV_RQ_INSERTED_SUB \
+    "pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting(" \
+    "'pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1'"
+#define SV_RQ_INSERTED_TOTAL \
+    "nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::bigint"
+
+static int sv_rq_column_cmp(const void *a, const void *b)
+{
+    const sv_rest_column *const *x = a, *const *y = b;
+    return strcmp((*x)->name, (*y)->name);
+}
+
 static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, int n,
                        const sv_prefer *pf, sv_rest_plan *plan)
 {
@@ -1025,7 +1045,10 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     plan->single = sv_rq_wants_single(in->accept);
     plan->count = pf->count;
     int want_body = plan->return_mode == SV_REST_RETURN_REPRESENTATION;
-    int want_rows = want_body || pf->count || plan->single;
+    /* a merge upsert always counts its rows: 201 or 200 depends on them;
+     * an update too: its Content-Range is 0-(N-1) */
+    int merge = in->method == SV_HTTP_POST && pf->resolution == 1;
+    int want_rows = want_body || pf->count || plan->single || merge || in->method == SV_HTTP_PATCH;
 
     if (sv_rq_find(ps, n, "limit") || sv_rq_find(ps, n, "offset") || sv_rq_find(ps, n, "order"))
         return sv_rq_fail(q, 400, "PGRST100", "limit, offset and order are only supported on reads",
@@ -1079,6 +1102,8 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
                                 "LATERAL pg_catalog.json_populate_record(NULL::public.", pb);
             sv_rest_quote_ident(&sql, q->t->name);
             sv_buf_puts(&sql, ", _pgrst_j.v) _pgrst_b");
+            if (merge)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
         } else if (ncols > 0) {
             sv_buf_puts(&sql, " (");
             sv_rq_column_list(&sql, cols, ncols, NULL);
@@ -1087,9 +1112,13 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             sv_buf_printf(&sql, " FROM pg_catalog.json_populate_recordset(NULL::public.");
             sv_rest_quote_ident(&sql, q->t->name);
             sv_buf_printf(&sql, ", $%d::json) _pgrst_b", pb);
+            if (merge)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
         } else {
             /* no keys: every column takes its default, one row per object */
             sv_buf_printf(&sql, " SELECT FROM pg_catalog.json_array_elements($%d::json)", pb);
+            if (merge)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
         }
         if (pf->resolution) {
             const char *oc = sv_rq_find(ps, n, "on_conflict");
@@ -1117,26 +1146,29 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             sv_buf_puts(&sql, " ON CONFLICT (");
             sv_rq_column_list(&sql, target, nt, NULL);
             sv_buf_puts(&sql, ")");
-            int nset = 0;
-            if (pf->resolution == 1) {
+            /* PostgREST sets every column sent, the conflict target's
+             * too (sorted by name, QueryBuilder.hs): so "get or create"
+             * with only the target's columns returns the existing row,
+             * and the caller needs UPDATE on every column it sends, as
+             * on Supabase. Nothing sent: DO NOTHING. */
+            if (pf->resolution == 1 && ncols > 0) {
+                const sv_rest_column **sorted = sv_arena_alloc(q->arena, sizeof(*sorted) * (size_t)ncols);
+                memcpy(sorted, cols, sizeof(*sorted) * (size_t)ncols);
+                qsort(sorted, (size_t)ncols, sizeof(*sorted), sv_rq_column_cmp);
                 for (int i = 0; i < ncols; i++) {
-                    int is_target = 0;
-                    for (int j = 0; j < nt; j++)
-                        is_target |= target[j] == cols[i];
-                    if (is_target)
-                        continue;
-                    sv_buf_puts(&sql, nset ? ", " : " DO UPDATE SET ");
-                    sv_rest_quote_ident(&sql, cols[i]->name);
+                    sv_buf_puts(&sql, i ? ", " : " DO UPDATE SET ");
+                    sv_rest_quote_ident(&sql, sorted[i]->name);
                     sv_buf_puts(&sql, " = EXCLUDED.");
-                    sv_rest_quote_ident(&sql, cols[i]->name);
-                    nset++;
+                    sv_rest_quote_ident(&sql, sorted[i]->name);
                 }
-            }
-            if (nset == 0)
+                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_SUB);
+            } else {
                 sv_buf_puts(&sql, " DO NOTHING");
+            }
             plan->resolution = pf->resolution;
         }
         plan->status = 201;
+        plan->range_star = 1;
     } else if (in->method == SV_HTTP_PATCH) {
         const sv_rest_column **cols;
         int ncols;
@@ -1195,6 +1227,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             sv_buf_append(&sql, where.data, where.len);
         }
         plan->status = want_body ? 200 : 204;
+        plan->range_star = 1;
     }
 
     if (want_rows) {
@@ -1204,7 +1237,8 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
         else
             sv_buf_puts(&sql, "1");
         sv_buf_puts(&sql, ")");
-        sv_rq_outer(&sql, NULL, want_body, plan->single && want_body, 1);
+        sv_rq_outer(&sql, merge ? SV_RQ_INSERTED_TOTAL : NULL, want_body,
+                    plan->single && want_body, 1);
     } else {
         /* a data-modifying CTE without RETURNING still runs to completion */
         sv_buf_puts(&sql, ") SELECT NULL::bigint, NULL::bigint, NULL::text");
@@ -1271,13 +1305,115 @@ static int sv_rq_rpc_arg(const sv_rest_function_def *f, const char *name)
     return -1;
 }
 
-static int sv_rq_rpc_unknown(sv_rq *q, const sv_rest_function_def *f, const char *name)
+static int sv_rq_str_cmp(const void *a, const void *b)
 {
-    return sv_rq_fail(q, 404, "PGRST202",
-                      sv_arena_printf(q->arena,
-                                      "Could not find the function public.%s(%.60s) in the schema cache",
-                                      f->name, name),
-                      NULL, NULL);
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* names[0..n) sorted, without repeats, joined by ", " (PostgREST's
+ * Data.Set of argument names). Long lists and names are cut: the text
+ * goes into an error message. */
+static const char *sv_rq_name_list(sv_arena *arena, const char **names, int n)
+{
+    enum { SV_RQ_LIST_MAX = 32 };
+    const char **sorted = sv_arena_alloc(arena, sizeof(*sorted) * (size_t)(n + 1));
+    sv_buf buf;
+    int shown = 0;
+
+    memcpy(sorted, names, sizeof(*sorted) * (size_t)n);
+    qsort(sorted, (size_t)n, sizeof(*sorted), sv_rq_str_cmp);
+    sv_buf_init(&buf, arena, 128);
+    for (int i = 0; i < n; i++) {
+        if (i > 0 && strcmp(sorted[i], sorted[i - 1]) == 0)
+            continue;
+        if (shown == SV_RQ_LIST_MAX) {
+            sv_buf_puts(&buf, ", ...");
+            break;
+        }
+        sv_buf_printf(&buf, "%s%.60s", shown ? ", " : "", sorted[i]);
+        shown++;
+    }
+    return buf.data;
+}
+
+/* PGRST202 worded as PostgREST's NoRpc (Error.hs): the message lists
+ * every argument sent, sorted; the details add the single json/jsonb
+ * parameter a JSON POST could also have meant; the hint names f's own
+ * parameters when the function exists (PostgREST's fuzzy match over
+ * overloads, of which we have one), else null. */
+static int sv_rq_rpc_not_found(sv_rq *q, const char *fname, const sv_rest_function_def *f,
+                               const char **names, int n, int json_post)
+{
+    const char *list = sv_rq_name_list(q->arena, names, n);
+    char *message = n == 0
+        ? sv_arena_printf(q->arena, "Could not find the function public.%.100s without parameters "
+                                    "in the schema cache", fname)
+        : sv_arena_printf(q->arena, "Could not find the function public.%.100s(%s) in the schema cache",
+                          fname, list);
+    char *details = sv_arena_printf(
+        q->arena, "Searched for the function public.%.100s%s%s%s, but no matches were found in the "
+                  "schema cache.",
+        fname, n == 0 ? " without parameters" : n == 1 ? " with parameter " : " with parameters ",
+        n == 0 ? "" : list, json_post ? " or with a single unnamed json/jsonb parameter" : "");
+    char *hint = NULL;
+    if (f != NULL)
+        hint = sv_arena_printf(q->arena, "Perhaps you meant to call the function public.%s(%s)", f->name,
+                               sv_rq_name_list(q->arena, f->arg_names, f->nargs));
+    return sv_rq_fail(q, 404, "PGRST202", message, details, hint);
+}
+
+/* The argument names a request sends: a POST body's keys (when it is a
+ * JSON object) or a GET's query parameter names. */
+static void sv_rq_rpc_names(sv_rq *q, const sv_rest_input *in, json_object *doc, const char ***out,
+                            int *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (in->method == SV_HTTP_POST) {
+        if (doc == NULL || !json_object_is_type(doc, json_type_object))
+            return;
+        const char **names = sv_arena_alloc(q->arena, sizeof(*names) *
+                                                          (size_t)(json_object_object_length(doc) + 1));
+        json_object_object_foreach(doc, key, val) {
+            (void)val;
+            names[(*n)++] = key;
+        }
+        *out = names;
+    } else {
+        sv_qparam *ps;
+        int np;
+        sv_error saved = *q->err;
+        if (sv_rq_split_query(q, in->query, &ps, &np) != SV_OK) {
+            *q->err = saved;
+            return;
+        }
+        const char **names = sv_arena_alloc(q->arena, sizeof(*names) * (size_t)(np + 1));
+        for (int i = 0; i < np; i++)
+            names[i] = ps[i].key;
+        *out = names;
+        *n = np;
+    }
+}
+
+int sv_rest_rpc_not_found(sv_arena *arena, const char *name, const sv_rest_input *in, sv_error *err)
+{
+    sv_rq q;
+    sv_rest_plan plan;
+    sv_rest_table_def none = { name, NULL, 0, 0 };
+    json_object *doc = NULL;
+    const char **names;
+    int n;
+
+    sv_rq_start(&q, arena, &none, &plan, err);
+    if (in->method == SV_HTTP_POST && in->body != NULL && in->body_len > 0) {
+        const char *why;
+        if (sv_json_parse(in->body, in->body_len, &doc, &why) != SV_OK)
+            doc = NULL;
+    }
+    sv_rq_rpc_names(&q, in, doc, &names, &n);
+    int rc = sv_rq_rpc_not_found(&q, name, NULL, names, n, in->method == SV_HTTP_POST);
+    json_object_put(doc);
+    return rc;
 }
 
 int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
@@ -1289,6 +1425,8 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     int rc = SV_ERROR;
     json_object *doc = NULL;
     int first = 1;
+    int nargs = f->nargs > 0 ? f->nargs : 1;
+    char *given = NULL;
 
     sv_rq_start(&q, arena, &none, plan, err);
     sv_buf_init(&call, arena, 256);
@@ -1296,6 +1434,8 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     sv_buf_puts(&call, "public.");
     sv_rest_quote_ident(&call, f->name);
     sv_buf_puts(&call, "(");
+    given = sv_arena_alloc(arena, (size_t)nargs);
+    memset(given, 0, (size_t)nargs);
 
     if (in->method == SV_HTTP_POST) {
         if (in->body != NULL && in->body_len > 0) {
@@ -1307,10 +1447,9 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
             }
             json_object_object_foreach(doc, key, val) {
                 int i = sv_rq_rpc_arg(f, key);
-                if (i < 0) {
-                    sv_rq_rpc_unknown(&q, f, key);
-                    goto done;
-                }
+                if (i < 0)
+                    goto not_found;
+                given[i] = 1;
                 const char *text = NULL;
                 const char *type = f->arg_types[i];
                 if (val == NULL || json_object_is_type(val, json_type_null))
@@ -1335,7 +1474,8 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
         for (int k = 0; k < n; k++) {
             int i = sv_rq_rpc_arg(f, ps[k].key);
             if (i < 0)
-                return sv_rq_rpc_unknown(&q, f, ps[k].key);
+                goto not_found;
+            given[i] = 1;
             if (!first)
                 sv_buf_puts(&call, ", ");
             first = 0;
@@ -1345,6 +1485,10 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     } else {
         return sv_rq_fail(&q, 405, "PGRST101", "Only GET and POST are allowed for functions", NULL, NULL);
     }
+    /* a required argument left out: no function matches what was sent */
+    for (int i = 0; i < f->nargs - f->ndefaults; i++)
+        if (!given[i])
+            goto not_found;
     sv_buf_puts(&call, ")");
 
     if (f->returns_set) {
@@ -1362,7 +1506,19 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
     plan->nparams = q.nparams;
     plan->has_body = in->method != SV_HTTP_HEAD;
     plan->status = 200;
+    /* PostgREST runs GET and HEAD on a function in a read-only
+     * transaction, whatever the function: a volatile one that writes
+     * fails there (25006, answered 405) instead of changing data on a
+     * request that must not. */
+    plan->read_only = in->method != SV_HTTP_POST;
     rc = SV_OK;
+    goto done;
+not_found: {
+        const char **names;
+        int n;
+        sv_rq_rpc_names(&q, in, doc, &names, &n);
+        sv_rq_rpc_not_found(&q, f->name, f, names, n, in->method == SV_HTTP_POST);
+    }
 done:
     json_object_put(doc);
     return rc;

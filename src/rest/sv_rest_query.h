@@ -12,7 +12,8 @@
  *     (limit/offset) and type names from a fixed cast whitelist.
  *
  * Every statement returns exactly one row of three columns:
- *   total bigint  (the count for Prefer: count=exact, else NULL)
+ *   total bigint  (reads: the count for Prefer: count=exact, else NULL;
+ *                  a merge-duplicates upsert: the rows it inserted)
  *   page  bigint  (rows returned / affected, NULL for scalar rpc results)
  *   body  text    (the JSON response body, NULL when none is wanted) */
 #ifndef SV_REST_QUERY_H
@@ -85,7 +86,11 @@ typedef struct sv_rest_plan {
     int          return_mode;        /* SV_REST_RETURN_* (writes) */
     int          has_body;           /* the body column carries the answer */
     int          is_read;            /* GET/HEAD: Content-Range describes a page */
-    int          resolution;         /* upsert: 1 merge-duplicates, 2 ignore-duplicates */
+    int          resolution;         /* upsert: 1 merge-duplicates, 2 ignore-duplicates;
+                                        with 1, total is the rows inserted (0: answer 200) */
+    int          read_only;          /* run in a read-only transaction (GET/HEAD rpc) */
+    int          range_star;         /* insert, delete: Content-Range is "*" + "/total",
+                                        PostgREST's contentRangeH 1 0 */
     long long    offset;             /* first row of the page (reads) */
 } sv_rest_plan;
 
@@ -100,6 +105,13 @@ int sv_rest_translate(sv_arena *arena, const sv_rest_table_def *t, const sv_rest
  * object) or from the query string of a GET. Same conventions. */
 int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
                           const sv_rest_input *in, sv_rest_plan *plan, sv_error *err);
+
+/* PGRST202 (404) for /rest/v1/rpc/<name> when no function of that name
+ * is exposed, worded as PostgREST's: every argument the request sends
+ * (POST body keys or GET query names), sorted. Fills *err, returns
+ * SV_ERROR. */
+int sv_rest_rpc_not_found(sv_arena *arena, const char *name, const sv_rest_input *in,
+                          sv_error *err);
 
 /* Appends name as a double-quoted SQL identifier. */
 void sv_rest_quote_ident(sv_buf *buf, const char *name);

@@ -305,13 +305,39 @@ static void test_writes(void)
 
     is_int(run(SV_HTTP_POST, "on_conflict=id", "{\"id\":\"x\",\"title\":\"a\"}",
                "resolution=merge-duplicates,return=representation", NULL, NULL), SV_OK, "upsert");
-    ok(has("ON CONFLICT (\"id\") DO UPDATE SET \"title\" = EXCLUDED.\"title\" RETURNING"), "upsert SQL");
+    /* PostgREST: every column sent is set, the conflict target's too,
+     * sorted by name; the inserted rows are counted in pgrst.inserted */
+    ok(has("ON CONFLICT (\"id\") DO UPDATE SET \"id\" = EXCLUDED.\"id\", \"title\" = EXCLUDED.\"title\" "
+           "WHERE pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting("
+           "'pgrst.inserted', true), '')::int, 0) - 1)::text, true) <> '-1' RETURNING"), "upsert SQL");
+    ok(has("_pgrst_b WHERE pg_catalog.set_config('pgrst.inserted', (coalesce(nullif(pg_catalog.current_setting("
+           "'pgrst.inserted', true), '')::int, 0) + 1)::text, true) <> '0' ON CONFLICT"),
+       "rows offered to the insert are counted");
+    ok(has("SELECT nullif(pg_catalog.current_setting('pgrst.inserted', true), '')::bigint, pg_catalog.count(*)"),
+       "the inserted count is the total column");
+    is_int(plan.resolution, 1, "merge-duplicates");
+    is_int(plan.range_star, 1, "insert: Content-Range */…");
+    is_int(run(SV_HTTP_POST, "on_conflict=title,id", "{\"title\":\"a\",\"id\":\"x\"}",
+               "resolution=merge-duplicates,return=representation", NULL, NULL), SV_OK,
+           "get-or-create: only the conflict columns sent");
+    ok(has("DO UPDATE SET \"id\" = EXCLUDED.\"id\", \"title\" = EXCLUDED.\"title\" WHERE"),
+       "still DO UPDATE (returns the existing row), columns sorted");
+    ok(!has("DO NOTHING"), "not DO NOTHING");
+    is_int(run(SV_HTTP_POST, "on_conflict=id", "{}", "resolution=merge-duplicates", NULL, NULL), SV_OK,
+           "merge with nothing sent");
+    ok(has("ON CONFLICT (\"id\") DO NOTHING"), "nothing to set: DO NOTHING");
+    ok(has("RETURNING 1)"), "a merge without return= still counts its rows");
+    is_int(run(SV_HTTP_POST, "on_conflict=id", "[{\"id\":\"x\"}]", "resolution=merge-duplicates,missing=default",
+               NULL, NULL), SV_OK, "merge with missing=default");
+    ok(has("_pgrst_b WHERE pg_catalog.set_config('pgrst.inserted'"), "counted there too");
+    ok(sql_is_clean(), "balanced quotes");
     is_int(run(SV_HTTP_POST, "", "{\"id\":\"x\",\"title\":\"a\"}", "resolution=merge-duplicates", NULL, NULL),
            SV_OK, "upsert on the primary key");
     ok(has("ON CONFLICT (\"id\") DO UPDATE"), "primary key as the default target");
     is_int(run(SV_HTTP_POST, "on_conflict=id", "{\"id\":\"x\"}", "resolution=ignore-duplicates", NULL, NULL),
            SV_OK, "ignore-duplicates");
     ok(has("ON CONFLICT (\"id\") DO NOTHING"), "DO NOTHING");
+    ok(!has("pgrst.inserted"), "ignore-duplicates: nothing counted (always 201)");
     is_int(run(SV_HTTP_POST, "on_conflict=nope", "{\"id\":\"x\"}", "resolution=merge-duplicates", NULL, NULL),
            SV_ERROR, "unknown on_conflict column");
 
@@ -320,6 +346,7 @@ static void test_writes(void)
            "pg_catalog.json_populate_record(NULL::public.\"handle_content\", $2::json) _pgrst_b WHERE \"handle_content\".\"id\" = $1"),
        "patch SQL");
     is_int(plan.status, 204, "patch minimal: 204");
+    is_int(plan.range_star, 0, "patch: Content-Range 0-(N-1)");
     is_int(run(SV_HTTP_PATCH, "id=eq.1", "[{\"title\":\"b\"}]", NULL, NULL, NULL), SV_ERROR, "patch with an array");
     is_int(run(SV_HTTP_PATCH, "id=eq.1", "{\"title\":\"b\"}", "return=representation", NULL,
                "application/vnd.pgrst.object+json"), SV_OK, "patch single");
@@ -355,6 +382,7 @@ static void test_rpc(void)
                          "{\"query\":\"a b\",\"max_results\":5}", 0 };
     in.body_len = strlen(in.body);
     is_int(sv_rest_translate_rpc(&arena, &f, &in, &plan, &err), SV_OK, "rpc POST");
+    ok(!plan.read_only, "POST rpc runs read-write");
     ok(has("FROM public.\"search_content\"(\"query\" => $1::text, \"max_results\" => $2::integer) _pgrst_s"),
        "named arguments");
     is_str(param(1), "a b", "string argument");
@@ -363,10 +391,45 @@ static void test_rpc(void)
     sv_rest_input g = { SV_HTTP_GET, "query=a+b&config=simple", NULL, NULL, NULL, NULL, NULL, 0 };
     is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_OK, "rpc GET");
     is_str(param(1), "a b", "query-string argument");
+    ok(plan.read_only, "GET rpc runs read-only");
     g.query = "nope=1";
     is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "unknown argument");
     is_int(err.status, 404, "404");
     is_str(err.code, "PGRST202", "PGRST202");
+    is_str(err.message, "Could not find the function public.search_content(nope) in the schema cache",
+           "one argument named");
+    is_str(err.details, "Searched for the function public.search_content with parameter nope, but no "
+                        "matches were found in the schema cache.", "details: parameter");
+    is_str(err.hint, "Perhaps you meant to call the function public.search_content(config, max_results, query)",
+           "hint: the function's own parameters, sorted");
+    g.query = "query=a&zeta=1&max_results=2";
+    is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "one unknown among known ones");
+    is_str(err.message, "Could not find the function public.search_content(max_results, query, zeta) in the "
+                        "schema cache", "PostgREST lists every argument sent, sorted");
+    is_str(err.details, "Searched for the function public.search_content with parameters max_results, query, "
+                        "zeta, but no matches were found in the schema cache.", "details: parameters");
+    g.query = "config=simple";
+    is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "a required argument missing");
+    is_str(err.code, "PGRST202", "is PGRST202 too");
+    is_str(err.message, "Could not find the function public.search_content(config) in the schema cache",
+           "missing required argument: message");
+    g.query = "";
+    is_int(sv_rest_translate_rpc(&arena, &f, &g, &plan, &err), SV_ERROR, "no argument at all");
+    is_str(err.message, "Could not find the function public.search_content without parameters in the schema cache",
+           "without parameters");
+    sv_rest_input p2 = { SV_HTTP_POST, "", NULL, NULL, NULL, NULL, "{\"b\":1,\"query\":\"x\",\"a\":2}", 0 };
+    p2.body_len = strlen(p2.body);
+    is_int(sv_rest_translate_rpc(&arena, &f, &p2, &plan, &err), SV_ERROR, "POST with unknown keys");
+    is_str(err.message, "Could not find the function public.search_content(a, b, query) in the schema cache",
+           "POST: every key, sorted");
+    is_str(err.details, "Searched for the function public.search_content with parameters a, b, query or with a "
+                        "single unnamed json/jsonb parameter, but no matches were found in the schema cache.",
+           "POST details mention the single json parameter");
+    is_int(sv_rest_rpc_not_found(&arena, "nofn", &p2, &err), SV_ERROR, "unknown function");
+    is_int(err.status, 404, "unknown function: 404");
+    is_str(err.message, "Could not find the function public.nofn(a, b, query) in the schema cache",
+           "unknown function: arguments listed");
+    ok(err.hint == NULL, "unknown function: no hint");
     in.body = "{\"query\":null}";
     in.body_len = strlen(in.body);
     is_int(sv_rest_translate_rpc(&arena, &f, &in, &plan, &err), SV_OK, "null argument");

@@ -127,7 +127,7 @@ sub wait_until {
 
 # The bytes of one FastCGI request (as nginx sends it: BEGIN_REQUEST with
 # keep_conn, PARAMS, end of PARAMS, STDIN, end of STDIN) for $uri;
-# options: method (GET), body (sent as JSON).
+# options: method (GET), body (sent as JSON), remote_addr (127.0.0.1).
 sub fcgi_request_bytes {
     my ($uri, %opt) = @_;
     my $record = sub { my ($type, $content) = @_; pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content };
@@ -136,7 +136,7 @@ sub fcgi_request_bytes {
     my $body = $opt{body} // '';
     my $params = join '', map { $pair->(@$_) } (
         [REQUEST_METHOD => $opt{method} // 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => $query // ''],
-        [REMOTE_ADDR => '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1'],
+        [REMOTE_ADDR => $opt{remote_addr} // '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1'],
         (length $body ? ([CONTENT_TYPE => 'application/json'], [CONTENT_LENGTH => length $body]) : ()));
     return $record->(1, pack('nCx5', 1, 1)) . $record->(4, $params) . $record->(4, '')
         . (length $body ? $record->(5, $body) : '') . $record->(5, '');
