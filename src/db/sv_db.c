@@ -174,14 +174,17 @@ int sv_db_ensure(sv_db *db)
         return SV_ERROR;
     }
     PQsetNoticeProcessor(db->conn, sv_db_log_notice, NULL);
-    if (db->listen_channel != NULL) {
-        char *ident = PQescapeIdentifier(db->conn, db->listen_channel, strlen(db->listen_channel));
+    const char *channels[2] = { db->listen_channel, db->notify_channel };
+    for (int i = 0; i < 2; i++) {
+        if (channels[i] == NULL)
+            continue;
+        char *ident = PQescapeIdentifier(db->conn, channels[i], strlen(channels[i]));
         char sql[128];
         snprintf(sql, sizeof(sql), "LISTEN %s", ident ? ident : "pgrst");
         PQfreemem(ident);
         PGresult *res = PQexec(db->conn, sql);
         /* A hot standby refuses LISTEN: serve without announced schema
-         * changes rather than not at all. */
+         * changes (and job ends) rather than not at all. */
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !db->listen_failed) {
             db->listen_failed = 1;
             char *nl, msg[200];
@@ -205,6 +208,14 @@ void sv_db_listen(sv_db *db, const char *channel)
     db->listen_channel = channel;
 }
 
+void sv_db_on_notify(sv_db *db, const char *channel, void (*fn)(void *arg, const char *payload),
+                     void *arg)
+{
+    db->notify_channel = channel;
+    db->on_notify = fn;
+    db->notify_arg = arg;
+}
+
 int sv_db_socket(const sv_db *db)
 {
     return db->conn != NULL ? PQsocket(db->conn) : -1;
@@ -218,6 +229,8 @@ static void sv_db_take_notifications(sv_db *db)
         if (db->listen_channel != NULL && strcmp(n->relname, db->listen_channel) == 0 &&
             (n->extra[0] == '\0' || strcmp(n->extra, "reload schema") == 0))
             db->notified++;
+        else if (db->notify_channel != NULL && strcmp(n->relname, db->notify_channel) == 0)
+            db->on_notify(db->notify_arg, n->extra);
         PQfreemem(n);
     }
 }

@@ -37,6 +37,10 @@ typedef struct sv_db {
                                   statements of an older one are gone */
     const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
     const char *listen_channel; /* LISTENed on every new connection, or NULL */
+    /* A second channel whose notifications go to on_notify (job ends). */
+    const char *notify_channel;
+    void      (*on_notify)(void *arg, const char *payload);
+    void       *notify_arg;
     int     listen_failed;     /* LISTEN refused (a standby): logged once */
     int     connect_timeout_ms; /* the URL's connect_timeout, else 3 s */
     int     several_hosts;     /* connect blocking: libpq's per-host timeout */
@@ -56,6 +60,11 @@ void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);
  * "reload schema") bump db->notified; a new connection bumps
  * db->generation, since messages sent meanwhile were missed. */
 void sv_db_listen(sv_db *db, const char *channel);
+/* Notifications on channel go to fn(arg, payload) as they are read (with
+ * any statement's results, or by sv_db_read_idle); the channel is
+ * LISTENed on every new connection. */
+void sv_db_on_notify(sv_db *db, const char *channel, void (*fn)(void *arg, const char *payload),
+                     void *arg);
 /* The connection's socket while one is open, else -1: readable while
  * idle when a notification arrives or the server closes it. */
 int sv_db_socket(const sv_db *db);

@@ -35,14 +35,18 @@ int sv_route_methods(const sv_route *route)
     return (route->methods & SV_HTTP_GET) ? route->methods | SV_HTTP_HEAD : route->methods;
 }
 
-sv_route_result sv_route_find(const sv_route *routes, size_t n, const char *status_path,
+sv_route_result sv_route_find(const sv_route *routes, size_t n, const struct sv_config *cfg,
                               int method, const char *path, sv_route_match *m)
 {
     long found_score = -1, best_score = -1;
+    char buf[256];
 
     memset(m, 0, sizeof(*m));
     for (size_t i = 0; i < n; i++) {
-        const char *pattern = routes[i].pattern ? routes[i].pattern : status_path;
+        const char *pattern = routes[i].pattern;
+        if (pattern == NULL)
+            pattern = routes[i].configured_pattern ? routes[i].configured_pattern(cfg, buf, sizeof(buf))
+                                                   : NULL;
         if (pattern == NULL || pattern[0] == '\0')
             continue;
         long score = sv_route_score(pattern, path);
