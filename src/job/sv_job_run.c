@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -176,11 +177,16 @@ int sv_job_supervise(const sv_config *cfg, const char *path, int lock_fd)
         sv_job_clear(&job);
         return 1;
     }
+    pid_t supervisor = getpid();
     pid_t child = fork();
     if (child == 0) {
         /* The lock is the supervisor's: a child that outlives it must
-         * not keep its job looking alive. */
+         * not keep its job looking alive. Nor may it go on working once
+         * the job has been finished for it as interrupted. */
         close(lock_fd);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != supervisor)
+            _exit(1);
         close(pipefd[0]);
         sv_log_set_pid(getpid());
         sv_job_child(cfg, &job, pipefd[1]);
