@@ -25,8 +25,10 @@ void sv_db_init(sv_db *db, const char *conninfo)
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
         if (o->val == NULL || o->val[0] == '\0')
             continue;
-        if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0) {
             db->connect_timeout_ms = atoi(o->val) * 1000;
+            db->url_connect_timeout = 1;
+        }
         if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
             strchr(o->val, ',') != NULL)
             db->several_hosts = 1;
@@ -37,6 +39,12 @@ void sv_db_init(sv_db *db, const char *conninfo)
 void sv_db_set_statement_timeout(sv_db *db, long ms)
 {
     snprintf(db->statement_timeout, sizeof(db->statement_timeout), "%ld", ms > 0 ? ms : 0);
+}
+
+void sv_db_set_connect_timeout(sv_db *db, int ms)
+{
+    if (!db->url_connect_timeout)
+        db->connect_timeout_ms = ms;
 }
 
 void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook)

@@ -43,6 +43,7 @@ typedef struct sv_db {
     void       *notify_arg;
     int     listen_failed;     /* LISTEN refused (a standby): logged once */
     int     connect_timeout_ms; /* the URL's connect_timeout, else 3 s */
+    int     url_connect_timeout; /* the URL set it: it wins */
     int     several_hosts;     /* connect blocking: libpq's per-host timeout */
     unsigned long notified;    /* reload messages received on listen_channel */
 } sv_db;
@@ -52,6 +53,8 @@ void sv_db_init(sv_db *db, const char *conninfo);
  * a slow query ends with an error the client sees instead of the master
  * killing the worker and leaving the query running. */
 void sv_db_set_statement_timeout(sv_db *db, long ms);
+/* How long a connect may take when the URL sets no connect_timeout. */
+void sv_db_set_connect_timeout(sv_db *db, int ms);
 void sv_db_close(sv_db *db);
 /* hook (kept by the caller) runs while results are awaited; NULL: none. */
 void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);

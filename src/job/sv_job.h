@@ -18,6 +18,10 @@
 
 typedef enum { SV_JOB_SYNC, SV_JOB_AI, SV_JOB_SEO } sv_job_kind;
 
+/* A job is not a request someone waits on to connect: it waits longer
+ * for a busy database than a worker does (3 s) before failing. */
+#define SV_JOB_CONNECT_TIMEOUT_MS 15000
+
 typedef struct sv_job {
     char         job_id[37];
     char         user_id[37];

@@ -148,6 +148,7 @@ int sv_job_work(const sv_config *cfg, const sv_job *job, json_object **result, c
 
     *result = NULL;
     sv_db_init(&db, cfg->database_url);
+    sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
     switch (job->kind) {
     case SV_JOB_AI:
         rc = sv_job_ai(cfg, &db, job, result, error, errlen);

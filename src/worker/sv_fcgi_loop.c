@@ -258,6 +258,7 @@ static int sv_fcgi_poll_set(sv_fcgi_loop *l, int64_t now)
     sv_worker *w = l->server.w;
     sv_fcgi_conn *conns = l->server.conns;
 
+    int parked = 0;
     l->nfds = l->nopen = 0;
     l->listen_at = l->queue_at = l->db_at = -1;
     l->free_slot = NULL;
@@ -270,9 +271,11 @@ static int sv_fcgi_poll_set(sv_fcgi_loop *l, int64_t now)
             continue;
         }
         l->nopen++;
+        parked += conns[i].park != NULL;
         sv_fcgi_watch(l, conns[i].req.ipcFd, &conns[i]);
     }
     sv_slot_set_connections(w->slot, (uint32_t)l->nopen);
+    sv_slot_set_parked(w->slot, (uint32_t)parked);
     /* A stopping pool's last workers serve what is still queued. */
     if (l->leaving && (now >= l->leave_by_ms ||
                        (l->nopen == 0 && (l->passing || l->orphaned || !sv_handoff_pending(w)))))
