@@ -144,8 +144,8 @@ BEGIN
 END
 $$;
 
--- Ends a job: writes its one audit_log row and, only when this call wrote
--- it, refunds the quota of a job that did not complete and settles a
+-- Ends an accepted job: writes its one audit_log row and, only when this
+-- call wrote it, refunds the quota of a job that did not complete and settles a
 -- sync's handle. Whoever comes second (the supervisor and the spool
 -- reconciler can race) changes nothing and gets false. Wakes the
 -- requests waiting on the job (NOTIFY sv_job_done, the job id).
@@ -163,6 +163,13 @@ DECLARE
     spent integer;
     resource uuid;
 BEGIN
+    -- A job exists once its quota was spent (sv_job_accept). A descriptor
+    -- without a spend is a reservation whose accept never happened (the
+    -- worker died in between): there is no job to end.
+    IF NOT EXISTS (SELECT 1 FROM public.quota_usage_history h
+                    WHERE h.job_id = _job_id AND h.user_id = _user_id AND h.amount > 0) THEN
+        RETURN false;
+    END IF;
     -- What the job was about, as the V2 document's functions log it.
     BEGIN
         resource := coalesce(_payload ->> 'handleId', _payload ->> 'contentId')::uuid;

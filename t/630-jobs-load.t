@@ -27,8 +27,10 @@ my $ai = SV::Test::Fake->new(name => 'ai', routes => {
 });
 
 my $spool = sv_tempdir(prefix => 'svspool') . '/jobs';
-my $s = SV::Test::Stack->new(workers => 4, conf => {
-    jwt_secret => 'jobs-load-secret-' . ('l' x 32), job_spool_dir => $spool,
+# Waits long enough for 200 clients to arrive on a slow machine (the
+# nginx read timeout follows).
+my $s = SV::Test::Stack->new(workers => 4, nginx_conf => { read_timeout => '330s' }, conf => {
+    jwt_secret => 'jobs-load-secret-' . ('l' x 32), job_spool_dir => $spool, job_wait_max => 300,
     job_program => sv_builddir() . '/streamvibe-job', job_max_running_per_user => 3,
     job_max_running_per_host => 1000, ai_base_url => $ai->url('/v1') });
 my ($ngx, $pool) = ($s->ngx, $s->pool);
@@ -101,8 +103,8 @@ if ($waiters == 0) {
     my @answers = run_parallel(200, sub {
         my ($i) = @_;
         my ($job, $owner) = @{ $jobs[$i % @jobs] };
-        my ($res, $doc) = $ngx->call('GET', "/functions/v1/jobs/$job?wait=60", token => $token{$owner},
-            ua => LWP::UserAgent->new(timeout => 90));
+        my ($res, $doc) = $ngx->call('GET', "/functions/v1/jobs/$job?wait=300", token => $token{$owner},
+            ua => LWP::UserAgent->new(timeout => 400));
         return $res->code . ':' . ($doc->{status} // '-');
     });
     SV::Test::write_file("$hold.answers", join("\n", @answers));
@@ -111,7 +113,7 @@ if ($waiters == 0) {
 # The status page counts the requests parked on a job, held by no worker.
 my $status_path = '/status';
 sub pool_status { $ngx->json($ngx->call('GET', $status_path)) // {} }
-ok(wait_until(sub { (pool_status()->{parked_requests} // 0) == 200 }, 50),
+ok(wait_until(sub { (pool_status()->{parked_requests} // 0) == 200 }, 250),
     'all 200 waiting requests are parked') or diag explain pool_status();
 my ($ok_health, $ok_rest) = (0, 0);
 for (1 .. 20) {

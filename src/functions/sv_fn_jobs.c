@@ -219,19 +219,47 @@ static void sv_fn_abandon(sv_ctx *ctx, const sv_job *job, const char *why)
     sv_error_clear(&err);
 }
 
-/* Writes the descriptor and starts streamvibe-job on it. */
-static int sv_fn_start(sv_ctx *ctx, sv_job *job)
+/* Reserves the job's place on this host. The host's cap is exact under
+ * any concurrency: counting the descriptors and writing this job's happen
+ * under the spool's accept lock, which is held for nothing else (not
+ * across the database's accept), so accepts on one host do not queue
+ * behind each other. Returns the descriptor, locked, with its path in
+ * path; or -1 with ctx->err. */
+static int sv_fn_reserve(sv_ctx *ctx, const sv_job *job, char *path, size_t len)
 {
-    char path[4096];
-    char *text = sv_job_to_json(job);
-    int lock_fd = text ? sv_spool_create(ctx->cfg->job_spool_dir, job->job_id, text, path, sizeof(path))
-                       : -1;
-    free(text);
-    if (lock_fd < 0) {
-        sv_log_error("job_spool", "job_id=%s error=\"%s\"", job->job_id, strerror(errno));
-        sv_fn_abandon(ctx, job, "the job could not be written to the spool");
-        return sv_fail(&ctx->err, 503, "job_start_failed", "The job could not be started");
+    const char *dir = ctx->cfg->job_spool_dir;
+    char perr[256];
+    int accept_lock = sv_spool_lock_accepts(dir);
+    /* Outside a pool (CGI, spawn-fcgi) nobody made the spool yet. */
+    if (accept_lock < 0 && errno == ENOENT && sv_spool_prepare(dir, perr, sizeof(perr)) == SV_OK)
+        accept_lock = sv_spool_lock_accepts(dir);
+    if (accept_lock < 0) {
+        sv_log_error("job_spool", "dir=%s error=\"%s\"", dir, strerror(errno));
+        sv_fail(&ctx->err, 503, "job_start_failed", "The job spool is not available");
+        return -1;
     }
+    if (sv_spool_count(dir) >= ctx->cfg->job_max_running_per_host) {
+        close(accept_lock);
+        ctx->err.retry_after = 5;
+        sv_fail(&ctx->err, 429, "host_busy", "Too many jobs are running on this server; try again shortly");
+        return -1;
+    }
+    char *text = sv_job_to_json(job);
+    int fd = text ? sv_spool_create(dir, job->job_id, text, path, len) : -1;
+    int saved = errno;
+    free(text);
+    close(accept_lock);
+    if (fd < 0) {
+        sv_log_error("job_spool", "job_id=%s error=\"%s\"", job->job_id, strerror(saved));
+        sv_fail(&ctx->err, 503, "job_start_failed", "The job could not be started");
+    }
+    return fd;
+}
+
+/* Starts streamvibe-job on the descriptor at path (lock_fd holds its
+ * lock, which passes to the job). */
+static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
+{
     char program_buf[PATH_MAX];
     const char *program = sv_job_program(ctx->cfg, program_buf, sizeof(program_buf));
     char *args[8];
@@ -243,7 +271,7 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job)
     }
     args[n++] = "--lock-fd";
     args[n++] = "3";
-    args[n++] = path;
+    args[n++] = (char *)path;
     args[n] = NULL;
     pid_t pid = sv_job_spawn(program, args, lock_fd);
     int spawn_errno = errno;
@@ -373,47 +401,32 @@ static int sv_fn_accept_body(sv_ctx *ctx, sv_job_kind kind, json_object *body)
     job.accepted_ms = sv_clock_wall_ms();
     job.time_limit_s = sv_job_time_limit(ctx->cfg, kind);
 
-    /* The host's cap, exact under any concurrency: counting and adding a
-     * descriptor happen under the spool's accept lock. */
-    int accept_lock = sv_spool_lock_accepts(ctx->cfg->job_spool_dir);
-    char perr[256];
-    /* Outside a pool (CGI, spawn-fcgi) nobody made the spool yet. */
-    if (accept_lock < 0 && errno == ENOENT &&
-        sv_spool_prepare(ctx->cfg->job_spool_dir, perr, sizeof(perr)) == SV_OK)
-        accept_lock = sv_spool_lock_accepts(ctx->cfg->job_spool_dir);
-    if (accept_lock < 0) {
-        sv_log_error("job_spool", "dir=%s error=\"%s\"", ctx->cfg->job_spool_dir, strerror(errno));
-        sv_fail(&ctx->err, 503, "job_start_failed", "The job spool is not available");
+    char path[4096];
+    int lock_fd = sv_fn_reserve(ctx, &job, path, sizeof(path));
+    if (lock_fd < 0)
         goto fail;
-    }
-    if (sv_spool_count(ctx->cfg->job_spool_dir) >= ctx->cfg->job_max_running_per_host) {
-        close(accept_lock);
-        ctx->err.retry_after = 5;
-        sv_fail(&ctx->err, 429, "host_busy", "Too many jobs are running on this server; try again shortly");
-        goto fail;
-    }
     const char *values[6] = { job.job_id, user_id, sv_job_type_name(kind), targets,
                               sv_arena_printf(ctx->arena, "%d", ctx->cfg->job_max_running_per_user),
                               sv_arena_printf(ctx->arena, "%d", sv_job_time_limit(ctx->cfg, kind) * 2) };
     PGresult *r = sv_fn_sql(ctx, sql, 6, values);
-    if (r == NULL) {
-        close(accept_lock);
-        goto fail;
-    }
     json_object *verdict = NULL, *v;
-    sv_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &verdict, &why);
-    PQclear(r);
+    if (r != NULL) {
+        sv_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &verdict, &why);
+        PQclear(r);
+    }
     const char *status = verdict && json_object_object_get_ex(verdict, "status", &v)
                              ? json_object_get_string(v) : "";
     if (strcmp(status, "accepted") != 0) {
-        close(accept_lock);
-        sv_fn_refused(ctx, verdict, status);
+        /* Refused (or the database failed): the reservation goes. */
+        unlink(path);
+        close(lock_fd);
+        if (r != NULL)
+            sv_fn_refused(ctx, verdict, status);
         json_object_put(verdict);
         goto fail;
     }
     json_object_put(verdict);
-    int rc = sv_fn_start(ctx, &job);
-    close(accept_lock);
+    int rc = sv_fn_start(ctx, &job, path, lock_fd);
     if (rc != SV_OK)
         goto fail;
     if (wait_s > 0) {
