@@ -4,13 +4,16 @@
 # binary accepts a job whose process outlives it and ends with its audit
 # row; a CGI request with ?wait waits in the CGI process itself; the
 # reconciler runs by hand (streamvibe-job --reconcile) where no pool
-# master does.
+# master does. Under spawn-fcgi (a FastCGI server on an inherited socket,
+# no pool) the same accept and wait work behind nginx.
 
 use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use SV::Test qw(sv_builddir sv_tempdir run_command wait_until pid_alive slurp_file);
+use SV::Test qw(sv_builddir sv_tempdir run_command wait_until pid_alive slurp_file spawn_process
+    stop_process register_cleanup find_program);
+use SV::Test::Nginx;
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -95,5 +98,23 @@ is_deeply(job_rows($job), [['interrupted']], 'and finishes the job as interrupte
 ok(!-e "$spool/$job.job", 'removing its descriptor');
 ($rc) = run_command([sv_builddir() . '/streamvibe-job', '--reconcile'], env => \%conf, timeout => 30);
 is_deeply(job_rows($job), [['interrupted']], 'a second run changes nothing');
+
+# --- spawn-fcgi ------------------------------------------------------------------
+SKIP: {
+    my $spawn = find_program('spawn-fcgi') or skip 'spawn-fcgi not installed', 3;
+    my $dir = sv_tempdir();
+    my $sock = "$dir/sv.sock";
+    my $pid = spawn_process([$spawn, '-n', '-s', $sock, '-M', '0666', '--', sv_builddir() . '/streamvibe-fcgi'],
+        stdout => "$dir/spawn.log", stderr => "$dir/spawn.log", env => \%conf);
+    register_cleanup(sub { stop_process($pid, signals => ['TERM', 'KILL'], timeout => 5, children => 1) });
+    ok(wait_until(sub { -S $sock }, 10), 'spawn-fcgi socket is up');
+    my $ngx = SV::Test::Nginx->new(conf => { socket => $sock });
+    $ngx->start;
+    my ($res, $d) = $ngx->call('POST', '/functions/v1/enhance-ai?wait=20', token => $tok, body => { contentId => $fast });
+    is($res->code, 200, 'under spawn-fcgi an accept with wait answers the end') or diag $res->as_string;
+    is_deeply(job_rows($d->{job_id}), [['completed']], 'and the job has its row');
+    $ngx->stop;
+    stop_process($pid, signals => ['TERM', 'KILL'], timeout => 10);
+}
 
 done_testing;
