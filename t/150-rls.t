@@ -52,8 +52,8 @@ $su->do(q{INSERT INTO audit_log (user_id, action, resource_type, resource_id) VA
 $su->do(q{INSERT INTO audit_log (user_id, resource_type, resource_id, job_id, job_type, job_status,
           job_started_at, job_completed_at) VALUES (?, 'account_handle', ?, gen_random_uuid(), 'platform_sync',
           'completed', now() - interval '1.5 seconds', now())}, undef, $A, $h_pub);
-$su->do(q{INSERT INTO platform_credentials (user_id, platform_id, access_token_ciphertext, access_token_nonce,
-          key_id, scopes) VALUES (?, ?, '\xdeadbeef', decode(repeat('00', 24), 'hex'), 1, '{read}')}, undef, $A, $yt);
+$su->do(q{INSERT INTO platform_credentials (user_id, platform_id, encrypted_access_token, scopes)
+          VALUES (?, ?, 'sv1:7:' || repeat('A', 60), '{read}')}, undef, $A, $yt);
 $su->do(q{INSERT INTO auth.sessions (user_id) VALUES (?)}, undef, $A);
 
 # B's own handle.
@@ -178,7 +178,7 @@ my @all_content = sort ($c_pub, $c_privvis, $c_unl, $c_deleted, $c_on_priv, $c_o
     # Credentials: metadata yes, secrets never.
     $r = as_role('authenticated', $A, 'SELECT platform_id, scopes, is_active FROM platform_credentials');
     is(scalar @{ $r->{rows} }, 1, 'A sees which platform is connected (non-secret columns)');
-    for my $col (qw(access_token_ciphertext access_token_nonce refresh_token_ciphertext refresh_token_nonce key_id)) {
+    for my $col (qw(encrypted_access_token encrypted_refresh_token key_id)) {
         $r = as_role('authenticated', $A, "SELECT $col FROM platform_credentials");
         is($r->{state}, '42501', "A cannot read $col of own credentials");
         $r = as_role('anon', undef, "SELECT $col FROM platform_credentials");
@@ -189,10 +189,10 @@ my @all_content = sort ($c_pub, $c_privvis, $c_unl, $c_deleted, $c_on_priv, $c_o
     $r = as_role('authenticated', $A, 'SELECT platform FROM platform_connections');
     is_deeply([map { $_->{platform} } @{ $r->{rows} }], ['youtube'], 'platform_connections view for clients');
     $r = as_role('authenticated', $A, 'SELECT * FROM platform_connections');
-    ok($r->{ok} && !grep({ /cipher|nonce|key_id/ } keys %{ $r->{rows}[0] // {} }),
+    ok($r->{ok} && !grep({ /encrypted|key_id/ } keys %{ $r->{rows}[0] // {} }),
         'the view exposes no secret column');
     $r = as_role('authenticated', $A,
-        q{SELECT count(*) AS n FROM platform_credentials WHERE access_token_ciphertext IS NOT NULL});
+        q{SELECT count(*) AS n FROM platform_credentials WHERE encrypted_access_token IS NOT NULL});
     is($r->{state}, '42501', 'secret columns cannot be probed in WHERE either');
 
     for my $t (qw(auth.users auth.sessions auth.refresh_tokens auth.login_attempts)) {
@@ -237,7 +237,7 @@ my @all_content = sort ($c_pub, $c_privvis, $c_unl, $c_deleted, $c_on_priv, $c_o
 
     # Every table in public except the migrator's bookkeeping has RLS on.
     my $norls = $su->selectcol_arrayref(q{SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-        WHERE n.nspname IN ('public', 'auth') AND c.relkind = 'r' AND NOT c.relrowsecurity
+        WHERE n.nspname IN ('public', 'auth', 'vault') AND c.relkind = 'r' AND NOT c.relrowsecurity
           AND c.relname <> 'schema_migrations' ORDER BY 1});
     is_deeply($norls, [], 'RLS is enabled on every table');
 

@@ -161,8 +161,15 @@ for my $t (qw(ai_content_suggestions content_edit_history audit_log quota_usage_
     is($res->code, 200, "$t readable by its owner") or diag $res->content;
     is(ref $doc, 'ARRAY', "$t: array");
 }
-($res, $doc) = get('/rest/v1/platform_credentials', %A);
-is($res->code, 404, 'platform_credentials is not exposed');
-is($doc->{code}, 'PGRST205', 'PGRST205');
+# platform_credentials: owners read the non-secret columns, a token
+# column (or *, which includes them) is a permission error.
+($res, $doc) = get('/rest/v1/platform_credentials?select=platform_id,scopes,token_expires_at,is_active,last_verified_at', %A);
+is($res->code, 200, 'platform_credentials metadata readable by its owner') or diag $res->content;
+is(ref $doc, 'ARRAY', 'platform_credentials: array');
+for my $col (qw(encrypted_access_token encrypted_refresh_token key_id *)) {
+    ($res, $doc) = get("/rest/v1/platform_credentials?select=$col", %A);
+    is($res->code, 403, "select=$col on platform_credentials: 403");
+    is($doc->{code}, '42501', "select=$col: 42501 permission denied");
+}
 
 done_testing;

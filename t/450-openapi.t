@@ -19,13 +19,12 @@ is($doc->{basePath}, '/rest/v1', 'basePath');
 ok($doc->{info}{title} && $doc->{info}{version}, 'info');
 
 my @tables = qw(account_handles ai_content_suggestions audit_log content_edit_history handle_content
-    platform_connections platforms quota_usage_history subscription_settings);
+    platform_connections platform_credentials platforms quota_usage_history subscription_settings);
 is_deeply([sort keys %{ $doc->{definitions} }], \@tables, 'definitions: exactly the exposed tables');
 for my $t (@tables) {
     ok($doc->{paths}{"/$t"}{get}, "path /$t has get");
 }
-ok(!$doc->{paths}{'/platform_credentials'}, 'no platform_credentials');
-ok(!grep({ /auth|credential|schema_migrations|subscription_tiers/ && !/platform_connections/ } keys %{ $doc->{paths} }),
+ok(!grep({ /auth|vault|schema_migrations|subscription_tiers/ } keys %{ $doc->{paths} }),
     'nothing private in paths');
 
 my $hc = $doc->{definitions}{handle_content}{properties};
@@ -38,7 +37,7 @@ is($hc->{tags}{items}{type}, 'string', 'of strings');
 is($hc->{published_at}{format}, 'timestamp with time zone', 'timestamptz format');
 ok(grep({ $_ eq 'platform_content_id' } @{ $doc->{definitions}{handle_content}{required} }), 'required columns');
 ok(!grep({ $_ eq 'id' } @{ $doc->{definitions}{handle_content}{required} }), 'defaulted columns are not required');
-ok(!exists $doc->{definitions}{platform_connections}{properties}{access_token_ciphertext}, 'no secrets in the view');
+ok(!exists $doc->{definitions}{platform_connections}{properties}{encrypted_access_token}, 'no secrets in the view');
 
 for my $fn (qw(check_quota quota_status search_content)) {
     ok($doc->{paths}{"/rpc/$fn"}{post}, "rpc $fn described");

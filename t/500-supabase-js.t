@@ -110,7 +110,11 @@ unless (-e $stamp) {
 # --- the stack -------------------------------------------------------------
 my $jwt_secret = 'sv-500-supabase-js-' . sha256_hex("$$-" . time . '-' . rand());
 
-my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $jwt_secret });
+# A vault key, so the seed's Vault calls (step 8c) work.
+my $keydir = SV::Test::sv_tempdir(prefix => 'svjskey');
+run_command([SV::Test::sv_builddir() . '/streamvibe-admin', 'keygen', "$keydir/vault.key"], timeout => 30);
+my $s = SV::Test::Stack->new(workers => 2,
+    conf => { jwt_secret => $jwt_secret, vault_key_file => "$keydir/vault.key" });
 # The only test so far is the stack's "migrate".
 Test::More->builder->is_passing or BAIL_OUT('migrate failed');
 my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);

@@ -143,7 +143,7 @@ is($res->code, 404, "someone else's content: 404") or diag $res->as_string;
 is($res->code, 401, 'no token: 401');
 ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tokA, body => '{"contentId": ');
 is($res->code, 400, 'malformed JSON: 400');
-is($doc->{code}, 'invalid_body', 'with a code');
+is($doc->{code}, 'invalid_json', 'with a code');
 ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tokA, body => { contentId => 'x' });
 is($res->code, 400, 'a contentId that is not a uuid: 400');
 ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai?wait=9999', token => $tokA, body => { contentId => $cA });

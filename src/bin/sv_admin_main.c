@@ -7,12 +7,17 @@
 #include <time.h>
 
 #include <libpq-fe.h>
+#include <sodium.h>
 
 #include "core/sv_config.h"
 #include "core/sv_err.h"
 #include "crypto/sv_crypto.h"
 #include "crypto/sv_jwt.h"
+#include "crypto/sv_vault.h"
 #include "db/sv_migrate.h"
+#include "platform/sv_credentials.h"
+#include "platform/sv_http_client.h"
+#include "platform/sv_vault_rotate.h"
 
 #ifndef SV_DATADIR
 #define SV_DATADIR "/usr/local/share/streamvibe"
@@ -34,6 +39,23 @@ static void sv_admin_usage(FILE *f)
             "      print the anon and service_role API keys (JWTs signed with\n"
             "      jwt_secret from FILE, $STREAMVIBE_CONFIG or $STREAMVIBE_JWT_SECRET)\n"
             "      for a web app's supabase-js configuration\n"
+            "  keygen FILE\n"
+            "      write a new vault key (32 random bytes, hex) to FILE, mode 0600;\n"
+            "      an existing file is never overwritten. Prints its key id\n"
+            "  keys rotate [--status] [--batch N] [--config FILE] [--database CONNINFO]\n"
+            "      re-seal every platform token and Vault secret under vault_key_file\n"
+            "      (N rows per transaction, default 100; safe while the pool serves\n"
+            "      and when run twice at once; re-run it after an interruption), or\n"
+            "      with --status count the rows each key id seals\n"
+            "  credentials token --user UUID --platform NAME [--rejected]\n"
+            "                    [--config FILE] [--database CONNINFO]\n"
+            "      get a valid access token for the user's platform the way the server\n"
+            "      and its jobs do (refreshing it at the provider when it expires within\n"
+            "      oauth_refresh_margin, or with --rejected as if the platform had just\n"
+            "      refused it) and print the outcome: never the token, only a\n"
+            "      fingerprint (the first 12 hex digits of its SHA-256). Exit 0 when\n"
+            "      a token is at hand, 2 when the credential is missing, inactive or\n"
+            "      expired (the user must connect again), 1 on other errors\n"
             "  help\n"
             "      show this text\n"
             "\n"
@@ -41,7 +63,8 @@ static void sv_admin_usage(FILE *f)
             "  --database, $STREAMVIBE_ADMIN_DATABASE_URL, $STREAMVIBE_DATABASE_URL\n"
             "  (migrations create roles: connect as a superuser)\n"
             "SQL directory, first found of:\n"
-            "  --sql-dir, $STREAMVIBE_SQL_DIR, %s/sql\n",
+            "  --sql-dir, $STREAMVIBE_SQL_DIR, %s/sql\n"
+            "  (keys rotate also falls back to database_url of the configuration)\n",
             sv_admin_prog, SV_DATADIR);
 }
 
@@ -161,10 +184,15 @@ static int sv_admin_migrate(int argc, char **argv)
     return 0;
 }
 
+static int sv_admin_keys_rotate(int argc, char **argv);
+
 /* `keys` subcommand; argv[0] is "keys". Prints anon_key=... and
- * service_role_key=... lines. The secret itself is never printed. */
+ * service_role_key=... lines. The secret itself is never printed.
+ * `keys rotate ...` is the vault's key rotation. */
 static int sv_admin_keys(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "rotate") == 0)
+        return sv_admin_keys_rotate(argc - 1, argv + 1);
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "help",   no_argument,       NULL, 'h' },
@@ -227,6 +255,218 @@ static int sv_admin_keys(int argc, char **argv)
     return rc;
 }
 
+/* `keygen FILE`; argv[0] is "keygen". */
+static int sv_admin_keygen(int argc, char **argv)
+{
+    char err[512];
+    int32_t id;
+
+    if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        sv_admin_usage(stdout);
+        return 0;
+    }
+    if (argc != 2 || argv[1][0] == '-' || argv[1][0] == '\0') {
+        fprintf(stderr, "%s keygen: expected exactly one argument, the key file to write\n",
+                sv_admin_prog);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    if (sv_vault_keygen(argv[1], &id, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s keygen: %s\n", sv_admin_prog, err);
+        return 1;
+    }
+    printf("key_id=%d file=%s\n", (int)id, argv[1]);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
+
+/* `credentials token`; argv[0] is "credentials". */
+static int sv_admin_credentials(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "user",     required_argument, NULL, 'u' },
+        { "platform", required_argument, NULL, 'p' },
+        { "rejected", no_argument,       NULL, 'r' },
+        { "config",   required_argument, NULL, 'c' },
+        { "database", required_argument, NULL, 'd' },
+        { "help",     no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *user = NULL, *platform = NULL, *config = NULL, *database = NULL;
+    int rejected = 0, c, rc = 1;
+    char err[1024];
+
+    if (argc < 2 || strcmp(argv[1], "token") != 0) {
+        fprintf(stderr, "%s credentials: expected the verb 'token'\n", sv_admin_prog);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    argc--;
+    argv++;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'u': user = optarg; break;
+        case 'p': platform = optarg; break;
+        case 'r': rejected = 1; break;
+        case 'c': config = optarg; break;
+        case 'd': database = optarg; break;
+        case 'h': sv_admin_usage(stdout); return 0;
+        default:
+            fprintf(stderr, "%s credentials token: unknown or incomplete option '%s'\n", sv_admin_prog,
+                    argv[optind - 1]);
+            return 1;
+        }
+    }
+    if (optind < argc || user == NULL || platform == NULL) {
+        fprintf(stderr, "%s credentials token: --user and --platform are required\n", sv_admin_prog);
+        return 1;
+    }
+    sv_config cfg;
+    sv_vault vault;
+    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK ||
+        sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s credentials token: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
+    if (database == NULL)
+        database = cfg.database_url;
+    sv_db db;
+    sv_arena arena;
+    sv_db_init(&db, database);
+    sv_arena_init(&arena, 16384);
+    sv_platform_env env = { .cfg = &cfg, .vault = &vault, .db = &db, .arena = &arena, .request_id = "-" };
+    sv_platform_token tok, cur;
+    sv_error e;
+    sv_error_init(&e);
+    int got = SV_OK;
+    const char *reject = NULL;
+    if (rejected) {
+        got = sv_platform_token_get(&env, user, platform, NULL, &cur, &e);
+        reject = got == SV_OK ? cur.access_token : NULL;
+    }
+    if (got == SV_OK)
+        got = sv_platform_token_get(&env, user, platform, reject, &tok, &e);
+    if (got == SV_OK) {
+        unsigned char h[crypto_hash_sha256_BYTES];
+        char hex[2 * sizeof(h) + 1];
+        crypto_hash_sha256(h, (const unsigned char *)tok.access_token, tok.len);
+        sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+        printf("status=ok source=%s expires_at=%lld fingerprint=%.12s\n", sv_token_source_name(tok.source),
+               tok.expires_at, hex);
+        rc = 0;
+    } else {
+        printf("status=error http_status=%d code=%s message=\"%s\"\n", e.status, e.code ? e.code : "-",
+               e.message ? e.message : "");
+        rc = e.status == 404 || e.status == 409 ? 2 : 1;
+    }
+    fflush(stdout);
+    sv_error_clear(&e);
+    sv_arena_free(&arena);   /* wipes the token */
+    sv_db_close(&db);
+    sv_vault_free(&vault);
+    sv_config_free(&cfg);
+    return rc;
+}
+
+/* `keys rotate`; argv[0] is "rotate". */
+static int sv_admin_keys_rotate(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "status",   no_argument,       NULL, 's' },
+        { "batch",    required_argument, NULL, 'b' },
+        { "config",   required_argument, NULL, 'c' },
+        { "database", required_argument, NULL, 'd' },
+        { "help",     no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *database = NULL;
+    int status = 0, batch = 100, c, rc = 1;
+    char err[1024];
+    sv_config cfg;
+    sv_vault vault;
+
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 's':
+            status = 1;
+            break;
+        case 'b':
+            batch = atoi(optarg);
+            if (batch < 1 || batch > 100000) {
+                fprintf(stderr, "%s keys rotate: --batch must be 1..100000\n", sv_admin_prog);
+                return 1;
+            }
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'd':
+            database = optarg;
+            break;
+        case 'h':
+            sv_admin_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "%s keys rotate: unknown or incomplete option '%s'\n", sv_admin_prog,
+                    argv[optind - 1]);
+            sv_admin_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s keys rotate: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
+        return 1;
+    }
+    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) !=
+        SV_OK) {
+        fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_DATABASE_URL");
+    if (database == NULL)
+        database = cfg.database_url;
+    PGconn *conn = sv_admin_connect(database);
+    if (conn != NULL) {
+        long left = 0;
+        if (status) {
+            rc = sv_vault_rotate_status(conn, &vault, stdout, &left, err, sizeof(err)) == SV_OK ? 0 : 1;
+        } else {
+            sv_vault_rotation r;
+            if (sv_vault_rotate(conn, &vault, batch, stdout, &r, err, sizeof(err)) == SV_OK) {
+                printf("done credentials=%ld secrets=%ld failed=%ld key_id=%d\n", r.credentials,
+                       r.secrets, r.failed, (int)sv_vault_current_id(&vault));
+                rc = r.failed > 0 ? 1 : 0;
+                if (r.failed > 0)
+                    snprintf(err, sizeof(err),
+                             "%ld value(s) did not open with the configured keys (listed above)",
+                             r.failed);
+            }
+        }
+        fflush(stdout);
+        if (rc != 0)
+            fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
+        PQfinish(conn);
+    }
+    sv_vault_free(&vault);
+    sv_config_free(&cfg);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *cmd;
@@ -235,8 +475,8 @@ int main(int argc, char **argv)
         sv_admin_usage(stderr);
         return 1;
     }
-    if (sv_crypto_init() != SV_OK) {
-        fprintf(stderr, "%s: libsodium initialisation failed\n", sv_admin_prog);
+    if (sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
+        fprintf(stderr, "%s: libsodium or libcurl initialisation failed\n", sv_admin_prog);
         return 1;
     }
     cmd = argv[1];
@@ -248,6 +488,10 @@ int main(int argc, char **argv)
         return sv_admin_migrate(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
         return sv_admin_keys(argc - 1, argv + 1);
+    if (strcmp(cmd, "credentials") == 0)
+        return sv_admin_credentials(argc - 1, argv + 1);
+    if (strcmp(cmd, "keygen") == 0)
+        return sv_admin_keygen(argc - 1, argv + 1);
 
     fprintf(stderr, "%s: unknown command '%s'\n", sv_admin_prog, cmd);
     sv_admin_usage(stderr);

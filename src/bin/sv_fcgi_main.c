@@ -15,9 +15,12 @@
 
 #include "core/sv_config.h"
 #include "core/sv_log.h"
+#include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
 #include "crypto/sv_crypto.h"
+#include "crypto/sv_vault.h"
 #include "master/sv_identity.h"
+#include "platform/sv_http_client.h"
 #include "master/sv_pool.h"
 #include "worker/sv_worker.h"
 
@@ -63,15 +66,23 @@ int main(int argc, char **argv)
         sv_config_free(&cfg);
         return 1;
     }
-    if (check_only) {
-        printf("configuration ok\n");
-        sv_config_free(&cfg);
-        return 0;
-    }
-    if (sv_crypto_init() != SV_OK) {
-        fprintf(stderr, "streamvibe-fcgi: libsodium initialisation failed\n");
+    if (sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
+        fprintf(stderr, "streamvibe-fcgi: libsodium or libcurl initialisation failed\n");
         sv_config_free(&cfg);
         return 1;
+    }
+    if (check_only) {
+        /* The key files too: a typo there would stop the next start. */
+        sv_vault vault;
+        int ok = sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err,
+                               sizeof(err)) == SV_OK;
+        sv_vault_free(&vault);
+        if (!ok)
+            fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        else
+            printf("configuration ok\n");
+        sv_config_free(&cfg);
+        return ok ? 0 : 1;
     }
     if (pool_mode)
         return sv_pool_run(&cfg, config_path);
@@ -89,19 +100,37 @@ int main(int argc, char **argv)
     /* spawn-fcgi and mod_fcgid can start us as root too: the same drop
      * as a pool worker, before any request is read. */
     sv_identity identity;
+    sv_vault vault;
     err[0] = '\0';
+    if (sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) !=
+        SV_OK) {
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        sv_scoreboard_destroy(sb);
+        sv_config_free(&cfg);
+        return 1;
+    }
     if (sv_identity_resolve(&cfg, &identity, err, sizeof(err)) != SV_OK ||
         sv_identity_drop(&identity) != SV_OK) {
         fprintf(stderr, "streamvibe-fcgi: %s\n", err[0] ? err : strerror(errno));
+        sv_vault_free(&vault);
         sv_scoreboard_destroy(sb);
         sv_config_free(&cfg);
         return 1;
     }
 
+    /* Under spawn-fcgi or mod_fcgid each process counts in a zone of its
+     * own (so N processes allow N times the rate); a CGI process serves
+     * one request and forgets it, so CGI is not rate limited at all. */
+    int cgi = FCGX_IsCGI();
+    sv_ratelimit *limits = cgi ? NULL : sv_ratelimit_create((uint32_t)cfg.rate_limit_zone_entries);
     sv_worker w;
     sv_worker_init(&w, &cfg, sb, 0, 0);
-    int rc = FCGX_IsCGI() ? sv_worker_serve_cgi(&w) : sv_worker_serve_fcgi(&w, 0);
+    w.vault = &vault;
+    w.ratelimit = limits;
+    int rc = cgi ? sv_worker_serve_cgi(&w) : sv_worker_serve_fcgi(&w, 0);
     sv_worker_cleanup(&w);
+    sv_ratelimit_destroy(limits);
+    sv_vault_free(&vault);
     sv_scoreboard_destroy(sb);
     sv_config_free(&cfg);
     return rc;

@@ -16,7 +16,7 @@
 #include "crypto/sv_crypto.h"
 #include "job/sv_job_run.h"
 #include "master/sv_identity.h"
-#include "platform/sv_fetch.h"
+#include "platform/sv_http_client.h"
 
 static void sv_job_usage(FILE *out)
 {
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
      * workers do; a job is spawned by a worker and already is that user. */
     sv_identity identity;
     if (sv_identity_resolve(&cfg, &identity, err, sizeof(err)) != SV_OK ||
-        sv_identity_drop(&identity) != SV_OK || sv_crypto_init() != SV_OK || sv_fetch_init() != SV_OK) {
+        sv_identity_drop(&identity) != SV_OK || sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
         sv_log_error("job_start", "error=\"%s\"", err[0] ? err : "initialisation failed");
         sv_config_free(&cfg);
         return 1;

@@ -44,6 +44,69 @@ static int sv_addr_cidr_match(const char *entry, const char *addr)
     return 1;
 }
 
+const char *sv_addr_client(const char *remote_addr, const char *forwarded, const char *trusted,
+                           char *buf, size_t len)
+{
+    if (remote_addr == NULL)
+        return "";
+    if (forwarded == NULL || trusted == NULL || trusted[0] == '\0' ||
+        !sv_addr_allowed(trusted, remote_addr))
+        return remote_addr;
+    /* Right to left: each hop appended the address it saw. */
+    const char *end = forwarded + strlen(forwarded);
+    const char *found = NULL;
+    size_t found_len = 0;
+    while (end > forwarded) {
+        const char *start = end;
+        while (start > forwarded && start[-1] != ',')
+            start--;
+        const char *a = start, *b = end;
+        while (a < b && (*a == ' ' || *a == '\t'))
+            a++;
+        while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+            b--;
+        char one[64];
+        size_t n = (size_t)(b - a);
+        if (n == 0 || n >= sizeof(one))
+            break;
+        memcpy(one, a, n);
+        one[n] = '\0';
+        if (!sv_addr_is_ip(one))
+            break;
+        found = a;
+        found_len = n;
+        if (!sv_addr_allowed(trusted, one))
+            break;
+        end = start > forwarded ? start - 1 : forwarded;
+    }
+    if (found == NULL || found_len >= len)
+        return remote_addr;
+    memcpy(buf, found, found_len);
+    buf[found_len] = '\0';
+    return buf;
+}
+
+const char *sv_addr_rate_key(const char *addr, char *out, size_t len)
+{
+    unsigned char a[16];
+
+    if (addr != NULL && inet_pton(AF_INET, addr, a) == 1) {
+        snprintf(out, len, "%u.%u.%u.%u", a[0], a[1], a[2], a[3]);
+        return out;
+    }
+    if (addr != NULL && inet_pton(AF_INET6, addr, a) == 1) {
+        static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+        if (memcmp(a, mapped, sizeof(mapped)) == 0)
+            snprintf(out, len, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
+        else
+            snprintf(out, len, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", a[0], a[1], a[2], a[3],
+                     a[4], a[5], a[6], a[7]);
+        return out;
+    }
+    snprintf(out, len, "-");
+    return out;
+}
+
 int sv_addr_allowed(const char *allow, const char *addr)
 {
     char entry[64];

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 struct sv_arena_chunk {
     sv_arena_chunk *next;
     size_t          size;
@@ -13,6 +15,13 @@ struct sv_arena_chunk {
 };
 
 #define SV_ALIGN (_Alignof(max_align_t))
+
+/* One secret allocation: the list lives in the arena itself. */
+struct sv_arena_secret {
+    sv_arena_secret *next;
+    void            *data;
+    size_t           size;
+};
 
 /* Allocation failure is not recoverable for a worker: it would leave a
  * request half-answered. Abort so the master respawns a clean worker. */
@@ -30,6 +39,7 @@ void sv_arena_init(sv_arena *arena, size_t chunk_size)
 {
     arena->head = NULL;
     arena->chunk_size = chunk_size ? chunk_size : 16384;
+    arena->secrets = NULL;
 }
 
 void *sv_arena_alloc(sv_arena *arena, size_t size)
@@ -94,10 +104,28 @@ char *sv_arena_printf(sv_arena *arena, const char *fmt, ...)
     return p;
 }
 
+void *sv_arena_secret_alloc(sv_arena *arena, size_t size)
+{
+    sv_arena_secret *s = sv_arena_alloc(arena, sizeof(*s));
+    s->data = sv_arena_calloc(arena, size ? size : 1);
+    s->size = size;
+    s->next = arena->secrets;
+    arena->secrets = s;
+    return s->data;
+}
+
+static void sv_arena_wipe_secrets(sv_arena *arena)
+{
+    for (sv_arena_secret *s = arena->secrets; s != NULL; s = s->next)
+        sodium_memzero(s->data, s->size);
+    arena->secrets = NULL;
+}
+
 /* Keeps the oldest chunk (the common request fits in it) and frees the
  * rest, so a steady worker does no malloc at all per request. */
 void sv_arena_reset(sv_arena *arena)
 {
+    sv_arena_wipe_secrets(arena);
     sv_arena_chunk *chunk = arena->head;
     while (chunk != NULL && chunk->next != NULL) {
         sv_arena_chunk *next = chunk->next;
@@ -117,6 +145,7 @@ void sv_arena_reset(sv_arena *arena)
 
 void sv_arena_free(sv_arena *arena)
 {
+    sv_arena_wipe_secrets(arena);
     sv_arena_chunk *chunk = arena->head;
     while (chunk != NULL) {
         sv_arena_chunk *next = chunk->next;

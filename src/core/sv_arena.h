@@ -9,9 +9,12 @@
 
 typedef struct sv_arena_chunk sv_arena_chunk;
 
+typedef struct sv_arena_secret sv_arena_secret;
+
 typedef struct sv_arena {
-    sv_arena_chunk *head;   /* newest chunk first */
-    size_t          chunk_size;
+    sv_arena_chunk  *head;   /* newest chunk first */
+    size_t           chunk_size;
+    sv_arena_secret *secrets; /* wiped at reset and free */
 } sv_arena;
 
 void  sv_arena_init(sv_arena *arena, size_t chunk_size);
@@ -23,6 +26,11 @@ char *sv_arena_printf(sv_arena *arena, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 char *sv_arena_vprintf(sv_arena *arena, const char *fmt, va_list ap)
     __attribute__((format(printf, 2, 0)));
+/* size bytes for a secret (a plaintext token, key material): the arena
+ * wipes them with sodium_memzero when it is reset or freed, so an early
+ * error return cannot leave a secret behind in memory the next request
+ * reuses. The caller may wipe earlier with sodium_memzero itself. */
+void *sv_arena_secret_alloc(sv_arena *arena, size_t size);
 void  sv_arena_reset(sv_arena *arena);
 void  sv_arena_free(sv_arena *arena);
 

@@ -8,6 +8,10 @@
 /* Milliseconds of CLOCK_MONOTONIC: for durations and deadlines. */
 int64_t sv_clock_mono_ms(void);
 
+/* Microseconds of CLOCK_MONOTONIC (one clock for every process of the
+ * host, so processes can compare them: the rate limiter does). */
+int64_t sv_clock_mono_us(void);
+
 /* Milliseconds since the epoch (CLOCK_REALTIME): for what people read. */
 int64_t sv_clock_wall_ms(void);
 

@@ -6,10 +6,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/sv_err.h"
 
-typedef enum { SV_CONF_STRING, SV_CONF_INT, SV_CONF_LONG, SV_CONF_OCTAL } sv_conf_type;
+/* SV_CONF_RATE: nginx's limit_req rate, "10r/s" or "30r/m" ("off" or
+ * "0": no limit), stored as the interval between requests in
+ * microseconds. SV_CONF_BOOL: on/off, yes/no, true/false, 1/0. */
+typedef enum {
+    SV_CONF_STRING, SV_CONF_INT, SV_CONF_LONG, SV_CONF_OCTAL, SV_CONF_RATE, SV_CONF_BOOL
+} sv_conf_type;
 
 typedef struct sv_conf_key {
     const char  *name;
@@ -54,6 +60,50 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(login_window,      SV_CONF_INT,    1, 86400, "900"),
     SV_KEY(signup_max_per_window, SV_CONF_INT, 0, 1000000, "10"),
     SV_KEY(refresh_token_reuse_interval, SV_CONF_INT, 0, 3600, "10"),
+
+    SV_KEY(rate_limit_auth,            SV_CONF_RATE, 0, 0, "10r/s"),
+    SV_KEY(rate_limit_auth_burst,      SV_CONF_INT,  1, 100000, "30"),
+    SV_KEY(rate_limit_reads,           SV_CONF_RATE, 0, 0, "100r/s"),
+    SV_KEY(rate_limit_reads_burst,     SV_CONF_INT,  1, 100000, "200"),
+    SV_KEY(rate_limit_writes,          SV_CONF_RATE, 0, 0, "30r/s"),
+    SV_KEY(rate_limit_writes_burst,    SV_CONF_INT,  1, 100000, "60"),
+    SV_KEY(rate_limit_functions,       SV_CONF_RATE, 0, 0, "10r/s"),
+    SV_KEY(rate_limit_functions_burst, SV_CONF_INT,  1, 100000, "30"),
+    SV_KEY(rate_limit_zone_entries,    SV_CONF_INT,  64, 16777216, "65536"),
+    SV_KEY(trusted_proxies,            SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(real_ip_header,             SV_CONF_STRING, 0, 0, "X-Forwarded-For"),
+
+    SV_KEY(vault_key_file,      SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(vault_old_key_files, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(api_external_url,    SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(site_url,            SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(redirect_allow_list, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_state_ttl,     SV_CONF_INT, 30, 86400, "600"),
+    SV_KEY(oauth_http_timeout,  SV_CONF_INT, 1, 300, "10"),
+    SV_KEY(oauth_refresh_margin, SV_CONF_INT, 0, 86400, "300"),
+    /* The real providers: Google OAuth 2.0 for YouTube, Instagram API
+     * with Instagram Login, TikTok Login Kit v2 (platform/sv_oauth.c). */
+    SV_KEY(oauth_youtube_client_id,     SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_youtube_client_secret, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_youtube_authorize_url, SV_CONF_STRING, 0, 0, "https://accounts.google.com/o/oauth2/v2/auth"),
+    SV_KEY(oauth_youtube_token_url,     SV_CONF_STRING, 0, 0, "https://oauth2.googleapis.com/token"),
+    SV_KEY(oauth_youtube_revoke_url,    SV_CONF_STRING, 0, 0, "https://oauth2.googleapis.com/revoke"),
+    SV_KEY(oauth_youtube_scopes,        SV_CONF_STRING, 0, 0, "https://www.googleapis.com/auth/youtube.readonly"),
+    SV_KEY(oauth_youtube_pkce,          SV_CONF_BOOL, 0, 1, "on"),
+    SV_KEY(oauth_instagram_client_id,     SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_instagram_client_secret, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_instagram_authorize_url, SV_CONF_STRING, 0, 0, "https://www.instagram.com/oauth/authorize"),
+    SV_KEY(oauth_instagram_token_url,     SV_CONF_STRING, 0, 0, "https://api.instagram.com/oauth/access_token"),
+    SV_KEY(oauth_instagram_revoke_url,    SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_instagram_scopes,        SV_CONF_STRING, 0, 0, "instagram_business_basic"),
+    SV_KEY(oauth_instagram_pkce,          SV_CONF_BOOL, 0, 1, "off"),
+    SV_KEY(oauth_tiktok_client_id,     SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_tiktok_client_secret, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(oauth_tiktok_authorize_url, SV_CONF_STRING, 0, 0, "https://www.tiktok.com/v2/auth/authorize/"),
+    SV_KEY(oauth_tiktok_token_url,     SV_CONF_STRING, 0, 0, "https://open.tiktokapis.com/v2/oauth/token/"),
+    SV_KEY(oauth_tiktok_revoke_url,    SV_CONF_STRING, 0, 0, "https://open.tiktokapis.com/v2/oauth/revoke/"),
+    SV_KEY(oauth_tiktok_scopes,        SV_CONF_STRING, 0, 0, "user.info.basic,video.list"),
+    SV_KEY(oauth_tiktok_pkce,          SV_CONF_BOOL, 0, 1, "off"),
     SV_KEY(job_spool_dir,     SV_CONF_STRING, 0, 0, "/var/spool/streamvibe"),
     SV_KEY(job_program,       SV_CONF_STRING, 0, 0, ""),
     SV_KEY(job_max_running_per_user, SV_CONF_INT, 1, 1000, "3"),
@@ -83,6 +133,34 @@ static const sv_conf_key *sv_conf_find(const char *name)
     return NULL;
 }
 
+/* "10r/s" / "30r/m" as microseconds between requests; "off" or "0" is
+ * 0. Returns -1 when value is neither. */
+static long sv_conf_rate(const char *value)
+{
+    char *end;
+
+    if (strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
+        return 0;
+    errno = 0;
+    long n = strtol(value, &end, 10);
+    if (errno != 0 || end == value || n <= 0 || n > 1000000 || end[0] != 'r' || end[1] != '/' ||
+        (end[2] != 's' && end[2] != 'm') || end[3] != '\0')
+        return -1;
+    return (end[2] == 's' ? 1000000L : 60000000L) / n;
+}
+
+static int sv_conf_bool(const char *value)
+{
+    static const char *const yes[] = { "on", "yes", "true", "1" }, *const no[] = { "off", "no", "false", "0" };
+    for (size_t i = 0; i < 4; i++) {
+        if (strcasecmp(value, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(value, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 static int sv_conf_assign(sv_config *cfg, const sv_conf_key *key, const char *value,
                           char *err, size_t errlen)
 {
@@ -101,6 +179,21 @@ static int sv_conf_assign(sv_config *cfg, const sv_conf_key *key, const char *va
         *(char **)field = copy;
         return SV_OK;
     }
+    case SV_CONF_RATE:
+        if ((n = sv_conf_rate(value)) < 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not a rate such as 10r/s or 30r/m (or off)",
+                     key->name, value);
+            return SV_ERROR;
+        }
+        *(long *)field = n;
+        return SV_OK;
+    case SV_CONF_BOOL:
+        if ((n = sv_conf_bool(value)) < 0) {
+            snprintf(err, errlen, "%s: \"%s\" is not on or off", key->name, value);
+            return SV_ERROR;
+        }
+        *(int *)field = (int)n;
+        return SV_OK;
     case SV_CONF_INT:
     case SV_CONF_LONG:
     case SV_CONF_OCTAL:

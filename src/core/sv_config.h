@@ -34,6 +34,52 @@ typedef struct sv_config {
     int   login_window;         /* seconds */
     int   signup_max_per_window; /* signups per address per login_window (0 = unlimited) */
     int   refresh_token_reuse_interval; /* seconds a rotated refresh token still refreshes (0 = strict) */
+
+    /* Rate limits (core/sv_ratelimit.c): per class, the interval between
+     * requests in microseconds (0: no limit) and the burst. */
+    long  rate_limit_auth;
+    int   rate_limit_auth_burst;
+    long  rate_limit_reads;
+    int   rate_limit_reads_burst;
+    long  rate_limit_writes;
+    int   rate_limit_writes_burst;
+    long  rate_limit_functions;
+    int   rate_limit_functions_burst;
+    int   rate_limit_zone_entries;  /* buckets in the shared zone (fixed at start) */
+    char *trusted_proxies;          /* addresses/CIDRs whose real_ip_header is believed */
+    char *real_ip_header;
+
+    /* Platform credentials: the vault's key files (crypto/sv_vault.c) and
+     * the OAuth flow (platform/sv_oauth.c). */
+    char *vault_key_file;
+    char *vault_old_key_files;
+    char *api_external_url;         /* this server as providers redirect to it */
+    char *site_url;                 /* the app, where a flow ends without redirect_to */
+    char *redirect_allow_list;      /* app URLs redirect_to may name */
+    int   oauth_state_ttl;          /* seconds a flow may take */
+    int   oauth_http_timeout;       /* seconds for a call to a provider */
+    int   oauth_refresh_margin;     /* refresh a token this many seconds before it expires */
+    char *oauth_youtube_client_id;
+    char *oauth_youtube_client_secret;
+    char *oauth_youtube_authorize_url;
+    char *oauth_youtube_token_url;
+    char *oauth_youtube_revoke_url;
+    char *oauth_youtube_scopes;
+    int   oauth_youtube_pkce;
+    char *oauth_instagram_client_id;
+    char *oauth_instagram_client_secret;
+    char *oauth_instagram_authorize_url;
+    char *oauth_instagram_token_url;
+    char *oauth_instagram_revoke_url;
+    char *oauth_instagram_scopes;
+    int   oauth_instagram_pkce;
+    char *oauth_tiktok_client_id;
+    char *oauth_tiktok_client_secret;
+    char *oauth_tiktok_authorize_url;
+    char *oauth_tiktok_token_url;
+    char *oauth_tiktok_revoke_url;
+    char *oauth_tiktok_scopes;
+    int   oauth_tiktok_pkce;
     /* jobs (sync, ai, seo): src/job/, sql/040_jobs.sql */
     char *job_spool_dir;        /* one descriptor per running job of this host */
     char *job_program;          /* streamvibe-job; empty: next to streamvibe-fcgi */

@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include <sodium.h>
+
 #include "core/sv_err.h"
 
 /* The value json-c makes of text[0..len) in strict mode, or NULL. */
@@ -72,4 +74,34 @@ int sv_json_string(json_object *obj, const char *key, const char **s, size_t *le
     if (len != NULL)
         *len = (size_t)json_object_get_string_len(v);
     return 1;
+}
+
+static void sv_json_wipe(json_object *obj, int depth)
+{
+    if (obj == NULL || depth > SV_JSON_MAX_DEPTH + 1)
+        return;
+    switch (json_object_get_type(obj)) {
+    case json_type_string:
+        sodium_memzero((char *)json_object_get_string(obj), (size_t)json_object_get_string_len(obj));
+        break;
+    case json_type_object: {
+        json_object_object_foreach(obj, key, val) {
+            (void)key;
+            sv_json_wipe(val, depth + 1);
+        }
+        break;
+    }
+    case json_type_array:
+        for (size_t i = 0; i < json_object_array_length(obj); i++)
+            sv_json_wipe(json_object_array_get_idx(obj, i), depth + 1);
+        break;
+    default:
+        break;
+    }
+}
+
+void sv_json_put_wiped(json_object *obj)
+{
+    sv_json_wipe(obj, 0);
+    json_object_put(obj);
 }

@@ -22,4 +22,9 @@ int sv_json_parse(const char *text, size_t len, json_object **out, const char **
  * 0 when absent or null, -1 when present with another type. */
 int sv_json_string(json_object *obj, const char *key, const char **s, size_t *len);
 
+/* Overwrites every string value in obj (objects and arrays, recursively)
+ * with zero bytes, then releases obj: for parsed bodies that carried a
+ * secret (a token, a Vault secret). Keys are left alone. NULL is fine. */
+void sv_json_put_wiped(json_object *obj);
+
 #endif

@@ -17,6 +17,7 @@
 #include "core/sv_json.h"
 #include "core/sv_log.h"
 #include "db/sv_sqlstate.h"
+#include "functions/sv_fn_common.h"
 #include "job/sv_job.h"
 #include "job/sv_job_spawn.h"
 #include "job/sv_spool.h"
@@ -59,20 +60,6 @@ static void sv_fn_new_uuid(char *out)
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
              b[13], b[14], b[15]);
-}
-
-static int sv_fn_body(sv_ctx *ctx, json_object **body)
-{
-    const char *why;
-    *body = NULL;
-    if (ctx->req->body_len == 0)
-        return sv_fail(&ctx->err, 400, "invalid_body", "The body must be a JSON object");
-    if (sv_json_parse(ctx->req->body, ctx->req->body_len, body, &why) == SV_OK &&
-        json_object_is_type(*body, json_type_object))
-        return SV_OK;
-    json_object_put(*body);
-    *body = NULL;
-    return sv_fail_details(&ctx->err, 400, "invalid_body", "The body must be a JSON object", why, NULL);
 }
 
 /* ?wait=N: 0 when absent, else 0..job_wait_max seconds. */
@@ -121,16 +108,6 @@ static PGresult *sv_fn_sql(sv_ctx *ctx, const char *sql, int n, const char *cons
         return NULL;
     }
     return r;
-}
-
-/* Sends text (a JSON document) with status. */
-static int sv_fn_answer(sv_ctx *ctx, int status, const char *json)
-{
-    ctx->res->status = status;
-    ctx->res->body.len = 0;
-    sv_buf_puts(&ctx->res->body, json);
-    sv_response_header(ctx->res, "Cache-Control", "no-store");
-    return SV_OK;
 }
 
 /* --- the job's target --------------------------------------------------- */
@@ -340,7 +317,7 @@ static int sv_fn_accept_answer(sv_ctx *ctx, const char *job_id, const char *stat
     json_object *st = NULL, *v;
     const char *why;
     if (status_json == NULL || sv_json_parse(status_json, strlen(status_json), &st, &why) != SV_OK)
-        return sv_fn_answer(ctx, 202, sv_arena_printf(ctx->arena, "{\"job_id\":\"%s\",\"status\":\"running\"}",
+        return sv_fn_json(ctx, 202, sv_arena_printf(ctx->arena, "{\"job_id\":\"%s\",\"status\":\"running\"}",
                                                       job_id));
     const char *status = json_object_object_get_ex(st, "status", &v) ? json_object_get_string(v) : "running";
     json_object *out = json_object_new_object();
@@ -377,7 +354,7 @@ static int sv_fn_resume(sv_ctx *ctx)
         sv_error_clear(&ctx->err);
         return sv_fn_accept_answer(ctx, p->key, status);
     }
-    return status != NULL ? sv_fn_answer(ctx, 200, status) : SV_ERROR;
+    return status != NULL ? sv_fn_json(ctx, 200, status) : SV_ERROR;
 }
 
 /* --- the endpoints -------------------------------------------------------- */
@@ -434,7 +411,7 @@ static int sv_fn_accept_body(sv_ctx *ctx, sv_job_kind kind, json_object *body)
         sv_job_clear(&job);
         return rc;
     }
-    rc = sv_fn_answer(ctx, 202, sv_arena_printf(ctx->arena, "{\"job_id\":\"%s\",\"status\":\"running\"}",
+    rc = sv_fn_json(ctx, 202, sv_arena_printf(ctx->arena, "{\"job_id\":\"%s\",\"status\":\"running\"}",
                                                 job.job_id));
     sv_job_clear(&job);
     return rc;
@@ -489,7 +466,7 @@ int sv_fn_job_status(sv_ctx *ctx)
         return SV_ERROR;
     if (wait_s > 0 && sv_fn_is_running(status))
         return sv_fn_park(ctx, job_id, sv_fn_viewer(ctx), wait_s, SV_FN_PARK_STATUS);
-    return sv_fn_answer(ctx, 200, status);
+    return sv_fn_json(ctx, 200, status);
 }
 
 int sv_fn_jobs_list(sv_ctx *ctx)
@@ -508,7 +485,7 @@ int sv_fn_jobs_list(sv_ctx *ctx)
     PGresult *r = sv_fn_sql(ctx, sql, 1, values);
     if (r == NULL)
         return SV_ERROR;
-    int rc = sv_fn_answer(ctx, 200, PQgetvalue(r, 0, 0));
+    int rc = sv_fn_json(ctx, 200, PQgetvalue(r, 0, 0));
     PQclear(r);
     return rc;
 }
@@ -549,7 +526,7 @@ int sv_fn_suggestion_apply(sv_ctx *ctx)
         else if (PQgetisnull(r, 0, 0))
             rc = sv_fail(&ctx->err, 404, "not_found", "No such suggestion of yours");
         else
-            rc = sv_fn_answer(ctx, 200, PQgetvalue(r, 0, 0));
+            rc = sv_fn_json(ctx, 200, PQgetvalue(r, 0, 0));
     }
     PQclear(r);
     json_object_put(body);
@@ -568,5 +545,5 @@ int sv_fn_indexnow_key(sv_ctx *ctx)
 {
     sv_response_header(ctx->res, "Content-Type", "text/plain; charset=utf-8");
     sv_response_header(ctx->res, "X-Robots-Tag", "noindex");
-    return sv_fn_answer(ctx, 200, ctx->cfg->indexnow_key);
+    return sv_fn_json(ctx, 200, ctx->cfg->indexnow_key);
 }

@@ -10,7 +10,9 @@
 #include "core/sv_arena.h"
 #include "core/sv_config.h"
 #include "core/sv_err.h"
+#include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
+#include "crypto/sv_vault.h"
 #include "db/sv_db.h"
 #include "http/sv_http.h"
 #include "http/sv_route.h"
@@ -58,6 +60,8 @@ typedef struct sv_ctx {
     sv_error             err;
     sv_slot             *slot;        /* this worker's */
     sv_scoreboard       *sb;          /* the pool's: counters, the status page */
+    const sv_vault      *vault;       /* the keys that seal secrets (never NULL) */
+    sv_ratelimit        *ratelimit;   /* the pool's zone; NULL: no limits (CGI) */
     int64_t              worker_started_ms;   /* wall clock */
     int64_t              started_ms;  /* the request's start, monotonic */
     struct sv_caller_cache *caller_cache;

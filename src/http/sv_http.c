@@ -249,16 +249,35 @@ size_t sv_response_body_len(const sv_response *res)
     return res->body_ext != NULL ? res->body_ext_len : res->body.len;
 }
 
+void sv_response_header_long(sv_response *res, const char *name, long n)
+{
+    char buf[24], *p = buf + sizeof(buf) - 1;
+    unsigned long u = n < 0 ? 0UL - (unsigned long)n : (unsigned long)n;
+    *p = '\0';
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (n < 0)
+        *--p = '-';
+    sv_response_header(res, name, p);
+}
+
 void sv_response_header(sv_response *res, const char *name, const char *value)
 {
     if (strcasecmp(name, "Content-Type") == 0)
         res->has_content_type = 1;
     sv_buf_puts(&res->headers, name);
     sv_buf_puts(&res->headers, ": ");
-    /* A header value can never carry a line break into the response. */
-    for (const char *p = value; *p; p++)
-        if (*p != '\r' && *p != '\n')
-            sv_buf_append(&res->headers, p, 1);
+    /* A header value can never carry a line break into the response:
+     * copied in runs between them, which are dropped. */
+    for (const char *p = value; *p;) {
+        size_t run = strcspn(p, "\r\n");
+        sv_buf_append(&res->headers, p, run);
+        p += run;
+        if (*p)
+            p++;
+    }
     sv_buf_puts(&res->headers, "\r\n");
 }
 

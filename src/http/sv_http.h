@@ -88,6 +88,9 @@ int sv_request_read_body(sv_request *req, const sv_io *io, long limit, sv_error 
 
 void sv_response_init(sv_response *res, sv_arena *arena);
 void sv_response_header(sv_response *res, const char *name, const char *value);
+/* A header whose value is the number n (without snprintf's cost: the
+ * rate phase adds three to every limited answer). */
+void sv_response_header_long(sv_response *res, const char *name, long n);
 /* Sets status and a JSON body; takes ownership of (and releases) obj. */
 void sv_response_json(sv_response *res, int status, json_object *obj);
 /* Sends data (len bytes) as the body without copying it; release(owner)

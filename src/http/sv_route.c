@@ -38,9 +38,13 @@ int sv_route_methods(const sv_route *route)
 sv_route_result sv_route_find(const sv_route *routes, size_t n, const struct sv_config *cfg,
                               int method, const char *path, sv_route_match *m)
 {
-    long found_score = -1, best_score = -1;
+    long best_score = -1;
     char buf[256];
 
+    /* The most specific pattern owns the path: a method it does not take
+     * is a 405, even when a less specific pattern would take it (GET
+     * /rest/v1/rpc/vault.create_secret is not an rpc/ * call). Several
+     * routes may share the pattern, one per method. */
     memset(m, 0, sizeof(*m));
     for (size_t i = 0; i < n; i++) {
         const char *pattern = routes[i].pattern;
@@ -50,18 +54,18 @@ sv_route_result sv_route_find(const sv_route *routes, size_t n, const struct sv_
         if (pattern == NULL || pattern[0] == '\0')
             continue;
         long score = sv_route_score(pattern, path);
-        if (score < 0)
+        if (score < 0 || score < best_score)
             continue;
         int methods = sv_route_methods(&routes[i]);
-        if ((method & methods) && score > found_score) {
-            found_score = score;
-            m->route = &routes[i];
-        }
         if (score > best_score) {
             best_score = score;
             m->best = &routes[i];
+            m->route = NULL;
+            m->allowed = 0;
         }
         m->allowed |= methods;
+        if ((method & methods) && m->route == NULL)
+            m->route = &routes[i];
     }
     if (m->route != NULL)
         return SV_ROUTE_FOUND;

@@ -7,7 +7,9 @@
  * non-empty segment ("/functions/v1/oauth/ * /start", without the
  * spaces), anything else must be equal. When several patterns match,
  * the most specific wins: comparing segment by segment, the first
- * literal beats a "*". */
+ * literal beats a "*". The most specific pattern owns its path: a
+ * method none of its routes takes is a 405, whatever a less specific
+ * pattern would take. */
 #ifndef SV_ROUTE_H
 #define SV_ROUTE_H
 
@@ -37,7 +39,7 @@ typedef enum {
 typedef enum {
     SV_DIALECT_POSTGREST,   /* {"code","message","details","hint"} */
     SV_DIALECT_GOTRUE,      /* {"code":status,"error_code","msg"} */
-    SV_DIALECT_FUNCTIONS,   /* Edge Functions: {"error","code","details"} */
+    SV_DIALECT_FUNCTIONS,   /* Edge Functions: {"error":message,"code"[,"details"]} */
 } sv_dialect;
 
 /* Returns SV_OK with the response filled, SV_DONE likewise, or SV_ERROR

@@ -39,7 +39,7 @@ static const char *sv_job_payload_string(const sv_job *job, const char *key)
 }
 
 /* ai: one suggestion for one content item, stored in ai_content_suggestions. */
-static int sv_job_ai(const sv_config *cfg, sv_db *db, const sv_job *job, json_object **result,
+static int sv_job_ai(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv_job *job, json_object **result,
                      char *error, size_t errlen)
 {
     static const char get_sql[] =
@@ -68,7 +68,7 @@ static int sv_job_ai(const sv_config *cfg, sv_db *db, const sv_job *job, json_ob
     const char *why;
     sv_json_parse(PQgetvalue(r, 0, 2), (size_t)PQgetlength(r, 0, 2), &tags, &why);
     json_object *suggestion = NULL;
-    int rc = sv_ai_suggest(cfg, PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0),
+    int rc = sv_ai_suggest(cfg, arena, PQgetisnull(r, 0, 0) ? NULL : PQgetvalue(r, 0, 0),
                            PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1), tags, &suggestion,
                            error, errlen);
     json_object_put(tags);
@@ -98,7 +98,7 @@ static int sv_job_ai(const sv_config *cfg, sv_db *db, const sv_job *job, json_ob
 
 /* seo: the content's public URLs submitted via IndexNow. Content that
  * stopped being public since the job was accepted is left out. */
-static int sv_job_seo(const sv_config *cfg, sv_db *db, const sv_job *job, json_object **result,
+static int sv_job_seo(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv_job *job, json_object **result,
                       char *error, size_t errlen)
 {
     static const char sql[] =
@@ -127,7 +127,7 @@ static int sv_job_seo(const sv_config *cfg, sv_db *db, const sv_job *job, json_o
     if (urls == NULL || n == 0) {
         snprintf(error, errlen, "none of the content is public any more");
     } else {
-        rc = sv_indexnow_submit(cfg, urls, n, &results, error, errlen);
+        rc = sv_indexnow_submit(cfg, arena, urls, n, &results, error, errlen);
     }
     for (size_t i = 0; urls != NULL && i < n; i++)
         free(urls[i]);
@@ -144,22 +144,25 @@ int sv_job_work(const sv_config *cfg, const sv_job *job, json_object **result, c
                 size_t errlen)
 {
     sv_db db;
+    sv_arena arena;
     int rc = SV_ERROR;
 
     *result = NULL;
+    sv_arena_init(&arena, 64 * 1024);
     sv_db_init(&db, cfg->database_url);
     sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
     switch (job->kind) {
     case SV_JOB_AI:
-        rc = sv_job_ai(cfg, &db, job, result, error, errlen);
+        rc = sv_job_ai(cfg, &db, &arena, job, result, error, errlen);
         break;
     case SV_JOB_SEO:
-        rc = sv_job_seo(cfg, &db, job, result, error, errlen);
+        rc = sv_job_seo(cfg, &db, &arena, job, result, error, errlen);
         break;
     case SV_JOB_SYNC:
         snprintf(error, errlen, "platform sync is not available on this server yet");
         break;
     }
     sv_db_close(&db);
+    sv_arena_free(&arena);
     return rc;
 }

@@ -13,7 +13,9 @@
 
 #include "core/sv_clock.h"
 #include "core/sv_log.h"
+#include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
+#include "crypto/sv_vault.h"
 #include "job/sv_job_spawn.h"
 #include "job/sv_spool.h"
 #include "master/sv_identity.h"
@@ -28,6 +30,12 @@ typedef struct sv_pool {
     int            listen_fd;
     int            handoff_fds[2];       /* the workers' queue (sv_worker.c) */
     sv_scoreboard *sb;
+    /* Read as the master's user before any fork, so key files need not
+     * be readable by the workers' user; workers inherit a copy. */
+    sv_vault       vault;
+    /* The rate-limit zone: made once, before the first fork, and kept
+     * across reloads (rate_limit_zone_entries takes a restart). */
+    sv_ratelimit  *ratelimit;
     uint32_t       generation;
     int            stopping;
     int64_t        stop_deadline_ms;     /* monotonic; SIGKILL what is left */
@@ -140,6 +148,8 @@ static int sv_pool_spawn(sv_pool *pool)
         }
         sv_worker w;
         sv_worker_init(&w, &pool->cfg, pool->sb, index, master);
+        w.vault = &pool->vault;
+        w.ratelimit = pool->ratelimit;
         w.handoff_fds[0] = pool->handoff_fds[0];
         w.handoff_fds[1] = pool->handoff_fds[1];
         int rc = sv_worker_serve_fcgi(&w, pool->listen_fd);
@@ -284,20 +294,29 @@ static void sv_pool_reload(sv_pool *pool)
     char err[512];
 
     sv_identity identity;
+    sv_vault vault;
     if (sv_config_load(&fresh, pool->config_path, err, sizeof(err)) != SV_OK ||
-        sv_identity_resolve(&fresh, &identity, err, sizeof(err)) != SV_OK) {
+        sv_identity_resolve(&fresh, &identity, err, sizeof(err)) != SV_OK ||
+        sv_vault_load(&vault, fresh.vault_key_file, fresh.vault_old_key_files, err, sizeof(err)) !=
+            SV_OK) {
         sv_log_error("reload", "msg=\"configuration rejected, keeping the running one\" error=\"%s\"", err);
         sv_config_free(&fresh);
         return;
     }
+    if (fresh.rate_limit_zone_entries != pool->cfg.rate_limit_zone_entries)
+        sv_log_warn("reload", "msg=\"rate_limit_zone_entries changed; takes effect after a restart\"");
     if (strcmp(fresh.listen, pool->cfg.listen) != 0)
         sv_log_warn("reload", "msg=\"listen changed; takes effect after a restart\" listen=%s", pool->cfg.listen);
     free(fresh.listen);
     fresh.listen = strdup(pool->cfg.listen);
     if (fresh.listen == NULL) {
         sv_config_free(&fresh);
+        sv_vault_free(&vault);
         return;
     }
+    /* Old workers keep the copy they were forked with. */
+    sv_vault_free(&pool->vault);
+    pool->vault = vault;
     if (sv_log_open(fresh.log_file) != 0)
         sv_log_error("reload", "msg=\"cannot open log_file\" error=\"%s\"", strerror(errno));
     sv_config_free(&pool->cfg);
@@ -394,6 +413,19 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         sv_config_free(&pool.cfg);
         return 1;
     }
+    pool.ratelimit = sv_ratelimit_create((uint32_t)pool.cfg.rate_limit_zone_entries);
+    if (pool.ratelimit == NULL) {
+        sv_log_error("start", "error=\"rate limit zone: %s\"", strerror(errno));
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
+    if (sv_vault_load(&pool.vault, pool.cfg.vault_key_file, pool.cfg.vault_old_key_files, err,
+                      sizeof(err)) != SV_OK) {
+        sv_log_error("start", "error=\"%s\"", err);
+        fprintf(stderr, "streamvibe-fcgi: %s\n", err);
+        sv_config_free(&pool.cfg);
+        return 1;
+    }
     pool.listen_fd = sv_listen_open(&pool.cfg, err, sizeof(err));
     if (pool.listen_fd < 0 || sv_pidfile_write(pool.cfg.pid_file, err, sizeof(err)) != 0) {
         sv_log_error("start", "error=\"%s\"", err);
@@ -457,6 +489,8 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         unlink(pool.cfg.pid_file);
     sv_log_info("stop", "msg=\"stopped\"");
     sv_scoreboard_destroy(pool.sb);
+    sv_vault_free(&pool.vault);
+    sv_ratelimit_destroy(pool.ratelimit);
     sv_config_free(&pool.cfg);
     return 0;
 }

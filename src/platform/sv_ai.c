@@ -10,7 +10,7 @@
 #include "core/sv_clock.h"
 #include "core/sv_err.h"
 #include "core/sv_json.h"
-#include "platform/sv_fetch.h"
+#include "platform/sv_http_client.h"
 
 static const char sv_ai_system_prompt[] =
     "You improve the metadata of a creator's video or post for search and discovery. "
@@ -88,7 +88,7 @@ int sv_ai_validate(const char *content, json_object **suggestion, char *why, siz
 
 /* A chat API answer worth another try: none, 408, 409, 5xx, or a 429
  * that is not the account being out of credit. */
-static int sv_ai_retry(const sv_fetch_response *res, void *arg)
+static int sv_ai_retry(const sv_http_result *res, void *arg)
 {
     (void)arg;
     if (res->status == 429)
@@ -97,15 +97,15 @@ static int sv_ai_retry(const sv_fetch_response *res, void *arg)
 }
 
 /* The error message of an error answer ({"error":{"message"}}), or the status. */
-static void sv_ai_error(const sv_fetch_response *res, char *why, size_t whylen)
+static void sv_ai_error(const sv_http_result *res, char *why, size_t whylen)
 {
     json_object *o = NULL, *e, *m;
     const char *parse_why;
     if (res->status == 0) {
-        snprintf(why, whylen, "the AI endpoint did not answer: %s", res->error);
+        snprintf(why, whylen, "the AI endpoint did not answer: %s", res->error ? res->error : "-");
         return;
     }
-    if (sv_json_parse(res->body, res->body_len, &o, &parse_why) == SV_OK &&
+    if (sv_json_parse(res->body, res->len, &o, &parse_why) == SV_OK &&
         json_object_object_get_ex(o, "error", &e) && json_object_object_get_ex(e, "message", &m) &&
         json_object_is_type(m, json_type_string))
         snprintf(why, whylen, "the AI endpoint answered %ld: %.200s", res->status, json_object_get_string(m));
@@ -143,7 +143,7 @@ static const char *sv_ai_content(json_object *answer, char *why, size_t whylen)
     return json_object_get_string(content);
 }
 
-int sv_ai_suggest(const sv_config *cfg, const char *title, const char *description,
+int sv_ai_suggest(const sv_config *cfg, sv_arena *arena, const char *title, const char *description,
                   json_object *tags, json_object **suggestion, char *why, size_t whylen)
 {
     *suggestion = NULL;
@@ -176,13 +176,14 @@ int sv_ai_suggest(const sv_config *cfg, const char *title, const char *descripti
     const char *headers[] = { "Content-Type: application/json", "Accept: application/json",
                               cfg->ai_api_key[0] ? auth : NULL, NULL };
     const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN);
-    sv_fetch_request fr = { .method = "POST", .url = url, .headers = headers, .body = body,
-                            .body_len = strlen(body), .timeout_ms = (long)cfg->http_timeout * 1000 };
-    sv_fetch_policy policy = { .attempts = 3, .max_wait_ms = 30000,
+    sv_http_request fr = { .method = "POST", .url = url, .headers = headers, .body = body,
+                           .body_len = strlen(body), .timeout_ms = (long)cfg->http_timeout * 1000,
+                           .max_bytes = 1L << 20 };
+    sv_http_retry policy = { .attempts = 3, .max_wait_ms = 30000,
                                .deadline_ms = sv_clock_mono_ms() + (long long)cfg->job_time_limit_ai * 1000,
                                .retry = sv_ai_retry };
-    sv_fetch_response res;
-    sv_fetch_retry(&fr, &policy, &res);
+    sv_http_result res;
+    sv_http_client_send_retry(arena, &fr, &policy, &res);
     json_object_put(req);
     /* The key is configuration, not request data, but a copy need not
      * linger on the stack. */
@@ -193,7 +194,7 @@ int sv_ai_suggest(const sv_config *cfg, const char *title, const char *descripti
     const char *parse_why;
     if (res.status != 200) {
         sv_ai_error(&res, why, whylen);
-    } else if (sv_json_parse(res.body, res.body_len, &answer, &parse_why) != SV_OK) {
+    } else if (sv_json_parse(res.body, res.len, &answer, &parse_why) != SV_OK) {
         snprintf(why, whylen, "the AI endpoint's answer is not JSON");
     } else {
         const char *content = sv_ai_content(answer, why, whylen);
@@ -201,6 +202,5 @@ int sv_ai_suggest(const sv_config *cfg, const char *title, const char *descripti
             rc = sv_ai_validate(content, suggestion, why, whylen);
     }
     json_object_put(answer);
-    sv_fetch_free(&res);
     return rc;
 }

@@ -8,7 +8,7 @@
 
 #include "core/sv_clock.h"
 #include "core/sv_err.h"
-#include "platform/sv_fetch.h"
+#include "platform/sv_http_client.h"
 
 int sv_indexnow_key_valid(const char *key)
 {
@@ -59,8 +59,8 @@ static const char *sv_indexnow_outcome(long status)
     }
 }
 
-int sv_indexnow_submit(const sv_config *cfg, char *const *urls, size_t n, json_object **results,
-                       char *why, size_t whylen)
+int sv_indexnow_submit(const sv_config *cfg, sv_arena *arena, char *const *urls, size_t n,
+                       json_object **results, char *why, size_t whylen)
 {
     *results = json_object_new_array();
     char *host = n > 0 ? sv_indexnow_host(urls[0]) : NULL;
@@ -87,14 +87,14 @@ int sv_indexnow_submit(const sv_config *cfg, char *const *urls, size_t n, json_o
         const char *body = json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN |
                                                                    JSON_C_TO_STRING_NOSLASHESCAPE);
         const char *headers[] = { "Content-Type: application/json; charset=utf-8", NULL };
-        sv_fetch_request fr = { .method = "POST", .url = cfg->indexnow_url, .headers = headers,
+        sv_http_request fr = { .method = "POST", .url = cfg->indexnow_url, .headers = headers,
                                 .body = body, .body_len = strlen(body),
                                 .timeout_ms = (long)cfg->http_timeout * 1000 };
-        sv_fetch_policy policy = { .attempts = 3, .max_wait_ms = 30000,
+        sv_http_retry policy = { .attempts = 3, .max_wait_ms = 30000,
                                    .deadline_ms = sv_clock_mono_ms() + (long long)cfg->job_time_limit_seo * 1000,
-                                   .retry = sv_fetch_transient };
-        sv_fetch_response res;
-        sv_fetch_retry(&fr, &policy, &res);
+                                   .retry = sv_http_client_transient };
+        sv_http_result res;
+        sv_http_client_send_retry(arena, &fr, &policy, &res);
         const char *outcome = sv_indexnow_outcome(res.status);
         for (size_t i = 0; i < count; i++) {
             json_object *r = json_object_new_object();
@@ -107,7 +107,6 @@ int sv_indexnow_submit(const sv_config *cfg, char *const *urls, size_t n, json_o
             rc = SV_ERROR;
             snprintf(why, whylen, "IndexNow answered %ld: %s", res.status, outcome);
         }
-        sv_fetch_free(&res);
         json_object_put(req);
     }
     free(host);

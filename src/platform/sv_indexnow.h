@@ -8,6 +8,7 @@
 
 #include <json-c/json.h>
 
+#include "core/sv_arena.h"
 #include "core/sv_config.h"
 
 #define SV_INDEXNOW_BATCH 10000
@@ -25,7 +26,7 @@ char *sv_indexnow_url(const sv_config *cfg, const char *content_id);
  * 200, "accepted" for 202, else "failed: <reason>"). SV_OK when every
  * batch was taken, SV_ERROR (why filled) when any was not; *results is
  * filled either way (caller puts). */
-int sv_indexnow_submit(const sv_config *cfg, char *const *urls, size_t n, json_object **results,
-                       char *why, size_t whylen);
+int sv_indexnow_submit(const sv_config *cfg, sv_arena *arena, char *const *urls, size_t n,
+                       json_object **results, char *why, size_t whylen);
 
 #endif

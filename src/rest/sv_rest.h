@@ -24,6 +24,11 @@ int sv_rest_rpc(sv_ctx *ctx);
 /* /rest/v1/<table> with PostgREST's query language. */
 int sv_rest_table(sv_ctx *ctx);
 
+/* The V2 document's Vault calls, service role only (sv_rest_vault.c):
+ * POST /rest/v1/rpc/vault.create_secret, GET|POST .../vault.get_secret. */
+int sv_rest_vault_create_secret(sv_ctx *ctx);
+int sv_rest_vault_get_secret(sv_ctx *ctx);
+
 /* Loads (or checks) the schema cache for this request. SV_OK or SV_ERROR. */
 int sv_rest_schema_ready(sv_ctx *ctx);
 

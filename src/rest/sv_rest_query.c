@@ -506,8 +506,16 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
                        : strcmp(op, "plfts") == 0 ? "plainto_tsquery"
                        : strcmp(op, "phfts") == 0 ? "phraseto_tsquery" : "websearch_to_tsquery";
         int cfg = config ? sv_rq_param(q, config) : 0;
+        /* On a tsvector column, public.@@ (sql/020): the same C function
+         * as pg_catalog.@@ but LEAKPROOF, so that under row-level security
+         * the planner may use the GIN index before applying the policies
+         * (it still applies all of them: the rows returned are the same).
+         * A text column goes through to_tsvector(), which is not
+         * leakproof anyway, so it keeps the built-in operator. */
+        const char *match = " @@ ";
         if (strcmp(c->type, "tsvector") == 0) {
             sv_rq_colref(q, buf, c);
+            match = " OPERATOR(public.@@) ";
         } else {
             sv_buf_puts(buf, "to_tsvector(");
             if (cfg)
@@ -515,7 +523,7 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
             sv_rq_colref(q, buf, c);
             sv_buf_puts(buf, "::text)");
         }
-        sv_buf_printf(buf, " @@ %s(", fn);
+        sv_buf_printf(buf, "%s%s(", match, fn);
         if (cfg)
             sv_buf_printf(buf, "$%d::regconfig, ", cfg);
         sv_buf_printf(buf, "$%d)", sv_rq_param(q, value));

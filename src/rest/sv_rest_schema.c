@@ -27,6 +27,9 @@ static const struct {
     { "subscription_settings", 0 },
     { "quota_usage_history", 0 },
     { "platform_connections", SV_REST_TABLE_VIEW },
+    /* Owners read the non-secret columns (column grants); the token
+     * columns are a permission error for everyone but service_role. */
+    { "platform_credentials", 0 },
 };
 #define SV_REST_NTABLES (sizeof(sv_rest_exposed_tables) / sizeof(sv_rest_exposed_tables[0]))
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "auth/sv_caller.h"
+#include "core/sv_addr.h"
 #include "core/sv_clock.h"
 #include "core/sv_log.h"
 #include "worker/sv_routes.h"
@@ -66,15 +67,69 @@ static void sv_phase_cors(sv_ctx *ctx)
         return;
     sv_response_header(ctx->res, "Access-Control-Allow-Origin", "*");
     sv_response_header(ctx->res, "Access-Control-Expose-Headers",
-                       "Content-Range, Content-Location, Location, X-Request-Id, Retry-After");
+                       "Content-Range, Content-Location, Location, X-Request-Id, Retry-After, "
+                       "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset");
 }
 
-/* The route's rate class: every request passes until the limiter is
- * built (the credentials issue fills this phase). */
+/* The route's rate class, per caller: the JWT's sub for a signed-in
+ * user, else the client's address (an IPv6 address by its /64). The
+ * service role (the app's own server) is not limited. Every answer of a
+ * limited route says where the caller stands (RateLimit-Limit,
+ * -Remaining, -Reset); over the limit it is a 429 with Retry-After. */
 static int sv_phase_rate(sv_ctx *ctx)
 {
-    (void)ctx;
-    return SV_OK;
+    const sv_config *cfg = ctx->cfg;
+    long interval;
+    int burst;
+    char cls;
+
+    if (ctx->ratelimit == NULL)
+        return SV_OK;
+    switch (ctx->route->rate) {
+    case SV_RATE_NONE:
+        return SV_OK;
+    case SV_RATE_AUTH:
+        interval = cfg->rate_limit_auth, burst = cfg->rate_limit_auth_burst, cls = 'a';
+        break;
+    case SV_RATE_DATA:
+        if (ctx->req->method & (SV_HTTP_GET | SV_HTTP_HEAD))
+            interval = cfg->rate_limit_reads, burst = cfg->rate_limit_reads_burst, cls = 'r';
+        else
+            interval = cfg->rate_limit_writes, burst = cfg->rate_limit_writes_burst, cls = 'w';
+        break;
+    case SV_RATE_FUNCTIONS:
+    default:
+        interval = cfg->rate_limit_functions, burst = cfg->rate_limit_functions_burst, cls = 'f';
+        break;
+    }
+    if (interval <= 0 || strcmp(ctx->caller.role, "service_role") == 0)
+        return SV_OK;
+
+    char key[128];
+    int n;
+    if (ctx->caller.user_id != NULL) {
+        n = snprintf(key, sizeof(key), "%c u %s", cls, ctx->caller.user_id);
+    } else {
+        char buf[64], addr[48];
+        const char *fwd = cfg->trusted_proxies[0] ? sv_request_header(ctx->req, cfg->real_ip_header) : NULL;
+        const char *client = sv_addr_client(ctx->req->remote_addr, fwd, cfg->trusted_proxies, buf,
+                                            sizeof(buf));
+        n = snprintf(key, sizeof(key), "%c a %s", cls, sv_addr_rate_key(client, addr, sizeof(addr)));
+    }
+    if (n < 0 || (size_t)n >= sizeof(key))
+        n = (int)sizeof(key) - 1;
+
+    sv_rate_verdict v;
+    sv_ratelimit_take(ctx->ratelimit, key, (size_t)n, interval, burst, sv_clock_mono_us(), &v);
+    sv_response_header_long(ctx->res, "RateLimit-Limit", v.limit);
+    sv_response_header_long(ctx->res, "RateLimit-Remaining", v.remaining);
+    sv_response_header_long(ctx->res, "RateLimit-Reset", v.reset_s);
+    if (v.allowed)
+        return SV_OK;
+    ctx->err.retry_after = (int)v.retry_after_s;
+    return sv_fail(&ctx->err, 429, NULL,
+                   sv_arena_printf(ctx->arena, "Too many requests: at most %d at once and one every %ld ms; retry after %ld s",
+                                   burst, interval / 1000, v.retry_after_s));
 }
 
 static int sv_phase_body(sv_ctx *ctx, const sv_io *io)
@@ -87,12 +142,12 @@ static int sv_phase_body(sv_ctx *ctx, const sv_io *io)
 /* The code an error without one carries in dialect. */
 static const char *sv_phase_default_code(sv_dialect dialect, int status)
 {
-    if (dialect == SV_DIALECT_FUNCTIONS)
-        return status >= 500 ? "internal_error" : status == 429 ? "rate_limited" : "bad_request";
     if (dialect == SV_DIALECT_GOTRUE)
         return status >= 500 ? "unexpected_failure"
                : status == 429 ? "over_request_rate_limit" : "validation_failed";
-    return status == 503 ? "PGRST000" : NULL;
+    if (dialect == SV_DIALECT_FUNCTIONS)
+        return status == 429 ? "rate_limited" : status >= 500 ? "unexpected_failure" : "bad_request";
+    return status == 503 ? "PGRST000" : status == 429 ? "SV429" : NULL;
 }
 
 static json_object *sv_phase_string(const char *s)
@@ -101,8 +156,11 @@ static json_object *sv_phase_string(const char *s)
 }
 
 /* Writes ctx->err as the response: PostgREST's {"code","message",
- * "details","hint"} or GoTrue's {"code":status,"error_code","msg"}, then
- * any extra members, with the headers the error asks for. */
+ * "details","hint"}, GoTrue's {"code":status,"error_code","msg"} or, for
+ * /functions/v1, {"error":message,"code"[,"details"]} (what Supabase Edge Functions
+ * conventionally answer, and supabase-js hands to the app as the error's
+ * context), then any extra members, with the headers the error asks
+ * for. */
 static void sv_phase_error(sv_ctx *ctx, sv_dialect dialect)
 {
     sv_error *err = &ctx->err;
@@ -114,8 +172,6 @@ static void sv_phase_error(sv_ctx *ctx, sv_dialect dialect)
         json_object_object_add(obj, "error_code", sv_phase_string(code));
         json_object_object_add(obj, "msg", json_object_new_string(err->message ? err->message : ""));
     } else if (dialect == SV_DIALECT_FUNCTIONS) {
-        /* What the V2 document's functions answer ({error}), with a code
-         * a program can test. */
         json_object_object_add(obj, "error", json_object_new_string(err->message ? err->message : ""));
         json_object_object_add(obj, "code", sv_phase_string(code));
         if (err->details != NULL)

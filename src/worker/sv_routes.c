@@ -11,6 +11,7 @@
 #include "auth/sv_auth.h"
 #include "core/sv_config.h"
 #include "functions/sv_fn_jobs.h"
+#include "functions/sv_functions.h"
 #include "http/sv_http.h"
 #include "ops/sv_ops.h"
 #include "rest/sv_rest.h"
@@ -48,7 +49,23 @@ const sv_route sv_routes[] = {
     { .pattern = "/rest/v1/rpc/*", .methods = GET | POST, .handler = sv_rest_rpc,
       .auth = SV_AUTH_OPTIONAL, .rate = SV_RATE_DATA, .dialect = SV_DIALECT_POSTGREST,
       .bad_method_code = "PGRST101", .bad_method_message = "Only GET and POST are allowed for functions" },
+    /* The seed's Vault calls: literal, so they beat rpc/ *. */
+    { .pattern = "/rest/v1/rpc/vault.create_secret", .methods = POST,
+      .handler = sv_rest_vault_create_secret, .auth = SV_AUTH_SERVICE, .rate = SV_RATE_DATA,
+      .dialect = SV_DIALECT_POSTGREST, .bad_method_code = "PGRST101",
+      .bad_method_message = "Only POST is allowed for vault.create_secret" },
+    { .pattern = "/rest/v1/rpc/vault.get_secret", .methods = GET | POST,
+      .handler = sv_rest_vault_get_secret, .auth = SV_AUTH_SERVICE, .rate = SV_RATE_DATA,
+      .dialect = SV_DIALECT_POSTGREST, .bad_method_code = "PGRST101",
+      .bad_method_message = "Only GET and POST are allowed for functions" },
     R("/rest/v1/*", GET | POST | PATCH | DELETE, sv_rest_table, OPTIONAL, DATA, POSTGREST),
+
+    R("/functions/v1/credentials", GET | POST, sv_fn_credentials, USER, FUNCTIONS, FUNCTIONS),
+    R("/functions/v1/credentials/*", DELETE, sv_fn_credentials_delete, USER, FUNCTIONS, FUNCTIONS),
+    R("/functions/v1/oauth/*/start", GET, sv_fn_oauth_start, USER, FUNCTIONS, FUNCTIONS),
+    /* Reached by the browser's redirect from the provider, without a
+     * token: the signed, single-use state says whose flow it is. */
+    R("/functions/v1/oauth/*/callback", GET, sv_fn_oauth_callback, NONE, FUNCTIONS, FUNCTIONS),
 
     R("/functions/v1/sync-platform", POST, sv_fn_sync_platform, REQUIRED, FUNCTIONS, FUNCTIONS),
     R("/functions/v1/enhance-ai", POST, sv_fn_enhance_ai, REQUIRED, FUNCTIONS, FUNCTIONS),

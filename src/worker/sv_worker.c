@@ -28,6 +28,8 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
     w->master_pid = master_pid;
     w->started_ms = sv_clock_wall_ms();
     w->handoff_fds[0] = w->handoff_fds[1] = -1;
+    static const sv_vault no_vault = { .n = 0, .current = -1 };
+    w->vault = &no_vault;
     /* The first chunk is kept across requests: big enough for a typical
      * answer (a 20-row page is ~20 kB) so a request does no malloc. */
     sv_arena_init(&w->arena, 96 * 1024);
@@ -42,6 +44,7 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
 
     pid_t pid = getpid();
     sv_log_set_pid(pid);
+    sv_ratelimit_set_pid(pid);
     sv_slot_attach(w->slot, pid, w->started_ms);
 }
 
@@ -65,6 +68,8 @@ static void sv_worker_ctx(sv_worker *w, sv_ctx *ctx, sv_request *req, sv_respons
         .res = res,
         .slot = w->slot,
         .sb = w->sb,
+        .vault = w->vault,
+        .ratelimit = w->ratelimit,
         .worker_started_ms = w->started_ms,
         .started_ms = sv_clock_mono_ms(),
         .caller_cache = &w->callers,

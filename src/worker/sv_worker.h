@@ -13,7 +13,9 @@
 #include "auth/sv_caller.h"
 #include "core/sv_arena.h"
 #include "core/sv_config.h"
+#include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
+#include "crypto/sv_vault.h"
 #include "db/sv_db.h"
 #include "http/sv_http.h"
 #include "http/sv_ctx.h"
@@ -33,6 +35,12 @@ typedef struct sv_worker {
     /* The pool's queue of passed-on connections: send on [0], receive
      * on [1]; -1 outside a pool. */
     int              handoff_fds[2];
+    /* The vault keys, read before fork by whoever started the worker;
+     * an empty vault when none is configured. */
+    const sv_vault  *vault;
+    /* The rate limiter's zone (the pool's, shared by its workers; a
+     * process's own outside a pool); NULL: requests are not limited. */
+    sv_ratelimit    *ratelimit;
     sv_caller_cache  callers;
     sv_rest_cache    rest;
     /* Set by the transport that can shed connections (sv_ctx). */

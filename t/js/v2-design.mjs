@@ -713,6 +713,49 @@ await step('8b. platform_credentials is not writable or readable by clients', as
 });
 
 // ---------------------------------------------------------------------
+// 8c. The document's Vault snippet, as written, from server-side code
+// holding the service role key (an Edge Function): the secret is sealed
+// by the server, the row references it by id, get_secret reads it back;
+// users cannot.
+// ---------------------------------------------------------------------
+await step("8c. the document's Vault calls with the service key", async () => {
+    const userId = need(S.userA && S.userA.id, 'user A');
+    const platformId = need(S.platformId, 'platform id');
+    const accessToken = `ya29.seed-${Math.random().toString(36).slice(2)}`;
+    const created = await service.rpc('vault.create_secret', {
+        secret: accessToken,
+        name: `platform_token_${userId}_${platformId}`,
+    });
+    okResult(created, "service.rpc('vault.create_secret', {secret, name})");
+    const data = created.data;
+    ok(data && typeof data.id === 'string', 'data.id is the new secret\'s id', data);
+    const ins = await service.from('platform_credentials').insert({
+        user_id: userId,
+        platform_id: platformId,
+        encrypted_access_token: need(data && data.id, 'secret id'),
+        token_expires_at: new Date(Date.now() + 3600e3),
+        scopes: ['read', 'write'],
+    });
+    okResult(ins, "service.from('platform_credentials').insert({... encrypted_access_token: data.id ...})");
+    const credentials = await service.from('platform_credentials').select('encrypted_access_token')
+        .eq('user_id', userId).single();
+    okResult(credentials, 'the service role reads the row back');
+    const { data: secret } = await service.rpc('vault.get_secret', {
+        secret_id: need(credentials.data, 'credentials row').encrypted_access_token,
+    });
+    is(secret, accessToken, "service.rpc('vault.get_secret', {secret_id}) returns the token");
+    const denied = await supabase.rpc('vault.get_secret', { secret_id: data.id });
+    okRefused(denied, 403, 'user A cannot call vault.get_secret (403)');
+    ok(!JSON.stringify(denied.data || '').includes(accessToken), 'and gets nothing of the secret');
+    const conn = await supabase.from('platform_connections').select('platform, scopes');
+    okResult(conn, 'A sees the connection in platform_connections');
+    isDeeply(conn.data, [{ platform: 'youtube', scopes: ['read', 'write'] }],
+        'one connection, with its scopes');
+    const del = await supabase.from('platform_credentials').delete().eq('user_id', userId);
+    okResult(del, 'A disconnects it');
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {

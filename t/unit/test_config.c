@@ -75,5 +75,26 @@ int main(void)
     ok(sv_config_load(&cfg, "/nonexistent/streamvibe.conf", err, sizeof(err)) != 0,
        "missing file is an error");
     sv_config_free(&cfg);
+
+    /* rates (nginx's syntax) and on/off */
+    sv_config_defaults(&cfg);
+    ok(sv_config_set(&cfg, "rate_limit_reads", "10r/s", err, sizeof(err)) == 0, "10r/s accepted");
+    is_int(cfg.rate_limit_reads, 100000, "10r/s is one request every 100000 us");
+    ok(sv_config_set(&cfg, "rate_limit_reads", "30r/m", err, sizeof(err)) == 0, "30r/m accepted");
+    is_int(cfg.rate_limit_reads, 2000000, "30r/m is one every 2 s");
+    ok(sv_config_set(&cfg, "rate_limit_reads", "off", err, sizeof(err)) == 0, "off accepted");
+    is_int(cfg.rate_limit_reads, 0, "off is 0");
+    ok(sv_config_set(&cfg, "rate_limit_reads", "10/s", err, sizeof(err)) != 0, "10/s refused");
+    ok(strstr(err, "10r/s") != NULL, "the error shows the syntax");
+    ok(sv_config_set(&cfg, "rate_limit_reads", "-1r/s", err, sizeof(err)) != 0, "negative refused");
+    ok(sv_config_set(&cfg, "rate_limit_reads", "5r/h", err, sizeof(err)) != 0, "per hour refused");
+    ok(sv_config_set(&cfg, "oauth_youtube_pkce", "off", err, sizeof(err)) == 0 && cfg.oauth_youtube_pkce == 0,
+       "pkce off");
+    ok(sv_config_set(&cfg, "oauth_youtube_pkce", "YES", err, sizeof(err)) == 0 && cfg.oauth_youtube_pkce == 1,
+       "pkce YES");
+    ok(sv_config_set(&cfg, "oauth_youtube_pkce", "maybe", err, sizeof(err)) != 0, "pkce maybe refused");
+    is_str(cfg.oauth_youtube_token_url, "https://oauth2.googleapis.com/token", "Google's token endpoint by default");
+    is_str(cfg.oauth_tiktok_authorize_url, "https://www.tiktok.com/v2/auth/authorize/", "TikTok's authorize URL by default");
+    sv_config_free(&cfg);
     return tap_done();
 }

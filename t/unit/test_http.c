@@ -97,10 +97,15 @@ int main(void)
     sv_response res;
     sv_response_init(&res, &arena);
     sv_response_header(&res, "X-Evil", "a\r\nSet-Cookie: x=1");
+    sv_response_header_long(&res, "X-Num", -1234567890L);
+    sv_response_header_long(&res, "X-Zero", 0);
     sv_response_json(&res, 404, json_object_new_string("no"));
     is_int(sv_response_send(&res, &wio), SV_OK, "response sent");
     ok(strncmp(out.data, "Status: 404 Not Found\r\n", 23) == 0, "CGI status line");
     ok(strstr(out.data, "\r\nSet-Cookie") == NULL, "header values cannot inject lines");
+    ok(strstr(out.data, "X-Evil: aSet-Cookie: x=1\r\n") != NULL, "line breaks are dropped, the rest kept");
+    ok(strstr(out.data, "X-Num: -1234567890\r\n") != NULL, "a numeric header");
+    ok(strstr(out.data, "X-Zero: 0\r\n") != NULL, "zero");
     ok(strstr(out.data, "\r\n\r\n\"no\"") != NULL, "the JSON body follows the head");
 
     out.len = 0;

@@ -24,6 +24,8 @@ int main(void)
         { "/functions/v1/*/*/start", SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_FUNCTIONS,
           SV_DIALECT_POSTGREST, NULL, NULL },
         { NULL, SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_NONE, SV_DIALECT_POSTGREST, NULL, NULL },
+        { "/rest/v1/rpc/vault.create_secret", SV_HTTP_POST, h, SV_AUTH_SERVICE, SV_RATE_DATA,
+          SV_DIALECT_POSTGREST, "PGRST101", "post only" },
     };
     sv_route_match m;
     size_t n = sizeof(routes) / sizeof(routes[0]);
@@ -54,6 +56,12 @@ int main(void)
            SV_ROUTE_METHOD_NOT_ALLOWED, "PATCH on an rpc is 405, not the table route");
     ok(m.best == &routes[2], "the 405 comes from the rpc route");
     is_int(m.allowed, SV_HTTP_GET | SV_HTTP_HEAD | SV_HTTP_POST, "Allow: GET, HEAD, POST");
+    is_int(sv_route_find(routes, n, NULL, SV_HTTP_POST, "/rest/v1/rpc/vault.create_secret", &m),
+           SV_ROUTE_FOUND, "a literal rpc route beats rpc/*");
+    ok(m.route == &routes[8], "the literal one");
+    is_int(sv_route_find(routes, n, NULL, SV_HTTP_GET, "/rest/v1/rpc/vault.create_secret", &m),
+           SV_ROUTE_METHOD_NOT_ALLOWED, "a method the literal route does not take is 405, not rpc/*'s GET");
+    is_int(m.allowed, SV_HTTP_POST, "Allow: the literal route's methods only");
     is_int(sv_route_find(routes, n, NULL, SV_HTTP_GET, "/functions/v1/oauth/tiktok/start", &m),
            SV_ROUTE_FOUND, "a star in the middle of a pattern");
     ok(m.route == &routes[4], "the pattern with more literals first wins");

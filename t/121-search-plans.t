@@ -1,0 +1,159 @@
+#!/usr/bin/perl
+# Full-text search under row-level security uses an index (sql/020, 021):
+# on a table of 30,000 rows, the plans of every search path the API runs —
+# the REST text-search filters (fts, plfts, phfts, wfts on search_vector,
+# the SQL src/rest/sv_rest_query.c writes, custom and generic plans), as
+# anon, as an owner and with the owner's own user_id filter, and the
+# statement inside rpc search_content — read handle_content through an
+# index, never by a sequential scan. Under RLS the planner can use the GIN
+# index only because public.@@ is leakproof: with pg_catalog.@@ (before
+# 020) every one of these plans scans the table. The index answers exactly
+# what a sequential scan answers, for every kind of tsquery.
+use strict;
+use warnings;
+
+use JSON::PP qw(encode_json);
+use Test::More;
+use SV::Test qw(sv_builddir);
+use SV::Test::Pg;
+
+plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
+plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
+plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
+
+my $pg = SV::Test::Pg->new();
+$pg->start;
+my ($mrc, $mout) = $pg->migrate;
+BAIL_OUT("migrate failed: $mout") if $mrc != 0;
+my $su = $pg->dbh(user => 'postgres');
+$su->do('SET client_min_messages = warning');   # websearch_to_tsquery('the') below
+
+# Two users; the owner has a public and a private handle, the other user
+# a public one. 30,000 rows: 'sourdough' in 30 of them (selective), 'tips'
+# in one in ten (common), every 20th private, every 97th soft-deleted.
+$su->do(q{INSERT INTO auth.users (id, email) VALUES
+    ('00000000-0000-4000-8000-00000000000a', 'owner@example.com'),
+    ('00000000-0000-4000-8000-00000000000b', 'other@example.com')});
+$su->do(q{UPDATE subscription_settings SET tier = 'business'});
+$su->do(q{INSERT INTO account_handles (user_id, platform_id, handle, visibility)
+    SELECT u, p.id, h, v::visibility FROM platforms p,
+        (VALUES ('00000000-0000-4000-8000-00000000000a'::uuid, 'owner_pub', 'public'),
+                ('00000000-0000-4000-8000-00000000000a'::uuid, 'owner_priv', 'private'),
+                ('00000000-0000-4000-8000-00000000000b'::uuid, 'other_pub', 'public')) x(u, h, v)
+     WHERE p.name = 'youtube'});
+$su->do(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, published_at,
+                                     visibility, deleted_at)
+    SELECT (SELECT array_agg(id ORDER BY handle) FROM account_handles)[1 + g % 3], 'c' || g,
+           CASE WHEN g % 1000 = 7 THEN 'Sourdough bake ' || g ELSE 'Video ' || g || ' ' || w[1 + g % 9] END,
+           'About ' || w[1 + (g / 9) % 9] || CASE WHEN g % 10 = 4 THEN ', with tips' ELSE '' END,
+           now() - g * interval '1 minute',
+           CASE WHEN g % 20 = 5 THEN 'private' ELSE 'public' END::visibility,
+           CASE WHEN g % 97 = 0 THEN now() END
+      FROM generate_series(1, 30000) g,
+           (SELECT ARRAY['travel','garden','music','chess','yoga','camera','guitar','design','news'] AS w) words});
+$su->do('VACUUM (ANALYZE) handle_content');
+$su->do('ANALYZE account_handles');
+my $owner = '00000000-0000-4000-8000-00000000000a';
+
+# --- public.@@ is pg_catalog.@@ -----------------------------------------------------------
+# The same answer through the GIN index (public.@@) as from a sequential
+# scan with the built-in operator, for the kinds of query clients send.
+for my $tq ("to_tsquery('english', 'sourdough')", "to_tsquery('english', 'tips & !garden')",
+            "to_tsquery('english', 'sour:*')", "to_tsquery('english', 'sourdough:A')",
+            "phraseto_tsquery('english', 'sourdough bake')", "websearch_to_tsquery('english', '\"with tips\" or chess')",
+            "to_tsquery('english', '!tips')", "websearch_to_tsquery('english', 'the')") {
+    $su->begin_work;
+    $su->do('SET LOCAL enable_seqscan = off');
+    my ($via_index) = $su->selectrow_array(
+        "SELECT count(*) || '/' || coalesce(sum(hashtext(id::text)), 0) FROM handle_content WHERE search_vector OPERATOR(public.\@\@) $tq");
+    my $plan = join "\n", map { $_->[0] } @{ $su->selectall_arrayref(
+        "EXPLAIN SELECT id FROM handle_content WHERE search_vector OPERATOR(public.\@\@) $tq") };
+    $su->do('SET LOCAL enable_seqscan = on; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexscan = off');
+    my ($via_scan) = $su->selectrow_array(
+        "SELECT count(*) || '/' || coalesce(sum(hashtext(id::text)), 0) FROM handle_content WHERE search_vector \@\@ $tq");
+    $su->rollback;
+    like($plan, qr/idx_handle_content_search/, "public.\@\@ is served by the GIN index: $tq");
+    is($via_index, $via_scan, "public.\@\@ through the index = pg_catalog.\@\@ by a scan: $tq");
+}
+my ($leakproof) = $su->selectrow_array(q{SELECT proleakproof FROM pg_proc WHERE oid = 'public.sv_ts_match(tsvector, tsquery)'::regprocedure});
+ok($leakproof, 'public.sv_ts_match is LEAKPROOF');
+my ($builtin) = $su->selectrow_array(q{SELECT proleakproof FROM pg_proc WHERE oid = 'pg_catalog.ts_match_vq(tsvector, tsquery)'::regprocedure});
+ok(!$builtin, 'pg_catalog.ts_match_vq is left as PostgreSQL ships it');
+
+# --- the REST filters ---------------------------------------------------------------------
+# What src/rest/sv_rest_query.c writes for
+#   GET /rest/v1/handle_content?select=id,title&search_vector=<op>(english).<term>[&user_id=eq.<uid>]&limit=20
+# (t/unit/test_rest_query.c pins the operator; t/431 runs them through the server).
+my $api = $pg->dbh(user => 'authenticator');
+sub rest_sql {
+    my ($fn, $mine) = @_;
+    return 'WITH pgrst_source AS (SELECT "handle_content"."id" AS "id", "handle_content"."title" AS "title" '
+        . 'FROM public."handle_content" WHERE "handle_content"."search_vector" OPERATOR(public.@@) '
+        . "$fn(\$1::regconfig, \$2)"
+        . ($mine ? ' AND "handle_content"."user_id" = $3' : '')
+        . ' AND "handle_content"."deleted_at" IS NULL LIMIT 20) '
+        . 'SELECT NULL::bigint, pg_catalog.count(*), coalesce(pg_catalog.json_agg(_pgrst_s), \'[]\')::text '
+        . 'FROM pgrst_source _pgrst_s';
+}
+sub plan_as {
+    my ($role, $uid, $sql, $args, $mode) = @_;
+    my $r = SV::Test::Pg->run_as_role($api, $role, $uid, sub {
+        my ($dbh) = @_;
+        $dbh->do("SET LOCAL plan_cache_mode = $mode");
+        $dbh->do("PREPARE q AS $sql");
+        my $exec = 'EXECUTE q(' . join(', ', map { $dbh->quote($_) } @$args) . ')';
+        # the plan the 6th execution would use (custom or generic)
+        $dbh->do($exec) for 1 .. 5;
+        my $plan = join "\n", map { $_->[0] } @{ $dbh->selectall_arrayref("EXPLAIN $exec") };
+        $dbh->do('DEALLOCATE q');
+        return $plan;
+    });
+    return $r->{ok} ? $r->{value} : "ERROR: $r->{err}";
+}
+for my $op (['fts', 'to_tsquery'], ['plfts', 'plainto_tsquery'], ['phfts', 'phraseto_tsquery'],
+            ['wfts', 'websearch_to_tsquery']) {
+    my ($name, $fn) = @$op;
+    for my $who (['anon', undef, 0], ['owner', $owner, 0], ['owner, user_id=eq.', $owner, 1]) {
+        my ($label, $uid, $mine) = @$who;
+        for my $mode (qw(force_custom_plan force_generic_plan)) {
+            my $plan = plan_as($uid ? 'authenticated' : 'anon', $uid, rest_sql($fn, $mine),
+                ['english', 'sourdough', ($mine ? $owner : ())], $mode);
+            (my $m = $mode) =~ s/^force_|_plan$//g;
+            like($plan, qr/Bitmap Index Scan on idx_handle_content_search/,
+                "$name as $label ($m plan): the GIN index") or diag $plan;
+            unlike($plan, qr/Seq Scan on handle_content/, "$name as $label ($m plan): no sequential scan");
+        }
+    }
+}
+
+# --- rpc search_content ---------------------------------------------------------------------
+# Its statement runs inside PL/pgSQL: auto_explain prints the nested plan.
+sub rpc_plans {
+    my ($role, $uid, $query) = @_;
+    my $claims = encode_json({ role => $role, $uid ? (sub => $uid) : () });
+    my ($rc, $out, $err) = $pg->psql_rc(<<"SQL");
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+BEGIN;
+SELECT set_config('role', '$role', true), set_config('request.jwt.claims', '$claims', true) \\g /dev/null
+SELECT count(*) FROM public.search_content('$query');
+COMMIT;
+SQL
+    return $rc == 0 ? $err : "ERROR ($rc): $err";
+}
+for my $who (['anon', undef], ['owner', $owner]) {
+    my ($label, $uid) = @$who;
+    my $sel = rpc_plans($uid ? 'authenticated' : 'anon', $uid, 'sourdough');
+    like($sel, qr/Bitmap Index Scan on idx_handle_content_search/,
+        "search_content('sourdough') as $label: the GIN index") or diag $sel;
+    unlike($sel, qr/Seq Scan on handle_content/, "search_content('sourdough') as $label: no sequential scan");
+    my $common = rpc_plans($uid ? 'authenticated' : 'anon', $uid, 'tips');
+    like($common, qr/Index Scan (?:Backward )?using idx_handle_content_live_published|Bitmap Index Scan on idx_handle_content_search/,
+        "search_content('tips') as $label: an index") or diag $common;
+    unlike($common, qr/Seq Scan on handle_content/, "search_content('tips') as $label: no sequential scan");
+}
+
+done_testing();
