@@ -93,7 +93,7 @@ sv_stop_pidfile() {
 }
 
 # Render nginx/streamvibe.conf.in to $1. Variables: LISTEN PREFIX SOCKET
-# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES (the @X@ placeholders);
+# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES READ_TIMEOUT (the @X@ placeholders);
 # the extra hooks are emptied.
 sv_render_nginx() {
     local out=$1 tpl="$SV_ROOT/nginx/streamvibe.conf.in"
@@ -104,6 +104,7 @@ sv_render_nginx() {
         -e "s|@BODY_LIMIT@|${BODY_LIMIT}|g" \
         -e "s|@USER_DIRECTIVE@|${USER_DIRECTIVE}|g" \
         -e "s|@WORKER_PROCESSES@|${WORKER_PROCESSES:-auto}|g" \
+        -e "s|@READ_TIMEOUT@|${READ_TIMEOUT:-75s}|g" \
         -e "s|@HTTP_EXTRA@||g" -e "s|@SERVER_EXTRA@||g" -e "s|@FASTCGI_EXTRA@||g" \
         "$tpl" > "$out.tmp"
     if grep -q '@[A-Z_]*@' "$out.tmp"; then

@@ -54,13 +54,13 @@ my $ua = LWP::UserAgent->new(keep_alive => 0, timeout => 10, env_proxy => 0);
 }
 
 {
-    # Every one of the worker's 64 slots taken by a silent connection.
+    # Every one of the worker's 256 slots (SV_WORKER_MAX_CONNS) taken by a silent connection.
     my $s = SV::Test::Stack->new(pg => $pg, workers => 1);
     my ($pool, $ngx) = ($s->pool, $s->ngx);
-    my @silent = map { $pool->connect } 1 .. 64;
+    my @silent = map { $pool->connect } 1 .. 256;
     sleep 0.3;
     my $res = $ua->get($ngx->url('/healthz'));
-    is($res->code, 200, 'with all 64 slots taken a new connection is still served') or diag $res->status_line;
+    is($res->code, 200, 'with all 256 slots taken a new connection is still served') or diag $res->status_line;
     like($pool->log, qr/event=connections_full/, 'and the pool says why it closed an idle one');
     my $gone = grep { peer_closed($_) } @silent;
     cmp_ok($gone, '>=', 1, 'the longest-idle silent connection made room');

@@ -317,11 +317,27 @@ static int sv_caller_service(sv_ctx *ctx)
                    "permission denied: this endpoint is for the service role");
 }
 
+/* A token is required: a user's, or the service role's (which then names
+ * the user it acts for). */
+static int sv_caller_required(sv_ctx *ctx)
+{
+    if (sv_caller_optional(ctx) != SV_OK)
+        return SV_ERROR;
+    if (!sv_ctx_is_anon(ctx) && (strcmp(ctx->caller.role, "service_role") == 0 ||
+                                 sv_caller_is_uuid(ctx->caller.user_id)))
+        return SV_OK;
+    ctx->err.www_authenticate = "Bearer";
+    return sv_fail(&ctx->err, 401, "unauthorized",
+                   "A signed-in user's access token (or the service role key) is required");
+}
+
 int sv_caller_authenticate(sv_ctx *ctx)
 {
     switch (ctx->route->auth) {
     case SV_AUTH_OPTIONAL:
         return sv_caller_optional(ctx);
+    case SV_AUTH_REQUIRED:
+        return sv_caller_required(ctx);
     case SV_AUTH_USER:
         return sv_caller_user(ctx);
     case SV_AUTH_SERVICE:

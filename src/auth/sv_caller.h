@@ -33,6 +33,8 @@ void sv_caller_cache_free(sv_caller_cache *cache);
  *                     anon, authenticated or service_role (only the
  *                     signature and expiry count, not the session, as in
  *                     Supabase);
+ *   SV_AUTH_REQUIRED  as OPTIONAL, and anon is refused (401): a token
+ *                     with a uuid sub, or the service role's;
  *   SV_AUTH_USER      a signed-in user's access token in Authorization
  *                     (GoTrue's requireAuthentication and its error
  *                     codes): role authenticated, a uuid sub and

@@ -104,6 +104,23 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(oauth_tiktok_revoke_url,    SV_CONF_STRING, 0, 0, "https://open.tiktokapis.com/v2/oauth/revoke/"),
     SV_KEY(oauth_tiktok_scopes,        SV_CONF_STRING, 0, 0, "user.info.basic,video.list"),
     SV_KEY(oauth_tiktok_pkce,          SV_CONF_BOOL, 0, 1, "off"),
+    SV_KEY(job_spool_dir,     SV_CONF_STRING, 0, 0, "/var/spool/streamvibe"),
+    SV_KEY(job_program,       SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(job_max_running_per_user, SV_CONF_INT, 1, 1000, "3"),
+    SV_KEY(job_max_running_per_host, SV_CONF_INT, 1, 100000, "100"),
+    SV_KEY(job_time_limit_sync, SV_CONF_INT,  1, 86400, "600"),
+    SV_KEY(job_time_limit_ai, SV_CONF_INT,    1, 86400, "120"),
+    SV_KEY(job_time_limit_seo, SV_CONF_INT,   1, 86400, "120"),
+    SV_KEY(job_reconcile_interval, SV_CONF_INT, 1, 86400, "30"),
+    SV_KEY(job_wait_max,      SV_CONF_INT,    0, 3600, "60"),
+    SV_KEY(http_timeout,      SV_CONF_INT,    1, 3600, "30"),
+    SV_KEY(ai_base_url,       SV_CONF_STRING, 0, 0, "https://api.openai.com/v1"),
+    SV_KEY(ai_api_key,        SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(ai_model,          SV_CONF_STRING, 0, 0, "gpt-4o-mini"),
+    SV_KEY(indexnow_url,      SV_CONF_STRING, 0, 0, "https://api.indexnow.org/indexnow"),
+    SV_KEY(indexnow_key,      SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(indexnow_key_location, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(indexnow_url_template, SV_CONF_STRING, 0, 0, ""),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))
@@ -304,8 +321,12 @@ int sv_config_load(sv_config *cfg, const char *path, char *err, size_t errlen)
     sv_config_defaults(cfg);
     if (path == NULL)
         path = getenv("STREAMVIBE_CONFIG");
-    if (path != NULL && *path != '\0' && sv_config_read_file(cfg, path, err, errlen) != 0)
-        return SV_ERROR;
+    if (path != NULL && *path != '\0') {
+        if (sv_config_read_file(cfg, path, err, errlen) != 0)
+            return SV_ERROR;
+        /* streamvibe-job reads the same file: absolute, whatever its cwd */
+        cfg->config_path = realpath(path, NULL);
+    }
     return sv_config_read_env(cfg, err, errlen);
 }
 
@@ -318,4 +339,6 @@ void sv_config_free(sv_config *cfg)
             *field = NULL;
         }
     }
+    free(cfg->config_path);
+    cfg->config_path = NULL;
 }

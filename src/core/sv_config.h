@@ -80,6 +80,25 @@ typedef struct sv_config {
     char *oauth_tiktok_revoke_url;
     char *oauth_tiktok_scopes;
     int   oauth_tiktok_pkce;
+    /* jobs (sync, ai, seo): src/job/, sql/040_jobs.sql */
+    char *job_spool_dir;        /* one descriptor per running job of this host */
+    char *job_program;          /* streamvibe-job; empty: next to streamvibe-fcgi */
+    int   job_max_running_per_user;
+    int   job_max_running_per_host;
+    int   job_time_limit_sync;  /* seconds */
+    int   job_time_limit_ai;
+    int   job_time_limit_seo;
+    int   job_reconcile_interval; /* seconds between spool reconciliations (pool) */
+    int   job_wait_max;         /* longest ?wait=N, seconds */
+    int   http_timeout;         /* outbound HTTP, seconds per exchange */
+    char *ai_base_url;          /* OpenAI-compatible, including /v1 */
+    char *ai_api_key;
+    char *ai_model;
+    char *indexnow_url;         /* the engine's endpoint */
+    char *indexnow_key;         /* served at /<key>.txt */
+    char *indexnow_key_location;  /* empty: https://<host>/<key>.txt */
+    char *indexnow_url_template;  /* public URL of a content item, "{id}" replaced */
+    char *config_path;          /* the file this configuration was read from, or NULL */
 } sv_config;
 
 /* Fills every field with its built-in default (strings are malloc'd). */

@@ -15,6 +15,8 @@ enum {
     SV_OK = 0,
     SV_ERROR = -1,
     SV_DONE = -2,       /* the response is complete: run no further phase */
+    SV_PARK = -3,       /* the answer waits on an event: the transport keeps the
+                           request and resumes it later (http/sv_ctx.h, sv_park) */
 };
 
 typedef struct sv_error {

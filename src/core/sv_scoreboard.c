@@ -150,6 +150,11 @@ void sv_slot_set_connections(sv_slot *slot, uint32_t n)
     __atomic_store_n(&slot->connections, n, __ATOMIC_RELAXED);
 }
 
+void sv_slot_set_parked(sv_slot *slot, uint32_t n)
+{
+    __atomic_store_n(&slot->parked, n, __ATOMIC_RELAXED);
+}
+
 void sv_slot_add_connections(sv_slot *slot, int delta)
 {
     __atomic_add_fetch(&slot->connections, (uint32_t)delta, __ATOMIC_RELAXED);
@@ -212,6 +217,7 @@ int sv_scoreboard_slot_view(const sv_scoreboard *sb, int index, sv_slot_view *v)
     v->last_duration_ms = slot->last_duration_ms;
     v->requests = sv_slot_requests(slot);
     v->connections = __atomic_load_n(&slot->connections, __ATOMIC_RELAXED);
+    v->parked = __atomic_load_n(&slot->parked, __ATOMIC_RELAXED);
     memcpy(v->method, slot->method, sizeof(slot->method));
     v->method[sizeof(slot->method)] = '\0';
     memcpy(v->path, slot->path, sizeof(slot->path));

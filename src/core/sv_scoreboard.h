@@ -35,6 +35,7 @@ typedef struct sv_slot {
     int64_t  idle_since_ms;      /* monotonic; valid while IDLE */
     uint64_t requests;
     uint32_t connections;        /* FastCGI connections held (kept ones included) */
+    uint32_t parked;             /* requests parked on a job (?wait), held without the worker */
     int64_t  last_duration_ms;
     char     method[8];
     char     path[96];
@@ -69,6 +70,7 @@ typedef struct sv_slot_view {
     int64_t  last_duration_ms;
     uint64_t requests;
     uint32_t connections;
+    uint32_t parked;
     char     method[sizeof(((sv_slot *)0)->method) + 1];
     char     path[sizeof(((sv_slot *)0)->path) + 1];
     char     request_id[sizeof(((sv_slot *)0)->request_id) + 1];
@@ -114,6 +116,7 @@ void sv_slot_busy(sv_scoreboard *sb, sv_slot *slot, const char *method, const ch
 void sv_slot_idle(sv_slot *slot, int64_t duration_ms);
 void sv_slot_exiting(sv_slot *slot);
 void sv_slot_set_connections(sv_slot *slot, uint32_t n);
+void sv_slot_set_parked(sv_slot *slot, uint32_t n);
 void sv_slot_add_connections(sv_slot *slot, int delta);
 int64_t sv_slot_request_start(const sv_slot *slot);
 uint64_t sv_slot_requests(const sv_slot *slot);

@@ -25,8 +25,10 @@ void sv_db_init(sv_db *db, const char *conninfo)
     for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++) {
         if (o->val == NULL || o->val[0] == '\0')
             continue;
-        if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0)
+        if (strcmp(o->keyword, "connect_timeout") == 0 && atoi(o->val) > 0) {
             db->connect_timeout_ms = atoi(o->val) * 1000;
+            db->url_connect_timeout = 1;
+        }
         if ((strcmp(o->keyword, "host") == 0 || strcmp(o->keyword, "hostaddr") == 0) &&
             strchr(o->val, ',') != NULL)
             db->several_hosts = 1;
@@ -37,6 +39,12 @@ void sv_db_init(sv_db *db, const char *conninfo)
 void sv_db_set_statement_timeout(sv_db *db, long ms)
 {
     snprintf(db->statement_timeout, sizeof(db->statement_timeout), "%ld", ms > 0 ? ms : 0);
+}
+
+void sv_db_set_connect_timeout(sv_db *db, int ms)
+{
+    if (!db->url_connect_timeout)
+        db->connect_timeout_ms = ms;
 }
 
 void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook)
@@ -174,14 +182,17 @@ int sv_db_ensure(sv_db *db)
         return SV_ERROR;
     }
     PQsetNoticeProcessor(db->conn, sv_db_log_notice, NULL);
-    if (db->listen_channel != NULL) {
-        char *ident = PQescapeIdentifier(db->conn, db->listen_channel, strlen(db->listen_channel));
+    const char *channels[2] = { db->listen_channel, db->notify_channel };
+    for (int i = 0; i < 2; i++) {
+        if (channels[i] == NULL)
+            continue;
+        char *ident = PQescapeIdentifier(db->conn, channels[i], strlen(channels[i]));
         char sql[128];
         snprintf(sql, sizeof(sql), "LISTEN %s", ident ? ident : "pgrst");
         PQfreemem(ident);
         PGresult *res = PQexec(db->conn, sql);
         /* A hot standby refuses LISTEN: serve without announced schema
-         * changes rather than not at all. */
+         * changes (and job ends) rather than not at all. */
         if (PQresultStatus(res) != PGRES_COMMAND_OK && !db->listen_failed) {
             db->listen_failed = 1;
             char *nl, msg[200];
@@ -205,6 +216,14 @@ void sv_db_listen(sv_db *db, const char *channel)
     db->listen_channel = channel;
 }
 
+void sv_db_on_notify(sv_db *db, const char *channel, void (*fn)(void *arg, const char *payload),
+                     void *arg)
+{
+    db->notify_channel = channel;
+    db->on_notify = fn;
+    db->notify_arg = arg;
+}
+
 int sv_db_socket(const sv_db *db)
 {
     return db->conn != NULL ? PQsocket(db->conn) : -1;
@@ -218,6 +237,8 @@ static void sv_db_take_notifications(sv_db *db)
         if (db->listen_channel != NULL && strcmp(n->relname, db->listen_channel) == 0 &&
             (n->extra[0] == '\0' || strcmp(n->extra, "reload schema") == 0))
             db->notified++;
+        else if (db->notify_channel != NULL && strcmp(n->relname, db->notify_channel) == 0)
+            db->on_notify(db->notify_arg, n->extra);
         PQfreemem(n);
     }
 }

@@ -38,8 +38,13 @@ typedef struct sv_db {
                                   statements of an older one are gone */
     const sv_db_wait_hook *wait_hook; /* NULL: libpq waits alone */
     const char *listen_channel; /* LISTENed on every new connection, or NULL */
+    /* A second channel whose notifications go to on_notify (job ends). */
+    const char *notify_channel;
+    void      (*on_notify)(void *arg, const char *payload);
+    void       *notify_arg;
     int     listen_failed;     /* LISTEN refused (a standby): logged once */
     int     connect_timeout_ms; /* the URL's connect_timeout, else 3 s */
+    int     url_connect_timeout; /* the URL set it: it wins */
     int     several_hosts;     /* connect blocking: libpq's per-host timeout */
     unsigned long notified;    /* reload messages received on listen_channel */
 } sv_db;
@@ -49,6 +54,8 @@ void sv_db_init(sv_db *db, const char *conninfo);
  * a slow query ends with an error the client sees instead of the master
  * killing the worker and leaving the query running. */
 void sv_db_set_statement_timeout(sv_db *db, long ms);
+/* How long a connect may take when the URL sets no connect_timeout. */
+void sv_db_set_connect_timeout(sv_db *db, int ms);
 void sv_db_close(sv_db *db);
 /* hook (kept by the caller) runs while results are awaited; NULL: none. */
 void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);
@@ -57,6 +64,11 @@ void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);
  * "reload schema") bump db->notified; a new connection bumps
  * db->generation, since messages sent meanwhile were missed. */
 void sv_db_listen(sv_db *db, const char *channel);
+/* Notifications on channel go to fn(arg, payload) as they are read (with
+ * any statement's results, or by sv_db_read_idle); the channel is
+ * LISTENed on every new connection. */
+void sv_db_on_notify(sv_db *db, const char *channel, void (*fn)(void *arg, const char *payload),
+                     void *arg);
 /* The connection's socket while one is open, else -1: readable while
  * idle when a notification arrives or the server closes it. */
 int sv_db_socket(const sv_db *db);

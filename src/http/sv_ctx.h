@@ -27,6 +27,23 @@ typedef struct sv_caller {
     const char *session_id;
 } sv_caller;
 
+struct sv_ctx;
+
+/* A request whose answer waits on an event (a job's ?wait=N). The
+ * handler fills ctx->park and returns SV_PARK; the transport keeps the
+ * request without holding the worker, and calls resume with a fresh
+ * context once the event may have happened (a notification naming key)
+ * or at deadline. resume answers, or returns SV_PARK to wait on. */
+typedef struct sv_park {
+    int           (*resume)(struct sv_ctx *ctx);
+    const sv_route *route;
+    char            key[40];         /* what to wait for: a job id */
+    char            user_id[40];     /* whose it is */
+    int64_t         deadline_ms;     /* monotonic */
+    int64_t         started_ms;      /* the request's start, for its access line */
+    int             mode;            /* the handler's own */
+} sv_park;
+
 /* Caches a worker keeps from one request to the next (their owners'
  * modules define them; the worker holds them). */
 struct sv_caller_cache;
@@ -55,6 +72,8 @@ typedef struct sv_ctx {
      * to hand them to (CGI, spawn-fcgi). */
     void (*shed_connections)(void *arg);
     void  *shed_arg;
+    sv_park park;                     /* SV_PARK: what the transport keeps */
+    int     resuming;                 /* 1 when run from a park */
 } sv_ctx;
 
 /* Sheds the worker's other connections when the transport can. */

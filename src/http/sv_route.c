@@ -35,10 +35,11 @@ int sv_route_methods(const sv_route *route)
     return (route->methods & SV_HTTP_GET) ? route->methods | SV_HTTP_HEAD : route->methods;
 }
 
-sv_route_result sv_route_find(const sv_route *routes, size_t n, const char *status_path,
+sv_route_result sv_route_find(const sv_route *routes, size_t n, const struct sv_config *cfg,
                               int method, const char *path, sv_route_match *m)
 {
     long best_score = -1;
+    char buf[256];
 
     /* The most specific pattern owns the path: a method it does not take
      * is a 405, even when a less specific pattern would take it (GET
@@ -46,7 +47,10 @@ sv_route_result sv_route_find(const sv_route *routes, size_t n, const char *stat
      * routes may share the pattern, one per method. */
     memset(m, 0, sizeof(*m));
     for (size_t i = 0; i < n; i++) {
-        const char *pattern = routes[i].pattern ? routes[i].pattern : status_path;
+        const char *pattern = routes[i].pattern;
+        if (pattern == NULL)
+            pattern = routes[i].configured_pattern ? routes[i].configured_pattern(cfg, buf, sizeof(buf))
+                                                   : NULL;
         if (pattern == NULL || pattern[0] == '\0')
             continue;
         long score = sv_route_score(pattern, path);

@@ -16,11 +16,13 @@
 #include <stddef.h>
 
 struct sv_ctx;
+struct sv_config;
 
 /* Who may call the route, checked before its handler runs. */
 typedef enum {
     SV_AUTH_NONE,       /* no token is looked at */
     SV_AUTH_OPTIONAL,   /* no token: anon; a token must verify (PostgREST) */
+    SV_AUTH_REQUIRED,   /* as OPTIONAL, but anon is refused: a user, or the service role */
     SV_AUTH_USER,       /* a signed-in user's access token (GoTrue's requireAuthentication) */
     SV_AUTH_SERVICE,    /* the service_role key only */
 } sv_auth_policy;
@@ -37,15 +39,20 @@ typedef enum {
 typedef enum {
     SV_DIALECT_POSTGREST,   /* {"code","message","details","hint"} */
     SV_DIALECT_GOTRUE,      /* {"code":status,"error_code","msg"} */
-    SV_DIALECT_FUNCTIONS,   /* Edge Functions' custom: {"error":message,"code"} */
+    SV_DIALECT_FUNCTIONS,   /* Edge Functions: {"error":message,"code"[,"details"]} */
 } sv_dialect;
 
 /* Returns SV_OK with the response filled, SV_DONE likewise, or SV_ERROR
  * with ctx->err filled. */
 typedef int (*sv_handler_fn)(struct sv_ctx *ctx);
 
+/* A pattern that comes from the configuration (the status page's
+ * path, the IndexNow key file's): written into buf, or NULL when the
+ * route is switched off. */
+typedef const char *(*sv_route_pattern_fn)(const struct sv_config *cfg, char *buf, size_t len);
+
 typedef struct sv_route {
-    const char    *pattern;    /* NULL: the configured status_path */
+    const char    *pattern;    /* NULL: configured_pattern's */
     int            methods;    /* sv_http_method bits; GET implies HEAD */
     sv_handler_fn  handler;
     sv_auth_policy auth;
@@ -54,6 +61,7 @@ typedef struct sv_route {
     /* The 405 for this path, when it is not the generic PGRST117. */
     const char    *bad_method_code;
     const char    *bad_method_message;
+    sv_route_pattern_fn configured_pattern;
 } sv_route;
 
 typedef enum { SV_ROUTE_FOUND, SV_ROUTE_NOT_FOUND, SV_ROUTE_METHOD_NOT_ALLOWED } sv_route_result;
@@ -64,9 +72,9 @@ typedef struct sv_route_match {
     int             allowed;   /* METHOD_NOT_ALLOWED: the path's methods, for Allow */
 } sv_route_match;
 
-/* Finds the route for method + path among n routes; status_path stands
- * for the NULL pattern (NULL or "": that route never matches). */
-sv_route_result sv_route_find(const sv_route *routes, size_t n, const char *status_path,
+/* Finds the route for method + path among n routes (the configured
+ * patterns come from cfg). */
+sv_route_result sv_route_find(const sv_route *routes, size_t n, const struct sv_config *cfg,
                               int method, const char *path, sv_route_match *m);
 
 /* The methods a route takes (GET implies HEAD). */

@@ -16,6 +16,8 @@
 #include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
 #include "crypto/sv_vault.h"
+#include "job/sv_job_spawn.h"
+#include "job/sv_spool.h"
 #include "master/sv_identity.h"
 #include "master/sv_listen.h"
 #include "master/sv_pidfile.h"
@@ -48,6 +50,8 @@ typedef struct sv_pool {
     pid_t          pids[SV_SCOREBOARD_SLOTS];
     uint32_t       generations[SV_SCOREBOARD_SLOTS];
     int64_t        started_ms[SV_SCOREBOARD_SLOTS];   /* wall clock */
+    pid_t          reconciler;           /* streamvibe-job --reconcile running, or 0 */
+    int64_t        next_reconcile_ms;    /* monotonic */
 } sv_pool;
 
 static int sv_pool_signal_pipe[2] = { -1, -1 };
@@ -78,6 +82,19 @@ static int sv_pool_install_signals(void)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     return 0;
+}
+
+/* The job spool, owned by the workers' user: workers write descriptors
+ * there and the jobs they spawn remove them. */
+static void sv_pool_prepare_spool(sv_pool *pool)
+{
+    char err[512] = "";
+    if (sv_spool_prepare(pool->cfg.job_spool_dir, err, sizeof(err)) != SV_OK ||
+        (pool->identity.drop &&
+         chown(pool->cfg.job_spool_dir, pool->identity.uid, pool->identity.gid) != 0)) {
+        sv_log_warn("job_spool", "msg=\"jobs will be refused\" error=\"%s\"",
+                    err[0] ? err : strerror(errno));
+    }
 }
 
 /* --- workers ----------------------------------------------------------- */
@@ -164,11 +181,44 @@ static void sv_pool_signal_workers(sv_pool *pool, int signo, int old_generation_
     }
 }
 
+/* Jobs whose supervisor died (SIGKILL, host restart) still hold their
+ * spool descriptor: a short-lived streamvibe-job --reconcile, started at
+ * start and every job_reconcile_interval seconds, finishes them. The
+ * master itself keeps no database connection. */
+static void sv_pool_reconcile(sv_pool *pool)
+{
+    int64_t now = sv_clock_mono_ms();
+    if (pool->stopping || pool->reconciler != 0 || now < pool->next_reconcile_ms)
+        return;
+    pool->next_reconcile_ms = now + (int64_t)pool->cfg.job_reconcile_interval * 1000;
+    char program[4096];
+    sv_job_program(&pool->cfg, program, sizeof(program));
+    char *args[5];
+    int n = 0;
+    args[n++] = program;
+    if (pool->config_path != NULL) {
+        args[n++] = "--config";
+        args[n++] = (char *)pool->config_path;
+    }
+    args[n++] = "--reconcile";
+    args[n] = NULL;
+    pool->reconciler = sv_job_spawn(program, args, -1);
+    if (pool->reconciler < 0) {
+        sv_log_warn("job_reconcile", "msg=\"cannot start streamvibe-job\" program=%s error=\"%s\"",
+                    program, strerror(errno));
+        pool->reconciler = 0;
+    }
+}
+
 static void sv_pool_reap(sv_pool *pool)
 {
     int status;
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+        if (pid == pool->reconciler) {
+            pool->reconciler = 0;
+            continue;
+        }
         for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
             sv_slot *slot = &pool->sb->slots[i];
             if (pool->pids[i] != pid)
@@ -274,6 +324,7 @@ static void sv_pool_reload(sv_pool *pool)
     if (geteuid() == 0 && !identity.drop && pool->identity.drop)
         sv_log_warn("reload", "msg=\"user removed: new workers run as root\"");
     pool->identity = identity;
+    sv_pool_prepare_spool(pool);
 
     /* New workers start accepting at once on the same socket; the old
      * ones finish what they are serving and exit, so nothing queued or in
@@ -385,6 +436,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         return 1;
     }
 
+    sv_pool_prepare_spool(&pool);
     sv_log_set_pid(getpid());
     pool.generation = 1;
     sv_scoreboard_open(pool.sb, getpid(), (uint32_t)pool.cfg.workers);
@@ -422,6 +474,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
             break;
         sv_pool_enforce_timeouts(&pool);
         sv_pool_kill_overdue(&pool);
+        sv_pool_reconcile(&pool);
         if (!pool.stopping && sv_clock_mono_ms() >= pool.next_spawn_ms) {
             while (sv_pool_live_workers(&pool, 1) < pool.cfg.workers)
                 if (sv_pool_spawn(&pool) != 0 || pool.quick_deaths > 0)

@@ -79,6 +79,7 @@ int sv_ops_status(sv_ctx *ctx)
     int64_t now_wall = sv_clock_wall_ms();
     int64_t now_mono = sv_clock_mono_ms();
     int idle = 0, active = 0, total = 0;
+    int64_t parked = 0;
     json_object *workers = full ? json_object_new_array() : NULL;
 
     for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
@@ -86,6 +87,7 @@ int sv_ops_status(sv_ctx *ctx)
         if (!sv_scoreboard_slot_view(sb, i, &slot))
             continue;
         total++;
+        parked += slot.parked;
         if (slot.state == SV_SLOT_BUSY)
             active++;
         else if (slot.state == SV_SLOT_IDLE)
@@ -101,6 +103,7 @@ int sv_ops_status(sv_ctx *ctx)
         json_object_object_add(wo, "requests", json_object_new_int64((int64_t)slot.requests));
         json_object_object_add(wo, "generation", json_object_new_int64(slot.generation));
         json_object_object_add(wo, "connections", json_object_new_int((int)slot.connections));
+        json_object_object_add(wo, "parked_requests", json_object_new_int((int)slot.parked));
         if (slot.state == SV_SLOT_BUSY) {
             json_object_object_add(wo, "request_duration_ms",
                                    json_object_new_int64(now_mono - slot.request_start_ms));
@@ -135,6 +138,7 @@ int sv_ops_status(sv_ctx *ctx)
     json_object_object_add(obj, "idle_processes", json_object_new_int(idle));
     json_object_object_add(obj, "active_processes", json_object_new_int(active));
     json_object_object_add(obj, "total_processes", json_object_new_int(total));
+    json_object_object_add(obj, "parked_requests", json_object_new_int64(parked));
     json_object_object_add(obj, "max_active_processes", json_object_new_int((int)v.max_active));
     json_object_object_add(obj, "max_children_reached", json_object_new_int((int)v.max_children_reached));
     json_object_object_add(obj, "slow_requests", json_object_new_int64((int64_t)v.counters[SV_COUNT_SLOW]));

@@ -1,6 +1,10 @@
 #include "platform/sv_http_client.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <time.h>
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -94,57 +98,106 @@ char *sv_http_client_escape(sv_arena *arena, const char *s)
     return out;
 }
 
+/* The answer, in secret arena allocations that grow by doubling (the
+ * outgrown one is wiped at once). */
 typedef struct sv_http_sink {
-    char  *buf;
-    size_t len, cap;
-    int    too_large;
+    sv_arena *arena;
+    char     *buf;
+    size_t    len, cap, max;
+    int       too_large;
 } sv_http_sink;
 
 static size_t sv_http_write(char *data, size_t size, size_t n, void *arg)
 {
     sv_http_sink *sink = arg;
     size_t bytes = size * n;
-    if (sink->len + bytes > sink->cap) {
+    if (sink->len + bytes > sink->max) {
         sink->too_large = 1;
         return 0;   /* aborts the transfer */
+    }
+    if (sink->len + bytes + 1 > sink->cap) {
+        size_t cap = sink->cap;
+        while (cap < sink->len + bytes + 1)
+            cap *= 2;
+        char *buf = sv_arena_secret_alloc(sink->arena, cap);
+        memcpy(buf, sink->buf, sink->len);
+        sodium_memzero(sink->buf, sink->cap);
+        sink->buf = buf;
+        sink->cap = cap;
     }
     memcpy(sink->buf + sink->len, data, bytes);
     sink->len += bytes;
     return bytes;
 }
 
-int sv_http_client_post_form(sv_arena *arena, const char *url, const sv_http_form *form,
-                             long timeout_ms, sv_http_result *res)
+/* Retry-After (delta seconds or an HTTP-date) and OpenAI's retry-after-ms. */
+static size_t sv_http_header(char *line, size_t size, size_t n, void *arg)
 {
-    sv_http_sink sink = { .cap = SV_HTTP_CLIENT_MAX_BODY };
+    sv_http_result *res = arg;
+    size_t len = size * n;
+    char value[128];
+
+    if (len > 15 && strncasecmp(line, "retry-after-ms:", 15) == 0) {
+        snprintf(value, sizeof(value), "%.*s", (int)(len - 15), line + 15);
+        res->retry_after_ms = (long)strtod(value, NULL);
+    } else if (len > 12 && strncasecmp(line, "retry-after:", 12) == 0 && res->retry_after_ms < 0) {
+        snprintf(value, sizeof(value), "%.*s", (int)(len - 12), line + 12);
+        char *end;
+        double secs = strtod(value, &end);
+        if (end != value) {
+            res->retry_after_ms = (long)(secs * 1000);
+        } else {
+            time_t when = curl_getdate(value, NULL);
+            if (when > 0)
+                res->retry_after_ms = (long)(when - time(NULL)) * 1000;
+        }
+        if (res->retry_after_ms < 0)
+            res->retry_after_ms = 0;
+    }
+    return len;
+}
+
+int sv_http_client_send(sv_arena *arena, const sv_http_request *req, sv_http_result *res)
+{
+    sv_http_sink sink = { .arena = arena, .cap = 16384,
+                          .max = req->max_bytes ? req->max_bytes : SV_HTTP_CLIENT_MAX_BODY };
     int64_t started = sv_clock_mono_ms();
+    const char *method = req->method ? req->method : "GET";
 
     memset(res, 0, sizeof(*res));
-    sink.buf = sv_arena_secret_alloc(arena, sink.cap + 1);
+    res->retry_after_ms = -1;
+    sink.buf = sv_arena_secret_alloc(arena, sink.cap);
+    sink.buf[0] = '\0';
     res->body = sink.buf;
     CURL *curl = curl_easy_init();
     if (curl == NULL) {
         res->error = "cannot start an HTTP client";
         return SV_ERROR;
     }
-    struct curl_slist *headers = curl_slist_append(NULL, "Accept: application/json");
-    headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
-    curl_easy_setopt(curl, CURLOPT_URL, url);
+    struct curl_slist *headers = NULL;
+    for (const char *const *h = req->headers; h != NULL && *h != NULL; h++)
+        headers = curl_slist_append(headers, *h);
+    curl_easy_setopt(curl, CURLOPT_URL, req->url);
     curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 0L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 2L);
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms < 5000 ? timeout_ms : 5000L);
+    curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, req->timeout_ms);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, req->timeout_ms < 5000 ? req->timeout_ms : 5000L);
     curl_easy_setopt(curl, CURLOPT_USERAGENT, SV_HTTP_USER_AGENT);
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, form->data);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, (long)form->len);
-    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)SV_HTTP_CLIENT_MAX_BODY);
+    if (strcmp(method, "GET") != 0)
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+    if (req->body != NULL) {
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    curl_easy_setopt(curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)sink.max);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, sv_http_write);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &sink);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, sv_http_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, res);
     /* No proxy from the environment: the worker's environment is not the
      * operator's shell (httpoxy). */
     curl_easy_setopt(curl, CURLOPT_PROXY, "");
@@ -154,6 +207,7 @@ int sv_http_client_post_form(sv_arena *arena, const char *url, const sv_http_for
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl);
     res->duration_ms = (long)(sv_clock_mono_ms() - started);
+    res->body = sink.buf;
     sink.buf[sink.len] = '\0';
     res->len = sink.len;
     if (rc == CURLE_OK)
@@ -169,4 +223,38 @@ int sv_http_client_post_form(sv_arena *arena, const char *url, const sv_http_for
                  : rc == CURLE_UNSUPPORTED_PROTOCOL              ? "URL scheme not allowed"
                                                                  : curl_easy_strerror(rc);
     return SV_ERROR;
+}
+
+int sv_http_client_post_form(sv_arena *arena, const char *url, const sv_http_form *form,
+                             long timeout_ms, sv_http_result *res)
+{
+    static const char *const headers[] = { "Accept: application/json",
+                                           "Content-Type: application/x-www-form-urlencoded", NULL };
+    sv_http_request req = { .method = "POST", .url = url, .headers = headers, .body = form->data,
+                            .body_len = form->len, .timeout_ms = timeout_ms };
+    return sv_http_client_send(arena, &req, res);
+}
+
+int sv_http_client_transient(const sv_http_result *res, void *arg)
+{
+    (void)arg;
+    return res->status == 0 || res->status == 408 || res->status == 429 || res->status >= 500;
+}
+
+int sv_http_client_send_retry(sv_arena *arena, const sv_http_request *req,
+                              const sv_http_retry *policy, sv_http_result *res)
+{
+    long backoff = 500;
+    for (int attempt = 1;; attempt++) {
+        int rc = sv_http_client_send(arena, req, res);
+        if (attempt >= policy->attempts || !policy->retry(res, policy->arg) ||
+            res->retry_after_ms > policy->max_wait_ms)
+            return rc;
+        long wait = res->retry_after_ms >= 0 ? res->retry_after_ms : backoff;
+        if (sv_clock_mono_ms() + wait >= policy->deadline_ms)
+            return rc;
+        struct timespec ts = { wait / 1000, (wait % 1000) * 1000000L };
+        nanosleep(&ts, NULL);
+        backoff *= 2;
+    }
 }

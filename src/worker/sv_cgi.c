@@ -29,8 +29,12 @@ int sv_worker_serve_cgi(sv_worker *w)
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
+    /* A job spawned here is reaped by the kernel, never a zombie. */
+    sigaction(SIGCHLD, &sa, NULL);
 
     sv_io io = { environ, sv_cgi_read, sv_cgi_send, NULL };
-    sv_worker_handle(w, &io);
+    sv_park park;
+    if (sv_worker_handle(w, &io, &park) == SV_PARK)
+        sv_worker_wait_parked(w, &io, &park);
     return fflush(stdout) == 0 ? 0 : 1;
 }

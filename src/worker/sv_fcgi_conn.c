@@ -1,5 +1,6 @@
 #include "worker/sv_fcgi_conn.h"
 
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "core/sv_clock.h"
@@ -41,6 +42,11 @@ static int sv_fcgi_drain_stdin(FCGX_Request *req)
 
 void sv_fcgi_conn_close(sv_fcgi_conn *c)
 {
+    if (c->park != NULL) {
+        FCGX_Free(&c->req, 0);
+        free(c->park);
+        c->park = NULL;
+    }
     if (c->req.ipcFd >= 0)
         close(c->req.ipcFd);
     c->req.ipcFd = -1;
@@ -73,6 +79,17 @@ void sv_fcgi_conn_adopt(sv_fcgi_conn *c, int fd)
     c->waiting = 0;
 }
 
+/* After the answer: the connection is kept for nginx's next request
+ * (its stdin read to the end) or closed. */
+static void sv_fcgi_conn_done(sv_fcgi_conn *c, int last)
+{
+    int keep = c->req.keepConnection && c->answered && !last;
+    if (keep && !sv_fcgi_drain_stdin(&c->req))
+        keep = 0;
+    sv_fcgi_end(c, keep);
+    c->last_used_ms = sv_clock_mono_ms();
+}
+
 int sv_fcgi_conn_serve(sv_fcgi_server *s, sv_fcgi_conn *c, int last)
 {
     /* The request's listen_sock is -1, so when the connection has ended
@@ -91,13 +108,33 @@ int sv_fcgi_conn_serve(sv_fcgi_server *s, sv_fcgi_conn *c, int last)
     c->answered = 0;
     c->waiting = 0;
     sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
+    sv_park park;
     s->current = c;
-    sv_worker_handle(s->w, &io);
+    int rc = sv_worker_handle(s->w, &io, &park);
     s->current = NULL;
-    int keep = c->req.keepConnection && c->answered && !last;
-    if (keep && !sv_fcgi_drain_stdin(&c->req))
-        keep = 0;
-    sv_fcgi_end(c, keep);
-    c->last_used_ms = sv_clock_mono_ms();
+    if (rc == SV_PARK && (c->park = malloc(sizeof(*c->park))) != NULL) {
+        *c->park = park;
+        return 1;
+    }
+    if (rc == SV_PARK) {
+        /* No memory to keep it: answer now with what there is. */
+        park.deadline_ms = 0;
+        while (sv_worker_resume(s->w, &io, &park) == SV_PARK)
+            ;
+    }
+    sv_fcgi_conn_done(c, last);
     return 1;
+}
+
+void sv_fcgi_conn_resume(sv_fcgi_server *s, sv_fcgi_conn *c, int last)
+{
+    sv_io io = { c->req.envp, sv_fcgi_read, sv_fcgi_send, c };
+    s->current = c;
+    int rc = sv_worker_resume(s->w, &io, c->park);
+    s->current = NULL;
+    if (rc == SV_PARK)
+        return;
+    free(c->park);
+    c->park = NULL;
+    sv_fcgi_conn_done(c, last);
 }

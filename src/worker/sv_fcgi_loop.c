@@ -53,6 +53,9 @@ static void sv_fcgi_signals(void)
     sigaction(SIGPIPE, &sa, NULL);
     /* Reload is the master's business; a worker keeps serving. */
     sigaction(SIGHUP, &sa, NULL);
+    /* Jobs this worker spawns are not waited for: the kernel reaps them,
+     * so none is ever a zombie. */
+    sigaction(SIGCHLD, &sa, NULL);
 
     sa.sa_handler = sv_fcgi_on_stop;
     sa.sa_flags = SA_RESTART;
@@ -81,6 +84,8 @@ typedef struct sv_fcgi_loop {
     int            nfds, nopen, listen_at, queue_at, db_at;
     sv_fcgi_conn  *free_slot;
 } sv_fcgi_loop;
+
+static void sv_fcgi_resume_parked(sv_fcgi_loop *l);
 
 /* Accepts a connection into the free slot c. The worker accepts, not
  * libfcgi: libfcgi's accept then waits (up to 2 s) for the connection's
@@ -125,7 +130,8 @@ static sv_fcgi_conn *sv_fcgi_make_room(const sv_fcgi_loop *l)
         if (l->owner[i] != NULL && l->owner[i]->req.ipcFd < 0)
             return l->owner[i]; /* closed since the poll (idle sweep, ended) */
     for (int i = 1; i < l->nfds; i++)
-        if (l->owner[i] != NULL && l->owner[i]->req.ipcFd >= 0 && l->fds[i].revents == 0 &&
+        if (l->owner[i] != NULL && l->owner[i]->req.ipcFd >= 0 && l->owner[i]->park == NULL &&
+            l->fds[i].revents == 0 &&
             (oldest == NULL || l->owner[i]->last_used_ms < oldest->last_used_ms))
             oldest = l->owner[i];
     if (oldest == NULL)
@@ -233,6 +239,8 @@ static void sv_fcgi_check_leaving(sv_fcgi_loop *l, int64_t now)
         if (used_up)
             sv_log_info("worker_recycle", "requests=%lu", l->served);
     }
+    if (l->leaving)
+        sv_fcgi_resume_parked(l);
     l->passing = l->leaving && !l->orphaned && sv_handoff_can_pass(w);
     if (l->passing)
         sv_handoff_pass_all(&l->server);
@@ -250,6 +258,7 @@ static int sv_fcgi_poll_set(sv_fcgi_loop *l, int64_t now)
     sv_worker *w = l->server.w;
     sv_fcgi_conn *conns = l->server.conns;
 
+    int parked = 0;
     l->nfds = l->nopen = 0;
     l->listen_at = l->queue_at = l->db_at = -1;
     l->free_slot = NULL;
@@ -262,9 +271,11 @@ static int sv_fcgi_poll_set(sv_fcgi_loop *l, int64_t now)
             continue;
         }
         l->nopen++;
+        parked += conns[i].park != NULL;
         sv_fcgi_watch(l, conns[i].req.ipcFd, &conns[i]);
     }
     sv_slot_set_connections(w->slot, (uint32_t)l->nopen);
+    sv_slot_set_parked(w->slot, (uint32_t)parked);
     /* A stopping pool's last workers serve what is still queued. */
     if (l->leaving && (now >= l->leave_by_ms ||
                        (l->nopen == 0 && (l->passing || l->orphaned || !sv_handoff_pending(w)))))
@@ -299,6 +310,11 @@ static int sv_fcgi_wait(sv_fcgi_loop *l, int64_t now)
     if (ready <= 0) {
         sv_log_flush();
         int64_t wait_ms = l->leaving ? l->leave_by_ms - now : 1000;
+        for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+            const sv_park *p = l->server.conns[i].park;
+            if (p != NULL && p->deadline_ms - now < wait_ms)
+                wait_ms = p->deadline_ms - now > 0 ? p->deadline_ms - now : 0;
+        }
         struct timespec wait = { (time_t)(wait_ms / 1000), (long)(wait_ms % 1000) * 1000000L };
         ready = ppoll(l->fds, (nfds_t)l->nfds, &wait, &l->waiting_mask);
     }
@@ -316,7 +332,8 @@ static void sv_fcgi_sweep_idle(sv_fcgi_loop *l, int ready)
         return;
     l->last_sweep_ms = now;
     for (int i = 1; i < l->nfds; i++)
-        if (l->owner[i] != NULL && (ready <= 0 || l->fds[i].revents == 0) && idle > 0 &&
+        if (l->owner[i] != NULL && l->owner[i]->park == NULL &&
+            (ready <= 0 || l->fds[i].revents == 0) && idle > 0 &&
             now - l->owner[i]->last_used_ms >= (int64_t)idle * 1000)
             sv_fcgi_conn_close(l->owner[i]);
 }
@@ -341,6 +358,13 @@ static void sv_fcgi_dispatch(sv_fcgi_loop *l)
         if (c == NULL || c->req.ipcFd < 0 ||
             !(l->fds[i].revents & (POLLIN | POLLHUP | POLLERR | POLLNVAL)))
             continue;
+        /* nginx sends nothing more on a connection whose request it still
+         * waits for: a parked one that stirs has been closed (the client
+         * went away). */
+        if (c->park != NULL) {
+            sv_fcgi_conn_close(c);
+            continue;
+        }
         int last = (l->leaving || sv_fcgi_stop || sv_fcgi_used_up(l, l->served + 1)) &&
                    (l->orphaned || !sv_handoff_can_pass(w));
         l->served += (unsigned long)sv_fcgi_conn_serve(&l->server, c, last);
@@ -368,6 +392,23 @@ static void sv_fcgi_dispatch(sv_fcgi_loop *l)
     }
 }
 
+/* Resumes the parked requests whose job ended or whose wait is over
+ * (all of them when the worker leaves: they get the job's status as it
+ * is). */
+static void sv_fcgi_resume_parked(sv_fcgi_loop *l)
+{
+    sv_worker *w = l->server.w;
+    int64_t now = sv_clock_mono_ms();
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+        sv_fcgi_conn *c = &l->server.conns[i];
+        if (c->park == NULL || c->req.ipcFd < 0 || !sv_worker_park_ready(w, c->park, now, l->leaving))
+            continue;
+        if (l->leaving)
+            c->park->deadline_ms = 0;
+        sv_fcgi_conn_resume(&l->server, c, l->leaving && (l->orphaned || !sv_handoff_can_pass(w)));
+    }
+}
+
 int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
 {
     sv_fcgi_loop *l = malloc(sizeof(*l));
@@ -386,6 +427,7 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         sv_fcgi_sweep_idle(l, ready);
         if (ready > 0)
             sv_fcgi_dispatch(l);
+        sv_fcgi_resume_parked(l);
     }
     sv_fcgi_finish(l);
     free(l);

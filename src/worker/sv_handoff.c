@@ -93,7 +93,7 @@ int sv_handoff_pending(const sv_worker *w)
 void sv_handoff_pass_all(sv_fcgi_server *s)
 {
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++)
-        if (s->conns[i].req.ipcFd >= 0 && &s->conns[i] != s->current &&
+        if (s->conns[i].req.ipcFd >= 0 && &s->conns[i] != s->current && s->conns[i].park == NULL &&
             sv_handoff_pass(s->w, &s->conns[i]) != 0)
             return;
 }
@@ -126,7 +126,7 @@ static int sv_handoff_watch(void *ctx, struct pollfd *fds, int max, int *timeout
     int n = 0, waiting = 0;
     for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
         sv_fcgi_conn *c = &s->conns[i];
-        if (c->req.ipcFd < 0 || c == s->current)
+        if (c->req.ipcFd < 0 || c == s->current || c->park != NULL)
             continue;
         if (c->waiting) {
             waiting = 1;

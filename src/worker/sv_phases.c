@@ -40,7 +40,7 @@ static int sv_phase_route(sv_ctx *ctx)
     sv_request *req = ctx->req;
     sv_route_match m;
 
-    switch (sv_route_find(sv_routes, sv_routes_count, ctx->cfg->status_path, req->method, req->path,
+    switch (sv_route_find(sv_routes, sv_routes_count, ctx->cfg, req->method, req->path,
                           &m)) {
     case SV_ROUTE_FOUND:
         ctx->route = m.route;
@@ -157,7 +157,7 @@ static json_object *sv_phase_string(const char *s)
 
 /* Writes ctx->err as the response: PostgREST's {"code","message",
  * "details","hint"}, GoTrue's {"code":status,"error_code","msg"} or, for
- * /functions/v1, {"error":message,"code"} (what Supabase Edge Functions
+ * /functions/v1, {"error":message,"code"[,"details"]} (what Supabase Edge Functions
  * conventionally answer, and supabase-js hands to the app as the error's
  * context), then any extra members, with the headers the error asks
  * for. */
@@ -167,13 +167,15 @@ static void sv_phase_error(sv_ctx *ctx, sv_dialect dialect)
     const char *code = err->code ? err->code : sv_phase_default_code(dialect, err->status);
     json_object *obj = json_object_new_object();
 
-    if (dialect == SV_DIALECT_FUNCTIONS) {
-        json_object_object_add(obj, "error", json_object_new_string(err->message ? err->message : ""));
-        json_object_object_add(obj, "code", sv_phase_string(code));
-    } else if (dialect == SV_DIALECT_GOTRUE) {
+    if (dialect == SV_DIALECT_GOTRUE) {
         json_object_object_add(obj, "code", json_object_new_int(err->status));
         json_object_object_add(obj, "error_code", sv_phase_string(code));
         json_object_object_add(obj, "msg", json_object_new_string(err->message ? err->message : ""));
+    } else if (dialect == SV_DIALECT_FUNCTIONS) {
+        json_object_object_add(obj, "error", json_object_new_string(err->message ? err->message : ""));
+        json_object_object_add(obj, "code", sv_phase_string(code));
+        if (err->details != NULL)
+            json_object_object_add(obj, "details", json_object_new_string(err->details));
     } else {
         json_object_object_add(obj, "code", sv_phase_string(code));
         json_object_object_add(obj, "message", json_object_new_string(err->message ? err->message : ""));
@@ -216,14 +218,29 @@ static void sv_phase_log(sv_ctx *ctx, size_t body_bytes, int sent)
     }
 }
 
-void sv_phases_run(sv_ctx *ctx, const sv_io *io)
+/* The end of every request: the error written, the answer sent, the
+ * access line logged. */
+static void sv_phases_finish(sv_ctx *ctx, const sv_io *io, int rc, sv_dialect dialect)
 {
     sv_response *res = ctx->res;
+
+    if (rc == SV_ERROR)
+        sv_phase_error(ctx, dialect);
+    sv_error_clear(&ctx->err);
+    res->head_only = ctx->req->method == SV_HTTP_HEAD;
+    int sent = sv_response_send(res, io);
+    size_t body_bytes = res->head_only ? 0 : sv_response_body_len(res);
+    sv_response_release(res);
+    sv_phase_log(ctx, body_bytes, sent);
+}
+
+int sv_phases_run(sv_ctx *ctx, const sv_io *io)
+{
     /* Until authenticate has run, errors are the transport's. */
     sv_dialect dialect = SV_DIALECT_POSTGREST;
 
     if (strcmp(ctx->req->request_id, "-") != 0)
-        sv_response_header(res, "X-Request-Id", ctx->req->request_id);
+        sv_response_header(ctx->res, "X-Request-Id", ctx->req->request_id);
     int rc = sv_phase_size(ctx);
     if (rc == SV_OK)
         rc = sv_phase_route(ctx);
@@ -238,13 +255,29 @@ void sv_phases_run(sv_ctx *ctx, const sv_io *io)
         dialect = SV_DIALECT_POSTGREST;
     if (rc == SV_OK)
         rc = ctx->route->handler(ctx);
-    if (rc == SV_ERROR)
-        sv_phase_error(ctx, dialect);
-    sv_error_clear(&ctx->err);
+    if (rc == SV_PARK) {
+        ctx->park.route = ctx->route;
+        ctx->park.started_ms = ctx->started_ms;
+        sv_error_clear(&ctx->err);
+        return SV_PARK;
+    }
+    sv_phases_finish(ctx, io, rc, dialect);
+    return SV_OK;
+}
 
-    res->head_only = ctx->req->method == SV_HTTP_HEAD;
-    int sent = sv_response_send(res, io);
-    size_t body_bytes = res->head_only ? 0 : sv_response_body_len(res);
-    sv_response_release(res);
-    sv_phase_log(ctx, body_bytes, sent);
+int sv_phases_resume(sv_ctx *ctx, const sv_io *io)
+{
+    ctx->route = ctx->park.route;
+    ctx->started_ms = ctx->park.started_ms;
+    ctx->resuming = 1;
+    if (strcmp(ctx->req->request_id, "-") != 0)
+        sv_response_header(ctx->res, "X-Request-Id", ctx->req->request_id);
+    sv_phase_cors(ctx);
+    int rc = ctx->park.resume(ctx);
+    if (rc == SV_PARK) {
+        sv_error_clear(&ctx->err);
+        return SV_PARK;
+    }
+    sv_phases_finish(ctx, io, rc, ctx->route->dialect);
+    return SV_OK;
 }

@@ -18,7 +18,11 @@
 #include "crypto/sv_vault.h"
 #include "db/sv_db.h"
 #include "http/sv_http.h"
+#include "http/sv_ctx.h"
 #include "rest/sv_rest.h"
+
+/* How many recent job ends a worker remembers for its parked requests. */
+#define SV_WORKER_DONE_RING 256
 
 typedef struct sv_worker {
     const sv_config *cfg;
@@ -42,6 +46,11 @@ typedef struct sv_worker {
     /* Set by the transport that can shed connections (sv_ctx). */
     void           (*shed_connections)(void *arg);
     void            *shed_arg;
+    /* The jobs whose end was announced (NOTIFY sv_job_done) most
+     * recently: a parked request whose job is here resumes. */
+    char             done[SV_WORKER_DONE_RING][40];
+    unsigned         done_next;
+    unsigned long    done_count;      /* announcements received, ever */
 } sv_worker;
 
 /* Prepares a worker using slot slot_index of sb (sb may be private to
@@ -51,8 +60,23 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
 void sv_worker_cleanup(sv_worker *w);
 
 /* Serves one request read from io. The body may be left unread (a
- * request refused before it is needed); the transport drains it. */
-void sv_worker_handle(sv_worker *w, const sv_io *io);
+ * request refused before it is needed); the transport drains it.
+ * Returns SV_OK once answered, or SV_PARK with *park filled: the answer
+ * waits (a job's ?wait=N) and the transport keeps the request, without
+ * holding the worker, until sv_worker_park_ready says to resume it. */
+int sv_worker_handle(sv_worker *w, const sv_io *io, sv_park *park);
+
+/* Resumes a parked request read from io: SV_OK once answered, SV_PARK
+ * when it waits on (*park updated). */
+int sv_worker_resume(sv_worker *w, const sv_io *io, sv_park *park);
+
+/* 1 when a parked request should resume now: its job's end was
+ * announced, its deadline has passed, or force (the worker leaves). */
+int sv_worker_park_ready(const sv_worker *w, const sv_park *park, int64_t now_ms, int force);
+
+/* Waits (blocking, for transports with nothing else to serve: CGI) until
+ * park is ready, then resumes it; repeats while it parks again. */
+void sv_worker_wait_parked(sv_worker *w, const sv_io *io, sv_park *park);
 
 /* Serves the FastCGI connections accepted on listen_fd, kept ones
  * included, until SIGTERM/SIGQUIT/SIGINT, max_requests, or the master

@@ -15,6 +15,7 @@ package SV::Test::Nginx;
 #   body_limit        client_max_body_size (default: the pool's body_limit or 1m)
 #   worker_processes  default 1
 #   socket            FastCGI socket (default: $pool->socket)
+#   read_timeout      fastcgi_read_timeout (default 75s)
 #   http_extra, server_extra, fastcgi_extra   raw text for the template's hooks
 
 use strict;
@@ -77,6 +78,7 @@ sub render {
         HTTP_EXTRA       => $c->{http_extra} // '',
         SERVER_EXTRA     => $c->{server_extra} // '',
         FASTCGI_EXTRA    => $c->{fastcgi_extra} // '',
+        READ_TIMEOUT     => $c->{read_timeout} // '75s',
     );
     $v{USER_DIRECTIVE} = 'user nobody nobody;'
         if $> == 0 && !defined getgrnam('nogroup');

@@ -17,7 +17,7 @@ package SV::Test::Stack;
 #
 # new's options: pool => 0 for PostgreSQL alone, nginx => 0 for no nginx;
 # workers, conf, env, args as SV::Test::Pool; nginx_conf as SV::Test::Nginx's
-# conf; pg => an existing cluster, to start another pool on it (not
+# conf (nginx_port: its port, when the test must know it first); pg => an existing cluster, to start another pool on it (not
 # migrated again). A new cluster's migration is the test "migrate". When
 # what it would start is not installed the test is skipped (plan skip_all).
 
@@ -53,7 +53,8 @@ sub new {
         $self->{pool}->start;
     }
     if ($want_nginx) {
-        $self->{ngx} = SV::Test::Nginx->new(pool => $self->{pool}, conf => $opt{nginx_conf});
+        $self->{ngx} = SV::Test::Nginx->new(pool => $self->{pool}, conf => $opt{nginx_conf},
+            port => $opt{nginx_port});
         $self->{ngx}->start;
     }
     return $self;

@@ -1,0 +1,92 @@
+/* streamvibe-job: the process a worker spawns for each accepted job (it
+ * supervises the work and writes the job's audit_log row), and, with
+ * --reconcile, the spool reconciler the pool master runs at start and
+ * every job_reconcile_interval seconds. */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/sv_config.h"
+#include "core/sv_err.h"
+#include "core/sv_log.h"
+#include "crypto/sv_crypto.h"
+#include "job/sv_job_run.h"
+#include "master/sv_identity.h"
+#include "platform/sv_http_client.h"
+
+static void sv_job_usage(FILE *out)
+{
+    fputs("usage: streamvibe-job [--config FILE] --lock-fd N DESCRIPTOR\n"
+          "       streamvibe-job [--config FILE] --reconcile\n"
+          "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
+          "  --lock-fd N     the descriptor's lock, held for the job's life\n"
+          "  --reconcile     finish the spool's jobs whose process is gone, and exit\n"
+          "Started by streamvibe-fcgi; an operator runs --reconcile by hand or from\n"
+          "cron where no pool master does it (CGI, spawn-fcgi).\n",
+          out);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option options[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "lock-fd", required_argument, NULL, 'l' },
+        { "reconcile", no_argument, NULL, 'r' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config_path = NULL;
+    int lock_fd = -1, reconcile = 0, opt;
+
+    while ((opt = getopt_long(argc, argv, "c:l:rhV", options, NULL)) != -1) {
+        switch (opt) {
+        case 'c': config_path = optarg; break;
+        case 'l': lock_fd = atoi(optarg); break;
+        case 'r': reconcile = 1; break;
+        case 'h': sv_job_usage(stdout); return 0;
+        case 'V': puts(PACKAGE_STRING); return 0;
+        default: sv_job_usage(stderr); return 2;
+        }
+    }
+    if (!reconcile && (optind != argc - 1 || lock_fd < 0)) {
+        sv_job_usage(stderr);
+        return 2;
+    }
+
+    sv_config cfg;
+    char err[512];
+    if (sv_config_load(&cfg, config_path, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "streamvibe-job: %s\n", err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    if (sv_log_open(cfg.log_file) != 0)
+        perror("streamvibe-job: log_file");
+    sv_log_set_pid(getpid());
+    err[0] = '\0';
+    /* Started by the pool master (root), the reconciler runs as the
+     * workers do; a job is spawned by a worker and already is that user. */
+    sv_identity identity;
+    if (sv_identity_resolve(&cfg, &identity, err, sizeof(err)) != SV_OK ||
+        sv_identity_drop(&identity) != SV_OK || sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
+        sv_log_error("job_start", "error=\"%s\"", err[0] ? err : "initialisation failed");
+        sv_config_free(&cfg);
+        return 1;
+    }
+    int rc;
+    if (reconcile) {
+        int n = sv_job_reconcile(&cfg);
+        if (n > 0)
+            sv_log_info("job_reconcile", "finished=%d", n);
+        rc = n < 0 ? 1 : 0;
+    } else {
+        rc = sv_job_supervise(&cfg, argv[optind], lock_fd);
+    }
+    sv_config_free(&cfg);
+    return rc;
+}

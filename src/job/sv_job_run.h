@@ -1,0 +1,23 @@
+/* streamvibe-job: the supervisor of one job, and the spool reconciler. */
+#ifndef SV_JOB_RUN_H
+#define SV_JOB_RUN_H
+
+#include "core/sv_config.h"
+
+/* Runs the job whose descriptor is at path, holding its lock on lock_fd
+ * for life: the work runs in a child under the kind's wall-clock limit;
+ * whatever happens to the child (success, error, crash, timeout), the
+ * supervisor writes the job's one audit_log row and, for a job that did
+ * not complete, gets its quota refunded (sql/040_jobs.sql). The outcome
+ * is written into the descriptor first, so a database outage leaves it
+ * for the reconciler instead of losing it. Returns an exit status. */
+int sv_job_supervise(const sv_config *cfg, const char *path, int lock_fd);
+
+/* Finishes every job of the spool whose supervisor is gone (its
+ * descriptor's lock can be taken): with the outcome it recorded, else
+ * as interrupted. Safe to run on several hosts and alongside live
+ * supervisors. Returns how many jobs it finished, or -1 when the
+ * database could not be reached. */
+int sv_job_reconcile(const sv_config *cfg);
+
+#endif
