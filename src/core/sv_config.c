@@ -54,6 +54,13 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(login_window,      SV_CONF_INT,    1, 86400, "900"),
     SV_KEY(signup_max_per_window, SV_CONF_INT, 0, 1000000, "10"),
     SV_KEY(refresh_token_reuse_interval, SV_CONF_INT, 0, 3600, "10"),
+    SV_KEY(realtime_listen,   SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(realtime_max_sockets, SV_CONF_INT, 1, 1000000, "10000"),
+    SV_KEY(realtime_max_channels, SV_CONF_INT, 1, 10000, "100"),
+    SV_KEY(realtime_max_message, SV_CONF_LONG, 1024, 1L << 26, "1048576"),
+    SV_KEY(realtime_send_buffer, SV_CONF_LONG, 4096, 1L << 30, "1048576"),
+    SV_KEY(realtime_handshake_timeout, SV_CONF_INT, 1, 3600, "10"),
+    SV_KEY(realtime_idle_timeout, SV_CONF_INT, 0, 86400, "60"),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))

@@ -34,6 +34,14 @@ typedef struct sv_config {
     int   login_window;         /* seconds */
     int   signup_max_per_window; /* signups per address per login_window (0 = unlimited) */
     int   refresh_token_reuse_interval; /* seconds a rotated refresh token still refreshes (0 = strict) */
+    /* streamvibe-realtime (the pool starts it when realtime_listen is set) */
+    char *realtime_listen;      /* host:port or unix socket path; empty = not started */
+    int   realtime_max_sockets;
+    int   realtime_max_channels; /* per socket */
+    long  realtime_max_message; /* largest message a client may send, bytes */
+    long  realtime_send_buffer; /* per socket: queued output beyond this drops a slow reader */
+    int   realtime_handshake_timeout; /* seconds to complete the HTTP upgrade */
+    int   realtime_idle_timeout; /* seconds without a byte from the client (0 = never) */
 } sv_config;
 
 /* Fills every field with its built-in default (strings are malloc'd). */

@@ -1,0 +1,433 @@
+/* The event loop of streamvibe-realtime: one epoll set holding the
+ * listening socket, a signalfd, every client socket and the two
+ * PostgreSQL connections; a tick a second for deadlines. */
+#include "realtime/sv_rt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "core/sv_clock.h"
+#include "core/sv_err.h"
+#include "core/sv_log.h"
+
+/* Exit status for a configuration the daemon cannot run with: the pool
+ * does not respawn it until it is reloaded (sysexits' EX_CONFIG). */
+#define SV_RT_EXIT_CONFIG 78
+
+char *sv_rt_json_string_dup(const char *s)
+{
+    json_object *o = json_object_new_string(s);
+    if (o == NULL)
+        return NULL;
+    char *out = strdup(json_object_to_json_string_ext(
+        o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return out;
+}
+
+char *sv_rt_json_string(sv_rt *rt, const char *s)
+{
+    json_object *o = json_object_new_string(s);
+    char *out = sv_arena_strdup(&rt->arena, json_object_to_json_string_ext(
+                                                o, JSON_C_TO_STRING_PLAIN |
+                                                       JSON_C_TO_STRING_NOSLASHESCAPE));
+    json_object_put(o);
+    return out;
+}
+
+static const char *sv_rt_pg_state_name(const sv_rt_pg *pg)
+{
+    switch (pg->state) {
+    case SV_RT_PG_READY:
+    case SV_RT_PG_BUSY:
+        return "up";
+    case SV_RT_PG_CONNECTING:
+    case SV_RT_PG_SETUP:
+        return "connecting";
+    default:
+        return "down";
+    }
+}
+
+char *sv_rt_health_json(sv_rt *rt, int *ok)
+{
+    *ok = sv_rt_db_ready(rt);
+    int subscriptions = 0, queued = 0;
+    for (sv_rt_chan *ch = rt->pg_chans; ch != NULL; ch = ch->pg_next)
+        subscriptions += ch->nbinds;
+    for (sv_rt_job *j = rt->jobs_head; j != NULL; j = j->next)
+        queued++;
+    return sv_arena_printf(
+        &rt->arena,
+        "{\"status\":\"%s\",\"service\":\"streamvibe-realtime\",\"pid\":%d,"
+        "\"sockets\":%d,\"max_sockets\":%d,\"channels\":%d,\"subscriptions\":%d,"
+        "\"database\":{\"listen\":\"%s\",\"queries\":\"%s\",\"queued\":%d},"
+        "\"accepted\":%llu,\"refused\":%llu,\"joins\":%llu,\"changes\":%llu,"
+        "\"delivered\":%llu,\"slow_readers\":%llu,\"db_reconnects\":%llu}",
+        *ok ? "ok" : "degraded", (int)getpid(), rt->nsockets, rt->cfg.realtime_max_sockets,
+        rt->nchannels, subscriptions, sv_rt_pg_state_name(&rt->pg_listen),
+        sv_rt_pg_state_name(&rt->pg_query), queued, (unsigned long long)rt->stats.accepted,
+        (unsigned long long)rt->stats.refused, (unsigned long long)rt->stats.joins,
+        (unsigned long long)rt->stats.changes, (unsigned long long)rt->stats.delivered,
+        (unsigned long long)rt->stats.slow_readers, (unsigned long long)rt->stats.db_reconnects);
+}
+
+static int sv_rt_is_unix(const char *listen)
+{
+    return strchr(listen, '/') != NULL;
+}
+
+/* Opens the listening socket named by realtime_listen: a path (unix
+ * socket, mode 0666: nginx's user connects to it) or host:port / [v6]:port.
+ * Returns the descriptor, or -1 with err filled. */
+static int sv_rt_listen_open(const sv_config *cfg, char *err, size_t errlen)
+{
+    const char *spec = cfg->realtime_listen;
+    int fd;
+    if (sv_rt_is_unix(spec)) {
+        struct sockaddr_un sun;
+        memset(&sun, 0, sizeof(sun));
+        sun.sun_family = AF_UNIX;
+        if (strlen(spec) >= sizeof(sun.sun_path)) {
+            snprintf(err, errlen, "realtime_listen: path too long: %s", spec);
+            return -1;
+        }
+        strcpy(sun.sun_path, spec);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            snprintf(err, errlen, "socket: %s", strerror(errno));
+            return -1;
+        }
+        /* A socket file left by a process that is gone: replace it;
+         * one that answers belongs to a running daemon. */
+        struct stat st;
+        if (lstat(spec, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            int live = probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+            if (probe >= 0)
+                close(probe);
+            if (live) {
+                snprintf(err, errlen, "realtime_listen: %s is in use", spec);
+                close(fd);
+                return -1;
+            }
+            unlink(spec);
+        }
+        mode_t old = umask(0);
+        int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+        umask(old);
+        if (rc != 0 || chmod(spec, 0666) != 0) {
+            snprintf(err, errlen, "bind %s: %s", spec, strerror(errno));
+            close(fd);
+            return -1;
+        }
+    } else {
+        char host[256];
+        const char *port;
+        const char *colon = strrchr(spec, ':');
+        if (colon == NULL || colon == spec || colon[1] == '\0') {
+            snprintf(err, errlen, "realtime_listen: expected host:port or a socket path, got \"%s\"", spec);
+            return -1;
+        }
+        size_t hlen = (size_t)(colon - spec);
+        if (spec[0] == '[' && hlen >= 2 && spec[hlen - 1] == ']') {
+            spec++;
+            hlen -= 2;
+        }
+        if (hlen >= sizeof(host)) {
+            snprintf(err, errlen, "realtime_listen: host too long");
+            return -1;
+        }
+        memcpy(host, spec, hlen);
+        host[hlen] = '\0';
+        port = colon + 1;
+        struct addrinfo hints, *ai = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        int gai = getaddrinfo(hlen ? host : NULL, port, &hints, &ai);
+        if (gai != 0) {
+            snprintf(err, errlen, "realtime_listen %s: %s", cfg->realtime_listen, gai_strerror(gai));
+            return -1;
+        }
+        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+            bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+            snprintf(err, errlen, "bind %s: %s", cfg->realtime_listen, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            freeaddrinfo(ai);
+            return -1;
+        }
+        freeaddrinfo(ai);
+    }
+    if (listen(fd, cfg->listen_backlog) != 0) {
+        snprintf(err, errlen, "listen %s: %s", cfg->realtime_listen, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* As many descriptors as the hard limit allows: each socket is one. */
+static int sv_rt_raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > (1u << 20))
+        return 1 << 20;
+    return (int)rl.rlim_cur;
+}
+
+static void sv_rt_begin_stop(sv_rt *rt, int signo)
+{
+    if (rt->stopping)
+        return;
+    rt->stopping = 1;
+    rt->stop_deadline_ms = rt->now_ms + 2000;
+    sv_log_info("rt_stop", "signal=%d sockets=%d msg=\"closing sockets\"", signo, rt->nsockets);
+    if (rt->listen_fd >= 0) {
+        epoll_ctl(rt->epfd, EPOLL_CTL_DEL, rt->listen_fd, NULL);
+        close(rt->listen_fd);
+        rt->listen_fd = -1;
+        if (sv_rt_is_unix(rt->cfg.realtime_listen))
+            unlink(rt->cfg.realtime_listen);
+    }
+    /* 1001 going away: every client reconnects (to another host, or to
+     * this one once it is back). */
+    for (int fd = 0; fd < rt->nconns_max; fd++) {
+        sv_rt_conn *c = rt->conns[fd];
+        if (c == NULL || c->dead)
+            continue;
+        if (c->state == SV_RT_CONN_WS)
+            sv_rt_conn_close_ws(rt, c, 1001, "server stopping");
+        else
+            sv_rt_conn_drop(rt, c, "stopping");
+    }
+}
+
+/* SIGHUP: the configuration file again (limits, secret, log file); the
+ * listening address needs a restart. */
+static void sv_rt_reload(sv_rt *rt)
+{
+    sv_config fresh;
+    char err[512];
+    if (sv_config_load(&fresh, rt->config_path, err, sizeof(err)) != SV_OK) {
+        sv_log_error("rt_reload", "msg=\"configuration rejected, keeping the running one\" error=\"%s\"", err);
+        sv_config_free(&fresh);
+        return;
+    }
+    if (strcmp(fresh.realtime_listen, rt->cfg.realtime_listen) != 0)
+        sv_log_warn("rt_reload", "msg=\"realtime_listen changed; takes effect after a restart\"");
+    int db_changed = strcmp(fresh.database_url, rt->cfg.database_url) != 0;
+    free(fresh.realtime_listen);
+    fresh.realtime_listen = strdup(rt->cfg.realtime_listen);
+    sv_config_free(&rt->cfg);
+    rt->cfg = fresh;
+    if (sv_log_open(rt->cfg.log_file) != 0)
+        sv_log_error("rt_reload", "msg=\"cannot open log_file\" error=\"%s\"", strerror(errno));
+    if (db_changed) {
+        sv_rt_db_stop(rt);
+        sv_rt_db_start(rt);
+    }
+    sv_log_info("rt_reload", "sockets=%d", rt->nsockets);
+}
+
+static void sv_rt_signals(sv_rt *rt)
+{
+    struct signalfd_siginfo si;
+    while (read(rt->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP && !rt->stopping)
+            sv_rt_reload(rt);
+        else if (si.ssi_signo != SIGHUP)
+            sv_rt_begin_stop(rt, (int)si.ssi_signo);
+    }
+}
+
+static void sv_rt_tick(sv_rt *rt)
+{
+    time_t now_s = (time_t)(sv_clock_wall_ms() / 1000);
+    for (int fd = 0; fd < rt->nconns_max; fd++) {
+        sv_rt_conn *c = rt->conns[fd];
+        if (c == NULL || c->dead)
+            continue;
+        sv_rt_conn_tick(rt, c);
+        if (!c->dead && c->state == SV_RT_CONN_WS)
+            sv_rt_chan_tick(rt, c, now_s);
+    }
+}
+
+int sv_rt_run(sv_config *cfg, const char *config_path)
+{
+    sv_rt *rt = calloc(1, sizeof(*rt));
+    char err[512];
+    if (rt == NULL)
+        return 1;
+    rt->cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    rt->config_path = config_path;
+    rt->listen_fd = -1;
+    rt->sigfd = -1;
+    rt->listen_kind = SV_RT_EP_LISTEN;
+    rt->sig_kind = SV_RT_EP_SIGNAL;
+    int status = 1;
+
+    if (sv_log_open(rt->cfg.log_file) != 0) {
+        fprintf(stderr, "streamvibe-realtime: cannot open log_file %s: %s\n", rt->cfg.log_file,
+                strerror(errno));
+        goto out;
+    }
+    sv_log_set_pid(getpid());
+    if (rt->cfg.realtime_listen[0] == '\0' || rt->cfg.jwt_secret[0] == '\0') {
+        const char *what = rt->cfg.realtime_listen[0] == '\0' ? "realtime_listen is not set"
+                                                              : "jwt_secret is not set: no token could be verified";
+        sv_log_error("rt_start", "error=\"%s\"", what);
+        fprintf(stderr, "streamvibe-realtime: %s\n", what);
+        status = SV_RT_EXIT_CONFIG;
+        goto out;
+    }
+
+    /* Signals arrive on a descriptor the loop watches; everything else a
+     * parent may have blocked (the pool forks with all signals blocked)
+     * is unblocked. */
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGQUIT);
+    sigaddset(&mask, SIGHUP);
+    sigprocmask(SIG_SETMASK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    rt->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    rt->nconns_max = sv_rt_raise_nofile();
+    rt->conns = calloc((size_t)rt->nconns_max, sizeof(*rt->conns));
+    rt->nidents_buckets = 4096;
+    rt->idents = calloc(rt->nidents_buckets, sizeof(*rt->idents));
+    rt->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (rt->sigfd < 0 || rt->conns == NULL || rt->idents == NULL || rt->epfd < 0) {
+        sv_log_error("rt_start", "error=\"%s\"", strerror(errno));
+        goto out;
+    }
+    if (rt->nconns_max < rt->cfg.realtime_max_sockets + 64)
+        sv_log_warn("rt_start", "msg=\"descriptor limit below realtime_max_sockets\" nofile=%d max_sockets=%d",
+                    rt->nconns_max, rt->cfg.realtime_max_sockets);
+    rt->listen_fd = sv_rt_listen_open(&rt->cfg, err, sizeof(err));
+    if (rt->listen_fd < 0) {
+        sv_log_error("rt_start", "error=\"%s\"", err);
+        fprintf(stderr, "streamvibe-realtime: %s\n", err);
+        goto out;
+    }
+    sv_arena_init(&rt->arena, 16384);
+    struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &rt->listen_kind };
+    epoll_ctl(rt->epfd, EPOLL_CTL_ADD, rt->listen_fd, &ev);
+    ev.data.ptr = &rt->sig_kind;
+    epoll_ctl(rt->epfd, EPOLL_CTL_ADD, rt->sigfd, &ev);
+
+    rt->now_ms = sv_clock_mono_ms();
+    sv_rt_db_init(rt);
+    sv_rt_db_start(rt);
+    sv_log_info("rt_start", "listen=%s max_sockets=%d nofile=%d", rt->cfg.realtime_listen,
+                rt->cfg.realtime_max_sockets, rt->nconns_max);
+    rt->next_tick_ms = rt->now_ms + 1000;
+
+    struct epoll_event events[256];
+    for (;;) {
+        int64_t wait = rt->next_tick_ms - rt->now_ms;
+        if (wait > 100)
+            wait = 100; /* database deadlines are checked at this pace */
+        if (wait < 0)
+            wait = 0;
+        int n = epoll_wait(rt->epfd, events, 256, (int)wait);
+        rt->now_ms = sv_clock_mono_ms();
+        sv_arena_reset(&rt->arena);
+        for (int i = 0; i < n; i++) {
+            sv_rt_ep_kind *kind = events[i].data.ptr;
+            switch (*kind) {
+            case SV_RT_EP_LISTEN:
+                sv_rt_conn_accept(rt);
+                break;
+            case SV_RT_EP_SIGNAL:
+                sv_rt_signals(rt);
+                break;
+            case SV_RT_EP_CONN: {
+                sv_rt_conn *c = (sv_rt_conn *)kind;
+                if (!c->dead)
+                    sv_rt_conn_event(rt, c, events[i].events);
+                break;
+            }
+            case SV_RT_EP_PG:
+                sv_rt_db_event(rt, (sv_rt_pg *)kind, events[i].events);
+                break;
+            }
+        }
+        sv_rt_db_tick(rt);
+        if (rt->now_ms >= rt->next_tick_ms) {
+            sv_rt_tick(rt);
+            rt->next_tick_ms = rt->now_ms + 1000;
+        }
+        sv_rt_conn_free_dead(rt);
+        if (rt->stopping && (rt->nsockets == 0 || rt->now_ms >= rt->stop_deadline_ms))
+            break;
+    }
+    for (int fd = 0; fd < rt->nconns_max; fd++)
+        if (rt->conns[fd] != NULL && !rt->conns[fd]->dead)
+            sv_rt_conn_drop(rt, rt->conns[fd], "stopping");
+    sv_rt_conn_free_dead(rt);
+    sv_rt_db_stop(rt);
+    sv_log_info("rt_stop", "msg=\"stopped\" delivered=%llu", (unsigned long long)rt->stats.delivered);
+    status = 0;
+out:
+    if (rt->listen_fd >= 0) {
+        close(rt->listen_fd);
+        if (sv_rt_is_unix(rt->cfg.realtime_listen))
+            unlink(rt->cfg.realtime_listen);
+    }
+    if (rt->sigfd >= 0)
+        close(rt->sigfd);
+    if (rt->epfd > 0)
+        close(rt->epfd);
+    while (rt->tinfos != NULL) {
+        sv_rt_tinfo *t = rt->tinfos;
+        rt->tinfos = t->next;
+        free(t->role);
+        free(t->schema);
+        free(t->table);
+        free(t->columns_json);
+        free(t->select_sql);
+        free(t->vis_sql);
+        for (int i = 0; i < t->npk; i++) {
+            free(t->pk_names[i]);
+            free(t->pk_idents[i]);
+        }
+        free(t->pk_names);
+        free(t->pk_idents);
+        free(t);
+    }
+    free(rt->conns);
+    free(rt->idents);
+    sv_arena_free(&rt->arena);
+    sv_config_free(&rt->cfg);
+    free(rt);
+    return status;
+}

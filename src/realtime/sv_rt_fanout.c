@@ -1,0 +1,597 @@
+/* A change in, postgres_changes messages out.
+ *
+ * The capture trigger (sql/030_realtime.sql) notifies the row's identity.
+ * The channels whose bindings match the table and event are grouped by
+ * identity (role + claims: the same claims see the same rows), and one
+ * round trip asks PostgreSQL, for every group in turn, as that group:
+ *
+ *   SELECT set_config('role', R, true), set_config('request.jwt.claims', C, true);
+ *   SELECT to_jsonb(t)::text, <filter 1>, <filter 2>, ...
+ *     FROM (SELECT <columns R may read> FROM tbl WHERE <pk> = <value>) AS t;
+ *
+ * A row comes back only if R's row-level security lets the group see it;
+ * the filters are compared on the typed columns. A DELETE cannot be read
+ * back: the old row (kept by the trigger in realtime.change_rows) is put
+ * in a setting, and the group evaluates the table's SELECT policies for
+ * its role and its filters on that old row instead; the message carries
+ * only the primary key, as Supabase's does.
+ *
+ * Each channel then gets one message listing the ids of its bindings that
+ * matched. */
+#include "realtime/sv_rt.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/sv_err.h"
+#include "core/sv_json.h"
+#include "core/sv_log.h"
+#include "realtime/sv_rt_phx.h"
+
+typedef struct sv_rt_change {
+    int      refs;
+    uint8_t  ev;              /* SV_RT_EV_* */
+    int64_t  ref_id;          /* row of realtime.change_rows, 0 when inline */
+    char    *schema;
+    char    *table;
+    char    *type;            /* INSERT, UPDATE, DELETE */
+    char    *pk_json;         /* {"id": 42} */
+    char    *old_pk_json;     /* UPDATE: the key before the change */
+    char    *old_json;        /* DELETE: the whole old row */
+    char    *ts;              /* commit_timestamp */
+} sv_rt_change;
+
+typedef struct sv_rt_pred {
+    char    *column;
+    sv_rt_op op;
+    char    *value;
+} sv_rt_pred;
+
+typedef struct sv_rt_entry {
+    int      conn_fd;
+    uint32_t conn_serial;
+    uint32_t chan_serial;
+    uint32_t bind_id;
+    int      group;
+    int      pred;            /* index of the group's filter, -1: none */
+} sv_rt_entry;
+
+typedef struct sv_rt_group {
+    sv_rt_ident *ident;       /* a reference */
+    int          first, n;    /* its entries */
+    int          npreds;
+    sv_rt_pred  *preds;
+} sv_rt_group;
+
+typedef struct sv_rt_fanout {
+    int          ngroups;
+    sv_rt_group *groups;
+    int          nentries;
+    sv_rt_entry *entries;
+} sv_rt_fanout;
+
+static void sv_rt_change_put(sv_rt_change *ch)
+{
+    if (ch == NULL || --ch->refs > 0)
+        return;
+    free(ch->schema);
+    free(ch->table);
+    free(ch->type);
+    free(ch->pk_json);
+    free(ch->old_pk_json);
+    free(ch->old_json);
+    free(ch->ts);
+    free(ch);
+}
+
+static void sv_rt_fanout_free(sv_rt_fanout *f)
+{
+    if (f == NULL)
+        return;
+    for (int g = 0; g < f->ngroups; g++) {
+        /* Identities are released by the caller (it has the daemon). */
+        for (int p = 0; p < f->groups[g].npreds; p++) {
+            free(f->groups[g].preds[p].column);
+            free(f->groups[g].preds[p].value);
+        }
+        free(f->groups[g].preds);
+    }
+    free(f->groups);
+    free(f->entries);
+    free(f);
+}
+
+void sv_rt_fanout_job_free(sv_rt_job *job)
+{
+    sv_rt_change_put(job->change);
+    job->change = NULL;
+    sv_rt_fanout_free(job->fanout);
+    job->fanout = NULL;
+}
+
+static void sv_rt_fanout_release(sv_rt *rt, sv_rt_job *job)
+{
+    if (job->fanout != NULL)
+        for (int g = 0; g < job->fanout->ngroups; g++)
+            sv_rt_ident_put(rt, job->fanout->groups[g].ident);
+    sv_rt_job_free(rt, job);
+}
+
+static uint8_t sv_rt_event_of(const char *type)
+{
+    if (strcmp(type, "INSERT") == 0)
+        return SV_RT_EV_INSERT;
+    if (strcmp(type, "UPDATE") == 0)
+        return SV_RT_EV_UPDATE;
+    if (strcmp(type, "DELETE") == 0)
+        return SV_RT_EV_DELETE;
+    return 0;
+}
+
+static char *sv_rt_jdup(json_object *o, const char *key, int as_json)
+{
+    json_object *v;
+    if (!json_object_object_get_ex(o, key, &v) || v == NULL || json_object_is_type(v, json_type_null))
+        return NULL;
+    if (as_json)
+        return strdup(json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
+    if (!json_object_is_type(v, json_type_string))
+        return NULL;
+    return strdup(json_object_get_string(v));
+}
+
+static void sv_rt_fanout_submit(sv_rt *rt, sv_rt_change *change, int front)
+{
+    sv_rt_job *job = calloc(1, sizeof(*job));
+    if (job == NULL) {
+        sv_rt_change_put(change);
+        return;
+    }
+    job->kind = change->ref_id && change->type == NULL ? SV_RT_JOB_FETCH : SV_RT_JOB_FANOUT;
+    job->change = change;
+    sv_rt_db_submit(rt, job, front);
+}
+
+void sv_rt_fanout_notify(sv_rt *rt, const char *payload)
+{
+    json_object *o = NULL;
+    const char *why;
+    if (sv_json_parse(payload, strlen(payload), &o, &why) != SV_OK || !json_object_is_type(o, json_type_object)) {
+        sv_log_warn("rt_change", "msg=\"notification is not a JSON object\"");
+        if (o != NULL)
+            json_object_put(o);
+        return;
+    }
+    sv_rt_change *ch = calloc(1, sizeof(*ch));
+    if (ch == NULL) {
+        json_object_put(o);
+        return;
+    }
+    ch->refs = 1;
+    json_object *ref;
+    if (json_object_object_get_ex(o, "ref", &ref)) {
+        ch->ref_id = json_object_get_int64(ref);
+    } else {
+        ch->schema = sv_rt_jdup(o, "schema", 0);
+        ch->table = sv_rt_jdup(o, "table", 0);
+        ch->type = sv_rt_jdup(o, "type", 0);
+        ch->pk_json = sv_rt_jdup(o, "pk", 1);
+        ch->old_pk_json = sv_rt_jdup(o, "old_pk", 1);
+        ch->ts = sv_rt_jdup(o, "ts", 0);
+        ch->ev = ch->type ? sv_rt_event_of(ch->type) : 0;
+        if (ch->schema == NULL || ch->table == NULL || ch->pk_json == NULL || ch->ts == NULL || ch->ev == 0) {
+            sv_log_warn("rt_change", "msg=\"notification without schema, table, type, pk or ts\"");
+            json_object_put(o);
+            sv_rt_change_put(ch);
+            return;
+        }
+    }
+    json_object_put(o);
+    if (ch->ref_id == 0 && ch->type == NULL) {
+        sv_rt_change_put(ch);
+        return;
+    }
+    sv_rt_fanout_submit(rt, ch, 0);
+}
+
+/* --- building the round trip ------------------------------------------- */
+
+static int sv_rt_group_pred(sv_rt_group *g, const sv_rt_filter *f)
+{
+    if (f->op == SV_RT_OP_NONE)
+        return -1;
+    for (int i = 0; i < g->npreds; i++)
+        if (g->preds[i].op == f->op && strcmp(g->preds[i].column, f->column) == 0 &&
+            strcmp(g->preds[i].value, f->value) == 0)
+            return i;
+    sv_rt_pred *np = realloc(g->preds, sizeof(*np) * (size_t)(g->npreds + 1));
+    if (np == NULL)
+        return -2;
+    g->preds = np;
+    np[g->npreds].column = strdup(f->column);
+    np[g->npreds].value = strdup(f->value);
+    np[g->npreds].op = f->op;
+    if (np[g->npreds].column == NULL || np[g->npreds].value == NULL) {
+        free(np[g->npreds].column);
+        free(np[g->npreds].value);
+        return -2;
+    }
+    return g->npreds++;
+}
+
+/* Who should hear about the change: the matching bindings of live
+ * channels, grouped by identity, entries sorted by group. NULL when
+ * nobody. */
+static sv_rt_fanout *sv_rt_fanout_collect(sv_rt *rt, const sv_rt_change *change)
+{
+    sv_rt_fanout *f = calloc(1, sizeof(*f));
+    if (f == NULL)
+        return NULL;
+    int ecap = 0, gcap = 0;
+    uint64_t mark = ++rt->fanout_mark;
+    for (sv_rt_chan *ch = rt->pg_chans; ch != NULL; ch = ch->pg_next) {
+        if (ch->conn->dead || !ch->active)
+            continue;
+        for (int b = 0; b < ch->nbinds; b++) {
+            const sv_rt_bind *bind = &ch->binds[b];
+            if (!(bind->events & change->ev) || strcmp(bind->schema, change->schema) != 0 ||
+                (strcmp(bind->table, "*") != 0 && strcmp(bind->table, change->table) != 0))
+                continue;
+            sv_rt_ident *id = ch->ident;
+            if (id->mark != mark) {
+                const sv_rt_tinfo *t = sv_rt_tinfo_find(rt, id->role, change->schema, change->table);
+                if (t == NULL || !t->readable)
+                    break; /* this role may not read the table at all */
+                if (f->ngroups == gcap) {
+                    gcap = gcap ? gcap * 2 : 8;
+                    sv_rt_group *ng = realloc(f->groups, sizeof(*ng) * (size_t)gcap);
+                    if (ng == NULL)
+                        goto oom;
+                    f->groups = ng;
+                }
+                memset(&f->groups[f->ngroups], 0, sizeof(sv_rt_group));
+                f->groups[f->ngroups].ident = id;
+                id->refs++;
+                id->mark = mark;
+                id->group = f->ngroups++;
+            }
+            if (f->nentries == ecap) {
+                ecap = ecap ? ecap * 2 : 16;
+                sv_rt_entry *ne = realloc(f->entries, sizeof(*ne) * (size_t)ecap);
+                if (ne == NULL)
+                    goto oom;
+                f->entries = ne;
+            }
+            sv_rt_entry *e = &f->entries[f->nentries++];
+            e->conn_fd = ch->conn->fd;
+            e->conn_serial = ch->conn->serial;
+            e->chan_serial = ch->serial;
+            e->bind_id = bind->id;
+            e->group = id->group;
+            e->pred = sv_rt_group_pred(&f->groups[id->group], &bind->filter);
+            if (e->pred == -2)
+                goto oom;
+            f->groups[id->group].n++;
+        }
+    }
+    if (f->nentries == 0) {
+        sv_rt_fanout_free(f);
+        return NULL;
+    }
+    /* Entries by group (stable: a channel's entries stay together). */
+    sv_rt_entry *sorted = malloc(sizeof(*sorted) * (size_t)f->nentries);
+    if (sorted == NULL)
+        goto oom;
+    int pos = 0;
+    for (int g = 0; g < f->ngroups; g++) {
+        f->groups[g].first = pos;
+        pos += f->groups[g].n;
+        f->groups[g].n = 0;
+    }
+    for (int i = 0; i < f->nentries; i++) {
+        sv_rt_group *g = &f->groups[f->entries[i].group];
+        sorted[g->first + g->n++] = f->entries[i];
+    }
+    free(f->entries);
+    f->entries = sorted;
+    return f;
+oom:
+    for (int g = 0; g < f->ngroups; g++)
+        sv_rt_ident_put(rt, f->groups[g].ident);
+    sv_rt_fanout_free(f);
+    return NULL;
+}
+
+static char *sv_rt_ident_q(sv_rt *rt, const char *s)
+{
+    char *q = PQescapeIdentifier(rt->pg_query.conn, s, strlen(s));
+    if (q == NULL)
+        return "\"?\"";
+    char *out = sv_arena_strdup(&rt->arena, q);
+    PQfreemem(q);
+    return out;
+}
+
+/* The text of a JSON scalar, for a primary key literal. */
+static char *sv_rt_json_text(sv_rt *rt, json_object *v)
+{
+    if (v == NULL || json_object_is_type(v, json_type_null))
+        return NULL;
+    if (json_object_is_type(v, json_type_string))
+        return sv_arena_strdup(&rt->arena, json_object_get_string(v));
+    return sv_arena_strdup(&rt->arena, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
+}
+
+static void sv_rt_append_preds(sv_rt *rt, sv_buf *sql, const sv_rt_group *g, const char *alias)
+{
+    for (int p = 0; p < g->npreds; p++) {
+        const sv_rt_pred *pr = &g->preds[p];
+        if (pr->op == SV_RT_OP_IN)
+            sv_buf_printf(sql, ", (%s.%s = ANY (%s))::text", alias, sv_rt_ident_q(rt, pr->column),
+                          sv_rt_db_literal(rt, pr->value, strlen(pr->value)));
+        else
+            sv_buf_printf(sql, ", (%s.%s %s %s)::text", alias, sv_rt_ident_q(rt, pr->column),
+                          sv_rt_filter_sql_op(pr->op), sv_rt_db_literal(rt, pr->value, strlen(pr->value)));
+    }
+}
+
+int sv_rt_fanout_build(sv_rt *rt, sv_rt_job *job)
+{
+    sv_rt_change *change = job->change;
+    if (job->kind == SV_RT_JOB_FETCH) {
+        char sql[256];
+        snprintf(sql, sizeof(sql),
+                 "SELECT schema_name, table_name, op, pk::text, old_pk::text, old::text, ts "
+                 "FROM realtime.change_rows WHERE id = %" PRId64,
+                 change->ref_id);
+        job->sql = strdup(sql);
+        return job->sql ? 0 : -1;
+    }
+    if (job->fanout == NULL)
+        job->fanout = sv_rt_fanout_collect(rt, change);
+    sv_rt_fanout *f = job->fanout;
+    if (f == NULL)
+        return -1;
+
+    json_object *pk = json_tokener_parse(change->pk_json);
+    if (pk == NULL || !json_object_is_type(pk, json_type_object)) {
+        if (pk != NULL)
+            json_object_put(pk);
+        return -1;
+    }
+    char *qrel = sv_arena_printf(&rt->arena, "%s.%s", sv_rt_ident_q(rt, change->schema),
+                                 sv_rt_ident_q(rt, change->table));
+    char *alias = sv_rt_ident_q(rt, change->table);
+    sv_buf sql;
+    sv_buf_init(&sql, &rt->arena, 1024);
+    if (change->ev == SV_RT_EV_DELETE)
+        sv_buf_printf(&sql, "SELECT set_config('realtime.old', %s, true);",
+                      sv_rt_db_literal(rt, change->old_json ? change->old_json : "{}",
+                                       strlen(change->old_json ? change->old_json : "{}")));
+    int ok = 1;
+    for (int gi = 0; gi < f->ngroups && ok; gi++) {
+        const sv_rt_group *g = &f->groups[gi];
+        const sv_rt_tinfo *t = sv_rt_tinfo_find(rt, g->ident->role, change->schema, change->table);
+        sv_buf_printf(&sql, "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true);",
+                      sv_rt_db_literal(rt, g->ident->role, strlen(g->ident->role)),
+                      sv_rt_db_literal(rt, g->ident->claims, strlen(g->ident->claims)));
+        if (t == NULL || !t->readable) {
+            /* Keeps the statement count fixed: nothing for this group. */
+            sv_buf_puts(&sql, "SELECT WHERE false;");
+            continue;
+        }
+        if (change->ev == SV_RT_EV_DELETE) {
+            sv_buf_printf(&sql, "SELECT (%s)::text", t->vis_sql);
+            sv_rt_append_preds(rt, &sql, g, alias);
+            sv_buf_printf(&sql, " FROM jsonb_populate_record(NULL::%s, current_setting('realtime.old')::jsonb) AS %s;",
+                          qrel, alias);
+            continue;
+        }
+        sv_buf_puts(&sql, "SELECT to_jsonb(t)::text");
+        sv_rt_append_preds(rt, &sql, g, "t");
+        sv_buf_printf(&sql, " FROM (SELECT %s FROM %s WHERE ", t->select_sql, qrel);
+        for (int k = 0; k < t->npk; k++) {
+            json_object *v = NULL;
+            json_object_object_get_ex(pk, t->pk_names[k], &v);
+            char *text = sv_rt_json_text(rt, v);
+            if (text == NULL) {
+                ok = 0;
+                break;
+            }
+            sv_buf_printf(&sql, "%s%s = %s", k ? " AND " : "", t->pk_idents[k],
+                          sv_rt_db_literal(rt, text, strlen(text)));
+        }
+        sv_buf_puts(&sql, ") AS t;");
+    }
+    json_object_put(pk);
+    if (!ok) {
+        sv_log_warn("rt_change", "table=%s msg=\"primary key missing from the notification\"", change->table);
+        return -1;
+    }
+    job->sql = strdup(sql.data);
+    return job->sql ? 0 : -1;
+}
+
+/* --- results ------------------------------------------------------------ */
+
+static sv_rt_chan *sv_rt_entry_chan(sv_rt *rt, const sv_rt_entry *e)
+{
+    sv_rt_conn *c = sv_rt_conn_find(rt, e->conn_fd, e->conn_serial);
+    if (c == NULL)
+        return NULL;
+    for (int i = 0; i < c->nchans; i++)
+        if (c->chans[i]->serial == e->chan_serial)
+            return c->chans[i];
+    return NULL;
+}
+
+/* Sends the group's result to its channels. */
+static void sv_rt_fanout_deliver(sv_rt *rt, const sv_rt_change *change, const sv_rt_group *g,
+                                 const sv_rt_fanout *f, PGresult *r)
+{
+    if (PQntuples(r) != 1)
+        return; /* not visible to this group (or gone since) */
+    const char *first = PQgetvalue(r, 0, 0);
+    if (change->ev == SV_RT_EV_DELETE && strcmp(first, "true") != 0)
+        return;
+    const sv_rt_tinfo *t = sv_rt_tinfo_find(rt, g->ident->role, change->schema, change->table);
+    if (t == NULL)
+        return;
+
+    sv_buf data;
+    sv_buf_init(&data, &rt->arena, 512 + (change->ev == SV_RT_EV_DELETE ? 0 : (size_t)PQgetlength(r, 0, 0)));
+    sv_buf_printf(&data, "{\"schema\":%s,\"table\":%s,\"commit_timestamp\":%s,\"type\":\"%s\",\"columns\":%s",
+                  sv_rt_json_string(rt, change->schema), sv_rt_json_string(rt, change->table),
+                  sv_rt_json_string(rt, change->ts), change->type, t->columns_json);
+    if (change->ev != SV_RT_EV_DELETE) {
+        sv_buf_puts(&data, ",\"record\":");
+        sv_buf_append(&data, first, (size_t)PQgetlength(r, 0, 0));
+    }
+    if (change->ev == SV_RT_EV_UPDATE) {
+        sv_buf_puts(&data, ",\"old_record\":");
+        sv_buf_puts(&data, change->old_pk_json ? change->old_pk_json : change->pk_json);
+    } else if (change->ev == SV_RT_EV_DELETE) {
+        sv_buf_puts(&data, ",\"old_record\":");
+        sv_buf_puts(&data, change->pk_json);
+    }
+    sv_buf_puts(&data, ",\"errors\":null}");
+
+    sv_buf msg, payload;
+    sv_buf_init(&msg, &rt->arena, data.len + 256);
+    sv_buf_init(&payload, &rt->arena, data.len + 64);
+    for (int i = g->first; i < g->first + g->n;) {
+        /* One channel's entries are consecutive: one message each. */
+        const sv_rt_entry *e = &f->entries[i];
+        int j = i;
+        payload.len = 0;
+        payload.data[0] = '\0';
+        int nids = 0;
+        for (; j < g->first + g->n && f->entries[j].conn_fd == e->conn_fd &&
+               f->entries[j].chan_serial == e->chan_serial;
+             j++) {
+            const sv_rt_entry *x = &f->entries[j];
+            if (x->pred >= 0 && strcmp(PQgetvalue(r, 0, 1 + x->pred), "true") != 0)
+                continue;
+            sv_buf_printf(&payload, "%s%" PRIu32, nids++ ? "," : "{\"ids\":[", x->bind_id);
+        }
+        i = j;
+        if (nids == 0)
+            continue;
+        sv_rt_chan *ch = sv_rt_entry_chan(rt, e);
+        /* The channel must still be the one checked: same role and user. */
+        if (ch == NULL || !ch->active ||
+            (ch->ident != g->ident &&
+             (strcmp(ch->ident->role, g->ident->role) != 0 || strcmp(ch->ident->sub, g->ident->sub) != 0)))
+            continue;
+        sv_buf_puts(&payload, "],\"data\":");
+        sv_buf_append(&payload, data.data, data.len);
+        sv_buf_puts(&payload, "}");
+        msg.len = 0;
+        msg.data[0] = '\0';
+        sv_rt_phx_encode(&msg, ch->conn->vsn, NULL, NULL, ch->topic_json, "postgres_changes", payload.data);
+        if (sv_rt_conn_send(rt, ch->conn, msg.data, msg.len) == 0)
+            rt->stats.delivered++;
+    }
+}
+
+void sv_rt_fanout_results(sv_rt *rt, sv_rt_job *job, PGresult **res, int n, const char *error)
+{
+    sv_rt_change *change = job->change;
+    if (error != NULL) {
+        rt->missed = 1;
+        sv_rt_fanout_release(rt, job);
+        return;
+    }
+    if (job->kind == SV_RT_JOB_FETCH) {
+        if (n < 1 || PQresultStatus(res[0]) != PGRES_TUPLES_OK || PQntuples(res[0]) != 1) {
+            sv_log_warn("rt_change", "ref=%" PRId64 " msg=\"change row not found\"", change->ref_id);
+            sv_rt_fanout_release(rt, job);
+            return;
+        }
+        PGresult *r = res[0];
+        char *fields[7];
+        for (int i = 0; i < 7; i++)
+            fields[i] = PQgetisnull(r, 0, i) ? NULL : strdup(PQgetvalue(r, 0, i));
+        change->schema = fields[0];
+        change->table = fields[1];
+        change->type = fields[2];
+        change->pk_json = fields[3];
+        change->old_pk_json = fields[4];
+        change->old_json = fields[5];
+        change->ts = fields[6];
+        change->ev = change->type ? sv_rt_event_of(change->type) : 0;
+        if (change->schema && change->table && change->type && change->pk_json && change->ts && change->ev) {
+            change->refs++;
+            sv_rt_fanout_submit(rt, change, 1); /* before later changes */
+        }
+        sv_rt_fanout_release(rt, job);
+        return;
+    }
+
+    sv_rt_fanout *f = job->fanout;
+    int prefix = change->ev == SV_RT_EV_DELETE ? 1 : 0;
+    if (prefix && (n < 1 || PQresultStatus(res[0]) != PGRES_TUPLES_OK)) {
+        sv_log_warn("rt_change", "table=%s error=\"%s\"", change->table,
+                    n ? PQresultErrorField(res[0], PG_DIAG_MESSAGE_PRIMARY) : "no result");
+        sv_rt_fanout_release(rt, job);
+        return;
+    }
+    int g = 0;
+    for (; g < f->ngroups; g++) {
+        int at = prefix + 2 * g;
+        if (at + 1 >= n || PQresultStatus(res[at]) != PGRES_TUPLES_OK || PQresultStatus(res[at + 1]) != PGRES_TUPLES_OK)
+            break;
+        sv_rt_fanout_deliver(rt, change, &f->groups[g], f, res[at + 1]);
+    }
+    if (g < f->ngroups) {
+        /* Group g failed (its role, its claims or a policy raised): it is
+         * skipped, and the groups after it, which the error kept from
+         * running, go again in a round trip of their own. */
+        const char *msg = "no result";
+        for (int i = prefix + 2 * g; i < n; i++)
+            if (PQresultStatus(res[i]) == PGRES_FATAL_ERROR)
+                msg = PQresultErrorField(res[i], PG_DIAG_MESSAGE_PRIMARY);
+        char qmsg[256];
+        sv_log_warn("rt_change", "table=%s role=%s error=%s msg=\"a subscriber group's check failed\"",
+                    change->table, f->groups[g].ident->role, sv_log_quote(msg ? msg : "?", qmsg, sizeof(qmsg)));
+        if (g + 1 < f->ngroups) {
+            sv_rt_fanout *rest = calloc(1, sizeof(*rest));
+            sv_rt_job *next = calloc(1, sizeof(*next));
+            int first = f->groups[g + 1].first;
+            int nent = f->nentries - first;
+            if (rest != NULL && next != NULL &&
+                (rest->groups = malloc(sizeof(sv_rt_group) * (size_t)(f->ngroups - g - 1))) != NULL &&
+                (rest->entries = malloc(sizeof(sv_rt_entry) * (size_t)nent)) != NULL) {
+                rest->ngroups = f->ngroups - g - 1;
+                rest->nentries = nent;
+                memcpy(rest->entries, f->entries + first, sizeof(sv_rt_entry) * (size_t)nent);
+                for (int k = 0; k < rest->ngroups; k++) {
+                    rest->groups[k] = f->groups[g + 1 + k];
+                    rest->groups[k].first -= first;
+                    /* Moved, not copied: the old fanout must not free them. */
+                    f->groups[g + 1 + k].ident = NULL;
+                    f->groups[g + 1 + k].preds = NULL;
+                    f->groups[g + 1 + k].npreds = 0;
+                }
+                for (int k = 0; k < nent; k++)
+                    rest->entries[k].group -= g + 1;
+                f->ngroups = g + 1;
+                next->kind = SV_RT_JOB_FANOUT;
+                next->change = change;
+                change->refs++;
+                next->fanout = rest;
+                sv_rt_fanout_release(rt, job);
+                sv_rt_db_submit(rt, next, 1);
+                return;
+            }
+            if (rest != NULL) {
+                free(rest->groups);
+                free(rest);
+            }
+            free(next);
+        }
+    }
+    sv_rt_fanout_release(rt, job);
+}
