@@ -94,7 +94,7 @@ sv_stop_pidfile() {
 }
 
 # Render nginx/streamvibe.conf.in to $1. Variables: LISTEN PREFIX SOCKET
-# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES (the @X@ placeholders);
+# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES REALTIME (the @X@ placeholders);
 # the extra hooks are emptied.
 sv_render_nginx() {
     local out=$1 tpl="$SV_ROOT/nginx/streamvibe.conf.in"
@@ -105,6 +105,7 @@ sv_render_nginx() {
         -e "s|@BODY_LIMIT@|${BODY_LIMIT}|g" \
         -e "s|@USER_DIRECTIVE@|${USER_DIRECTIVE}|g" \
         -e "s|@WORKER_PROCESSES@|${WORKER_PROCESSES:-auto}|g" \
+        -e "s|@REALTIME@|${REALTIME:-unix:${PREFIX}/no-realtime.sock}|g" \
         -e "s|@HTTP_EXTRA@||g" -e "s|@SERVER_EXTRA@||g" -e "s|@FASTCGI_EXTRA@||g" \
         "$tpl" > "$out.tmp"
     if grep -q '@[A-Z_]*@' "$out.tmp"; then

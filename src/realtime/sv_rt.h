@@ -190,6 +190,8 @@ struct sv_rt {
     int           sigfd;
     sv_rt_ep_kind listen_kind; /* SV_RT_EP_LISTEN; &listen_kind is the epoll tag */
     int           listen_fd;
+    int           listen_inherited; /* from the pool (socket activation) */
+    int           log_inherited; /* logging to the pool's pipe */
     sv_rt_ep_kind sig_kind;
     int           stopping;
     int64_t       stop_deadline_ms;

@@ -323,7 +323,11 @@ int sv_rt_conn_send(sv_rt *rt, sv_rt_conn *c, const char *text, size_t len)
 {
     if (c->dead || c->state != SV_RT_CONN_WS || c->closing)
         return -1;
-    if (wslay_event_get_queued_msg_length(c->ws) + len > (size_t)rt->cfg.realtime_send_buffer) {
+    /* What the socket has not taken yet, plus this message, must fit in
+     * realtime_send_buffer; a message alone may be larger (a big row goes
+     * to a reader that keeps up). */
+    size_t queued = wslay_event_get_queued_msg_length(c->ws);
+    if (queued > 0 && queued + len > (size_t)rt->cfg.realtime_send_buffer) {
         rt->stats.slow_readers++;
         sv_log_warn("rt_slow_reader", "peer=%s queued=%zu limit=%ld msg=\"send buffer full, dropping the socket\"",
                     c->peer, wslay_event_get_queued_msg_length(c->ws), rt->cfg.realtime_send_buffer);

@@ -21,6 +21,7 @@
 #include "core/sv_clock.h"
 #include "core/sv_err.h"
 #include "core/sv_log.h"
+#include "realtime/sv_rt_listen.h"
 
 /* Exit status for a configuration the daemon cannot run with: the pool
  * does not respawn it until it is reloaded (sysexits' EX_CONFIG). */
@@ -84,105 +85,6 @@ char *sv_rt_health_json(sv_rt *rt, int *ok)
         (unsigned long long)rt->stats.slow_readers, (unsigned long long)rt->stats.db_reconnects);
 }
 
-static int sv_rt_is_unix(const char *listen)
-{
-    return strchr(listen, '/') != NULL;
-}
-
-/* Opens the listening socket named by realtime_listen: a path (unix
- * socket, mode 0666: nginx's user connects to it) or host:port / [v6]:port.
- * Returns the descriptor, or -1 with err filled. */
-static int sv_rt_listen_open(const sv_config *cfg, char *err, size_t errlen)
-{
-    const char *spec = cfg->realtime_listen;
-    int fd;
-    if (sv_rt_is_unix(spec)) {
-        struct sockaddr_un sun;
-        memset(&sun, 0, sizeof(sun));
-        sun.sun_family = AF_UNIX;
-        if (strlen(spec) >= sizeof(sun.sun_path)) {
-            snprintf(err, errlen, "realtime_listen: path too long: %s", spec);
-            return -1;
-        }
-        strcpy(sun.sun_path, spec);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0) {
-            snprintf(err, errlen, "socket: %s", strerror(errno));
-            return -1;
-        }
-        /* A socket file left by a process that is gone: replace it;
-         * one that answers belongs to a running daemon. */
-        struct stat st;
-        if (lstat(spec, &st) == 0 && S_ISSOCK(st.st_mode)) {
-            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-            int live = probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0;
-            if (probe >= 0)
-                close(probe);
-            if (live) {
-                snprintf(err, errlen, "realtime_listen: %s is in use", spec);
-                close(fd);
-                return -1;
-            }
-            unlink(spec);
-        }
-        mode_t old = umask(0);
-        int rc = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
-        umask(old);
-        if (rc != 0 || chmod(spec, 0666) != 0) {
-            snprintf(err, errlen, "bind %s: %s", spec, strerror(errno));
-            close(fd);
-            return -1;
-        }
-    } else {
-        char host[256];
-        const char *port;
-        const char *colon = strrchr(spec, ':');
-        if (colon == NULL || colon == spec || colon[1] == '\0') {
-            snprintf(err, errlen, "realtime_listen: expected host:port or a socket path, got \"%s\"", spec);
-            return -1;
-        }
-        size_t hlen = (size_t)(colon - spec);
-        if (spec[0] == '[' && hlen >= 2 && spec[hlen - 1] == ']') {
-            spec++;
-            hlen -= 2;
-        }
-        if (hlen >= sizeof(host)) {
-            snprintf(err, errlen, "realtime_listen: host too long");
-            return -1;
-        }
-        memcpy(host, spec, hlen);
-        host[hlen] = '\0';
-        port = colon + 1;
-        struct addrinfo hints, *ai = NULL;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        int gai = getaddrinfo(hlen ? host : NULL, port, &hints, &ai);
-        if (gai != 0) {
-            snprintf(err, errlen, "realtime_listen %s: %s", cfg->realtime_listen, gai_strerror(gai));
-            return -1;
-        }
-        fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        int one = 1;
-        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-            bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-            snprintf(err, errlen, "bind %s: %s", cfg->realtime_listen, strerror(errno));
-            if (fd >= 0)
-                close(fd);
-            freeaddrinfo(ai);
-            return -1;
-        }
-        freeaddrinfo(ai);
-    }
-    if (listen(fd, cfg->listen_backlog) != 0) {
-        snprintf(err, errlen, "listen %s: %s", cfg->realtime_listen, strerror(errno));
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 /* As many descriptors as the hard limit allows: each socket is one. */
 static int sv_rt_raise_nofile(void)
 {
@@ -210,7 +112,7 @@ static void sv_rt_begin_stop(sv_rt *rt, int signo)
         epoll_ctl(rt->epfd, EPOLL_CTL_DEL, rt->listen_fd, NULL);
         close(rt->listen_fd);
         rt->listen_fd = -1;
-        if (sv_rt_is_unix(rt->cfg.realtime_listen))
+        if (sv_rt_listen_is_unix(rt->cfg.realtime_listen) && !rt->listen_inherited)
             unlink(rt->cfg.realtime_listen);
     }
     /* 1001 going away: every client reconnects (to another host, or to
@@ -244,7 +146,7 @@ static void sv_rt_reload(sv_rt *rt)
     fresh.realtime_listen = strdup(rt->cfg.realtime_listen);
     sv_config_free(&rt->cfg);
     rt->cfg = fresh;
-    if (sv_log_open(rt->cfg.log_file) != 0)
+    if (!rt->log_inherited && sv_log_open(rt->cfg.log_file) != 0)
         sv_log_error("rt_reload", "msg=\"cannot open log_file\" error=\"%s\"", strerror(errno));
     if (db_changed) {
         sv_rt_db_stop(rt);
@@ -292,7 +194,16 @@ int sv_rt_run(sv_config *cfg, const char *config_path)
     rt->sig_kind = SV_RT_EP_SIGNAL;
     int status = 1;
 
-    if (sv_log_open(rt->cfg.log_file) != 0) {
+    /* Under the pool the log is a pipe to the master, which writes the
+     * lines to its log_file (the daemon runs as `user`, which may not
+     * open it, and the master reopens it on SIGHUP). */
+    const char *log_fd = getenv("STREAMVIBE_LOG_FD");
+    if (log_fd != NULL && atoi(log_fd) > 2) {
+        rt->log_inherited = 1;
+        sv_log_use_fd(atoi(log_fd));
+        fcntl(atoi(log_fd), F_SETFD, FD_CLOEXEC);
+        unsetenv("STREAMVIBE_LOG_FD");
+    } else if (sv_log_open(rt->cfg.log_file) != 0) {
         fprintf(stderr, "streamvibe-realtime: cannot open log_file %s: %s\n", rt->cfg.log_file,
                 strerror(errno));
         goto out;
@@ -332,7 +243,10 @@ int sv_rt_run(sv_config *cfg, const char *config_path)
     if (rt->nconns_max < rt->cfg.realtime_max_sockets + 64)
         sv_log_warn("rt_start", "msg=\"descriptor limit below realtime_max_sockets\" nofile=%d max_sockets=%d",
                     rt->nconns_max, rt->cfg.realtime_max_sockets);
-    rt->listen_fd = sv_rt_listen_open(&rt->cfg, err, sizeof(err));
+    rt->listen_fd = sv_rt_listen_inherited();
+    rt->listen_inherited = rt->listen_fd >= 0;
+    if (rt->listen_fd < 0)
+        rt->listen_fd = sv_rt_listen_open(&rt->cfg, err, sizeof(err));
     if (rt->listen_fd < 0) {
         sv_log_error("rt_start", "error=\"%s\"", err);
         fprintf(stderr, "streamvibe-realtime: %s\n", err);
@@ -347,8 +261,8 @@ int sv_rt_run(sv_config *cfg, const char *config_path)
     rt->now_ms = sv_clock_mono_ms();
     sv_rt_db_init(rt);
     sv_rt_db_start(rt);
-    sv_log_info("rt_start", "listen=%s max_sockets=%d nofile=%d", rt->cfg.realtime_listen,
-                rt->cfg.realtime_max_sockets, rt->nconns_max);
+    sv_log_info("rt_start", "listen=%s%s max_sockets=%d nofile=%d", rt->cfg.realtime_listen,
+                rt->listen_inherited ? " (inherited)" : "", rt->cfg.realtime_max_sockets, rt->nconns_max);
     rt->next_tick_ms = rt->now_ms + 1000;
 
     struct epoll_event events[256];
@@ -400,7 +314,7 @@ int sv_rt_run(sv_config *cfg, const char *config_path)
 out:
     if (rt->listen_fd >= 0) {
         close(rt->listen_fd);
-        if (sv_rt_is_unix(rt->cfg.realtime_listen))
+        if (sv_rt_listen_is_unix(rt->cfg.realtime_listen) && !rt->listen_inherited)
             unlink(rt->cfg.realtime_listen);
     }
     if (rt->sigfd >= 0)

@@ -102,7 +102,9 @@ static void sv_rt_pg_down(sv_rt *rt, sv_rt_pg *pg, const char *why)
     for (char *p = pg->last_error; *p; p++)
         if (*p == '\n' || *p == '"')
             *p = ' ';
-    if (was_up || pg->backoff_ms == SV_RT_BACKOFF_MIN_MS)
+    if (rt->stopping || (why != NULL && strcmp(why, "stopping") == 0))
+        ; /* expected */
+    else if (was_up || pg->backoff_ms == SV_RT_BACKOFF_MIN_MS)
         sv_log_warn("rt_db", "connection=%s state=down error=\"%s\"", pg->name, pg->last_error);
     sv_rt_pg_close(rt, pg);
     pg->state = SV_RT_PG_DOWN;

@@ -14,6 +14,7 @@ package SV::Test::Nginx;
 #   worker_processes  default 1
 #   socket            FastCGI socket (default: $pool->socket)
 #   http_extra, server_extra, fastcgi_extra   raw text for the template's hooks
+#   realtime          streamvibe-realtime's address (host:port or unix:/path)
 
 use strict;
 use warnings;
@@ -75,6 +76,7 @@ sub render {
         HTTP_EXTRA       => $c->{http_extra} // '',
         SERVER_EXTRA     => $c->{server_extra} // '',
         FASTCGI_EXTRA    => $c->{fastcgi_extra} // '',
+        REALTIME         => $c->{realtime} // "unix:$self->{dir}/no-realtime.sock",
     );
     $v{USER_DIRECTIVE} = 'user nobody nobody;'
         if $> == 0 && !defined getgrnam('nogroup');

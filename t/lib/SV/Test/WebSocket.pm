@@ -48,12 +48,23 @@ sub raw_request {
     return $got;
 }
 
+# Options: port, path, headers ({name => value, undef: leave out}),
+# timeout, rcvbuf (SO_RCVBUF set before connecting: a small one makes a
+# reader that stops reading fill up early).
 sub connect {
     my ($class, %opt) = @_;
     my $port = $opt{port} or croak 'port';
     my $path = $opt{path} // '/realtime/v1/websocket';
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
-        or croak "connect 127.0.0.1:$port: $!";
+    my $s;
+    if ($opt{rcvbuf}) {
+        require Socket;
+        $s = IO::Socket::INET->new(Proto => 'tcp') or croak "socket: $!";
+        setsockopt($s, Socket::SOL_SOCKET(), Socket::SO_RCVBUF(), $opt{rcvbuf}) or croak "SO_RCVBUF: $!";
+        $s->connect(Socket::pack_sockaddr_in($port, Socket::inet_aton('127.0.0.1'))) or croak "connect 127.0.0.1:$port: $!";
+    } else {
+        $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 5)
+            or croak "connect 127.0.0.1:$port: $!";
+    }
     binmode $s;
     $s->autoflush(1);
     my $key = encode_base64(join('', map { chr(int rand 256) } 1 .. 16), '');
@@ -192,15 +203,17 @@ sub wait_close {
     return;
 }
 
-# True once the server has closed the TCP connection (EOF or reset).
+# True once the server has closed the TCP connection (EOF or reset);
+# whatever arrives before is read and discarded.
 sub wait_eof {
     my ($self, $timeout) = @_;
+    return 1 if $self->{eof};
     my $deadline = time + ($timeout // 5);
+    my $sel = IO::Select->new($self->{sock});
     while (time < $deadline) {
-        my $f = eval { $self->recv_frame($deadline - time) };
-        return 1 if !defined $f && $@;
-        return 1 if $f && $f->{eof};
-        return 0 if !$f;
+        next unless $sel->can_read($deadline - time);
+        my $n = sysread($self->{sock}, my $chunk, 1 << 20);
+        return $self->{eof} = 1 unless $n;
     }
     return 0;
 }
