@@ -144,10 +144,27 @@ ok(wait_until(sub { $new = daemon_pid(); $new && $new != $pid }, 15), 'killed: t
 ok($pool->wait_log(qr/event=realtime_exit pid=$pid signal=9/, 5), '... and logs the death');
 ok(wait_until(sub { my $c = eval { SV::Test::WebSocket->connect(port => $ngx->port, path => $path) }; $c && $c->status == 101 }, 10),
    'the respawned daemon serves on the same address');
+# Reloads: a setting of the pool's alone leaves the daemon and its
+# sockets be; a realtime setting restarts it (it runs as `user` and may
+# not read the file; clients reconnect on their own).
+my $keep = SV::Test::WebSocket->connect(port => $ngx->port, path => $path);
+$pool->conf(slow_request_time => 7);
+$pool->reload;
+ok($pool->wait_log(qr/event=reload generation=2/, 10), 'pool reload with a pool setting changed');
+sleep 0.5;
+is(daemon_pid(), $new, '... the daemon keeps running');
+$keep->phx_send('phoenix', 'heartbeat', {}, ref => 'k1');
+ok($keep->phx_wait(sub { ($_[0]{ref} // '') eq 'k1' }, 5), '... and so does its socket');
 $pool->conf(realtime_max_channels => 7);
 $pool->reload;
-ok($pool->wait_log(qr/event=rt_reload/, 10), 'pool reload: the daemon re-reads the configuration');
-is(daemon_pid(), $new, '... without restarting');
+ok($pool->wait_log(qr/settings changed: restarting streamvibe-realtime/, 10), 'pool reload with a realtime setting changed restarts the daemon');
+my ($code2) = $keep->wait_close(10);
+is($code2, 1001, '... its clients are told (1001) and reconnect');
+my $third;
+ok(wait_until(sub { $third = daemon_pid(); $third && $third != $new }, 15), '... a new daemon runs');
+ok(wait_until(sub { my $c = eval { SV::Test::WebSocket->connect(port => $ngx->port, path => $path) }; $c && $c->status == 101 }, 10),
+   '... and serves');
+$new = $third;
 
 my $last = SV::Test::WebSocket->connect(port => $ngx->port, path => $path);
 $pool->stop;

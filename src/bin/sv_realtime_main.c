@@ -7,6 +7,8 @@
 
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "core/sv_config.h"
 #include "core/sv_err.h"
@@ -46,7 +48,26 @@ int main(int argc, char **argv)
 
     sv_config cfg;
     char err[512];
-    if (sv_config_load(&cfg, config_path, err, sizeof(err)) != SV_OK) {
+    int rc;
+    /* Under the pool the configuration arrives on a descriptor, already
+     * resolved: the file may be readable by root only. */
+    const char *cfd = getenv("STREAMVIBE_CONFIG_FD");
+    if (cfd != NULL && atoi(cfd) > 2) {
+        int fd = atoi(cfd);
+        char *data = malloc(65537);
+        size_t len = 0;
+        ssize_t n;
+        while (data != NULL && len < 65536 && (n = read(fd, data + len, 65536 - len)) > 0)
+            len += (size_t)n;
+        close(fd);
+        unsetenv("STREAMVIBE_CONFIG_FD");
+        rc = data ? sv_config_load_serialized(&cfg, data, len, err, sizeof(err)) : SV_ERROR;
+        free(data);
+        config_path = SV_RT_CONFIG_FROM_POOL;
+    } else {
+        rc = sv_config_load(&cfg, config_path, err, sizeof(err));
+    }
+    if (rc != SV_OK) {
         fprintf(stderr, "streamvibe-realtime: %s\n", err);
         sv_config_free(&cfg);
         return 78;

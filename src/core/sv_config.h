@@ -57,6 +57,14 @@ int sv_config_load(sv_config *cfg, const char *path, char *err, size_t errlen);
 int sv_config_set(sv_config *cfg, const char *key, const char *value,
                   char *err, size_t errlen);
 
+/* Every setting as "key" NUL "value" NUL pairs (malloc'd, *len bytes;
+ * NULL when out of memory): how the pool master hands its configuration,
+ * file and environment already applied, to streamvibe-realtime, which
+ * runs as `user` and may not be able to read the file. */
+char *sv_config_serialize(const sv_config *cfg, size_t *len);
+/* Defaults, then the pairs of sv_config_serialize. */
+int sv_config_load_serialized(sv_config *cfg, const char *data, size_t len, char *err, size_t errlen);
+
 void sv_config_free(sv_config *cfg);
 
 #endif

@@ -35,6 +35,7 @@ typedef struct sv_pool_realtime {
     int64_t next_spawn_ms;
     int     quick_deaths;
     int     config_error;    /* exited with 78: wait for a reload */
+    char   *settings;        /* what it was started with (see sv_pool_realtime_settings) */
     int     log_fd;          /* read end of its log pipe, or -1 */
     char    log_buf[8192];
     size_t  log_len;
@@ -208,14 +209,43 @@ static void sv_pool_realtime_listen(sv_pool *pool)
     rt->listen = strdup(want);
 }
 
+/* The settings the daemon runs with: a reload that changes them restarts
+ * it (it cannot re-read a file that only root may read). Malloc'd. */
+static char *sv_pool_realtime_settings(const sv_config *cfg)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s\n%s\n%d %d %d %ld %ld %d %d %s %s", cfg->database_url, cfg->jwt_secret,
+                 cfg->listen_backlog, cfg->realtime_max_sockets, cfg->realtime_max_channels,
+                 cfg->realtime_max_message, cfg->realtime_send_buffer, cfg->realtime_handshake_timeout,
+                 cfg->realtime_idle_timeout, cfg->user, cfg->group) < 0)
+        return NULL;
+    return s;
+}
+
 static void sv_pool_realtime_spawn(sv_pool *pool)
 {
     sv_pool_realtime *rt = &pool->rt;
-    int logpipe[2];
-    if (pipe2(logpipe, O_CLOEXEC) != 0) {
-        sv_log_error("realtime", "error=\"pipe: %s\"", strerror(errno));
+    int logpipe[2], cfgpipe[2];
+    size_t cfglen = 0;
+    char *cfg = sv_config_serialize(&pool->cfg, &cfglen);
+    if (cfg == NULL || cfglen > 65536 || pipe2(logpipe, O_CLOEXEC) != 0) {
+        sv_log_error("realtime", "error=\"cannot prepare its configuration: %s\"", strerror(errno));
+        free(cfg);
+        rt->next_spawn_ms = sv_clock_mono_ms() + 1000;
         return;
     }
+    /* The configuration goes through a pipe (it fits in the pipe's
+     * buffer, so it is written before the daemon exists). */
+    if (pipe2(cfgpipe, O_CLOEXEC) != 0 || write(cfgpipe[1], cfg, cfglen) != (ssize_t)cfglen) {
+        sv_log_error("realtime", "error=\"pipe: %s\"", strerror(errno));
+        free(cfg);
+        close(logpipe[0]);
+        close(logpipe[1]);
+        rt->next_spawn_ms = sv_clock_mono_ms() + 1000;
+        return;
+    }
+    free(cfg);
+    close(cfgpipe[1]);
     sigset_t all, old;
     sigfillset(&all);
     sigprocmask(SIG_BLOCK, &all, &old);
@@ -236,30 +266,32 @@ static void sv_pool_realtime_spawn(sv_pool *pool)
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         if (getppid() != master)
             _exit(1);
-        /* Its socket as descriptor 3, its log pipe as 4, nothing else. */
-        int lfd = fcntl(rt->listen_fd, F_DUPFD, 16), pfd = fcntl(logpipe[1], F_DUPFD, 16);
-        if (lfd < 0 || pfd < 0)
+        /* Its socket as descriptor 3, its log pipe as 4, its configuration
+         * as 5, nothing else. */
+        int lfd = fcntl(rt->listen_fd, F_DUPFD, 16), pfd = fcntl(logpipe[1], F_DUPFD, 16),
+            cfd = fcntl(cfgpipe[0], F_DUPFD, 16);
+        if (lfd < 0 || pfd < 0 || cfd < 0)
             _exit(1);
-        sv_log_use_fd(pfd); /* the master's log descriptor may be 3 or 4 */
-        if (dup2(lfd, SV_RT_LISTEN_FD) < 0 || dup2(pfd, 4) < 0)
+        sv_log_use_fd(pfd); /* the master's log descriptor may be 3, 4 or 5 */
+        if (dup2(lfd, SV_RT_LISTEN_FD) < 0 || dup2(pfd, 4) < 0 || dup2(cfd, 5) < 0)
             _exit(1);
         sv_log_use_fd(4);
-        close_range(5, ~0U, 0);
+        close_range(6, ~0U, 0);
         char pidtext[24];
         snprintf(pidtext, sizeof(pidtext), "%d", (int)getpid());
         setenv("LISTEN_PID", pidtext, 1);
         setenv("LISTEN_FDS", "1", 1);
         setenv("STREAMVIBE_LOG_FD", "4", 1);
+        setenv("STREAMVIBE_CONFIG_FD", "5", 1);
         sigprocmask(SIG_SETMASK, &old, NULL);
-        char *argv[] = { "streamvibe-realtime", "--config", (char *)pool->config_path, NULL };
-        if (pool->config_path == NULL)
-            argv[1] = NULL;
+        char *argv[] = { "streamvibe-realtime", NULL };
         execv(rt->program, argv);
         sv_log_error("realtime", "error=\"exec %s: %s\"", rt->program, strerror(errno));
         _exit(127);
     }
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(logpipe[1]);
+    close(cfgpipe[0]);
     if (pid < 0) {
         close(logpipe[0]);
         sv_log_error("realtime", "error=\"fork: %s\"", strerror(errno));
@@ -273,6 +305,8 @@ static void sv_pool_realtime_spawn(sv_pool *pool)
     rt->log_len = 0;
     rt->pid = pid;
     rt->started_ms = sv_clock_mono_ms();
+    free(rt->settings);
+    rt->settings = sv_pool_realtime_settings(&pool->cfg);
 }
 
 /* Writes out the daemon's complete log lines. */
@@ -345,23 +379,26 @@ static void sv_pool_realtime_check(sv_pool *pool)
         sv_pool_realtime_spawn(pool);
 }
 
-/* SIGHUP: a new address restarts the daemon on its new socket; otherwise
- * it re-reads the file itself (limits, secret). */
+/* SIGHUP: when the daemon's address or settings changed it is restarted
+ * (its clients reconnect and rejoin on their own); otherwise it is left
+ * alone, its sockets open. */
 static void sv_pool_realtime_reload(sv_pool *pool)
 {
     sv_pool_realtime *rt = &pool->rt;
     const char *before = rt->listen ? rt->listen : "";
     int moved = strcmp(before, pool->cfg.realtime_listen) != 0;
+    char *now = sv_pool_realtime_settings(&pool->cfg);
+    int changed = now == NULL || rt->settings == NULL || strcmp(now, rt->settings) != 0;
+    free(now);
     rt->config_error = 0;
     rt->quick_deaths = 0;
     rt->next_spawn_ms = 0;
-    if (moved) {
-        if (rt->pid > 0)
-            kill(rt->pid, SIGTERM);
-        sv_pool_realtime_listen(pool);
-    } else if (rt->pid > 0) {
-        kill(rt->pid, SIGHUP);
+    if (rt->pid > 0 && (moved || changed)) {
+        sv_log_info("realtime", "msg=\"settings changed: restarting streamvibe-realtime\"");
+        kill(rt->pid, SIGTERM);
     }
+    if (moved)
+        sv_pool_realtime_listen(pool);
 }
 
 static void sv_pool_reap(sv_pool *pool)
@@ -631,6 +668,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     sv_pool_realtime_log(&pool, 1);
     pool.cfg.realtime_listen[0] = '\0';
     sv_pool_realtime_listen(&pool); /* closes it (and removes a unix socket) */
+    free(pool.rt.settings);
     close(pool.handoff_fds[0]);
     close(pool.handoff_fds[1]);
     if (pool.cfg.pid_file[0])

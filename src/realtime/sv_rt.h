@@ -222,6 +222,10 @@ struct sv_rt {
 
 /* --- sv_rt_daemon.c ---------------------------------------------------- */
 
+/* config_path when the configuration came from the pool master: SIGHUP
+ * then has no file to read (the master restarts the daemon instead). */
+#define SV_RT_CONFIG_FROM_POOL "(from the pool)"
+
 /* Runs the daemon until SIGTERM/SIGINT. cfg (loaded from config_path, may
  * be NULL) is taken over. Returns the exit status. */
 int sv_rt_run(sv_config *cfg, const char *config_path);

@@ -134,6 +134,10 @@ static void sv_rt_reload(sv_rt *rt)
 {
     sv_config fresh;
     char err[512];
+    if (rt->config_path != NULL && strcmp(rt->config_path, SV_RT_CONFIG_FROM_POOL) == 0) {
+        sv_log_info("rt_reload", "msg=\"configured by the pool, which restarts this daemon when its settings change\"");
+        return;
+    }
     if (sv_config_load(&fresh, rt->config_path, err, sizeof(err)) != SV_OK) {
         sv_log_error("rt_reload", "msg=\"configuration rejected, keeping the running one\" error=\"%s\"", err);
         sv_config_free(&fresh);
