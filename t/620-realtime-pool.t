@@ -133,7 +133,11 @@ is(daemon_pid(), $pid, 'the daemon itself never restarted');
     ok($slow->wait_eof(10), '... its connection is closed');
     ($code, $h) = health();
     cmp_ok($h->{slow_readers} // 0, '>=', 1, '/healthz counts it');
-    cmp_ok($rss1 - $rss0, '<', 16 * 1024, sprintf('the daemon did not buffer the backlog (RSS %d KB -> %d KB)', $rss0, $rss1));
+    SKIP: {
+        # AddressSanitizer keeps freed memory in quarantine: RSS says nothing there.
+        skip 'RSS is meaningless under AddressSanitizer', 1 if (slurp_file("/proc/$pid/maps") // '') =~ /libasan/;
+        cmp_ok($rss1 - $rss0, '<', 16 * 1024, sprintf('the daemon did not buffer the backlog (RSS %d KB -> %d KB)', $rss0, $rss1));
+    }
     $fast->close;
 }
 
