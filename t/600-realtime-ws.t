@@ -185,6 +185,25 @@ sub ws { SV::Test::WebSocket->connect(port => $port, path => shift // $url2, @_)
     $r = $ws->phx_wait(sub { ($_[0]{ref} // '') eq '99' }, 5);
     ok($r, 'the socket still serves after a binary frame');
 
+    # Frames that arrive in pieces, and a message in fragments, with pauses
+    # between them (an idle socket gives its WebSocket state up between
+    # messages; never in the middle of one).
+    my $hb = $ws->phx_encode('phoenix', 'heartbeat', {}, ref => 'split1');
+    $ws->send_frame(opcode => 1, payload => $hb, split => 3);
+    ok($ws->phx_wait(sub { ($_[0]{ref} // '') eq 'split1' }, 5), 'a frame split inside its header: answered');
+    $hb = $ws->phx_encode('phoenix', 'heartbeat', {}, ref => 'split2');
+    $ws->send_frame(opcode => 1, payload => $hb, split => 10);
+    ok($ws->phx_wait(sub { ($_[0]{ref} // '') eq 'split2' }, 5), 'a frame split inside its payload: answered');
+    $hb = $ws->phx_encode('phoenix', 'heartbeat', {}, ref => 'frag3');
+    $ws->send_frame(opcode => 1, payload => substr($hb, 0, 9), fin => 0);
+    sleep 0.3;
+    $ws->send_frame(opcode => 9, payload => 'in between');
+    sleep 0.3;
+    $ws->send_frame(opcode => 0, payload => substr($hb, 9), fin => 1);
+    my $pong = $ws->recv_frame(5);
+    is($pong && $pong->{opcode}, 10, 'a ping between the fragments of a message: pong');
+    ok($ws->phx_wait(sub { ($_[0]{ref} // '') eq 'frag3' }, 5), '... and the message, reassembled: answered');
+
     # A client close is echoed.
     $ws->send_frame(opcode => 8, payload => pack('n', 1000) . 'bye');
     my ($code) = $ws->wait_close(5);
@@ -209,6 +228,7 @@ for my $case (
     [ 'invalid UTF-8 split over fragments',   1007, sub { $_[0]->send_frame(opcode => 1, payload => "\"\xe2\x82", fin => 0);
                                                       $_[0]->send_frame(opcode => 0, payload => "\x28\"") } ],
     [ 'text that is not a Phoenix message',   1007, sub { $_[0]->send_text('{"not":"phoenix"') } ],
+    [ 'a length not in its shortest form',    1002, sub { $_[0]->send_frame(opcode => 1, payload => '[]', long_form => 64) } ],
     [ 'a close frame with a reserved code',   1002, sub { $_[0]->send_frame(opcode => 8, payload => pack('n', 1005)) } ],
 ) {
     my ($name, $want, $send) = @$case;

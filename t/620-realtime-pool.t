@@ -89,8 +89,12 @@ $pg->stop;
 ok(wait_until(sub { my ($c, $d) = health(); $c == 503 && ($d->{database}{listen} // '') ne 'up' }, 10),
    'PostgreSQL down: /realtime/v1/healthz is 503 and says the connection is down');
 my $during = SV::Test::WebSocket->connect(port => $ngx->port, path => $path);
-$r = $during->phx_join('realtime:during', $cfg);
-like($r && $r->{payload}{response}{reason}, qr/^RealtimeRestarting/, 'a join meanwhile is refused (RealtimeRestarting: the client retries)');
+my $new_cfg = { config => { postgres_changes => [{ event => 'INSERT', schema => 'public', table => 'audit_log', filter => 'action=eq.x' }] } };
+$r = $during->phx_join('realtime:during', $new_cfg);
+like($r && $r->{payload}{response}{reason}, qr/^RealtimeRestarting/,
+     'a join with bindings PostgreSQL has not checked yet is refused meanwhile (RealtimeRestarting: the client retries)');
+$r = $during->phx_join('realtime:known', $cfg);
+is($r && $r->{payload}{status}, 'ok', 'one with bindings already accepted for its role is answered from the cache');
 $ws->phx_send('phoenix', 'heartbeat', {}, ref => 'hb1');
 ok($ws->phx_wait(sub { ($_[0]{ref} // '') eq 'hb1' }, 5), 'open sockets keep their heartbeat');
 $pg->start;
@@ -98,6 +102,8 @@ my $sys = $ws->phx_wait(sub { $_[0]{event} eq 'system' }, 20);
 ok($sys, 'PostgreSQL back: the subscriber gets a system message');
 like($sys && $sys->{payload}{message}, qr/may have been missed/, '... saying changes may have been missed');
 is($sys && $sys->{payload}{channel}, 'jobs', '... on its channel');
+ok($during->phx_wait(sub { $_[0]{event} eq 'system' && $_[0]{payload}{message} =~ /missed/ }, 10),
+   '... and so does the channel joined during the outage');
 ok($pool->wait_log(qr/event=rt_db connection=listen state=up/, 10), 'the LISTEN connection is back (logged)');
 $pg->psql("INSERT INTO public.audit_log (action) VALUES ('after restart')");
 $m = $ws->phx_wait(sub { $_[0]{event} eq 'postgres_changes' }, 10);

@@ -143,7 +143,13 @@ struct sv_rt_conn {
     int64_t        opened_ms;
     int64_t        deadline_ms; /* handshake or close deadline (monotonic), 0 = none */
     int64_t        last_rx_ms;
-    wslay_event_context_ptr ws;
+    wslay_event_context_ptr ws; /* only while something is in flight */
+    uint64_t       fed;        /* bytes handed to ws */
+    uint64_t       framed;     /* bytes of the frames ws started */
+    uint8_t        in_frame;   /* a frame started, not ended */
+    uint8_t        in_message; /* a fragmented message is open */
+    uint8_t        in_recv;    /* inside wslay_event_recv */
+    uint16_t       code_sent;  /* close code sent, for the log */
     char          *buf;        /* handshake: the request head; HTTP: the answer */
     uint32_t       buf_len, buf_cap, buf_off;
     sv_rt_ident   *api_ident;  /* the apikey's identity (joins without a token) */
@@ -210,6 +216,8 @@ struct sv_rt {
     uint32_t      nidents_buckets;
     uint64_t      fanout_mark;
     sv_rt_tinfo  *tinfos;
+    struct sv_rt_checked **checked; /* bindings PostgreSQL accepted, per role (sv_rt_chan.c) */
+    uint32_t      nchecked;
     /* Database. */
     sv_rt_pg      pg_listen;
     sv_rt_pg      pg_query;
@@ -278,6 +286,8 @@ void sv_rt_chan_checked(sv_rt *rt, sv_rt_job *job, PGresult *res, const char *er
 char *sv_rt_chan_check_sql(sv_rt *rt, sv_rt_job *job);
 /* Caches the tables of a successful check's results for role. */
 void sv_rt_chan_store_tinfos(sv_rt *rt, const char *role, PGresult **res, int n);
+/* Forgets which bindings were accepted (at exit; schema reloads do it). */
+void sv_rt_checked_clear(sv_rt *rt);
 /* Every channel with bindings checks them again (schema reload). */
 void sv_rt_chan_recheck_all(sv_rt *rt);
 sv_rt_ident *sv_rt_ident_get(sv_rt *rt, const char *role, const char *claims);

@@ -374,9 +374,82 @@ static const char *sv_rt_payload_token(json_object *payload)
 
 /* --- subscription checks --------------------------------------------------- */
 
+/* Bindings PostgreSQL accepted for a role, so the next socket joining
+ * with the same (role, table, filter) -- thousands of clients running the
+ * same app -- goes live without a round trip. Cleared on a schema
+ * reload. */
+typedef struct sv_rt_checked {
+    struct sv_rt_checked *next;
+    uint32_t hash;
+    char     key[];
+} sv_rt_checked;
+
+#define SV_RT_CHECKED_BUCKETS 4096
+#define SV_RT_CHECKED_MAX 100000
+
+static char *sv_rt_check_key(sv_rt *rt, const char *role, const sv_rt_bind *b)
+{
+    return sv_arena_printf(&rt->arena, "%s\x1f%s\x1f%s\x1f%s\x1f%s\x1f%s", role, b->schema, b->table,
+                           b->filter.op ? b->filter.column : "", sv_rt_filter_op_name(b->filter.op),
+                           b->filter.op ? b->filter.value : "");
+}
+
+static int sv_rt_checked_has(sv_rt *rt, const char *key)
+{
+    if (rt->checked == NULL)
+        return 0;
+    uint32_t h = sv_rt_hash(key);
+    for (sv_rt_checked *e = rt->checked[h % SV_RT_CHECKED_BUCKETS]; e != NULL; e = e->next)
+        if (e->hash == h && strcmp(e->key, key) == 0)
+            return 1;
+    return 0;
+}
+
+void sv_rt_checked_clear(sv_rt *rt)
+{
+    if (rt->checked == NULL)
+        return;
+    for (int i = 0; i < SV_RT_CHECKED_BUCKETS; i++) {
+        while (rt->checked[i] != NULL) {
+            sv_rt_checked *e = rt->checked[i];
+            rt->checked[i] = e->next;
+            free(e);
+        }
+    }
+    rt->nchecked = 0;
+}
+
+static void sv_rt_checked_add(sv_rt *rt, const char *key)
+{
+    if (sv_rt_checked_has(rt, key))
+        return;
+    if (rt->checked == NULL && (rt->checked = calloc(SV_RT_CHECKED_BUCKETS, sizeof(*rt->checked))) == NULL)
+        return;
+    if (rt->nchecked >= SV_RT_CHECKED_MAX)
+        sv_rt_checked_clear(rt);
+    size_t len = strlen(key);
+    sv_rt_checked *e = malloc(sizeof(*e) + len + 1);
+    if (e == NULL)
+        return;
+    memcpy(e->key, key, len + 1);
+    e->hash = sv_rt_hash(key);
+    e->next = rt->checked[e->hash % SV_RT_CHECKED_BUCKETS];
+    rt->checked[e->hash % SV_RT_CHECKED_BUCKETS] = e;
+    rt->nchecked++;
+}
+
+static void sv_rt_chan_check_result(sv_rt *rt, sv_rt_chan *ch, sv_rt_ident *ident, int db_down, const char *error);
+
 /* Queues a check of ch's bindings for ident (a reference is taken). */
 static void sv_rt_chan_check(sv_rt *rt, sv_rt_chan *ch, sv_rt_ident *ident)
 {
+    int cached = 1;
+    for (int i = 0; i < ch->nbinds && cached; i++)
+        cached = sv_rt_checked_has(rt, sv_rt_check_key(rt, ident->role, &ch->binds[i]));
+    if (cached) {
+        sv_rt_chan_check_result(rt, ch, ident, 0, NULL);
+        return;
+    }
     sv_rt_job *job = calloc(1, sizeof(*job));
     if (job == NULL)
         return;
@@ -440,12 +513,22 @@ static void sv_rt_chan_reply_join(sv_rt *rt, sv_rt_chan *ch)
 
 void sv_rt_chan_checked(sv_rt *rt, sv_rt_job *job, PGresult *res, const char *error)
 {
-    (void)res;
     sv_rt_chan *ch = sv_rt_job_chan(rt, job);
     if (ch == NULL)
         return;
+    if (res != NULL && error == NULL)
+        for (int i = 0; i < ch->nbinds; i++)
+            sv_rt_checked_add(rt, sv_rt_check_key(rt, job->ident->role, &ch->binds[i]));
+    sv_rt_chan_check_result(rt, ch, job->ident, res == NULL, error);
+}
+
+/* Applies the outcome of checking ch's bindings for ident: live (the join
+ * answered, "Subscribed to PostgreSQL"), refused by PostgreSQL (the join
+ * still answered, a system error), or not known (db_down). */
+static void sv_rt_chan_check_result(sv_rt *rt, sv_rt_chan *ch, sv_rt_ident *ident, int db_down, const char *error)
+{
     /* A newer token came in while this ran: its own check decides. */
-    if (ch->want != NULL ? ch->want != job->ident : ch->ident != job->ident)
+    if (ch->want != NULL ? ch->want != ident : ch->ident != ident)
         return;
     ch->checking = 0;
     if (error == NULL) {
@@ -462,7 +545,7 @@ void sv_rt_chan_checked(sv_rt *rt, sv_rt_job *job, PGresult *res, const char *er
             sv_rt_chan_system(rt, ch, "postgres_changes", "ok", "Subscribed to PostgreSQL");
         return;
     }
-    if (res == NULL) {
+    if (db_down) {
         /* The database is unreachable: a join is refused (the client
          * retries after 1, 2, 5, 10 s), a re-check keeps what was live. */
         sv_rt_ident_put(rt, ch->want);
@@ -507,6 +590,7 @@ void sv_rt_chan_store_tinfos(sv_rt *rt, const char *role, PGresult **res, int n)
 
 void sv_rt_chan_recheck_all(sv_rt *rt)
 {
+    sv_rt_checked_clear(rt);
     for (int fd = 0; fd < rt->nconns_max; fd++) {
         sv_rt_conn *c = rt->conns[fd];
         if (c == NULL || c->dead || c->state != SV_RT_CONN_WS)

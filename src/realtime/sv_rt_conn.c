@@ -5,7 +5,15 @@
  * 1002, a message over realtime_max_message with 1009, a text message
  * that is not UTF-8 with 1007; pings are answered and close frames
  * echoed. This file owns the descriptor, the deadlines and the send
- * buffer limit. */
+ * buffer limit.
+ *
+ * A wslay context costs 8.8 KB (two 4 KB buffers, zeroed), most of an
+ * idle socket's memory. A socket holds one only while something is in
+ * flight: it is freed once every byte handed to wslay belonged to a
+ * complete frame, no fragmented message is open and nothing is queued,
+ * and made again when bytes arrive or a message must go out. Idle
+ * sockets (the common case: a heartbeat every 25 s) then cost about
+ * 1 KB. */
 #include "realtime/sv_rt.h"
 
 #include <arpa/inet.h>
@@ -52,8 +60,8 @@ void sv_rt_conn_drop(sv_rt *rt, sv_rt_conn *c, const char *why)
         char qwhy[96];
         sv_log_info("rt_close", "peer=%s vsn=%d lived_ms=%lld channels=%d code_sent=%u code_received=%u reason=%s",
                     c->peer, c->vsn == SV_RT_VSN2 ? 2 : 1, (long long)(rt->now_ms - c->opened_ms),
-                    c->nchans, (unsigned)wslay_event_get_status_code_sent(c->ws),
-                    (unsigned)wslay_event_get_status_code_received(c->ws),
+                    c->nchans, c->ws ? (unsigned)wslay_event_get_status_code_sent(c->ws) : c->code_sent,
+                    c->ws ? (unsigned)wslay_event_get_status_code_received(c->ws) : 0u,
                     sv_log_quote(why, qwhy, sizeof(qwhy)));
     }
     sv_rt_chan_free_all(rt, c);
@@ -221,6 +229,7 @@ static ssize_t sv_rt_ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
             n = len;
         memcpy(buf, c->buf + c->buf_off, n);
         c->buf_off += (uint32_t)n;
+        c->fed += n;
         if (c->buf_off == c->buf_len) {
             free(c->buf);
             c->buf = NULL;
@@ -232,8 +241,10 @@ static ssize_t sv_rt_ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t l
     do {
         r = recv(c->fd, buf, len, 0);
     } while (r < 0 && errno == EINTR);
-    if (r > 0)
+    if (r > 0) {
+        c->fed += (uint64_t)r;
         return r;
+    }
     if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
     } else {
@@ -257,7 +268,7 @@ static ssize_t sv_rt_frame_send(const uint8_t *data, size_t len, int flags, void
  * sent here through wslay's frame API before the socket is dropped. */
 static void sv_rt_ws_recv_failed(sv_rt *rt, sv_rt_conn *c)
 {
-    if (!c->io_error && !wslay_event_get_close_sent(c->ws)) {
+    if (!c->io_error && c->ws != NULL && !wslay_event_get_close_sent(c->ws)) {
         static const struct wslay_frame_callbacks cb = { sv_rt_frame_send, NULL, NULL };
         wslay_frame_context_ptr fc;
         if (wslay_frame_context_init(&fc, &cb, c) == 0) {
@@ -303,10 +314,64 @@ static void sv_rt_ws_msg(wslay_event_context_ptr ctx, const struct wslay_event_o
      * server does not relay; control frames are wslay's. */
 }
 
+/* Frame accounting for releasing the context (see the top of the file):
+ * the bytes of each frame wslay starts, header included (the server
+ * requires masked frames, so 4 mask bytes). A client that encodes a
+ * length in more bytes than needed only keeps its context. */
+static void sv_rt_ws_frame_start(wslay_event_context_ptr ctx, const struct wslay_event_on_frame_recv_start_arg *arg,
+                                 void *user_data)
+{
+    (void)ctx;
+    sv_rt_conn *c = user_data;
+    uint64_t len = arg->payload_length;
+    c->framed += 2 + 4 + len + (len >= 65536 ? 8 : len >= 126 ? 2 : 0);
+    c->in_frame = 1;
+    if (arg->opcode == WSLAY_TEXT_FRAME || arg->opcode == WSLAY_BINARY_FRAME)
+        c->in_message = !arg->fin;
+    else if (arg->opcode == WSLAY_CONTINUATION_FRAME && arg->fin)
+        c->in_message = 0;
+}
+
+static void sv_rt_ws_frame_end(wslay_event_context_ptr ctx, void *user_data)
+{
+    (void)ctx;
+    ((sv_rt_conn *)user_data)->in_frame = 0;
+}
+
+/* The socket's wslay context, made when it has none. 0, or -1. */
+static int sv_rt_ws_ensure(sv_rt *rt, sv_rt_conn *c)
+{
+    static const struct wslay_event_callbacks callbacks = {
+        sv_rt_ws_recv, sv_rt_ws_send, NULL, sv_rt_ws_frame_start, NULL, sv_rt_ws_frame_end, sv_rt_ws_msg,
+    };
+    if (c->ws != NULL)
+        return 0;
+    if (wslay_event_context_server_init(&c->ws, &callbacks, c) != 0) {
+        c->ws = NULL;
+        return -1;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)rt->cfg.realtime_max_message);
+    c->fed = c->framed = 0;
+    c->in_frame = c->in_message = 0;
+    return 0;
+}
+
+/* Frees the context when nothing is in flight (never from inside one of
+ * its own callbacks). */
+static void sv_rt_ws_release(sv_rt_conn *c)
+{
+    if (c->ws == NULL || c->in_recv || c->closing || c->in_frame || c->in_message || c->fed != c->framed ||
+        (c->buf != NULL && c->buf_off < c->buf_len) || wslay_event_want_write(c->ws) ||
+        !wslay_event_want_read(c->ws) || wslay_event_get_queued_msg_count(c->ws) != 0)
+        return;
+    wslay_event_context_free(c->ws);
+    c->ws = NULL;
+}
+
 /* Sends what wslay has queued and decides whether the socket is done. */
 static void sv_rt_ws_flush(sv_rt *rt, sv_rt_conn *c)
 {
-    if (c->dead)
+    if (c->dead || c->ws == NULL)
         return;
     if (wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
         sv_rt_conn_drop(rt, c, "write error");
@@ -317,12 +382,17 @@ static void sv_rt_ws_flush(sv_rt *rt, sv_rt_conn *c)
         return;
     }
     sv_rt_conn_watch(rt, c, wslay_event_want_write(c->ws));
+    sv_rt_ws_release(c);
 }
 
 int sv_rt_conn_send(sv_rt *rt, sv_rt_conn *c, const char *text, size_t len)
 {
     if (c->dead || c->state != SV_RT_CONN_WS || c->closing)
         return -1;
+    if (sv_rt_ws_ensure(rt, c) != 0) {
+        sv_rt_conn_drop(rt, c, "out of memory");
+        return -1;
+    }
     /* What the socket has not taken yet, plus this message, must fit in
      * realtime_send_buffer; a message alone may be larger (a big row goes
      * to a reader that keeps up). */
@@ -347,7 +417,12 @@ void sv_rt_conn_close_ws(sv_rt *rt, sv_rt_conn *c, uint16_t code, const char *re
 {
     if (c->dead || c->closing)
         return;
+    if (sv_rt_ws_ensure(rt, c) != 0) {
+        sv_rt_conn_drop(rt, c, "out of memory");
+        return;
+    }
     c->closing = 1;
+    c->code_sent = code;
     c->deadline_ms = rt->now_ms + 2000;
     size_t rlen = strlen(reason);
     if (rlen > 123)
@@ -459,15 +534,6 @@ static void sv_rt_conn_request(sv_rt *rt, sv_rt_conn *c, size_t head)
         return;
     }
 
-    static const struct wslay_event_callbacks callbacks = {
-        sv_rt_ws_recv, sv_rt_ws_send, NULL, NULL, NULL, NULL, sv_rt_ws_msg,
-    };
-    if (wslay_event_context_server_init(&c->ws, &callbacks, c) != 0) {
-        sv_rt_conn_drop(rt, c, "out of memory");
-        return;
-    }
-    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)rt->cfg.realtime_max_message);
-
     char resp[256];
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -530,7 +596,14 @@ static void sv_rt_conn_read_head(sv_rt *rt, sv_rt_conn *c)
             sv_rt_conn_request(rt, c, scan_from + head);
             if (!c->dead && c->state == SV_RT_CONN_WS && c->buf != NULL) {
                 /* Frames sent together with the request. */
-                if (wslay_event_recv(c->ws) != 0) {
+                if (sv_rt_ws_ensure(rt, c) != 0) {
+                    sv_rt_conn_drop(rt, c, "out of memory");
+                    return;
+                }
+                c->in_recv = 1;
+                int rr = wslay_event_recv(c->ws);
+                c->in_recv = 0;
+                if (rr != 0) {
                     sv_rt_ws_recv_failed(rt, c);
                     return;
                 }
@@ -561,7 +634,14 @@ void sv_rt_conn_event(sv_rt *rt, sv_rt_conn *c, uint32_t events)
     case SV_RT_CONN_WS:
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             c->last_rx_ms = rt->now_ms;
-            if (wslay_event_recv(c->ws) != 0) {
+            if (sv_rt_ws_ensure(rt, c) != 0) {
+                sv_rt_conn_drop(rt, c, "out of memory");
+                return;
+            }
+            c->in_recv = 1;
+            int rr = wslay_event_recv(c->ws);
+            c->in_recv = 0;
+            if (rr != 0) {
                 sv_rt_ws_recv_failed(rt, c);
                 return;
             }

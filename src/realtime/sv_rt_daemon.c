@@ -342,6 +342,8 @@ out:
         free(t->pk_idents);
         free(t);
     }
+    sv_rt_checked_clear(rt);
+    free(rt->checked);
     free(rt->conns);
     free(rt->idents);
     sv_arena_free(&rt->arena);

@@ -120,7 +120,8 @@ sub accept_ok {
 
 # Builds and sends one frame. Options: opcode (1), payload (''), fin (1),
 # rsv (0..7), mask (1), length (the length to announce; default the
-# payload's), raw_len_bytes (force the 16/64-bit length forms).
+# payload's), long_form (16 or 64: a longer length form than needed),
+# split (write that many bytes, pause 0.3 s, then the rest).
 sub send_frame {
     my ($self, %o) = @_;
     my $payload = $o{payload} // '';
@@ -145,6 +146,11 @@ sub send_frame {
     }
     local $SIG{PIPE} = 'IGNORE';
     my $off = 0;
+    if ($o{split}) {
+        syswrite($self->{sock}, $frame, $o{split}) == $o{split} or return 0;
+        $off = $o{split};
+        Time::HiRes::sleep(0.3);
+    }
     while ($off < length $frame) {
         my $w = syswrite($self->{sock}, $frame, length($frame) - $off, $off);
         return 0 unless $w;
