@@ -150,6 +150,19 @@ sub ws { SV::Test::WebSocket->connect(port => $port, path => shift // $url2, @_)
     is($r && $r->{payload}{response}{reason}, 'ChannelRateLimitReached: Too many channels',
        'a fourth channel on one socket: ChannelRateLimitReached');
 
+    # Joins per second and socket: 20.
+    my $burst = ws();
+    $burst->phx_send('realtime:again', 'phx_join', $config, ref => "j$_", join_ref => "j$_") for 1 .. 30;
+    my %reasons;
+    for (1 .. 30) {
+        my $x = $burst->phx_wait(sub { $_[0]{event} eq 'phx_reply' }, 5) or last;
+        $reasons{ $x->{payload}{response}{reason} // $x->{payload}{status} }++;
+    }
+    ok(($reasons{ok} // 0) >= 15 && ($reasons{'ClientJoinRateLimitReached: Too many joins per second'} // 0) >= 5,
+       '30 joins in a burst: the ones over 20 a second get ClientJoinRateLimitReached')
+        or diag explain \%reasons;
+    $burst->close;
+
     # Leave: ok, then phx_close with the join's ref.
     $ws->phx_send('realtime:c1', 'phx_leave', {}, ref => '21', join_ref => '11');
     $r = $ws->phx_recv(5);

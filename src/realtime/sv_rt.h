@@ -48,6 +48,9 @@ typedef enum {
     SV_RT_EP_PG,
 } sv_rt_ep_kind;
 
+/* Joins a socket may make in one second. */
+#define SV_RT_MAX_JOINS_PER_SECOND 20
+
 /* Largest HTTP request head accepted before the upgrade (431 beyond). */
 #define SV_RT_MAX_HEAD 16384
 
@@ -155,6 +158,8 @@ struct sv_rt_conn {
     sv_rt_ident   *api_ident;  /* the apikey's identity (joins without a token) */
     int64_t        api_exp;
     int            nchans, chans_cap;
+    int64_t        join_second;
+    int            joins_this_second;
     sv_rt_chan   **chans;
     sv_rt_conn    *dead_next;
     char           peer[48];
@@ -207,6 +212,7 @@ struct sv_rt {
     /* Connections by descriptor. */
     sv_rt_conn  **conns;
     int           nconns_max;  /* size of conns */
+    int           max_fd;      /* highest descriptor a connection ever had */
     int           nsockets;    /* open client sockets (any state) */
     int           nchannels;
     sv_rt_conn   *dead;        /* closed this turn, freed at its end */

@@ -591,7 +591,7 @@ void sv_rt_chan_store_tinfos(sv_rt *rt, const char *role, PGresult **res, int n)
 void sv_rt_chan_recheck_all(sv_rt *rt)
 {
     sv_rt_checked_clear(rt);
-    for (int fd = 0; fd < rt->nconns_max; fd++) {
+    for (int fd = 0; fd <= rt->max_fd; fd++) {
         sv_rt_conn *c = rt->conns[fd];
         if (c == NULL || c->dead || c->state != SV_RT_CONN_WS)
             continue;
@@ -707,10 +707,19 @@ static void sv_rt_chan_join(sv_rt *rt, sv_rt_conn *c, const sv_rt_msg *m)
         sv_rt_chan_close(rt, old); /* a second join replaces the first */
     if (c->dead)
         return;
+    /* Joins per socket and second (Supabase: 100 per second per project):
+     * each new set of bindings costs PostgreSQL a check. */
+    int64_t second = rt->now_ms / 1000;
+    if (c->join_second != second) {
+        c->join_second = second;
+        c->joins_this_second = 0;
+    }
     if (name[0] == '\0')
         join_error = "TopicNameRequired: You must provide a topic name";
     else if (c->nchans >= rt->cfg.realtime_max_channels)
         join_error = "ChannelRateLimitReached: Too many channels";
+    else if (++c->joins_this_second > SV_RT_MAX_JOINS_PER_SECOND)
+        join_error = "ClientJoinRateLimitReached: Too many joins per second";
 
     sv_rt_token tok;
     memset(&tok, 0, sizeof(tok));

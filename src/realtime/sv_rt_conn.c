@@ -137,6 +137,8 @@ void sv_rt_conn_accept(sv_rt *rt)
             continue;
         }
         rt->conns[fd] = c;
+        if (fd > rt->max_fd)
+            rt->max_fd = fd;
         rt->nsockets++;
     }
 }

@@ -117,7 +117,7 @@ static void sv_rt_begin_stop(sv_rt *rt, int signo)
     }
     /* 1001 going away: every client reconnects (to another host, or to
      * this one once it is back). */
-    for (int fd = 0; fd < rt->nconns_max; fd++) {
+    for (int fd = 0; fd <= rt->max_fd; fd++) {
         sv_rt_conn *c = rt->conns[fd];
         if (c == NULL || c->dead)
             continue;
@@ -173,7 +173,7 @@ static void sv_rt_signals(sv_rt *rt)
 static void sv_rt_tick(sv_rt *rt)
 {
     time_t now_s = (time_t)(sv_clock_wall_ms() / 1000);
-    for (int fd = 0; fd < rt->nconns_max; fd++) {
+    for (int fd = 0; fd <= rt->max_fd; fd++) {
         sv_rt_conn *c = rt->conns[fd];
         if (c == NULL || c->dead)
             continue;
@@ -308,7 +308,7 @@ int sv_rt_run(sv_config *cfg, const char *config_path)
         if (rt->stopping && (rt->nsockets == 0 || rt->now_ms >= rt->stop_deadline_ms))
             break;
     }
-    for (int fd = 0; fd < rt->nconns_max; fd++)
+    for (int fd = 0; fd <= rt->max_fd; fd++)
         if (rt->conns[fd] != NULL && !rt->conns[fd]->dead)
             sv_rt_conn_drop(rt, rt->conns[fd], "stopping");
     sv_rt_conn_free_dead(rt);
