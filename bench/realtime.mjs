@@ -3,7 +3,7 @@
 // per socket would measure the client), each subscribed to INSERTs on
 // handle_content. Driven over stdin/stdout by bench/realtime:
 //
-//   node realtime.mjs <ws-url> <tokens-file> <sockets>
+//   node realtime.mjs <ws-url> <tokens-file> <sockets> [<table> [own]]
 //     -> "READY <ms to open and subscribe all>"
 //   stdin "EXPECT <n>"   wait until n messages arrived (or 60 s), then print
 //     -> "STATS {json}"  n, received, latency p50/p90/p99/max in ms
@@ -12,14 +12,16 @@
 // Latency is the time a message is handled here minus its
 // commit_timestamp (the row's clock_timestamp() in the capture trigger,
 // same host clock): COMMIT -> the daemon -> this process's event loop.
-// tokens-file: one access token per line, used round-robin.
+// tokens-file: one access token per line ("token<TAB>user id" for own),
+// used round-robin. table: handle_content (default) or audit_log; own:
+// each socket filters user_id=eq.<its user>, as the V2 document's code.
 
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 
-const [url, tokensFile, nArg] = process.argv.slice(2);
+const [url, tokensFile, nArg, table = 'handle_content', own] = process.argv.slice(2);
 const N = Number(nArg);
-const tokens = readFileSync(tokensFile, 'utf8').split('\n').filter(Boolean);
+const tokens = readFileSync(tokensFile, 'utf8').split('\n').filter(Boolean).map((l) => l.split('\t'));
 const sockets = [];
 let subscribed = 0;
 let failed = 0;
@@ -50,14 +52,17 @@ function openMore() {
     while (inFlight < 200 && next < N) {
         const i = next++;
         inFlight++;
-        const ws = new WebSocket(`${url}?apikey=${tokens[0]}&vsn=2.0.0`);
+        const ws = new WebSocket(`${url}?apikey=${tokens[0][0]}&vsn=2.0.0`);
+        const [token, user] = tokens[i % tokens.length];
+        const binding = { event: 'INSERT', schema: 'public', table };
+        if (own) binding.filter = `user_id=eq.${user}`;
         sockets.push(ws);
         ws.onopen = () => {
             inFlight--;
             ws.send(JSON.stringify(['1', '1', 'realtime:bench', 'phx_join', {
                 config: { broadcast: { ack: false, self: false }, presence: { key: '', enabled: false },
-                          postgres_changes: [{ event: 'INSERT', schema: 'public', table: 'handle_content' }], private: false },
-                access_token: tokens[i % tokens.length] }]));
+                          postgres_changes: [binding], private: false },
+                access_token: token }]));
             openMore();
         };
         ws.onmessage = onMessage;

@@ -84,6 +84,37 @@ my $m = $ws->phx_wait(sub { $_[0]{event} eq 'postgres_changes' }, 5);
 is($m && $m->{payload}{data}{record}{action}, 'through nginx', 'a change arrives through nginx');
 is_deeply($m && $m->{payload}{ids}, [ $r->{payload}{response}{postgres_changes}[0]{id} ], '... with the binding id of the join reply');
 
+# --- one subscriber's check fails, the others still receive -------------------
+{
+    # A published table whose policy raises for one user (a buggy policy).
+    $pg->psql(q{CREATE TABLE public.rt_probe (id int PRIMARY KEY, note text);
+        ALTER TABLE public.rt_probe ENABLE ROW LEVEL SECURITY;
+        GRANT SELECT ON public.rt_probe TO authenticated;
+        CREATE POLICY rt_probe_read ON public.rt_probe FOR SELECT TO authenticated
+            USING (1 / (CASE WHEN current_setting('request.jwt.claims', true)::jsonb->>'sub' = 'boom'
+                             THEN 0 ELSE 1 END) = 1);
+        SELECT realtime.publish('public.rt_probe');});
+    my %sock;
+    for my $sub (qw(first boom last)) {
+        my $tok = jwt({ sub => $sub, role => 'authenticated', iat => $now, exp => $now + 3600 });
+        my $c = SV::Test::WebSocket->connect(port => $rt_port, path => $path);
+        my $j = $c->phx_join('realtime:probe', { access_token => $tok,
+            config => { postgres_changes => [{ event => '*', schema => 'public', table => 'rt_probe' }] } });
+        is($j && $j->{payload}{status}, 'ok', "user $sub subscribes to a table published with realtime.publish()");
+        $sock{$sub} = $c;
+    }
+    $pg->psql("INSERT INTO public.rt_probe VALUES (1, 'hello')");
+    for my $sub (qw(first last)) {
+        my $m = $sock{$sub}->phx_wait(sub { $_[0]{event} eq 'postgres_changes' }, 5);
+        is($m && $m->{payload}{data}{record}{note}, 'hello', "user $sub receives the row");
+    }
+    ok(!$sock{boom}->phx_wait(sub { $_[0]{event} eq 'postgres_changes' }, 1), 'the user whose policy check fails does not');
+    ok($pool->wait_log(qr/event=rt_change table=rt_probe role=authenticated error="division by zero"/, 5),
+       "... and the failure is logged");
+    $_->close for values %sock;
+    $pg->psql('DROP TABLE public.rt_probe');
+}
+
 # --- PostgreSQL restart --------------------------------------------------------
 $pg->stop;
 ok(wait_until(sub { my ($c, $d) = health(); $c == 503 && ($d->{database}{listen} // '') ne 'up' }, 10),
@@ -182,6 +213,7 @@ ok(!pid_alive($new), 'pool stopped: the daemon is gone');
 my $log = $pool->log;
 like($log, qr/event=realtime_exit pid=$new status=0/, '... it exited cleanly');
 unlike($log, qr/level=error/, 'no error in the log') or diag $log;
+unlike($log =~ s/^.*table=rt_probe.*\n//mgr, qr/event=rt_change/, 'no other delivery problem logged') or diag $log;
 unless (Test::More->builder->is_passing) {
     diag($pool->diag_output);
     diag("--- nginx error.log\n" . $ngx->error_log);

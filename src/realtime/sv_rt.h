@@ -223,6 +223,11 @@ struct sv_rt {
     uint64_t      fanout_mark;
     sv_rt_tinfo  *tinfos;
     struct sv_rt_checked **checked; /* bindings PostgreSQL accepted, per role (sv_rt_chan.c) */
+    struct sv_rt_prep **preps; /* statements prepared on pg_query (sv_rt_fanout.c) */
+    int           npreps;
+    unsigned      prep_serial;
+    uint64_t      prep_gen;    /* query_gen the registry belongs to */
+    uint64_t      query_gen;   /* bumped for every new query connection */
     uint32_t      nchecked;
     /* Database. */
     sv_rt_pg      pg_listen;
@@ -343,5 +348,7 @@ int  sv_rt_fanout_build(sv_rt *rt, sv_rt_job *job);
 /* Results of a FETCH or FANOUT job (res is an array of n results). */
 void sv_rt_fanout_results(sv_rt *rt, sv_rt_job *job, PGresult **res, int n, const char *error);
 void sv_rt_fanout_job_free(sv_rt_job *job);
+/* Forgets the prepared statements (at exit). */
+void sv_rt_prep_clear(sv_rt *rt);
 
 #endif

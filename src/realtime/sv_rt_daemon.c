@@ -344,6 +344,8 @@ out:
     }
     sv_rt_checked_clear(rt);
     free(rt->checked);
+    sv_rt_prep_clear(rt);
+    free(rt->preps);
     free(rt->conns);
     free(rt->idents);
     sv_arena_free(&rt->arena);

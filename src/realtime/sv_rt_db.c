@@ -168,6 +168,8 @@ static void sv_rt_pg_ready(sv_rt *rt, sv_rt_pg *pg)
         sv_log_info("rt_db", "connection=%s state=up", pg->name);
     }
     pg->ever_up = 1;
+    if (pg == &rt->pg_query)
+        rt->query_gen++;
     sv_rt_pg_watch(rt, pg, EPOLLIN);
     if (pg == &rt->pg_query)
         sv_rt_db_next(rt);

@@ -17,7 +17,14 @@
  * only the primary key, as Supabase's does.
  *
  * Each channel then gets one message listing the ids of its bindings that
- * matched. */
+ * matched.
+ *
+ * When several groups have filters (the V2 document's case: every user
+ * subscribed to audit_log with user_id=eq.<self>), the distinct filters
+ * are first evaluated together in one statement on the row (read as
+ * service_role, which bypasses RLS; for a DELETE on the old row), and
+ * only the groups with a matching binding get their RLS check: one
+ * check for the job's owner instead of one per subscribed user. */
 #include "realtime/sv_rt.h"
 
 #include <inttypes.h>
@@ -56,10 +63,12 @@ typedef struct sv_rt_entry {
     uint32_t bind_id;
     int      group;
     int      pred;            /* index of the group's filter, -1: none */
+    int      filter;          /* index in the fanout's filters, -1: none */
 } sv_rt_entry;
 
 typedef struct sv_rt_group {
     sv_rt_ident *ident;       /* a reference */
+    int          res_at;      /* index of its SELECT's result */
     int          first, n;    /* its entries */
     int          npreds;
     sv_rt_pred  *preds;
@@ -70,7 +79,32 @@ typedef struct sv_rt_fanout {
     sv_rt_group *groups;
     int          nentries;
     sv_rt_entry *entries;
+    int          nfilters;    /* distinct filters of all groups */
+    sv_rt_pred  *filters;
+    int          prefilter;   /* the job runs the filters' statement now */
+    int          prefiltered; /* done (or not worth it) */
+    int          old_at;      /* DELETE: index of set_config('realtime.old')'s result */
+    int          nres;        /* results the batch yields */
+    int          npreps;      /* statements this batch prepares */
+    struct sv_rt_prep **preps;
+    int         *preps_at;    /* index of each PREPARE's result */
 } sv_rt_fanout;
+
+/* Statements prepared on the query connection, by their text: a change
+ * for 1,000 subscriber groups is then 2,000 EXECUTEs, not 2,000 parsed
+ * and planned statements. PostgreSQL re-plans a cached plan for another
+ * role, and the policies' auth.uid() is evaluated at each execution, so
+ * row-level security is what it is for a fresh statement. */
+typedef struct sv_rt_prep {
+    struct sv_rt_prep *next;
+    uint32_t hash;
+    int      state;           /* 0: not prepared, 1: prepared, 2: in the running batch */
+    char     name[24];
+    char     sql[];
+} sv_rt_prep;
+
+#define SV_RT_PREP_BUCKETS 256
+#define SV_RT_PREP_MAX 2000
 
 static void sv_rt_change_put(sv_rt_change *ch)
 {
@@ -98,6 +132,13 @@ static void sv_rt_fanout_free(sv_rt_fanout *f)
         }
         free(f->groups[g].preds);
     }
+    for (int i = 0; i < f->nfilters; i++) {
+        free(f->filters[i].column);
+        free(f->filters[i].value);
+    }
+    free(f->filters);
+    free(f->preps);
+    free(f->preps_at);
     free(f->groups);
     free(f->entries);
     free(f);
@@ -196,29 +237,111 @@ void sv_rt_fanout_notify(sv_rt *rt, const char *payload)
     sv_rt_fanout_submit(rt, ch, 0);
 }
 
+/* --- prepared statements ---------------------------------------------- */
+
+static uint32_t sv_rt_prep_hash(const char *s)
+{
+    uint32_t h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h;
+}
+
+void sv_rt_prep_clear(sv_rt *rt)
+{
+    if (rt->preps == NULL)
+        return;
+    for (int i = 0; i < SV_RT_PREP_BUCKETS; i++) {
+        while (rt->preps[i] != NULL) {
+            sv_rt_prep *p = rt->preps[i];
+            rt->preps[i] = p->next;
+            free(p);
+        }
+    }
+    rt->npreps = 0;
+}
+
+/* The registry entry for sql, made when new (state 0); NULL when out of
+ * memory. */
+static sv_rt_prep *sv_rt_prep_get(sv_rt *rt, const char *sql)
+{
+    if (rt->preps == NULL && (rt->preps = calloc(SV_RT_PREP_BUCKETS, sizeof(*rt->preps))) == NULL)
+        return NULL;
+    uint32_t h = sv_rt_prep_hash(sql);
+    for (sv_rt_prep *p = rt->preps[h % SV_RT_PREP_BUCKETS]; p != NULL; p = p->next)
+        if (p->hash == h && strcmp(p->sql, sql) == 0)
+            return p;
+    size_t len = strlen(sql);
+    sv_rt_prep *p = calloc(1, sizeof(*p) + len + 1);
+    if (p == NULL)
+        return NULL;
+    memcpy(p->sql, sql, len + 1);
+    p->hash = h;
+    snprintf(p->name, sizeof(p->name), "sv_rt_%u", ++rt->prep_serial);
+    p->next = rt->preps[h % SV_RT_PREP_BUCKETS];
+    rt->preps[h % SV_RT_PREP_BUCKETS] = p;
+    rt->npreps++;
+    return p;
+}
+
+/* Appends "EXECUTE name(args);" to body for the statement sql (its
+ * parameters $1..$nargs), preceded by its PREPARE when this connection
+ * does not have it yet: where it is first used, so that it is analysed
+ * as the role set just before (the policies' functions live in schemas
+ * the daemon's own role may not use). Counts the results in f->nres.
+ * Returns the EXECUTE's result index, or -1 when out of memory. */
+static int sv_rt_emit(sv_rt *rt, sv_rt_fanout *f, sv_buf *body, const char *sql, const char *const *args,
+                      int nargs)
+{
+    sv_rt_prep *p = sv_rt_prep_get(rt, sql);
+    if (p == NULL)
+        return -1;
+    if (p->state == 0) {
+        sv_rt_prep **np = realloc(f->preps, sizeof(*np) * (size_t)(f->npreps + 1));
+        if (np == NULL)
+            return -1;
+        f->preps = np;
+        int *na = realloc(f->preps_at, sizeof(*na) * (size_t)(f->npreps + 1));
+        if (na == NULL)
+            return -1;
+        f->preps_at = na;
+        f->preps[f->npreps] = p;
+        f->preps_at[f->npreps++] = f->nres++;
+        p->state = 2;
+        sv_buf_printf(body, "PREPARE %s AS %s;", p->name, sql);
+    }
+    sv_buf_printf(body, "EXECUTE %s", p->name);
+    for (int i = 0; i < nargs; i++)
+        sv_buf_printf(body, "%s%s", i ? ", " : "(", args[i]);
+    sv_buf_puts(body, nargs ? ");" : ";");
+    return f->nres++;
+}
+
 /* --- building the round trip ------------------------------------------- */
 
-static int sv_rt_group_pred(sv_rt_group *g, const sv_rt_filter *f)
+/* The index of filter f in the list (*preds, *n), added when new; -1
+ * for no filter, -2 when out of memory. */
+static int sv_rt_pred_index(sv_rt_pred **preds, int *n, const sv_rt_filter *f)
 {
     if (f->op == SV_RT_OP_NONE)
         return -1;
-    for (int i = 0; i < g->npreds; i++)
-        if (g->preds[i].op == f->op && strcmp(g->preds[i].column, f->column) == 0 &&
-            strcmp(g->preds[i].value, f->value) == 0)
+    for (int i = 0; i < *n; i++)
+        if ((*preds)[i].op == f->op && strcmp((*preds)[i].column, f->column) == 0 &&
+            strcmp((*preds)[i].value, f->value) == 0)
             return i;
-    sv_rt_pred *np = realloc(g->preds, sizeof(*np) * (size_t)(g->npreds + 1));
+    sv_rt_pred *np = realloc(*preds, sizeof(*np) * (size_t)(*n + 1));
     if (np == NULL)
         return -2;
-    g->preds = np;
-    np[g->npreds].column = strdup(f->column);
-    np[g->npreds].value = strdup(f->value);
-    np[g->npreds].op = f->op;
-    if (np[g->npreds].column == NULL || np[g->npreds].value == NULL) {
-        free(np[g->npreds].column);
-        free(np[g->npreds].value);
+    *preds = np;
+    np[*n].column = strdup(f->column);
+    np[*n].value = strdup(f->value);
+    np[*n].op = f->op;
+    if (np[*n].column == NULL || np[*n].value == NULL) {
+        free(np[*n].column);
+        free(np[*n].value);
         return -2;
     }
-    return g->npreds++;
+    return (*n)++;
 }
 
 /* Who should hear about the change: the matching bindings of live
@@ -270,8 +393,9 @@ static sv_rt_fanout *sv_rt_fanout_collect(sv_rt *rt, const sv_rt_change *change)
             e->chan_serial = ch->serial;
             e->bind_id = bind->id;
             e->group = id->group;
-            e->pred = sv_rt_group_pred(&f->groups[id->group], &bind->filter);
-            if (e->pred == -2)
+            e->pred = sv_rt_pred_index(&f->groups[id->group].preds, &f->groups[id->group].npreds, &bind->filter);
+            e->filter = sv_rt_pred_index(&f->filters, &f->nfilters, &bind->filter);
+            if (e->pred == -2 || e->filter == -2)
                 goto oom;
             f->groups[id->group].n++;
         }
@@ -324,10 +448,10 @@ static char *sv_rt_json_text(sv_rt *rt, json_object *v)
     return sv_arena_strdup(&rt->arena, json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN));
 }
 
-static void sv_rt_append_preds(sv_rt *rt, sv_buf *sql, const sv_rt_group *g, const char *alias)
+static void sv_rt_append_preds(sv_rt *rt, sv_buf *sql, const sv_rt_pred *preds, int npreds, const char *alias)
 {
-    for (int p = 0; p < g->npreds; p++) {
-        const sv_rt_pred *pr = &g->preds[p];
+    for (int p = 0; p < npreds; p++) {
+        const sv_rt_pred *pr = &preds[p];
         if (pr->op == SV_RT_OP_IN)
             sv_buf_printf(sql, ", (%s.%s = ANY (%s))::text", alias, sv_rt_ident_q(rt, pr->column),
                           sv_rt_db_literal(rt, pr->value, strlen(pr->value)));
@@ -366,47 +490,123 @@ int sv_rt_fanout_build(sv_rt *rt, sv_rt_job *job)
     char *alias = sv_rt_ident_q(rt, change->table);
     sv_buf sql;
     sv_buf_init(&sql, &rt->arena, 1024);
-    if (change->ev == SV_RT_EV_DELETE)
-        sv_buf_printf(&sql, "SELECT set_config('realtime.old', %s, true);",
-                      sv_rt_db_literal(rt, change->old_json ? change->old_json : "{}",
-                                       strlen(change->old_json ? change->old_json : "{}")));
+    f->prefilter = 0;
+    if (!f->prefiltered && f->ngroups > 1 && f->nfilters > 0) {
+        /* Which filters match the row, all at once (see the top). */
+        f->prefilter = 1;
+        if (change->ev == SV_RT_EV_DELETE) {
+            sv_buf_puts(&sql, "SELECT true::text");
+            sv_rt_append_preds(rt, &sql, f->filters, f->nfilters, alias);
+            sv_buf_printf(&sql, " FROM jsonb_populate_record(NULL::%s, %s::jsonb) AS %s;", qrel,
+                          sv_rt_db_literal(rt, change->old_json ? change->old_json : "{}",
+                                           strlen(change->old_json ? change->old_json : "{}")),
+                          alias);
+        } else {
+            const sv_rt_tinfo *t = NULL;
+            for (sv_rt_tinfo *x = rt->tinfos; x != NULL && t == NULL; x = x->next)
+                if (strcmp(x->schema, change->schema) == 0 && strcmp(x->table, change->table) == 0)
+                    t = x;
+            sv_buf_puts(&sql, "SELECT set_config('role', 'service_role', true);SELECT true::text");
+            sv_rt_append_preds(rt, &sql, f->filters, f->nfilters, "t");
+            sv_buf_printf(&sql, " FROM %s AS t WHERE ", qrel);
+            for (int k = 0; t != NULL && k < t->npk; k++) {
+                json_object *v = NULL;
+                json_object_object_get_ex(pk, t->pk_names[k], &v);
+                char *text = sv_rt_json_text(rt, v);
+                sv_buf_printf(&sql, "%st.%s = %s", k ? " AND " : "", t->pk_idents[k],
+                              text ? sv_rt_db_literal(rt, text, strlen(text)) : "NULL");
+            }
+            if (t == NULL)
+                sv_buf_puts(&sql, "false");
+            sv_buf_puts(&sql, ";");
+        }
+        json_object_put(pk);
+        job->sql = strdup(sql.data);
+        return job->sql ? 0 : -1;
+    }
+    /* The connection is new (prepared statements gone), or too many
+     * shapes were prepared: start again. */
+    sv_buf body;
+    sv_buf_init(&body, &rt->arena, 1024);
+    f->nres = 0;
+    f->npreps = 0;
+    f->old_at = -1;
+    if (rt->prep_gen != rt->query_gen || rt->npreps > SV_RT_PREP_MAX) {
+        sv_rt_prep_clear(rt);
+        rt->prep_gen = rt->query_gen;
+        sv_buf_puts(&body, "DEALLOCATE ALL;");
+        f->nres++;
+    }
     int ok = 1;
+    if (change->ev == SV_RT_EV_DELETE) {
+        const char *old = change->old_json ? change->old_json : "{}";
+        const char *arg = sv_rt_db_literal(rt, old, strlen(old));
+        f->old_at = sv_rt_emit(rt, f, &body, "SELECT set_config('realtime.old', $1, true)", &arg, 1);
+        ok = f->old_at >= 0;
+    }
     for (int gi = 0; gi < f->ngroups && ok; gi++) {
-        const sv_rt_group *g = &f->groups[gi];
+        sv_rt_group *g = &f->groups[gi];
         const sv_rt_tinfo *t = sv_rt_tinfo_find(rt, g->ident->role, change->schema, change->table);
-        sv_buf_printf(&sql, "SELECT set_config('role', %s, true), set_config('request.jwt.claims', %s, true);",
-                      sv_rt_db_literal(rt, g->ident->role, strlen(g->ident->role)),
-                      sv_rt_db_literal(rt, g->ident->claims, strlen(g->ident->claims)));
+        const char *setc[2] = { sv_rt_db_literal(rt, g->ident->role, strlen(g->ident->role)),
+                                sv_rt_db_literal(rt, g->ident->claims, strlen(g->ident->claims)) };
+        if (sv_rt_emit(rt, f, &body, "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true)",
+                       setc, 2) < 0) {
+            ok = 0;
+            break;
+        }
         if (t == NULL || !t->readable) {
-            /* Keeps the statement count fixed: nothing for this group. */
-            sv_buf_puts(&sql, "SELECT WHERE false;");
+            sv_buf_puts(&body, "SELECT WHERE false;"); /* nothing for this group */
+            g->res_at = f->nres++;
             continue;
+        }
+        /* The statement, with the key and the filters' values as $n. */
+        const char **args = sv_arena_alloc(&rt->arena, sizeof(char *) * (size_t)(t->npk + g->npreds + 1));
+        int nargs = 0;
+        sv_buf stmt;
+        sv_buf_init(&stmt, &rt->arena, 512);
+        const char *pa = change->ev == SV_RT_EV_DELETE ? alias : "t";
+        if (change->ev == SV_RT_EV_DELETE)
+            sv_buf_printf(&stmt, "SELECT (%s)::text", t->vis_sql);
+        else
+            sv_buf_puts(&stmt, "SELECT to_jsonb(t)::text");
+        int base = change->ev == SV_RT_EV_DELETE ? 0 : t->npk;
+        for (int p = 0; p < g->npreds; p++) {
+            const sv_rt_pred *pr = &g->preds[p];
+            if (pr->op == SV_RT_OP_IN)
+                sv_buf_printf(&stmt, ", (%s.%s = ANY ($%d))::text", pa, sv_rt_ident_q(rt, pr->column), base + p + 1);
+            else
+                sv_buf_printf(&stmt, ", (%s.%s %s $%d)::text", pa, sv_rt_ident_q(rt, pr->column),
+                              sv_rt_filter_sql_op(pr->op), base + p + 1);
         }
         if (change->ev == SV_RT_EV_DELETE) {
-            sv_buf_printf(&sql, "SELECT (%s)::text", t->vis_sql);
-            sv_rt_append_preds(rt, &sql, g, alias);
-            sv_buf_printf(&sql, " FROM jsonb_populate_record(NULL::%s, current_setting('realtime.old')::jsonb) AS %s;",
+            sv_buf_printf(&stmt, " FROM jsonb_populate_record(NULL::%s, current_setting('realtime.old')::jsonb) AS %s",
                           qrel, alias);
-            continue;
-        }
-        sv_buf_puts(&sql, "SELECT to_jsonb(t)::text");
-        sv_rt_append_preds(rt, &sql, g, "t");
-        sv_buf_printf(&sql, " FROM (SELECT %s FROM %s WHERE ", t->select_sql, qrel);
-        for (int k = 0; k < t->npk; k++) {
-            json_object *v = NULL;
-            json_object_object_get_ex(pk, t->pk_names[k], &v);
-            char *text = sv_rt_json_text(rt, v);
-            if (text == NULL) {
-                ok = 0;
-                break;
+        } else {
+            sv_buf_printf(&stmt, " FROM (SELECT %s FROM %s WHERE ", t->select_sql, qrel);
+            for (int k = 0; k < t->npk; k++) {
+                json_object *v = NULL;
+                json_object_object_get_ex(pk, t->pk_names[k], &v);
+                char *text = sv_rt_json_text(rt, v);
+                if (text == NULL) {
+                    ok = 0;
+                    break;
+                }
+                sv_buf_printf(&stmt, "%s%s = $%d", k ? " AND " : "", t->pk_idents[k], k + 1);
+                args[nargs++] = sv_rt_db_literal(rt, text, strlen(text));
             }
-            sv_buf_printf(&sql, "%s%s = %s", k ? " AND " : "", t->pk_idents[k],
-                          sv_rt_db_literal(rt, text, strlen(text)));
+            sv_buf_puts(&stmt, ") AS t");
         }
-        sv_buf_puts(&sql, ") AS t;");
+        for (int p = 0; p < g->npreds; p++)
+            args[nargs++] = sv_rt_db_literal(rt, g->preds[p].value, strlen(g->preds[p].value));
+        if (ok && (g->res_at = sv_rt_emit(rt, f, &body, stmt.data, args, nargs)) < 0)
+            ok = 0;
     }
+    sql = body;
     json_object_put(pk);
     if (!ok) {
+        for (int i = 0; i < f->npreps; i++)
+            f->preps[i]->state = 0;
+        f->npreps = 0;
         sv_log_warn("rt_change", "table=%s msg=\"primary key missing from the notification\"", change->table);
         return -1;
     }
@@ -496,6 +696,73 @@ static void sv_rt_fanout_deliver(sv_rt *rt, const sv_rt_change *change, const sv
     }
 }
 
+/* The filters' results: keeps the entries whose filter matched, drops the
+ * groups left without any, and queues the RLS round trip for the rest
+ * (the same job, first in line). On an error (service_role may not read
+ * the table) every group is checked, filters included, as without it. */
+static void sv_rt_fanout_prefiltered(sv_rt *rt, sv_rt_job *job, PGresult **res, int n)
+{
+    sv_rt_fanout *f = job->fanout;
+    PGresult *r = n > 0 ? res[n - 1] : NULL;
+    int ok = 1;
+    for (int i = 0; i < n; i++)
+        if (PQresultStatus(res[i]) != PGRES_TUPLES_OK)
+            ok = 0;
+    f->prefilter = 0;
+    f->prefiltered = 1;
+    if (ok && PQntuples(r) == 0) {
+        sv_rt_fanout_release(rt, job); /* the row is gone: nothing to send */
+        return;
+    }
+    if (ok && PQntuples(r) == 1 && PQnfields(r) == 1 + f->nfilters) {
+        int kept = 0;
+        for (int i = 0; i < f->nentries; i++) {
+            const sv_rt_entry *e = &f->entries[i];
+            if (e->filter < 0 || strcmp(PQgetvalue(r, 0, 1 + e->filter), "true") == 0)
+                f->entries[kept++] = *e;
+        }
+        f->nentries = kept;
+        /* Groups again (entries are still sorted by group); those left
+         * without entries go. */
+        int ng = 0, i = 0;
+        for (int g = 0; g < f->ngroups; g++) {
+            int first = i;
+            while (i < f->nentries && f->entries[i].group == g)
+                f->entries[i++].group = ng;
+            if (i == first) {
+                sv_rt_ident_put(rt, f->groups[g].ident);
+                for (int p = 0; p < f->groups[g].npreds; p++) {
+                    free(f->groups[g].preds[p].column);
+                    free(f->groups[g].preds[p].value);
+                }
+                free(f->groups[g].preds);
+                continue;
+            }
+            f->groups[ng] = f->groups[g];
+            f->groups[ng].first = first;
+            f->groups[ng].n = i - first;
+            ng++;
+        }
+        f->ngroups = ng;
+        if (ng == 0) {
+            sv_rt_fanout_release(rt, job);
+            return;
+        }
+    } else if (!ok) {
+        const char *msg = "?";
+        for (int i = 0; i < n; i++)
+            if (PQresultStatus(res[i]) == PGRES_FATAL_ERROR)
+                msg = PQresultErrorField(res[i], PG_DIAG_MESSAGE_PRIMARY);
+        char qmsg[256];
+        sv_log_warn("rt_change", "table=%s error=%s msg=\"filters not evaluated ahead; every subscriber group is checked\"",
+                    job->change->table, sv_log_quote(msg ? msg : "?", qmsg, sizeof(qmsg)));
+    }
+    for (int i = 0; i < job->nres; i++)
+        PQclear(job->res[i]);
+    job->nres = 0;
+    sv_rt_db_submit(rt, job, 1);
+}
+
 void sv_rt_fanout_results(sv_rt *rt, sv_rt_job *job, PGresult **res, int n, const char *error)
 {
     sv_rt_change *change = job->change;
@@ -531,26 +798,38 @@ void sv_rt_fanout_results(sv_rt *rt, sv_rt_job *job, PGresult **res, int n, cons
     }
 
     sv_rt_fanout *f = job->fanout;
-    int prefix = change->ev == SV_RT_EV_DELETE ? 1 : 0;
-    if (prefix && (n < 1 || PQresultStatus(res[0]) != PGRES_TUPLES_OK)) {
-        sv_log_warn("rt_change", "table=%s error=\"%s\"", change->table,
-                    n ? PQresultErrorField(res[0], PG_DIAG_MESSAGE_PRIMARY) : "no result");
+    if (f->prefilter) {
+        sv_rt_fanout_prefiltered(rt, job, res, n);
+        return;
+    }
+    /* Which PREPAREs took (the others are made again next time). */
+    for (int i = 0; i < f->npreps; i++) {
+        int at = f->preps_at[i];
+        f->preps[i]->state = at < n && PQresultStatus(res[at]) == PGRES_COMMAND_OK ? 1 : 0;
+    }
+    f->npreps = 0;
+    if (f->old_at >= 0 && (f->old_at >= n || PQresultStatus(res[f->old_at]) != PGRES_TUPLES_OK)) {
+        const char *msg = NULL;
+        for (int i = 0; i < n && msg == NULL; i++)
+            if (PQresultStatus(res[i]) == PGRES_FATAL_ERROR)
+                msg = PQresultErrorField(res[i], PG_DIAG_MESSAGE_PRIMARY);
+        sv_log_warn("rt_change", "table=%s error=\"%s\"", change->table, msg ? msg : "no result");
         sv_rt_fanout_release(rt, job);
         return;
     }
     int g = 0;
     for (; g < f->ngroups; g++) {
-        int at = prefix + 2 * g;
-        if (at + 1 >= n || PQresultStatus(res[at]) != PGRES_TUPLES_OK || PQresultStatus(res[at + 1]) != PGRES_TUPLES_OK)
+        int at = f->groups[g].res_at;
+        if (at >= n || PQresultStatus(res[at]) != PGRES_TUPLES_OK)
             break;
-        sv_rt_fanout_deliver(rt, change, &f->groups[g], f, res[at + 1]);
+        sv_rt_fanout_deliver(rt, change, &f->groups[g], f, res[at]);
     }
     if (g < f->ngroups) {
         /* Group g failed (its role, its claims or a policy raised): it is
          * skipped, and the groups after it, which the error kept from
          * running, go again in a round trip of their own. */
         const char *msg = "no result";
-        for (int i = prefix + 2 * g; i < n; i++)
+        for (int i = 0; i < n; i++)
             if (PQresultStatus(res[i]) == PGRES_FATAL_ERROR)
                 msg = PQresultErrorField(res[i], PG_DIAG_MESSAGE_PRIMARY);
         char qmsg[256];
