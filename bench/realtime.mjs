@@ -66,10 +66,19 @@ function openMore() {
             openMore();
         };
         ws.onmessage = onMessage;
-        ws.onerror = () => { inFlight--; failed++; openMore(); };
+        ws.onerror = () => {
+            if (ws.readyState !== 1) inFlight--;
+            failed++;
+            if (subscribed + failed === N) console.log(`READY ${Date.now() - t0} ${subscribed} ${failed}`);
+            openMore();
+        };
     }
 }
 openMore();
+// Never wait for ever: say how far it got.
+setTimeout(() => {
+    if (subscribed + failed < N) console.log(`READY ${Date.now() - t0} ${subscribed} ${N - subscribed}`);
+}, 120000).unref();
 
 // Heartbeats (the daemon drops sockets silent for 60 s).
 let hb = 0;

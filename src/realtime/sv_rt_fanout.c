@@ -627,9 +627,21 @@ static sv_rt_chan *sv_rt_entry_chan(sv_rt *rt, const sv_rt_entry *e)
     return NULL;
 }
 
+/* Scratch for one round trip's deliveries, reused from group to group. */
+typedef struct sv_rt_bufs {
+    sv_buf data;              /* the group's "data" object */
+    sv_buf msg;               /* one channel's message */
+} sv_rt_bufs;
+
+static void sv_rt_buf_clear(sv_buf *b)
+{
+    b->len = 0;
+    b->data[0] = '\0';
+}
+
 /* Sends the group's result to its channels. */
 static void sv_rt_fanout_deliver(sv_rt *rt, const sv_rt_change *change, const sv_rt_group *g,
-                                 const sv_rt_fanout *f, PGresult *r)
+                                 const sv_rt_fanout *f, PGresult *r, sv_rt_bufs *bufs)
 {
     if (PQntuples(r) != 1)
         return; /* not visible to this group (or gone since) */
@@ -640,58 +652,54 @@ static void sv_rt_fanout_deliver(sv_rt *rt, const sv_rt_change *change, const sv
     if (t == NULL)
         return;
 
-    sv_buf data;
-    sv_buf_init(&data, &rt->arena, 512 + (change->ev == SV_RT_EV_DELETE ? 0 : (size_t)PQgetlength(r, 0, 0)));
-    sv_buf_printf(&data, "{\"schema\":%s,\"table\":%s,\"commit_timestamp\":%s,\"type\":\"%s\",\"columns\":%s",
+    sv_buf *data = &bufs->data, *msg = &bufs->msg;
+    sv_rt_buf_clear(data);
+    sv_buf_printf(data, "{\"schema\":%s,\"table\":%s,\"commit_timestamp\":%s,\"type\":\"%s\",\"columns\":%s",
                   sv_rt_json_string(rt, change->schema), sv_rt_json_string(rt, change->table),
                   sv_rt_json_string(rt, change->ts), change->type, t->columns_json);
     if (change->ev != SV_RT_EV_DELETE) {
-        sv_buf_puts(&data, ",\"record\":");
-        sv_buf_append(&data, first, (size_t)PQgetlength(r, 0, 0));
+        sv_buf_puts(data, ",\"record\":");
+        sv_buf_append(data, first, (size_t)PQgetlength(r, 0, 0));
     }
     if (change->ev == SV_RT_EV_UPDATE) {
-        sv_buf_puts(&data, ",\"old_record\":");
-        sv_buf_puts(&data, change->old_pk_json ? change->old_pk_json : change->pk_json);
+        sv_buf_puts(data, ",\"old_record\":");
+        sv_buf_puts(data, change->old_pk_json ? change->old_pk_json : change->pk_json);
     } else if (change->ev == SV_RT_EV_DELETE) {
-        sv_buf_puts(&data, ",\"old_record\":");
-        sv_buf_puts(&data, change->pk_json);
+        sv_buf_puts(data, ",\"old_record\":");
+        sv_buf_puts(data, change->pk_json);
     }
-    sv_buf_puts(&data, ",\"errors\":null}");
+    sv_buf_puts(data, ",\"errors\":null}");
 
-    sv_buf msg, payload;
-    sv_buf_init(&msg, &rt->arena, data.len + 256);
-    sv_buf_init(&payload, &rt->arena, data.len + 64);
     for (int i = g->first; i < g->first + g->n;) {
         /* One channel's entries are consecutive: one message each. */
         const sv_rt_entry *e = &f->entries[i];
         int j = i;
-        payload.len = 0;
-        payload.data[0] = '\0';
+        sv_rt_chan *ch = sv_rt_entry_chan(rt, e);
+        /* The channel must still be the one checked: same role and user. */
+        int live = ch != NULL && ch->active &&
+                   (ch->ident == g->ident ||
+                    (strcmp(ch->ident->role, g->ident->role) == 0 && strcmp(ch->ident->sub, g->ident->sub) == 0));
         int nids = 0;
+        if (live) {
+            sv_rt_buf_clear(msg);
+            sv_rt_phx_encode_head(msg, ch->conn->vsn, NULL, NULL, ch->topic_json, "postgres_changes");
+        }
         for (; j < g->first + g->n && f->entries[j].conn_fd == e->conn_fd &&
                f->entries[j].chan_serial == e->chan_serial;
              j++) {
             const sv_rt_entry *x = &f->entries[j];
-            if (x->pred >= 0 && strcmp(PQgetvalue(r, 0, 1 + x->pred), "true") != 0)
+            if (!live || (x->pred >= 0 && strcmp(PQgetvalue(r, 0, 1 + x->pred), "true") != 0))
                 continue;
-            sv_buf_printf(&payload, "%s%" PRIu32, nids++ ? "," : "{\"ids\":[", x->bind_id);
+            sv_buf_printf(msg, "%s%" PRIu32, nids++ ? "," : "{\"ids\":[", x->bind_id);
         }
         i = j;
         if (nids == 0)
             continue;
-        sv_rt_chan *ch = sv_rt_entry_chan(rt, e);
-        /* The channel must still be the one checked: same role and user. */
-        if (ch == NULL || !ch->active ||
-            (ch->ident != g->ident &&
-             (strcmp(ch->ident->role, g->ident->role) != 0 || strcmp(ch->ident->sub, g->ident->sub) != 0)))
-            continue;
-        sv_buf_puts(&payload, "],\"data\":");
-        sv_buf_append(&payload, data.data, data.len);
-        sv_buf_puts(&payload, "}");
-        msg.len = 0;
-        msg.data[0] = '\0';
-        sv_rt_phx_encode(&msg, ch->conn->vsn, NULL, NULL, ch->topic_json, "postgres_changes", payload.data);
-        if (sv_rt_conn_send(rt, ch->conn, msg.data, msg.len) == 0)
+        sv_buf_puts(msg, "],\"data\":");
+        sv_buf_append(msg, data->data, data->len);
+        sv_buf_puts(msg, "}");
+        sv_rt_phx_encode_tail(msg, ch->conn->vsn, NULL);
+        if (sv_rt_conn_send(rt, ch->conn, msg->data, msg->len) == 0)
             rt->stats.delivered++;
     }
 }
@@ -817,12 +825,15 @@ void sv_rt_fanout_results(sv_rt *rt, sv_rt_job *job, PGresult **res, int n, cons
         sv_rt_fanout_release(rt, job);
         return;
     }
+    sv_rt_bufs bufs;
+    sv_buf_init(&bufs.data, &rt->arena, 4096);
+    sv_buf_init(&bufs.msg, &rt->arena, 4096);
     int g = 0;
     for (; g < f->ngroups; g++) {
         int at = f->groups[g].res_at;
         if (at >= n || PQresultStatus(res[at]) != PGRES_TUPLES_OK)
             break;
-        sv_rt_fanout_deliver(rt, change, &f->groups[g], f, res[at]);
+        sv_rt_fanout_deliver(rt, change, &f->groups[g], f, res[at], &bufs);
     }
     if (g < f->ngroups) {
         /* Group g failed (its role, its claims or a policy raised): it is

@@ -92,34 +92,43 @@ fail:
     return -1;
 }
 
-void sv_rt_phx_encode(sv_buf *out, int vsn, const char *join_ref_json, const char *ref_json,
-                      const char *topic_json, const char *event, const char *payload)
+void sv_rt_phx_encode_head(sv_buf *out, int vsn, const char *join_ref_json, const char *ref_json,
+                           const char *topic_json, const char *event)
 {
-    if (join_ref_json == NULL)
-        join_ref_json = "null";
-    if (ref_json == NULL)
-        ref_json = "null";
     if (vsn == 2) {
         sv_buf_puts(out, "[");
-        sv_buf_puts(out, join_ref_json);
+        sv_buf_puts(out, join_ref_json ? join_ref_json : "null");
         sv_buf_puts(out, ",");
-        sv_buf_puts(out, ref_json);
+        sv_buf_puts(out, ref_json ? ref_json : "null");
         sv_buf_puts(out, ",");
         sv_buf_puts(out, topic_json);
         sv_buf_puts(out, ",\"");
         sv_buf_puts(out, event);
         sv_buf_puts(out, "\",");
-        sv_buf_puts(out, payload);
-        sv_buf_puts(out, "]");
     } else {
         sv_buf_puts(out, "{\"topic\":");
         sv_buf_puts(out, topic_json);
         sv_buf_puts(out, ",\"event\":\"");
         sv_buf_puts(out, event);
         sv_buf_puts(out, "\",\"payload\":");
-        sv_buf_puts(out, payload);
+    }
+}
+
+void sv_rt_phx_encode_tail(sv_buf *out, int vsn, const char *ref_json)
+{
+    if (vsn == 2) {
+        sv_buf_puts(out, "]");
+    } else {
         sv_buf_puts(out, ",\"ref\":");
-        sv_buf_puts(out, ref_json);
+        sv_buf_puts(out, ref_json ? ref_json : "null");
         sv_buf_puts(out, "}");
     }
+}
+
+void sv_rt_phx_encode(sv_buf *out, int vsn, const char *join_ref_json, const char *ref_json,
+                      const char *topic_json, const char *event, const char *payload)
+{
+    sv_rt_phx_encode_head(out, vsn, join_ref_json, ref_json, topic_json, event);
+    sv_buf_puts(out, payload);
+    sv_rt_phx_encode_tail(out, vsn, ref_json);
 }

@@ -44,4 +44,10 @@ void sv_rt_phx_msg_free(sv_rt_msg *m);
 void sv_rt_phx_encode(sv_buf *out, int vsn, const char *join_ref_json, const char *ref_json,
                       const char *topic_json, const char *event, const char *payload);
 
+/* The same in two halves, for a payload the caller appends in between:
+ * everything up to the payload, then everything after it. */
+void sv_rt_phx_encode_head(sv_buf *out, int vsn, const char *join_ref_json, const char *ref_json,
+                           const char *topic_json, const char *event);
+void sv_rt_phx_encode_tail(sv_buf *out, int vsn, const char *ref_json);
+
 #endif
