@@ -66,6 +66,14 @@ typedef struct sv_rt_entry {
     int      filter;          /* index in the fanout's filters, -1: none */
 } sv_rt_entry;
 
+/* One output column of the filters' statement: one filter's result, or
+ * (members) which of several equality filters on one column match. */
+typedef struct sv_rt_pfcol {
+    int  filter;              /* >= 0: a filter index; -1: members */
+    int  nmembers;
+    int *members;
+} sv_rt_pfcol;
+
 typedef struct sv_rt_group {
     sv_rt_ident *ident;       /* a reference */
     int          res_at;      /* index of its SELECT's result */
@@ -82,6 +90,8 @@ typedef struct sv_rt_fanout {
     int          nfilters;    /* distinct filters of all groups */
     sv_rt_pred  *filters;
     int          prefilter;   /* the job runs the filters' statement now */
+    int          npf;         /* its output columns after the first: */
+    struct sv_rt_pfcol *pf;
     int          prefiltered; /* done (or not worth it) */
     int          old_at;      /* DELETE: index of set_config('realtime.old')'s result */
     int          nres;        /* results the batch yields */
@@ -137,6 +147,9 @@ static void sv_rt_fanout_free(sv_rt_fanout *f)
         free(f->filters[i].value);
     }
     free(f->filters);
+    for (int i = 0; i < f->npf; i++)
+        free(f->pf[i].members);
+    free(f->pf);
     free(f->preps);
     free(f->preps_at);
     free(f->groups);
@@ -344,6 +357,67 @@ static int sv_rt_pred_index(sv_rt_pred **preds, int *n, const sv_rt_filter *f)
     return (*n)++;
 }
 
+/* The fanout's distinct filters, hashed while they are collected (the V2
+ * document's pattern has one per subscribed user). */
+typedef struct sv_rt_fset {
+    int     *slot;            /* filter index + 1, 0: empty */
+    uint32_t mask;
+} sv_rt_fset;
+
+static uint32_t sv_rt_filter_hash(const sv_rt_filter *flt)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)flt->op;
+    for (const char *c = flt->column; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    h = (h ^ 0x1f) * 16777619u;
+    for (const char *c = flt->value; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    return h;
+}
+
+/* The index of flt among f->filters, added when new: -1 no filter, -2
+ * out of memory. */
+static int sv_rt_fset_index(sv_rt *rt, sv_rt_fset *set, sv_rt_fanout *f, const sv_rt_filter *flt)
+{
+    if (flt->op == SV_RT_OP_NONE)
+        return -1;
+    if (set->slot == NULL || (uint32_t)f->nfilters * 2 >= set->mask) {
+        uint32_t size = set->mask ? (set->mask + 1) * 4 : 64;
+        int *slot = sv_arena_calloc(&rt->arena, sizeof(int) * size);
+        for (int i = 0; i < f->nfilters; i++) {
+            uint32_t k = sv_rt_filter_hash(&(sv_rt_filter){ f->filters[i].op, f->filters[i].column, f->filters[i].value }) & (size - 1);
+            while (slot[k])
+                k = (k + 1) & (size - 1);
+            slot[k] = i + 1;
+        }
+        set->slot = slot;
+        set->mask = size - 1;
+    }
+    uint32_t k = sv_rt_filter_hash(flt) & set->mask;
+    for (; set->slot[k]; k = (k + 1) & set->mask) {
+        const sv_rt_pred *p = &f->filters[set->slot[k] - 1];
+        if (p->op == flt->op && strcmp(p->column, flt->column) == 0 && strcmp(p->value, flt->value) == 0)
+            return set->slot[k] - 1;
+    }
+    int n = f->nfilters;
+    /* New: append (the list is scanned no more). */
+    sv_rt_pred *np = realloc(f->filters, sizeof(*np) * (size_t)(n + 1));
+    if (np == NULL)
+        return -2;
+    f->filters = np;
+    np[n].column = strdup(flt->column);
+    np[n].value = strdup(flt->value);
+    np[n].op = flt->op;
+    if (np[n].column == NULL || np[n].value == NULL) {
+        free(np[n].column);
+        free(np[n].value);
+        return -2;
+    }
+    f->nfilters++;
+    set->slot[k] = n + 1;
+    return n;
+}
+
 /* Who should hear about the change: the matching bindings of live
  * channels, grouped by identity, entries sorted by group. NULL when
  * nobody. */
@@ -353,6 +427,7 @@ static sv_rt_fanout *sv_rt_fanout_collect(sv_rt *rt, const sv_rt_change *change)
     if (f == NULL)
         return NULL;
     int ecap = 0, gcap = 0;
+    sv_rt_fset fset = { NULL, 0 };
     uint64_t mark = ++rt->fanout_mark;
     for (sv_rt_chan *ch = rt->pg_chans; ch != NULL; ch = ch->pg_next) {
         if (ch->conn->dead || !ch->active)
@@ -394,7 +469,7 @@ static sv_rt_fanout *sv_rt_fanout_collect(sv_rt *rt, const sv_rt_change *change)
             e->bind_id = bind->id;
             e->group = id->group;
             e->pred = sv_rt_pred_index(&f->groups[id->group].preds, &f->groups[id->group].npreds, &bind->filter);
-            e->filter = sv_rt_pred_index(&f->filters, &f->nfilters, &bind->filter);
+            e->filter = sv_rt_fset_index(rt, &fset, f, &bind->filter);
             if (e->pred == -2 || e->filter == -2)
                 goto oom;
             f->groups[id->group].n++;
@@ -461,6 +536,90 @@ static void sv_rt_append_preds(sv_rt *rt, sv_buf *sql, const sv_rt_pred *preds, 
     }
 }
 
+/* The type name of column col of the table described by t, or NULL. */
+static char *sv_rt_column_type(sv_rt *rt, const sv_rt_tinfo *t, const char *col)
+{
+    char *type = NULL;
+    json_object *cols = t ? json_tokener_parse(t->columns_json) : NULL;
+    for (size_t i = 0; cols != NULL && type == NULL && i < json_object_array_length(cols); i++) {
+        json_object *c = json_object_array_get_idx(cols, i), *n, *ty;
+        if (json_object_object_get_ex(c, "name", &n) && strcmp(json_object_get_string(n), col) == 0 &&
+            json_object_object_get_ex(c, "type", &ty))
+            type = sv_arena_strdup(&rt->arena, json_object_get_string(ty));
+    }
+    if (cols != NULL)
+        json_object_put(cols);
+    return type;
+}
+
+/* The filters' columns for the statement that evaluates them all (after
+ * "SELECT true::text"). Equality filters on one column -- one per user
+ * in the V2 document's pattern -- become a single lookup, which of the
+ * values equal the column: one array, not a thousand comparisons. */
+static int sv_rt_prefilter_preds(sv_rt *rt, sv_rt_fanout *f, sv_buf *sql, const char *alias, const sv_rt_tinfo *t)
+{
+    f->pf = calloc((size_t)f->nfilters + 1, sizeof(*f->pf));
+    if (f->pf == NULL)
+        return -1;
+    f->npf = 0;
+    /* Equality filters by column (few distinct columns). */
+    int ncols = 0;
+    const char **cols = sv_arena_alloc(&rt->arena, sizeof(char *) * ((size_t)f->nfilters + 1));
+    int *count = sv_arena_calloc(&rt->arena, sizeof(int) * ((size_t)f->nfilters + 1));
+    int *colof = sv_arena_alloc(&rt->arena, sizeof(int) * ((size_t)f->nfilters + 1));
+    for (int i = 0; i < f->nfilters; i++) {
+        colof[i] = -1;
+        if (f->filters[i].op != SV_RT_OP_EQ)
+            continue;
+        int c = 0;
+        while (c < ncols && strcmp(cols[c], f->filters[i].column) != 0)
+            c++;
+        if (c == ncols)
+            cols[ncols++] = f->filters[i].column;
+        colof[i] = c;
+        count[c]++;
+    }
+    int *pfcol = sv_arena_alloc(&rt->arena, sizeof(int) * ((size_t)ncols + 1)); /* column -> pf index */
+    for (int c = 0; c < ncols; c++) {
+        pfcol[c] = -1;
+        char *type = count[c] > 1 ? sv_rt_column_type(rt, t, cols[c]) : NULL;
+        if (type == NULL || type[0] == '_')
+            continue;
+        sv_rt_pfcol *col = &f->pf[f->npf];
+        col->filter = -1;
+        col->members = malloc(sizeof(int) * (size_t)count[c]);
+        if (col->members == NULL)
+            return -1;
+        sv_buf arr;
+        sv_buf_init(&arr, &rt->arena, 256);
+        sv_buf_puts(&arr, "{");
+        for (int j = 0; j < f->nfilters; j++) {
+            if (colof[j] != c)
+                continue;
+            sv_buf_puts(&arr, col->nmembers ? ",\"" : "\"");
+            for (const char *ch = f->filters[j].value; *ch; ch++) {
+                if (*ch == '"' || *ch == '\\')
+                    sv_buf_append(&arr, "\\", 1);
+                sv_buf_append(&arr, ch, 1);
+            }
+            sv_buf_puts(&arr, "\"");
+            col->members[col->nmembers++] = j;
+        }
+        sv_buf_puts(&arr, "}");
+        sv_buf_printf(sql, ", (SELECT array_agg(u.o)::text FROM unnest(%s::%s[]) WITH ORDINALITY AS u(v, o) WHERE %s.%s = u.v)",
+                      sv_rt_db_literal(rt, arr.data, arr.len), sv_rt_ident_q(rt, type), alias,
+                      sv_rt_ident_q(rt, cols[c]));
+        pfcol[c] = f->npf++;
+    }
+    for (int i = 0; i < f->nfilters; i++) {
+        if (colof[i] >= 0 && pfcol[colof[i]] >= 0)
+            continue; /* in its column's lookup */
+        f->pf[f->npf++].filter = i;
+        sv_rt_append_preds(rt, sql, &f->filters[i], 1, alias);
+    }
+    return 0;
+}
+
 int sv_rt_fanout_build(sv_rt *rt, sv_rt_job *job)
 {
     sv_rt_change *change = job->change;
@@ -494,20 +653,31 @@ int sv_rt_fanout_build(sv_rt *rt, sv_rt_job *job)
     if (!f->prefiltered && f->ngroups > 1 && f->nfilters > 0) {
         /* Which filters match the row, all at once (see the top). */
         f->prefilter = 1;
+        const sv_rt_tinfo *t = NULL;
+        for (sv_rt_tinfo *x = rt->tinfos; x != NULL && t == NULL; x = x->next)
+            if (strcmp(x->schema, change->schema) == 0 && strcmp(x->table, change->table) == 0)
+                t = x;
+        for (int i = 0; f->pf != NULL && i < f->npf; i++)
+            free(f->pf[i].members);
+        free(f->pf);
+        f->pf = NULL;
+        f->npf = 0;
         if (change->ev == SV_RT_EV_DELETE) {
             sv_buf_puts(&sql, "SELECT true::text");
-            sv_rt_append_preds(rt, &sql, f->filters, f->nfilters, alias);
+            if (sv_rt_prefilter_preds(rt, f, &sql, alias, t) != 0) {
+                json_object_put(pk);
+                return -1;
+            }
             sv_buf_printf(&sql, " FROM jsonb_populate_record(NULL::%s, %s::jsonb) AS %s;", qrel,
                           sv_rt_db_literal(rt, change->old_json ? change->old_json : "{}",
                                            strlen(change->old_json ? change->old_json : "{}")),
                           alias);
         } else {
-            const sv_rt_tinfo *t = NULL;
-            for (sv_rt_tinfo *x = rt->tinfos; x != NULL && t == NULL; x = x->next)
-                if (strcmp(x->schema, change->schema) == 0 && strcmp(x->table, change->table) == 0)
-                    t = x;
             sv_buf_puts(&sql, "SELECT set_config('role', 'service_role', true);SELECT true::text");
-            sv_rt_append_preds(rt, &sql, f->filters, f->nfilters, "t");
+            if (sv_rt_prefilter_preds(rt, f, &sql, "t", t) != 0) {
+                json_object_put(pk);
+                return -1;
+            }
             sv_buf_printf(&sql, " FROM %s AS t WHERE ", qrel);
             for (int k = 0; t != NULL && k < t->npk; k++) {
                 json_object *v = NULL;
@@ -722,11 +892,28 @@ static void sv_rt_fanout_prefiltered(sv_rt *rt, sv_rt_job *job, PGresult **res, 
         sv_rt_fanout_release(rt, job); /* the row is gone: nothing to send */
         return;
     }
-    if (ok && PQntuples(r) == 1 && PQnfields(r) == 1 + f->nfilters) {
+    if (ok && PQntuples(r) == 1 && PQnfields(r) == 1 + f->npf) {
+        char *match = sv_arena_calloc(&rt->arena, (size_t)f->nfilters + 1);
+        for (int k = 0; k < f->npf; k++) {
+            const char *v = PQgetvalue(r, 0, 1 + k);
+            if (f->pf[k].filter >= 0) {
+                match[f->pf[k].filter] = strcmp(v, "true") == 0;
+                continue;
+            }
+            /* "{2,7}": the positions of the values that matched. */
+            for (const char *c = v; *c; c++) {
+                if (*c < '0' || *c > '9')
+                    continue;
+                long o = strtol(c, (char **)&c, 10);
+                if (o >= 1 && o <= f->pf[k].nmembers)
+                    match[f->pf[k].members[o - 1]] = 1;
+                c--;
+            }
+        }
         int kept = 0;
         for (int i = 0; i < f->nentries; i++) {
             const sv_rt_entry *e = &f->entries[i];
-            if (e->filter < 0 || strcmp(PQgetvalue(r, 0, 1 + e->filter), "true") == 0)
+            if (e->filter < 0 || match[e->filter])
                 f->entries[kept++] = *e;
         }
         f->nentries = kept;
