@@ -12,6 +12,7 @@ sv_die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 SV_PACKAGES=(
     build-essential autoconf automake libtool pkg-config
     libfcgi-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcrypt-dev
+    libwslay-dev libssl-dev
     postgresql-15 postgresql-client-15
     nginx-light fcgiwrap spawn-fcgi
     libdbd-pg-perl libwww-perl
@@ -93,7 +94,7 @@ sv_stop_pidfile() {
 }
 
 # Render nginx/streamvibe.conf.in to $1. Variables: LISTEN PREFIX SOCKET
-# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES READ_TIMEOUT (the @X@ placeholders);
+# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES READ_TIMEOUT REALTIME (the @X@ placeholders);
 # the extra hooks are emptied.
 sv_render_nginx() {
     local out=$1 tpl="$SV_ROOT/nginx/streamvibe.conf.in"
@@ -105,6 +106,7 @@ sv_render_nginx() {
         -e "s|@USER_DIRECTIVE@|${USER_DIRECTIVE}|g" \
         -e "s|@WORKER_PROCESSES@|${WORKER_PROCESSES:-auto}|g" \
         -e "s|@READ_TIMEOUT@|${READ_TIMEOUT:-75s}|g" \
+        -e "s|@REALTIME@|${REALTIME:-unix:${PREFIX}/no-realtime.sock}|g" \
         -e "s|@HTTP_EXTRA@||g" -e "s|@SERVER_EXTRA@||g" -e "s|@FASTCGI_EXTRA@||g" \
         "$tpl" > "$out.tmp"
     if grep -q '@[A-Z_]*@' "$out.tmp"; then

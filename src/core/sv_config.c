@@ -121,6 +121,13 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(indexnow_key,      SV_CONF_STRING, 0, 0, ""),
     SV_KEY(indexnow_key_location, SV_CONF_STRING, 0, 0, ""),
     SV_KEY(indexnow_url_template, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(realtime_listen,   SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(realtime_max_sockets, SV_CONF_INT, 1, 1000000, "10000"),
+    SV_KEY(realtime_max_channels, SV_CONF_INT, 1, 10000, "100"),
+    SV_KEY(realtime_max_message, SV_CONF_LONG, 1024, 1L << 26, "1048576"),
+    SV_KEY(realtime_send_buffer, SV_CONF_LONG, 4096, 1L << 30, "1048576"),
+    SV_KEY(realtime_handshake_timeout, SV_CONF_INT, 1, 3600, "10"),
+    SV_KEY(realtime_idle_timeout, SV_CONF_INT, 0, 86400, "60"),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))
@@ -328,6 +335,67 @@ int sv_config_load(sv_config *cfg, const char *path, char *err, size_t errlen)
         cfg->config_path = realpath(path, NULL);
     }
     return sv_config_read_env(cfg, err, errlen);
+}
+
+char *sv_config_serialize(const sv_config *cfg, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    char *out = malloc(cap);
+    for (size_t i = 0; out != NULL && i < SV_NKEYS; i++) {
+        const sv_conf_key *key = &sv_conf_keys[i];
+        const char *field = (const char *)cfg + key->offset;
+        char num[32];
+        const char *value = num;
+        switch (key->type) {
+        case SV_CONF_STRING: value = *(char *const *)field ? *(char *const *)field : ""; break;
+        case SV_CONF_INT: snprintf(num, sizeof(num), "%d", *(const int *)field); break;
+        case SV_CONF_LONG: snprintf(num, sizeof(num), "%ld", *(const long *)field); break;
+        case SV_CONF_OCTAL: snprintf(num, sizeof(num), "%o", (unsigned)*(const int *)field); break;
+        case SV_CONF_BOOL: value = *(const int *)field ? "on" : "off"; break;
+        /* Only the interval is kept, which no rate text may give back
+         * exactly; the realtime daemon, the one reader, limits no rate. */
+        case SV_CONF_RATE: continue;
+        }
+        size_t need = strlen(key->name) + strlen(value) + 2;
+        if (n + need > cap) {
+            char *grown = realloc(out, cap = 2 * (n + need));
+            if (grown == NULL) {
+                free(out);
+                return NULL;
+            }
+            out = grown;
+        }
+        memcpy(out + n, key->name, strlen(key->name) + 1);
+        n += strlen(key->name) + 1;
+        memcpy(out + n, value, strlen(value) + 1);
+        n += strlen(value) + 1;
+    }
+    *len = n;
+    return out;
+}
+
+int sv_config_load_serialized(sv_config *cfg, const char *data, size_t len, char *err, size_t errlen)
+{
+    sv_config_defaults(cfg);
+    size_t pos = 0;
+    while (pos < len) {
+        const char *key = data + pos;
+        const char *kend = memchr(key, '\0', len - pos);
+        if (kend == NULL || (size_t)(kend + 1 - data) >= len) {
+            snprintf(err, errlen, "serialized configuration: truncated");
+            return SV_ERROR;
+        }
+        const char *value = kend + 1;
+        const char *vend = memchr(value, '\0', len - (size_t)(value - data));
+        if (vend == NULL) {
+            snprintf(err, errlen, "serialized configuration: truncated");
+            return SV_ERROR;
+        }
+        if (sv_config_set(cfg, key, value, err, errlen) != SV_OK)
+            return SV_ERROR;
+        pos = (size_t)(vend + 1 - data);
+    }
+    return SV_OK;
 }
 
 void sv_config_free(sv_config *cfg)

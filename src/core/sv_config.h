@@ -99,6 +99,14 @@ typedef struct sv_config {
     char *indexnow_key_location;  /* empty: https://<host>/<key>.txt */
     char *indexnow_url_template;  /* public URL of a content item, "{id}" replaced */
     char *config_path;          /* the file this configuration was read from, or NULL */
+    /* streamvibe-realtime (the pool starts it when realtime_listen is set) */
+    char *realtime_listen;      /* host:port or unix socket path; empty = not started */
+    int   realtime_max_sockets;
+    int   realtime_max_channels; /* per socket */
+    long  realtime_max_message; /* largest message a client may send, bytes */
+    long  realtime_send_buffer; /* per socket: queued output beyond this drops a slow reader */
+    int   realtime_handshake_timeout; /* seconds to complete the HTTP upgrade */
+    int   realtime_idle_timeout; /* seconds without a byte from the client (0 = never) */
 } sv_config;
 
 /* Fills every field with its built-in default (strings are malloc'd). */
@@ -113,6 +121,14 @@ int sv_config_load(sv_config *cfg, const char *path, char *err, size_t errlen);
 /* Sets one key from its text form, validating type and range. */
 int sv_config_set(sv_config *cfg, const char *key, const char *value,
                   char *err, size_t errlen);
+
+/* Every setting as "key" NUL "value" NUL pairs (malloc'd, *len bytes;
+ * NULL when out of memory): how the pool master hands its configuration,
+ * file and environment already applied, to streamvibe-realtime, which
+ * runs as `user` and may not be able to read the file. */
+char *sv_config_serialize(const sv_config *cfg, size_t *len);
+/* Defaults, then the pairs of sv_config_serialize. */
+int sv_config_load_serialized(sv_config *cfg, const char *data, size_t len, char *err, size_t errlen);
 
 void sv_config_free(sv_config *cfg);
 

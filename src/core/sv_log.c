@@ -68,6 +68,14 @@ int sv_log_open(const char *path)
     return 0;
 }
 
+void sv_log_use_fd(int fd)
+{
+    sv_log_flush();
+    if (sv_log_fd != STDERR_FILENO && sv_log_fd != fd)
+        close(sv_log_fd);
+    sv_log_fd = fd;
+}
+
 /* "YYYY-MM-DDTHH:MM:SS" of the current second: a worker logs every
  * request, and the date changes once a second. */
 static const char *sv_log_second(time_t sec)

@@ -11,6 +11,11 @@
  * (SIGHUP) to follow a rotated file. Returns 0 or -1 with errno set. */
 int sv_log_open(const char *path);
 
+/* Logs to fd from now on (a descriptor the process inherited, e.g. a
+ * pipe to the pool master that writes its lines out); sv_log_open may
+ * replace it. */
+void sv_log_use_fd(int fd);
+
 /* Records the pid to print, saving a syscall per line; call it again in
  * every forked child (0: ask the kernel each time). */
 void sv_log_set_pid(pid_t pid);

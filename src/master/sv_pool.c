@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,7 +22,28 @@
 #include "master/sv_identity.h"
 #include "master/sv_listen.h"
 #include "master/sv_pidfile.h"
+#include "realtime/sv_rt_listen.h"
 #include "worker/sv_worker.h"
+
+/* streamvibe-realtime under the pool (realtime_listen set): one process,
+ * started with the workers, respawned when it dies (with a growing delay
+ * when it dies young), reloaded with the pool, stopped with it. The
+ * master owns its listening socket (see realtime/sv_rt_listen.h) and
+ * relays its log lines, so it can run as `user`. */
+typedef struct sv_pool_realtime {
+    char    program[4096];   /* next to this binary */
+    int     listen_fd;       /* -1: not configured */
+    char   *listen;          /* what listen_fd was opened for */
+    pid_t   pid;
+    int64_t started_ms;      /* monotonic */
+    int64_t next_spawn_ms;
+    int     quick_deaths;
+    int     config_error;    /* exited with 78: wait for a reload */
+    char   *settings;        /* what it was started with (see sv_pool_realtime_settings) */
+    int     log_fd;          /* read end of its log pipe, or -1 */
+    char    log_buf[8192];
+    size_t  log_len;
+} sv_pool_realtime;
 
 typedef struct sv_pool {
     sv_config      cfg;
@@ -52,6 +74,7 @@ typedef struct sv_pool {
     int64_t        started_ms[SV_SCOREBOARD_SLOTS];   /* wall clock */
     pid_t          reconciler;           /* streamvibe-job --reconcile running, or 0 */
     int64_t        next_reconcile_ms;    /* monotonic */
+    sv_pool_realtime rt;
 } sv_pool;
 
 static int sv_pool_signal_pipe[2] = { -1, -1 };
@@ -210,6 +233,230 @@ static void sv_pool_reconcile(sv_pool *pool)
     }
 }
 
+/* --- streamvibe-realtime --------------------------------------------- */
+
+/* Opens (or closes) the daemon's socket for the current configuration. */
+static void sv_pool_realtime_listen(sv_pool *pool)
+{
+    sv_pool_realtime *rt = &pool->rt;
+    const char *want = pool->cfg.realtime_listen;
+    if (rt->listen != NULL && strcmp(rt->listen, want) == 0)
+        return;
+    if (rt->listen_fd >= 0) {
+        close(rt->listen_fd);
+        if (sv_rt_listen_is_unix(rt->listen))
+            unlink(rt->listen);
+    }
+    rt->listen_fd = -1;
+    free(rt->listen);
+    rt->listen = NULL;
+    if (want[0] == '\0')
+        return;
+    char err[512];
+    if (pool->cfg.jwt_secret[0] == '\0') {
+        sv_log_error("realtime", "msg=\"realtime_listen is set but jwt_secret is not: not started\"");
+        return;
+    }
+    rt->listen_fd = sv_rt_listen_open(&pool->cfg, err, sizeof(err));
+    if (rt->listen_fd < 0) {
+        sv_log_error("realtime", "msg=\"cannot listen, not started\" error=\"%s\"", err);
+        return;
+    }
+    rt->listen = strdup(want);
+}
+
+/* The settings the daemon runs with: a reload that changes them restarts
+ * it (it cannot re-read a file that only root may read). Malloc'd. */
+static char *sv_pool_realtime_settings(const sv_config *cfg)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s\n%s\n%d %d %d %ld %ld %d %d %s %s", cfg->database_url, cfg->jwt_secret,
+                 cfg->listen_backlog, cfg->realtime_max_sockets, cfg->realtime_max_channels,
+                 cfg->realtime_max_message, cfg->realtime_send_buffer, cfg->realtime_handshake_timeout,
+                 cfg->realtime_idle_timeout, cfg->user, cfg->group) < 0)
+        return NULL;
+    return s;
+}
+
+static void sv_pool_realtime_spawn(sv_pool *pool)
+{
+    sv_pool_realtime *rt = &pool->rt;
+    int logpipe[2], cfgpipe[2];
+    size_t cfglen = 0;
+    char *cfg = sv_config_serialize(&pool->cfg, &cfglen);
+    if (cfg == NULL || cfglen > 65536 || pipe2(logpipe, O_CLOEXEC) != 0) {
+        sv_log_error("realtime", "error=\"cannot prepare its configuration: %s\"", strerror(errno));
+        free(cfg);
+        rt->next_spawn_ms = sv_clock_mono_ms() + 1000;
+        return;
+    }
+    /* The configuration goes through a pipe (it fits in the pipe's
+     * buffer, so it is written before the daemon exists). */
+    if (pipe2(cfgpipe, O_CLOEXEC) != 0 || write(cfgpipe[1], cfg, cfglen) != (ssize_t)cfglen) {
+        sv_log_error("realtime", "error=\"pipe: %s\"", strerror(errno));
+        free(cfg);
+        close(logpipe[0]);
+        close(logpipe[1]);
+        rt->next_spawn_ms = sv_clock_mono_ms() + 1000;
+        return;
+    }
+    free(cfg);
+    close(cfgpipe[1]);
+    sigset_t all, old;
+    sigfillset(&all);
+    sigprocmask(SIG_BLOCK, &all, &old);
+    pid_t master = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; sig++)
+            sigaction(sig, &sa, NULL);
+        if (sv_identity_drop(&pool->identity) != SV_OK) {
+            sv_log_error("realtime", "error=\"cannot become user %s: %s\"", pool->identity.user, strerror(errno));
+            _exit(1);
+        }
+        /* After the identity change, which clears it: the daemon stops
+         * with the master even if the master is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != master)
+            _exit(1);
+        /* Its socket as descriptor 3, its log pipe as 4, its configuration
+         * as 5, nothing else. */
+        int lfd = fcntl(rt->listen_fd, F_DUPFD, 16), pfd = fcntl(logpipe[1], F_DUPFD, 16),
+            cfd = fcntl(cfgpipe[0], F_DUPFD, 16);
+        if (lfd < 0 || pfd < 0 || cfd < 0)
+            _exit(1);
+        sv_log_use_fd(pfd); /* the master's log descriptor may be 3, 4 or 5 */
+        if (dup2(lfd, SV_RT_LISTEN_FD) < 0 || dup2(pfd, 4) < 0 || dup2(cfd, 5) < 0)
+            _exit(1);
+        sv_log_use_fd(4);
+        close_range(6, ~0U, 0);
+        char pidtext[24];
+        snprintf(pidtext, sizeof(pidtext), "%d", (int)getpid());
+        setenv("LISTEN_PID", pidtext, 1);
+        setenv("LISTEN_FDS", "1", 1);
+        setenv("STREAMVIBE_LOG_FD", "4", 1);
+        setenv("STREAMVIBE_CONFIG_FD", "5", 1);
+        sigprocmask(SIG_SETMASK, &old, NULL);
+        char *argv[] = { "streamvibe-realtime", NULL };
+        execv(rt->program, argv);
+        sv_log_error("realtime", "error=\"exec %s: %s\"", rt->program, strerror(errno));
+        _exit(127);
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    close(logpipe[1]);
+    close(cfgpipe[0]);
+    if (pid < 0) {
+        close(logpipe[0]);
+        sv_log_error("realtime", "error=\"fork: %s\"", strerror(errno));
+        rt->next_spawn_ms = sv_clock_mono_ms() + 1000;
+        return;
+    }
+    if (rt->log_fd >= 0)
+        close(rt->log_fd);
+    rt->log_fd = logpipe[0];
+    fcntl(rt->log_fd, F_SETFL, O_NONBLOCK);
+    rt->log_len = 0;
+    rt->pid = pid;
+    rt->started_ms = sv_clock_mono_ms();
+    free(rt->settings);
+    rt->settings = sv_pool_realtime_settings(&pool->cfg);
+}
+
+/* Writes out the daemon's complete log lines. */
+static void sv_pool_realtime_log(sv_pool *pool, int eof)
+{
+    sv_pool_realtime *rt = &pool->rt;
+    if (rt->log_fd < 0)
+        return;
+    for (;;) {
+        ssize_t n = read(rt->log_fd, rt->log_buf + rt->log_len, sizeof(rt->log_buf) - rt->log_len);
+        if (n > 0) {
+            rt->log_len += (size_t)n;
+            char *nl = memrchr(rt->log_buf, '\n', rt->log_len);
+            if (nl != NULL) {
+                size_t whole = (size_t)(nl - rt->log_buf) + 1;
+                sv_log_write_raw(rt->log_buf, whole);
+                memmove(rt->log_buf, rt->log_buf + whole, rt->log_len - whole);
+                rt->log_len -= whole;
+            } else if (rt->log_len == sizeof(rt->log_buf)) {
+                sv_log_write_raw(rt->log_buf, rt->log_len);
+                rt->log_len = 0;
+            }
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || eof) {
+            close(rt->log_fd);
+            rt->log_fd = -1;
+        }
+        return;
+    }
+}
+
+/* The daemon exited: back off when it keeps dying young; a configuration
+ * it refuses (exit 78) waits for a reload. */
+static void sv_pool_realtime_exited(sv_pool *pool, int status)
+{
+    sv_pool_realtime *rt = &pool->rt;
+    int64_t lived = sv_clock_mono_ms() - rt->started_ms;
+    sv_pool_realtime_log(pool, 1);
+    if (WIFSIGNALED(status))
+        sv_log(pool->stopping ? "info" : "warn", "realtime_exit", "pid=%d signal=%d lived_ms=%lld",
+               (int)rt->pid, WTERMSIG(status), (long long)lived);
+    else
+        sv_log(pool->stopping || WEXITSTATUS(status) == 0 ? "info" : "warn", "realtime_exit",
+               "pid=%d status=%d lived_ms=%lld", (int)rt->pid, WEXITSTATUS(status), (long long)lived);
+    rt->pid = 0;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 78) {
+        rt->config_error = 1;
+        sv_log_error("realtime", "msg=\"streamvibe-realtime refused the configuration; not restarted until a reload\"");
+        return;
+    }
+    if (lived < 5000) {
+        rt->quick_deaths++;
+        int64_t delay = 500LL << (rt->quick_deaths > 6 ? 6 : rt->quick_deaths);
+        rt->next_spawn_ms = sv_clock_mono_ms() + (delay > 30000 ? 30000 : delay);
+    } else {
+        rt->quick_deaths = 0;
+        rt->next_spawn_ms = sv_clock_mono_ms() + 100;
+    }
+}
+
+static void sv_pool_realtime_check(sv_pool *pool)
+{
+    sv_pool_realtime *rt = &pool->rt;
+    sv_pool_realtime_log(pool, 0);
+    if (!pool->stopping && rt->pid == 0 && rt->listen_fd >= 0 && !rt->config_error &&
+        sv_clock_mono_ms() >= rt->next_spawn_ms)
+        sv_pool_realtime_spawn(pool);
+}
+
+/* SIGHUP: when the daemon's address or settings changed it is restarted
+ * (its clients reconnect and rejoin on their own); otherwise it is left
+ * alone, its sockets open. */
+static void sv_pool_realtime_reload(sv_pool *pool)
+{
+    sv_pool_realtime *rt = &pool->rt;
+    const char *before = rt->listen ? rt->listen : "";
+    int moved = strcmp(before, pool->cfg.realtime_listen) != 0;
+    char *now = sv_pool_realtime_settings(&pool->cfg);
+    int changed = now == NULL || rt->settings == NULL || strcmp(now, rt->settings) != 0;
+    free(now);
+    rt->config_error = 0;
+    rt->quick_deaths = 0;
+    rt->next_spawn_ms = 0;
+    if (rt->pid > 0 && (moved || changed)) {
+        sv_log_info("realtime", "msg=\"settings changed: restarting streamvibe-realtime\"");
+        kill(rt->pid, SIGTERM);
+    }
+    if (moved)
+        sv_pool_realtime_listen(pool);
+}
+
 static void sv_pool_reap(sv_pool *pool)
 {
     int status;
@@ -217,6 +464,10 @@ static void sv_pool_reap(sv_pool *pool)
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         if (pid == pool->reconciler) {
             pool->reconciler = 0;
+            continue;
+        }
+        if (pid == pool->rt.pid) {
+            sv_pool_realtime_exited(pool, status);
             continue;
         }
         for (int i = 0; i < SV_SCOREBOARD_SLOTS; i++) {
@@ -338,6 +589,7 @@ static void sv_pool_reload(sv_pool *pool)
             break;
     sv_pool_signal_workers(pool, SIGTERM, 1);
     pool->retire_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
+    sv_pool_realtime_reload(pool);
     sv_log_info("reload", "generation=%u workers=%d", pool->generation, pool->cfg.workers);
 }
 
@@ -357,6 +609,8 @@ static void sv_pool_kill_overdue(sv_pool *pool)
     if (pool->stopping && now >= pool->stop_deadline_ms) {
         sv_log_warn("stop", "msg=\"workers did not finish in time, killing\"");
         sv_pool_signal_workers(pool, SIGKILL, 0);
+        if (pool->rt.pid > 0)
+            kill(pool->rt.pid, SIGKILL);
         pool->stop_deadline_ms = now + 60000;
     }
 }
@@ -374,6 +628,8 @@ static void sv_pool_begin_stop(sv_pool *pool, int signo)
     if (sv_listen_is_unix(&pool->cfg))
         unlink(pool->cfg.listen);
     sv_pool_signal_workers(pool, SIGTERM, 0);
+    if (pool->rt.pid > 0)
+        kill(pool->rt.pid, SIGTERM);
     pool->stop_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
 }
 
@@ -383,6 +639,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     char err[512];
 
     memset(&pool, 0, sizeof(pool));
+    pool.rt.listen_fd = pool.rt.log_fd = -1;
     pool.cfg = *cfg;            /* the pool owns the strings from now on */
     memset(cfg, 0, sizeof(*cfg));
     pool.config_path = config_path;
@@ -438,6 +695,14 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
 
     sv_pool_prepare_spool(&pool);
     sv_log_set_pid(getpid());
+    /* The daemon's program: next to this one (as `make install` puts it). */
+    ssize_t plen = readlink("/proc/self/exe", pool.rt.program, sizeof(pool.rt.program) - 32);
+    char *slash = plen > 0 ? memrchr(pool.rt.program, '/', (size_t)plen) : NULL;
+    if (slash != NULL)
+        strcpy(slash + 1, "streamvibe-realtime");
+    else
+        strcpy(pool.rt.program, SV_BINDIR "/streamvibe-realtime");
+    sv_pool_realtime_listen(&pool);
     pool.generation = 1;
     sv_scoreboard_open(pool.sb, getpid(), (uint32_t)pool.cfg.workers);
     sv_log_info("start", "listen=%s workers=%d max_requests=%d request_timeout=%d user=%s",
@@ -450,8 +715,9 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     pool.initial_spawn_done = 1;
 
     for (;;) {
-        struct pollfd pfd = { .fd = sv_pool_signal_pipe[0], .events = POLLIN };
-        poll(&pfd, 1, 200);
+        struct pollfd pfd[2] = { { .fd = sv_pool_signal_pipe[0], .events = POLLIN },
+                                 { .fd = pool.rt.log_fd, .events = POLLIN } };
+        poll(pfd, pool.rt.log_fd >= 0 ? 2 : 1, 200);
         unsigned char sigs[64];
         ssize_t n;
         while ((n = read(sv_pool_signal_pipe[0], sigs, sizeof(sigs))) > 0) {
@@ -470,7 +736,8 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
             }
         }
         sv_pool_reap(&pool);
-        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0)
+        sv_pool_realtime_check(&pool);
+        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0 && pool.rt.pid == 0)
             break;
         sv_pool_enforce_timeouts(&pool);
         sv_pool_kill_overdue(&pool);
@@ -483,6 +750,10 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     }
 
     close(pool.listen_fd);
+    sv_pool_realtime_log(&pool, 1);
+    pool.cfg.realtime_listen[0] = '\0';
+    sv_pool_realtime_listen(&pool); /* closes it (and removes a unix socket) */
+    free(pool.rt.settings);
     close(pool.handoff_fds[0]);
     close(pool.handoff_fds[1]);
     if (pool.cfg.pid_file[0])

@@ -17,6 +17,7 @@ package SV::Test::Nginx;
 #   socket            FastCGI socket (default: $pool->socket)
 #   read_timeout      fastcgi_read_timeout (default 75s)
 #   http_extra, server_extra, fastcgi_extra   raw text for the template's hooks
+#   realtime          streamvibe-realtime's address (host:port or unix:/path)
 
 use strict;
 use warnings;
@@ -79,6 +80,7 @@ sub render {
         SERVER_EXTRA     => $c->{server_extra} // '',
         FASTCGI_EXTRA    => $c->{fastcgi_extra} // '',
         READ_TIMEOUT     => $c->{read_timeout} // '75s',
+        REALTIME         => $c->{realtime} // "unix:$self->{dir}/no-realtime.sock",
     );
     $v{USER_DIRECTIVE} = 'user nobody nobody;'
         if $> == 0 && !defined getgrnam('nogroup');

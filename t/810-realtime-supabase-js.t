@@ -1,0 +1,133 @@
+#!/usr/bin/perl
+# Realtime with the real @supabase/supabase-js: PostgreSQL, the pool (which
+# starts streamvibe-realtime), nginx proxying /realtime/v1/, and
+# t/js/realtime.mjs run three times: with the pinned client of
+# t/js/package-lock.json (its default serializer, vsn 2.0.0), the same
+# client with vsn 1.0.0 (what clients up to realtime-js 2.90 use), and the
+# newest 2.x from the registry. Each run's TAP is re-issued here.
+#
+# Skips only when node/npm are missing or the registry cannot be reached,
+# and never when $CI is set: there those are failures.
+
+use strict;
+use warnings;
+use Test::More;
+use Cwd qw(abs_path);
+use Digest::SHA qw(hmac_sha256 sha256_hex);
+use File::Copy qw(copy);
+use JSON::PP ();
+use MIME::Base64 qw(encode_base64url);
+use Time::HiRes qw(time);
+use SV::Test qw(sv_srcdir sv_tempdir free_tcp_port run_command find_program slurp_file);
+use SV::Test::Npm;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+my $CI = defined $ENV{CI} && length $ENV{CI} && $ENV{CI} ne 'false' && $ENV{CI} ne '0';
+sub skip_or_fail {
+    my ($why, $detail) = @_;
+    if ($CI) {
+        plan tests => 1;
+        fail("realtime supabase-js test cannot run in CI: $why");
+        diag($detail) if defined $detail;
+        exit 1;
+    }
+    print STDERR "#\n# *** t/810-realtime-supabase-js.t SKIPPED: $why ***\n#\n";
+    plan skip_all => $why;
+}
+
+skip_or_fail('nginx not installed') unless SV::Test::Nginx::available();
+skip_or_fail('PostgreSQL server not installed') unless SV::Test::Pg::available();
+my $node = SV::Test::Npm::node() or skip_or_fail('node not installed (scripts/install-deps installs it)');
+SV::Test::Npm::npm() or skip_or_fail('npm not installed (scripts/install-deps installs it)');
+my $psql = find_program('psql', SV::Test::Pg::pg_bindir() // ()) or skip_or_fail('psql not installed');
+
+my $jsdir = sv_srcdir() . '/t/js';
+my ($pinned, $latest, $latest_version);
+eval {
+    $pinned = SV::Test::Npm::install_lock($jsdir);
+    ($latest, $latest_version) = SV::Test::Npm::install_latest('@supabase/supabase-js', '2');
+    1;
+} or do {
+    my $e = $@;
+    skip_or_fail("the npm registry cannot be reached", $e) if $e =~ /^npm-offline/;
+    BAIL_OUT($e);
+};
+
+# --- the stack ---------------------------------------------------------------
+my $secret = 'sv-510-realtime-' . sha256_hex("$$-" . time . rand());
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or BAIL_OUT($out);
+my $rt_port = free_tcp_port();
+my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+    conf => { jwt_secret => $secret, realtime_listen => "127.0.0.1:$rt_port" });
+$pool->start;
+my $ngx = SV::Test::Nginx->new(pool => $pool, conf => { realtime => "127.0.0.1:$rt_port" });
+$ngx->start;
+ok(SV::Test::wait_until(sub { ($ngx->json($ngx->request('GET', '/realtime/v1/healthz')) // {})->{status} // '' eq 'ok' }, 15),
+   'streamvibe-realtime answers through nginx') or diag($pool->diag_output);
+
+sub jwt {
+    my ($claims) = @_;
+    my $j = JSON::PP->new->canonical;
+    my $h = encode_base64url($j->encode({ alg => 'HS256', typ => 'JWT' }));
+    my $b = encode_base64url($j->encode($claims));
+    return "$h.$b." . encode_base64url(hmac_sha256("$h.$b", $secret));
+}
+my $now = int time;
+my %keys = map { $_ => jwt({ role => $_, iss => 'streamvibe', iat => $now, exp => $now + 86400 }) } qw(anon service_role);
+
+my @flags = SV::Test::Npm::node_flags();
+sub run_script {
+    my ($label, $modules, %env) = @_;
+    my $dir = sv_tempdir(prefix => 'svrtjs');
+    copy("$jsdir/realtime.mjs", "$dir/realtime.mjs") or BAIL_OUT("copy realtime.mjs: $!");
+    symlink(abs_path("$modules/node_modules"), "$dir/node_modules") or BAIL_OUT("symlink: $!");
+    my $ver = eval { JSON::PP::decode_json(slurp_file("$modules/node_modules/\@supabase/supabase-js/package.json"))->{version} } // '?';
+    my $t0 = time;
+    my ($nrc, $tap, $stderr) = run_command([$node, @flags, "$dir/realtime.mjs"], dir => $dir, timeout => 300,
+        env => { SUPABASE_URL => 'http://127.0.0.1:' . $ngx->port, SUPABASE_ANON_KEY => $keys{anon},
+                 SUPABASE_SERVICE_KEY => $keys{service_role}, SV_PG_CONNINFO => $pg->conninfo(user => 'postgres'),
+                 SV_PSQL => $psql, NODE_OPTIONS => undef, NO_COLOR => 1, %env });
+    note(sprintf('%s: supabase-js %s ran for %.1fs', $label, $ver, time - $t0));
+    my ($n, $plan, $last_failed) = (0, undef, 0);
+    for my $line (split /\n/, $tap) {
+        if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
+            (my $name = $2 // '') =~ s/\\#/#/g;
+            ok(!defined $1, "$label: $name");
+            $last_failed = defined $1;
+            $n++;
+        } elsif ($line =~ /^1\.\.(\d+)/) {
+            $plan = $1;
+        } elsif ($line =~ /^# ?(.*)$/) {
+            if ($last_failed) { diag($1) } else { note($1) }
+        } elsif (length $line) {
+            note("js stdout: $line");
+        }
+    }
+    ok(defined $plan && $plan == $n && $n > 40, "$label: realtime.mjs ran to the end ($n assertions)")
+        or diag("exit $nrc; stderr:\n$stderr");
+    return $ver;
+}
+
+my $pinned_version = run_script('pinned', $pinned);
+run_script("pinned vsn 1.0.0", $pinned, SV_RT_VSN => '1.0.0');
+if ($latest_version eq $pinned_version) {
+    note("the newest 2.x is the pinned $pinned_version");
+} else {
+    run_script("latest $latest_version", $latest);
+}
+
+my $log = $pool->log;
+like($log, qr/event=rt_start .*\(inherited\)/, 'the pool started streamvibe-realtime on the socket it opened');
+unlike($log, qr/level=error/, 'no error in the log') or diag($log);
+unless (Test::More->builder->is_passing) {
+    diag($pool->diag_output);
+    diag("--- nginx error.log\n" . $ngx->error_log);
+}
+$ngx->stop;
+$pool->stop;
+done_testing;
