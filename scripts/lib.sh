@@ -16,6 +16,7 @@ SV_PACKAGES=(
     nginx-light fcgiwrap spawn-fcgi
     libdbd-pg-perl libwww-perl
     wrk valgrind curl ca-certificates procps
+    logrotate
 )
 
 # Prints the packages of SV_PACKAGES that are not installed.

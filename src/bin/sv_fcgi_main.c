@@ -91,6 +91,7 @@ int main(int argc, char **argv)
     sv_identity identity;
     err[0] = '\0';
     if (sv_identity_resolve(&cfg, &identity, err, sizeof(err)) != SV_OK ||
+        (identity.drop && sv_log_give_to(identity.uid) != 0) ||
         sv_identity_drop(&identity) != SV_OK) {
         fprintf(stderr, "streamvibe-fcgi: %s\n", err[0] ? err : strerror(errno));
         sv_scoreboard_destroy(sb);

@@ -8,8 +8,16 @@
 #include <sys/types.h>
 
 /* Opens path ("-" or empty: stderr) for appending. Safe to call again
- * (SIGHUP) to follow a rotated file. Returns 0 or -1 with errno set. */
+ * (SIGHUP, SIGUSR1) to follow a rotated file: held lines go to the old
+ * file first, and on failure the old file stays in use. Returns 0 or -1
+ * with errno set. */
 int sv_log_open(const char *path);
+
+/* Makes uid the owner of the open log file (nothing for stderr, or when
+ * it already is), so that workers running as uid can open it again by
+ * name after a rotation, as nginx does with its worker user. Returns 0
+ * or -1 with errno set. */
+int sv_log_give_to(uid_t uid);
 
 /* Records the pid to print, saving a syscall per line; call it again in
  * every forked child (0: ask the kernel each time). */

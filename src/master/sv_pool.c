@@ -67,6 +67,7 @@ static int sv_pool_install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     return 0;
@@ -228,6 +229,31 @@ static void sv_pool_enforce_timeouts(sv_pool *pool)
     }
 }
 
+/* Workers that run as another user open log_file again by name after a
+ * rotation (SIGUSR1): the file must be theirs. */
+static void sv_pool_share_log(const sv_pool *pool)
+{
+    if (geteuid() == 0 && pool->identity.drop && sv_log_give_to(pool->identity.uid) != 0)
+        sv_log_warn("log_file", "msg=\"cannot give log_file to the workers' user\" user=%s error=\"%s\"",
+                    pool->identity.user, strerror(errno));
+}
+
+/* SIGUSR1 (logrotate's postrotate, as for nginx and php-fpm): the master
+ * opens log_file by name again, then tells every worker to do the same.
+ * Lines written meanwhile go to the old file, which logrotate renamed,
+ * so none is lost; a worker that cannot reopen keeps the old file. */
+static void sv_pool_reopen_logs(sv_pool *pool)
+{
+    if (sv_log_open(pool->cfg.log_file) != 0) {
+        sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
+                     strerror(errno));
+        return;
+    }
+    sv_pool_share_log(pool);
+    sv_log_info("log_reopen", "msg=\"log_file reopened\"");
+    sv_pool_signal_workers(pool, SIGUSR1, 0);
+}
+
 static void sv_pool_reload(sv_pool *pool)
 {
     sv_config fresh;
@@ -255,6 +281,7 @@ static void sv_pool_reload(sv_pool *pool)
     if (geteuid() == 0 && !identity.drop && pool->identity.drop)
         sv_log_warn("reload", "msg=\"user removed: new workers run as root\"");
     pool->identity = identity;
+    sv_pool_share_log(pool);
 
     /* New workers start accepting at once on the same socket; the old
      * ones finish what they are serving and exit, so nothing queued or in
@@ -354,6 +381,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     }
 
     sv_log_set_pid(getpid());
+    sv_pool_share_log(&pool);
     pool.generation = 1;
     sv_scoreboard_open(pool.sb, getpid(), (uint32_t)pool.cfg.workers);
     sv_log_info("start", "listen=%s workers=%d max_requests=%d request_timeout=%d user=%s",
@@ -378,6 +406,9 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
                 case SIGHUP:
                     if (!pool.stopping)
                         sv_pool_reload(&pool);
+                    break;
+                case SIGUSR1:
+                    sv_pool_reopen_logs(&pool);
                     break;
                 default:
                     sv_pool_begin_stop(&pool, sigs[i]);
