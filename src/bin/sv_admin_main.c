@@ -34,7 +34,7 @@ static void sv_admin_usage(FILE *f)
             "      print the anon and service_role API keys (JWTs signed with\n"
             "      jwt_secret from FILE, $STREAMVIBE_CONFIG or $STREAMVIBE_JWT_SECRET)\n"
             "      for a web app's supabase-js configuration\n"
-            "  help\n"
+            "  help (also --help, -h)\n"
             "      show this text\n"
             "\n"
             "database (libpq conninfo or postgresql:// URL), first found of:\n"

@@ -27,6 +27,8 @@ static void sv_usage(FILE *out)
           "  --pool          run the prefork pool master (listens on `listen`)\n"
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
           "  --check-config  validate the configuration and exit\n"
+          "  --help          show this text\n"
+          "  --version       print the version\n"
           "Without --pool: serve FastCGI on an inherited socket (fd 0), or act\n"
           "as a CGI program when fd 0 is not a listening socket.\n",
           out);
