@@ -56,6 +56,7 @@ my %want = (
     "$dir{pkgdatadir}/streamvibe.conf.sample"       => 'the sample configuration',
     "$dir{pkgdatadir}/nginx/streamvibe.conf.in"     => 'the nginx template',
     "$dir{sysconfdir}/logrotate.d/streamvibe"       => 'the logrotate snippet',
+    ($dir{systemdsystemunitdir} ? ("$dir{systemdsystemunitdir}/streamvibe.service" => 'the systemd unit') : ()),
     "$dir{mandir}/man8/streamvibe-fcgi.8"           => 'streamvibe-fcgi(8)',
     "$dir{mandir}/man8/streamvibe-admin.8"          => 'streamvibe-admin(8)',
     "$dir{mandir}/man5/streamvibe.conf.5"           => 'streamvibe.conf(5)',
@@ -70,6 +71,13 @@ is(sprintf('%04o', (stat "$dest$dir{sysconfdir}/streamvibe/streamvibe.conf")[2] 
     'the configuration is mode 0640 (it holds jwt_secret)');
 is(slurp_file("$dest$dir{pkgdatadir}/sql/$sql[-1]"), slurp_file("$src/sql/$sql[-1]"),
     'installed migrations are the source files');
+SKIP: {
+    skip 'configured --without-systemdsystemunitdir', 2 unless $dir{systemdsystemunitdir};
+    my $unit = slurp_file("$dest$dir{systemdsystemunitdir}/streamvibe.service") // '';
+    like($unit, qr{^ExecStart=\Q$dir{sbindir}\E/streamvibe-fcgi --pool --config \Q$dir{sysconfdir}\E/streamvibe/streamvibe\.conf$}m,
+        'the unit runs the installed program with the installed configuration');
+    unlike($unit, qr/\@[a-z]+\@/, 'no placeholder is left in the unit');
+}
 
 # The installed programs run, and say where they look for things.
 my ($hrc, $help) = run_command(["$dest$dir{sbindir}/streamvibe-admin", 'help'], merge => 1);

@@ -16,6 +16,7 @@
 #include "core/sv_scoreboard.h"
 #include "master/sv_identity.h"
 #include "master/sv_listen.h"
+#include "master/sv_notify.h"
 #include "master/sv_pidfile.h"
 #include "worker/sv_worker.h"
 
@@ -71,6 +72,14 @@ static int sv_pool_install_signals(void)
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     return 0;
+}
+
+/* Tells the service manager (streamvibe.service is Type=notify); the
+ * pool serves whether or not it listens. */
+static void sv_pool_notify(const char *state)
+{
+    if (sv_notify(state) != SV_OK)
+        sv_log_warn("notify", "error=\"%s\"", strerror(errno));
 }
 
 /* --- workers ----------------------------------------------------------- */
@@ -326,6 +335,7 @@ static void sv_pool_begin_stop(sv_pool *pool, int signo)
     /* Before the signal: leaving workers must not pass connections on. */
     sv_scoreboard_stop(pool->sb);
     sv_log_info("stop", "signal=%d msg=\"finishing in-flight requests\"", signo);
+    sv_pool_notify("STOPPING=1");
     /* Remove the socket first so nginx stops sending new requests here;
      * accepted and queued connections are still served. */
     if (sv_listen_is_unix(&pool->cfg))
@@ -392,6 +402,9 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     for (int i = 0; i < pool.cfg.workers; i++)
         sv_pool_spawn(&pool);
     pool.initial_spawn_done = 1;
+    /* The socket listens and the workers are forked: connections are
+     * accepted from now on, whatever the workers' start-up costs. */
+    sv_pool_notify("READY=1");
 
     for (;;) {
         struct pollfd pfd = { .fd = sv_pool_signal_pipe[0], .events = POLLIN };
@@ -404,8 +417,11 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
                 case SIGCHLD:
                     break;
                 case SIGHUP:
-                    if (!pool.stopping)
+                    if (!pool.stopping) {
+                        sv_pool_notify("RELOADING=1");
                         sv_pool_reload(&pool);
+                        sv_pool_notify("READY=1");
+                    }
                     break;
                 case SIGUSR1:
                     sv_pool_reopen_logs(&pool);
