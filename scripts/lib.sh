@@ -16,7 +16,7 @@ SV_PACKAGES=(
     nginx-light fcgiwrap spawn-fcgi
     libdbd-pg-perl libwww-perl
     wrk valgrind curl ca-certificates procps
-    logrotate
+    logrotate apache2 libapache2-mod-fcgid
 )
 
 # Prints the packages of SV_PACKAGES that are not installed.
