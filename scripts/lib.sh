@@ -12,7 +12,7 @@ sv_die()  { printf 'error: %s\n' "$*" >&2; exit 1; }
 SV_PACKAGES=(
     build-essential autoconf automake libtool pkg-config
     libfcgi-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcrypt-dev
-    postgresql-15 postgresql-client-15
+    postgresql-15 postgresql-client-15 postgresql-15-cron
     nginx-light fcgiwrap spawn-fcgi
     libdbd-pg-perl libwww-perl
     wrk valgrind curl ca-certificates procps
