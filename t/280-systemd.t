@@ -292,6 +292,16 @@ like(healthz(), qr/^Status: 200/, 'and it serves');
 ok(rename("$host_log/streamvibe.log", "$host_log/streamvibe.log.1"), 'log renamed');
 kill 'USR1', $pid;
 ok(wait_until(sub { -s "$host_log/streamvibe.log" }, 10), 'SIGUSR1: a new log file in LogsDirectory');
+# Once every process has let go of the renamed file (a request served
+# before a worker got the signal is rightly logged there).
+sub holds_old {
+    for my $p ($pid, SV::Test::proc_children($pid)) {
+        opendir my $dh, "/proc/$p/fd" or next;
+        return 1 if grep { (readlink("/proc/$p/fd/$_") // '') =~ /streamvibe\.log\.1$/ } readdir $dh;
+    }
+    return 0;
+}
+ok(wait_until(sub { !holds_old() }, 10), 'master and workers write to the new file');
 like(healthz(), qr/^Status: 200/, 'a request after the rotation');
 ok(wait_until(sub { (slurp_file("$host_log/streamvibe.log") // '') =~ /event=access/ }, 10),
     'its access line is in the new file, written by a worker');
