@@ -13,10 +13,11 @@ SV_PACKAGES=(
     build-essential autoconf automake libtool pkg-config
     libfcgi-dev libpq-dev libjson-c-dev libcurl4-openssl-dev libsodium-dev libcrypt-dev
     libwslay-dev libssl-dev
-    postgresql-15 postgresql-client-15
+    postgresql-15 postgresql-client-15 postgresql-15-cron
     nginx-light fcgiwrap spawn-fcgi
     libdbd-pg-perl libwww-perl
     wrk valgrind curl ca-certificates procps
+    logrotate apache2 libapache2-mod-fcgid
 )
 
 # Prints the packages of SV_PACKAGES that are not installed.

@@ -18,6 +18,7 @@
 #include "platform/sv_credentials.h"
 #include "platform/sv_http_client.h"
 #include "platform/sv_vault_rotate.h"
+#include "db/sv_schedule.h"
 
 #ifndef SV_DATADIR
 #define SV_DATADIR "/usr/local/share/streamvibe"
@@ -35,6 +36,10 @@ static void sv_admin_usage(FILE *f)
             "  migrate [--status] [--database CONNINFO] [--sql-dir DIR]\n"
             "      apply pending schema migrations (each in its own transaction),\n"
             "      or with --status list every migration as applied/pending/changed\n"
+            "      and whether the monthly quota reset is scheduled in pg_cron\n"
+            "  quota reset-due [--database CONNINFO]\n"
+            "      reset every quota whose period has ended (what pg_cron runs\n"
+            "      monthly when it is installed; run it from cron otherwise)\n"
             "  keys [--config FILE]\n"
             "      print the anon and service_role API keys (JWTs signed with\n"
             "      jwt_secret from FILE, $STREAMVIBE_CONFIG or $STREAMVIBE_JWT_SECRET)\n"
@@ -56,7 +61,7 @@ static void sv_admin_usage(FILE *f)
             "      fingerprint (the first 12 hex digits of its SHA-256). Exit 0 when\n"
             "      a token is at hand, 2 when the credential is missing, inactive or\n"
             "      expired (the user must connect again), 1 on other errors\n"
-            "  help\n"
+            "  help (also --help, -h)\n"
             "      show this text\n"
             "\n"
             "database (libpq conninfo or postgresql:// URL), first found of:\n"
@@ -74,6 +79,23 @@ static const char *sv_admin_env(const char *name)
     const char *v = getenv(name);
 
     return (v != NULL && v[0] != '\0') ? v : NULL;
+}
+
+/* The database of --database (given, may be NULL) or the environment;
+ * NULL after printing what to do when there is none. */
+static const char *sv_admin_database(const char *given, const char *cmd)
+{
+    const char *database = given;
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
+    if (database == NULL)
+        database = sv_admin_env("STREAMVIBE_DATABASE_URL");
+    if (database == NULL)
+        fprintf(stderr,
+                "%s %s: no database given: use --database CONNINFO or set "
+                "STREAMVIBE_ADMIN_DATABASE_URL (or STREAMVIBE_DATABASE_URL)\n",
+                sv_admin_prog, cmd);
+    return database;
 }
 
 /* Opens a connection for conninfo (a keyword string or URL). Returns the
@@ -149,17 +171,9 @@ static int sv_admin_migrate(int argc, char **argv)
         return 1;
     }
 
+    database = sv_admin_database(database, "migrate");
     if (database == NULL)
-        database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
-    if (database == NULL)
-        database = sv_admin_env("STREAMVIBE_DATABASE_URL");
-    if (database == NULL) {
-        fprintf(stderr,
-                "%s migrate: no database given: use --database CONNINFO or set "
-                "STREAMVIBE_ADMIN_DATABASE_URL (or STREAMVIBE_DATABASE_URL)\n",
-                sv_admin_prog);
         return 1;
-    }
     if (sql_dir == NULL)
         sql_dir = sv_admin_env("STREAMVIBE_SQL_DIR");
     if (sql_dir == NULL)
@@ -169,8 +183,11 @@ static int sv_admin_migrate(int argc, char **argv)
     if (conn == NULL)
         return 1;
 
-    if (status)
+    if (status) {
         rc = sv_migrate_status(conn, sql_dir, stdout, err, sizeof(err));
+        if (rc == SV_OK)
+            rc = sv_schedule_status(conn, stdout, err, sizeof(err));
+    }
     else
         rc = sv_migrate_apply(conn, sql_dir, stdout, err, sizeof(err));
     PQfinish(conn);
@@ -185,6 +202,65 @@ static int sv_admin_migrate(int argc, char **argv)
 }
 
 static int sv_admin_keys_rotate(int argc, char **argv);
+
+/* `quota` subcommand; argv[0] is "quota", argv[1] the action. Prints
+ * "reset N" (users whose quotas were reset). */
+static int sv_admin_quota(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "database", required_argument, NULL, 'd' },
+        { "help",     no_argument,       NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *database = NULL;
+    char err[1024];
+    int c;
+
+    if (argc < 2 || strcmp(argv[1], "reset-due") != 0) {
+        fprintf(stderr, "%s quota: expected the action reset-due\n", sv_admin_prog);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    argc--;
+    argv++;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            database = optarg;
+            break;
+        case 'h':
+            sv_admin_usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "%s quota reset-due: unknown or incomplete option '%s'\n", sv_admin_prog,
+                    argv[optind - 1]);
+            sv_admin_usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s quota reset-due: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    database = sv_admin_database(database, "quota reset-due");
+    if (database == NULL)
+        return 1;
+    PGconn *conn = sv_admin_connect(database);
+    if (conn == NULL)
+        return 1;
+    long count = 0;
+    int rc = sv_quota_reset_due(conn, &count, err, sizeof(err));
+    PQfinish(conn);
+    if (rc != SV_OK) {
+        fprintf(stderr, "%s quota reset-due: %s\n", sv_admin_prog, err);
+        return 1;
+    }
+    printf("reset %ld\n", count);
+    return fflush(stdout) == 0 ? 0 : 1;
+}
 
 /* `keys` subcommand; argv[0] is "keys". Prints anon_key=... and
  * service_role_key=... lines. The secret itself is never printed.
@@ -486,6 +562,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "migrate") == 0)
         return sv_admin_migrate(argc - 1, argv + 1);
+    if (strcmp(cmd, "quota") == 0)
+        return sv_admin_quota(argc - 1, argv + 1);
     if (strcmp(cmd, "keys") == 0)
         return sv_admin_keys(argc - 1, argv + 1);
     if (strcmp(cmd, "credentials") == 0)

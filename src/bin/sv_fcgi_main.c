@@ -30,6 +30,8 @@ static void sv_usage(FILE *out)
           "  --pool          run the prefork pool master (listens on `listen`)\n"
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
           "  --check-config  validate the configuration and exit\n"
+          "  --help          show this text\n"
+          "  --version       print the version\n"
           "Without --pool: serve FastCGI on an inherited socket (fd 0), or act\n"
           "as a CGI program when fd 0 is not a listening socket.\n",
           out);
@@ -110,6 +112,7 @@ int main(int argc, char **argv)
         return 1;
     }
     if (sv_identity_resolve(&cfg, &identity, err, sizeof(err)) != SV_OK ||
+        (identity.drop && sv_log_give_to(identity.uid) != 0) ||
         sv_identity_drop(&identity) != SV_OK) {
         fprintf(stderr, "streamvibe-fcgi: %s\n", err[0] ? err : strerror(errno));
         sv_vault_free(&vault);

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,6 +75,18 @@ void sv_log_use_fd(int fd)
     if (sv_log_fd != STDERR_FILENO && sv_log_fd != fd)
         close(sv_log_fd);
     sv_log_fd = fd;
+}
+
+int sv_log_give_to(uid_t uid)
+{
+    struct stat st;
+    if (sv_log_fd == STDERR_FILENO)
+        return 0;
+    if (fstat(sv_log_fd, &st) != 0)
+        return -1;
+    if (st.st_uid == uid)
+        return 0;
+    return fchown(sv_log_fd, uid, (gid_t)-1);
 }
 
 /* "YYYY-MM-DDTHH:MM:SS" of the current second: a worker logs every

@@ -8,13 +8,20 @@
 #include <sys/types.h>
 
 /* Opens path ("-" or empty: stderr) for appending. Safe to call again
- * (SIGHUP) to follow a rotated file. Returns 0 or -1 with errno set. */
+ * (SIGHUP, SIGUSR1) to follow a rotated file: held lines go to the old
+ * file first, and on failure the old file stays in use. Returns 0 or -1
+ * with errno set. */
 int sv_log_open(const char *path);
 
 /* Logs to fd from now on (a descriptor the process inherited, e.g. a
  * pipe to the pool master that writes its lines out); sv_log_open may
  * replace it. */
 void sv_log_use_fd(int fd);
+/* Makes uid the owner of the open log file (nothing for stderr, or when
+ * it already is), so that workers running as uid can open it again by
+ * name after a rotation, as nginx does with its worker user. Returns 0
+ * or -1 with errno set. */
+int sv_log_give_to(uid_t uid);
 
 /* Records the pid to print, saving a syscall per line; call it again in
  * every forked child (0: ask the kernel each time). */

@@ -21,6 +21,7 @@
 #include "job/sv_spool.h"
 #include "master/sv_identity.h"
 #include "master/sv_listen.h"
+#include "master/sv_notify.h"
 #include "master/sv_pidfile.h"
 #include "realtime/sv_rt_listen.h"
 #include "worker/sv_worker.h"
@@ -102,6 +103,7 @@ static int sv_pool_install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     return 0;
@@ -118,6 +120,14 @@ static void sv_pool_prepare_spool(sv_pool *pool)
         sv_log_warn("job_spool", "msg=\"jobs will be refused\" error=\"%s\"",
                     err[0] ? err : strerror(errno));
     }
+}
+
+/* Tells the service manager (streamvibe.service is Type=notify); the
+ * pool serves whether or not it listens. */
+static void sv_pool_notify(const char *state)
+{
+    if (sv_notify(state) != SV_OK)
+        sv_log_warn("notify", "error=\"%s\"", strerror(errno));
 }
 
 /* --- workers ----------------------------------------------------------- */
@@ -539,6 +549,31 @@ static void sv_pool_enforce_timeouts(sv_pool *pool)
     }
 }
 
+/* Workers that run as another user open log_file again by name after a
+ * rotation (SIGUSR1): the file must be theirs. */
+static void sv_pool_share_log(const sv_pool *pool)
+{
+    if (geteuid() == 0 && pool->identity.drop && sv_log_give_to(pool->identity.uid) != 0)
+        sv_log_warn("log_file", "msg=\"cannot give log_file to the workers' user\" user=%s error=\"%s\"",
+                    pool->identity.user, strerror(errno));
+}
+
+/* SIGUSR1 (logrotate's postrotate, as for nginx and php-fpm): the master
+ * opens log_file by name again, then tells every worker to do the same.
+ * Lines written meanwhile go to the old file, which logrotate renamed,
+ * so none is lost; a worker that cannot reopen keeps the old file. */
+static void sv_pool_reopen_logs(sv_pool *pool)
+{
+    if (sv_log_open(pool->cfg.log_file) != 0) {
+        sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
+                     strerror(errno));
+        return;
+    }
+    sv_pool_share_log(pool);
+    sv_log_info("log_reopen", "msg=\"log_file reopened\"");
+    sv_pool_signal_workers(pool, SIGUSR1, 0);
+}
+
 static void sv_pool_reload(sv_pool *pool)
 {
     sv_config fresh;
@@ -576,6 +611,7 @@ static void sv_pool_reload(sv_pool *pool)
         sv_log_warn("reload", "msg=\"user removed: new workers run as root\"");
     pool->identity = identity;
     sv_pool_prepare_spool(pool);
+    sv_pool_share_log(pool);
 
     /* New workers start accepting at once on the same socket; the old
      * ones finish what they are serving and exit, so nothing queued or in
@@ -623,6 +659,7 @@ static void sv_pool_begin_stop(sv_pool *pool, int signo)
     /* Before the signal: leaving workers must not pass connections on. */
     sv_scoreboard_stop(pool->sb);
     sv_log_info("stop", "signal=%d msg=\"finishing in-flight requests\"", signo);
+    sv_pool_notify("STOPPING=1");
     /* Remove the socket first so nginx stops sending new requests here;
      * accepted and queued connections are still served. */
     if (sv_listen_is_unix(&pool->cfg))
@@ -701,8 +738,9 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     if (slash != NULL)
         strcpy(slash + 1, "streamvibe-realtime");
     else
-        strcpy(pool.rt.program, SV_BINDIR "/streamvibe-realtime");
+        strcpy(pool.rt.program, SV_SBINDIR "/streamvibe-realtime");
     sv_pool_realtime_listen(&pool);
+    sv_pool_share_log(&pool);
     pool.generation = 1;
     sv_scoreboard_open(pool.sb, getpid(), (uint32_t)pool.cfg.workers);
     sv_log_info("start", "listen=%s workers=%d max_requests=%d request_timeout=%d user=%s",
@@ -713,6 +751,9 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
     for (int i = 0; i < pool.cfg.workers; i++)
         sv_pool_spawn(&pool);
     pool.initial_spawn_done = 1;
+    /* The socket listens and the workers are forked: connections are
+     * accepted from now on, whatever the workers' start-up costs. */
+    sv_pool_notify("READY=1");
 
     for (;;) {
         struct pollfd pfd[2] = { { .fd = sv_pool_signal_pipe[0], .events = POLLIN },
@@ -726,8 +767,14 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
                 case SIGCHLD:
                     break;
                 case SIGHUP:
-                    if (!pool.stopping)
+                    if (!pool.stopping) {
+                        sv_pool_notify("RELOADING=1");
                         sv_pool_reload(&pool);
+                        sv_pool_notify("READY=1");
+                    }
+                    break;
+                case SIGUSR1:
+                    sv_pool_reopen_logs(&pool);
                     break;
                 default:
                     sv_pool_begin_stop(&pool, sigs[i]);

@@ -11,16 +11,6 @@ static int sv_fcgi_read(void *ctx, char *buf, int len)
     return FCGX_GetStr(buf, len, ((sv_fcgi_conn *)ctx)->req.in);
 }
 
-static int sv_fcgi_send(void *ctx, const char *head, size_t head_len, const char *body,
-                        size_t body_len)
-{
-    sv_fcgi_conn *c = ctx;
-    if (sv_fcgi_send_response(c->req.ipcFd, c->req.requestId, head, head_len, body, body_len) != 0)
-        return -1;
-    c->answered = 1;
-    return 0;
-}
-
 /* Reads the rest of FCGI_STDIN, up to and including its empty end
  * record. A request answered without reading its body (413, 404, 405)
  * leaves the body on the connection, and even a fully read body can
@@ -38,6 +28,23 @@ static int sv_fcgi_drain_stdin(FCGX_Request *req)
             return 0;
     }
     return FCGX_GetError(req->in) == 0;
+}
+
+static int sv_fcgi_send(void *ctx, const char *head, size_t head_len, const char *body,
+                        size_t body_len)
+{
+    sv_fcgi_conn *c = ctx;
+    /* The rest of the body before the answer: a web server that reads
+     * the answer while it is still sending the body (Apache's
+     * mod_proxy_fcgi) stops sending once it has the answer, and would
+     * then reuse the connection with the end of FCGI_STDIN missing, or
+     * get a reset when the connection closes with the body unread.
+     * Failing, the answer still goes out; the connection then closes. */
+    (void)sv_fcgi_drain_stdin(&c->req);
+    if (sv_fcgi_send_response(c->req.ipcFd, c->req.requestId, head, head_len, body, body_len) != 0)
+        return -1;
+    c->answered = 1;
+    return 0;
 }
 
 void sv_fcgi_conn_close(sv_fcgi_conn *c)

@@ -27,13 +27,16 @@
 #include "worker/sv_worker.h"
 
 static volatile sig_atomic_t sv_fcgi_stop;
+static volatile sig_atomic_t sv_fcgi_reopen_log;
 static int sv_fcgi_wake_pipe[2] = { -1, -1 };
 
-static void sv_fcgi_on_stop(int signo)
+static void sv_fcgi_on_signal(int signo)
 {
-    (void)signo;
     int saved = errno;
-    sv_fcgi_stop = 1;
+    if (signo == SIGUSR1)
+        sv_fcgi_reopen_log = 1;
+    else
+        sv_fcgi_stop = 1;
     if (sv_fcgi_wake_pipe[1] >= 0) {
         ssize_t n = write(sv_fcgi_wake_pipe[1], "x", 1);
         (void)n;
@@ -57,11 +60,13 @@ static void sv_fcgi_signals(void)
      * so none is ever a zombie. */
     sigaction(SIGCHLD, &sa, NULL);
 
-    sa.sa_handler = sv_fcgi_on_stop;
+    sa.sa_handler = sv_fcgi_on_signal;
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    /* Reopen log_file (the master's SIGUSR1, after a rotation). */
+    sigaction(SIGUSR1, &sa, NULL);
 
     /* The pool master forks with every signal blocked; unblock only now
      * that this process's handlers are in place. */
@@ -78,7 +83,7 @@ typedef struct sv_fcgi_loop {
     unsigned long  served;
     int            leaving, passing, orphaned;
     int64_t        leave_by_ms, last_sweep_ms, parent_checked_ms;
-    sigset_t       waiting_mask;         /* what ppoll lets through: the stop signals */
+    sigset_t       waiting_mask;         /* what ppoll lets through: stop, reopen */
     struct pollfd  fds[SV_WORKER_MAX_CONNS + 4];
     sv_fcgi_conn  *owner[SV_WORKER_MAX_CONNS + 4];
     int            nfds, nopen, listen_at, queue_at, db_at;
@@ -181,16 +186,17 @@ static int sv_fcgi_start(sv_fcgi_loop *l, sv_worker *w, int listen_fd)
     uint32_t *len;
     sv_slot_log_buffer(w->slot, &buf, &cap, &len);
     sv_log_set_buffer(buf, cap, len);
-    /* Stop signals arrive only while the worker waits (ppoll): the
-     * connections' reads have a timeout, and a socket with one lets a
-     * signal interrupt a read despite SA_RESTART, which libfcgi would
-     * take for the end of the request's parameters. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGQUIT);
-    sigaddset(&stop_signals, SIGINT);
-    sigprocmask(SIG_BLOCK, &stop_signals, &l->waiting_mask);
+    /* Stop and reopen signals arrive only while the worker waits
+     * (ppoll): the connections' reads have a timeout, and a socket with
+     * one lets a signal interrupt a read despite SA_RESTART, which
+     * libfcgi would take for the end of the request's parameters. */
+    sigset_t handled;
+    sigemptyset(&handled);
+    sigaddset(&handled, SIGTERM);
+    sigaddset(&handled, SIGQUIT);
+    sigaddset(&handled, SIGINT);
+    sigaddset(&handled, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &handled, &l->waiting_mask);
     l->parent_checked_ms = sv_clock_mono_ms() - 1000;   /* check on the first pass */
     return SV_OK;
 }
@@ -321,6 +327,17 @@ static int sv_fcgi_wait(sv_fcgi_loop *l, int64_t now)
     return ready;
 }
 
+/* After the master's SIGUSR1: log_file by name again. The lines held
+ * until now go to the old file (sv_log_open flushes first); on failure
+ * the worker keeps writing there and says so. */
+static void sv_fcgi_reopen(sv_fcgi_loop *l)
+{
+    sv_fcgi_reopen_log = 0;
+    if (sv_log_open(l->server.w->cfg->log_file) != 0)
+        sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
+                     strerror(errno));
+}
+
 /* Once a second, busy or not: drop connections nginx has not used for a
  * long time (nginx itself closes them after 55 s), never one that has
  * just become readable. */
@@ -424,6 +441,8 @@ int sv_worker_serve_fcgi(sv_worker *w, int listen_fd)
         if (!sv_fcgi_poll_set(l, now))
             break;
         int ready = sv_fcgi_wait(l, now);
+        if (sv_fcgi_reopen_log)
+            sv_fcgi_reopen(l);
         sv_fcgi_sweep_idle(l, ready);
         if (ready > 0)
             sv_fcgi_dispatch(l);

@@ -1,0 +1,74 @@
+#!/usr/bin/perl
+# Shared hosting: Apache 2.4 with mod_cgi and the shipped
+# apache/htaccess.in as the document root's .htaccess, next to a copy of
+# streamvibe-fcgi renamed streamvibe.cgi; the configuration is a file
+# outside the document root named by SetEnv STREAMVIBE_CONFIG, and the
+# Authorization header reaches the program through CGIPassAuth. The
+# core checks of every deployment (t/lib/SV/Test/Deployment.pm) pass,
+# each request is its own process, and neither the .htaccess nor the
+# program file can be fetched.
+
+use strict;
+use warnings;
+use Test::More;
+use SV::Test qw(:DEFAULT write_file slurp_file);
+use SV::Test::Pg;
+use SV::Test::Apache;
+use SV::Test::Deployment;
+
+if (my $why = SV::Test::Apache::unavailable('cgi')) { plan skip_all => $why }
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+my $pg = SV::Test::Pg->new;
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+
+# The customer's home directory: the configuration and the log, outside
+# the document root, the user's own (Apache runs CGI programs as it).
+my $body_limit = 1024;
+my $front_limit = 65536;
+my $home = sv_tempdir(prefix => 'svcgihome');
+my $log = "$home/streamvibe.log";
+my $conf = write_file("$home/streamvibe.conf", join('',
+    'database_url = ', $pg->conninfo(user => 'authenticator'), "\n",
+    'jwt_secret = apache-cgi-secret-', 'c' x 32, "\n",
+    "body_limit = $body_limit\n",
+    "log_file = $log\n"), 0600);
+write_file($log, '', 0600);
+if (my $user = SV::Test::Apache::run_user()) {
+    my ($uid, $gid) = (getpwnam($user))[2, 3];
+    chown $uid, $gid, $conf, $log;
+}
+
+my $ap = SV::Test::Apache->new(mode => 'cgi', config => $conf, body_limit => $front_limit);
+$ap->start;
+SV::Test::Deployment::core_checks($ap, name => 'apache mod_cgi + .htaccess', cgi => 1,
+    body_limit => $body_limit, front_limit => $front_limit);
+
+# Plain CGI: a process per request, gone once it has answered.
+my $text = slurp_file($log) // '';
+my %pids;
+$pids{$1}++ while $text =~ /pid=(\d+) event=access /g;
+my $requests = 0;
+$requests += $_ for values %pids;
+cmp_ok($requests, '>=', 15, "$requests requests logged");
+is(scalar keys %pids, $requests, 'each by a process of its own');
+is_deeply([$ap->app_pids], [], 'none of them is still running');
+
+# The files of the document root are never served: the program's own
+# name is just a path it does not know, and .htaccess and *.conf are
+# refused by Apache before anything runs.
+my $res = $ap->request('GET', '/streamvibe.cgi');
+is($res->code, 404, 'GET /streamvibe.cgi: 404');
+ok(($ap->json($res) // {})->{code}, 'from the program (JSON)');
+unlike($res->content, qr/ELF/, 'not the binary');
+for my $path ('/.htaccess', '/streamvibe.conf') {
+    $res = $ap->request('GET', $path);
+    is($res->code, 403, "GET $path: 403");
+    unlike($res->content, qr/CGIPassAuth|jwt_secret/, 'nothing of the file');
+}
+
+$ap->stop;
+is_deeply([$ap->left_behind], [], 'nothing of Apache\'s outlives its stop');
+done_testing;
