@@ -36,7 +36,7 @@
 --   change of listed (a key update) waits for; under REPEATABLE READ or
 --   SERIALIZABLE the cascade checks for rows committed after its snapshot
 --   and fails with a serialization error (40001) rather than miss one.
---   t/150 tests the cases.
+--   t/152 tests the cases.
 -- Who sees what is therefore exactly as before (t/150, t/420, t/431): the
 -- old sub-select ran under the caller's RLS on account_handles, which
 -- admits every public, active handle to everyone, so it was true exactly
