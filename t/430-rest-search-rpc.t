@@ -67,6 +67,22 @@ unlike($snip, qr{&(?!amp;|lt;|gt;|quot;|#39;)}, 'no entity cut in half') or diag
 is($doc->[0]{title}, q{<script>alert("x")</script> Souffle & 'tips'}, 'the title column is the stored text');
 $su->do('DELETE FROM handle_content WHERE id = ?', undef, $evil);
 
+# Snippets are made from the title and the first 300 characters of the
+# description (sql/024): a match further in is found and ranked, but not
+# highlighted; one inside the first 300 characters is.
+my $filler = join ' ', map { "filler$_" } 1 .. 60;    # ~500 characters
+my $near = $s->content($hA, 'near', title => 'Long one', description => "zanzibar first. $filler",
+    visibility => 'public', published_at => 'now');
+my $far = $s->content($hA, 'far', title => 'Long two', description => "$filler. zanzibar last",
+    visibility => 'public', published_at => 'now');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'zanzibar' });
+my %snip = map { $_->{id} => $_->{snippet} } @$doc;
+is_deeply([sort keys %snip], [sort $near, $far], 'both long descriptions are found');
+like($snip{$near} // '', qr{<b>zanzibar</b> first}, 'a match in the first 300 characters is highlighted');
+unlike($snip{$far} // '', qr{<b>}, 'one after them is not');
+like($snip{$far} // '', qr{^Long two — filler1 }, 'that snippet shows the start of the text');
+$su->do('DELETE FROM handle_content WHERE id IN (?, ?)', undef, $near, $far);
+
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'cooking recipe', max_results => 1 }, %A);
 is(scalar @$doc, 1, 'max_results');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'private cooking' }, %A);

@@ -10,7 +10,8 @@
 # rank higher and are newer than everything visible (so that they would
 # take the candidates' places if the cap of 200 counted them). Finally the
 # searches really ran on the new path: PostgreSQL's statistics show index
-# scans and not one sequential scan of handle_content while they ran.
+# scans and not one sequential scan of handle_content while they ran, and
+# the REST text searches were planned for their own term (unnamed).
 
 use strict;
 use warnings;
@@ -26,7 +27,9 @@ use SV::Test::Nginx;
 plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
 plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 
-my $pg = SV::Test::Pg->new;
+# Every statement in the log: the REST text searches must run unnamed
+# (planned for their own term), checked at the end.
+my $pg = SV::Test::Pg->new(settings => { log_statement => 'all' });
 $pg->start;
 my ($rc, $out) = $pg->migrate;
 is($rc, 0, 'migrate') or diag $out;
@@ -212,5 +215,14 @@ is($after->{seq_scan}, $before->{seq_scan}, 'never a sequential scan of handle_c
 # plans were before sql/020) would be ~20,000 tuples per request.
 cmp_ok($after->{tuples} - $before->{tuples}, '<', $requests * 1000,
     "$requests requests read @{[$after->{tuples} - $before->{tuples}]} rows of handle_content: the matches, not the table");
+
+# --- planned per term ------------------------------------------------------------------------
+# The REST text searches run as unnamed statements, planned for their own
+# term each time: a prepared statement could settle on a generic plan,
+# which reads every posting of a common word (src/rest/sv_rest_query.h).
+my @fts = grep { /OPERATOR\(public\.\@\@\)/ } split /\n/, ($pg->log // '');
+my @exec = map { /execute ([^:]+):/ ? $1 : () } @fts;
+cmp_ok(scalar @exec, '>=', 16, scalar(@exec) . ' text-search executions in the log');
+is_deeply([grep { $_ ne '<unnamed>' } @exec], [], 'all of them unnamed');
 
 done_testing;

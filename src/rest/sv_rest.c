@@ -60,9 +60,16 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
     sv_request *req = ctx->req;
     sv_response *res = ctx->res;
     PGresult *r = NULL;
-    if (sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
-                    plan->read_only ? SV_DB_READ_ONLY : 0, plan->sql, plan->nparams, plan->params,
-                    &r) != SV_OK)
+    /* A read-only call (GET/HEAD rpc) keeps the prepared path, which sets
+     * transaction_read_only in the same round trip, even when a text
+     * filter would rather have its own plan. */
+    int rc = plan->custom_plan && !plan->read_only
+                 ? sv_db_query_as(ctx->db, ctx->caller.role, ctx->caller.claims, plan->sql,
+                                  plan->nparams, plan->params, &r)
+                 : sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
+                               plan->read_only ? SV_DB_READ_ONLY : 0, plan->sql, plan->nparams,
+                               plan->params, &r);
+    if (rc != SV_OK)
         return sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sv_sqlstate_postgrest(ctx->arena, r, sv_ctx_is_anon(ctx), req->request_id, &ctx->err);

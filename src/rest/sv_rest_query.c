@@ -24,6 +24,7 @@ typedef struct sv_rq {
     int                      nfilters;
     int                      in_where;              /* resolving names of the WHERE clause */
     int                      mentions_deleted_at;   /* a filter names deleted_at */
+    sv_rest_plan            *plan;
 } sv_rq;
 
 /* One decoded query parameter. */
@@ -513,6 +514,10 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
          * A text column goes through to_tsvector(), which is not
          * leakproof anyway, so it keeps the built-in operator. */
         const char *match = " @@ ";
+        /* Planned for its own search term (see custom_plan in
+         * sv_rest_query.h). */
+        if (q->plan)
+            q->plan->custom_plan = 1;
         if (strcmp(c->type, "tsvector") == 0) {
             sv_rq_colref(q, buf, c);
             match = " OPERATOR(public.@@) ";
@@ -1260,6 +1265,7 @@ static void sv_rq_start(sv_rq *q, sv_arena *arena, const sv_rest_table_def *t, s
     q->err = err;
     memset(plan, 0, sizeof(*plan));
     memset(err, 0, sizeof(*err));
+    q->plan = plan;
 }
 
 int sv_rest_translate(sv_arena *arena, const sv_rest_table_def *t, const sv_rest_input *in,

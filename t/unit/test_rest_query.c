@@ -139,6 +139,13 @@ static void test_filters(void)
     }
     is_int(get("search_vector=fts(english).cooking%20%26%20recipe"), SV_OK, "fts with config");
     is_str(param(2), "cooking & recipe", "fts query text is a parameter");
+    /* A text search is planned for its own term (run unnamed), other
+     * reads go through the prepared-statement cache. */
+    is_int(plan.custom_plan, 1, "a text search asks for a custom plan");
+    is_int(get("title=eq.a&or=(search_vector.wfts.b,title.eq.c)"), SV_OK, "fts inside or=");
+    is_int(plan.custom_plan, 1, "so does one inside or=");
+    is_int(get("title=eq.a"), SV_OK, "eq");
+    is_int(plan.custom_plan, 0, "a read without text search does not");
 
     static const struct { const char *q, *sql; } is_cases[] = {
         { "deleted_at=is.null", "\"deleted_at\" IS NULL" },
