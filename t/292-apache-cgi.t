@@ -4,17 +4,20 @@
 # streamvibe-fcgi renamed streamvibe.cgi; the configuration is a file
 # outside the document root named by SetEnv STREAMVIBE_CONFIG, and the
 # Authorization header reaches the program through CGIPassAuth. The
-# core checks of every deployment (t/lib/SV/Test/Deployment.pm) pass,
+# core checks of every deployment (t/lib/SV/Test/Deployment.pm) pass, a
+# job accepted by a CGI process outlives it and ends with its row,
 # each request is its own process, and neither the .htaccess nor the
 # program file can be fetched.
 
 use strict;
 use warnings;
 use Test::More;
+use JSON::PP ();
 use SV::Test qw(:DEFAULT write_file slurp_file);
 use SV::Test::Pg;
 use SV::Test::Apache;
 use SV::Test::Deployment;
+use SV::Test::Fake;
 
 if (my $why = SV::Test::Apache::unavailable('cgi')) { plan skip_all => $why }
 plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
@@ -30,20 +33,37 @@ my $body_limit = 1024;
 my $front_limit = 65536;
 my $home = sv_tempdir(prefix => 'svcgihome');
 my $log = "$home/streamvibe.log";
+# A job accepted by a CGI process: a fake model that takes its time over
+# a "slow" title, so the job is seen running after its CGI process ended.
+my $ai = SV::Test::Fake->new(name => 'ai', routes => {
+    'POST /v1/chat/completions' => sub {
+        my ($req) = @_;
+        my $slow = ($req->{json}{messages}[1]{content} // '') =~ /slow/;
+        my $content = JSON::PP->new->encode({ title => 'T', description => 'D', tags => ['t'] });
+        return [200, { 'Content-Type' => 'application/json' }, JSON::PP->new->encode({
+            choices => [{ index => 0, message => { role => 'assistant', content => $content },
+                          finish_reason => 'stop' }] }), $slow ? 3 : 0];
+    },
+});
+my $spool = "$home/jobs";
+mkdir $spool, 0700 or die "mkdir $spool: $!";
 my $conf = write_file("$home/streamvibe.conf", join('',
     'database_url = ', $pg->conninfo(user => 'authenticator'), "\n",
     'jwt_secret = apache-cgi-secret-', 'c' x 32, "\n",
     "body_limit = $body_limit\n",
-    "log_file = $log\n"), 0600);
+    "log_file = $log\n",
+    'job_program = ', sv_builddir() . '/streamvibe-job', "\n",
+    "job_spool_dir = $spool\n",
+    'ai_base_url = ', $ai->url('/v1'), "\n"), 0600);
 write_file($log, '', 0600);
 if (my $user = SV::Test::Apache::run_user()) {
     my ($uid, $gid) = (getpwnam($user))[2, 3];
-    chown $uid, $gid, $conf, $log;
+    chown $uid, $gid, $conf, $log, $spool;
 }
 
 my $ap = SV::Test::Apache->new(mode => 'cgi', config => $conf, body_limit => $front_limit);
 $ap->start;
-SV::Test::Deployment::core_checks($ap, name => 'apache mod_cgi + .htaccess', cgi => 1,
+SV::Test::Deployment::core_checks($ap, name => 'apache mod_cgi + .htaccess', cgi => 1, job => 1,
     body_limit => $body_limit, front_limit => $front_limit);
 
 # Plain CGI: a process per request, gone once it has answered.

@@ -13,9 +13,13 @@ package SV::Test::Deployment;
 # path (404) and an oversized body (413, from the server below the web
 # server's own limit, and from the web server above it).
 #
-# When the jobs issue lands, its deployment check belongs here too: a job
-# accepted from a CGI process that outlives it (the CGI mode's test passes
-# cgi => 1 for it).
+# With job => 1 (the configuration points ai_base_url at a fake that
+# answers a title containing "slow" after a few seconds, job_program at
+# streamvibe-job and job_spool_dir somewhere the server may write), a job
+# is accepted (202 at once), its process outlives the request that
+# accepted it (with cgi => 1: no program of the web server's is left
+# while the job still runs), and it ends with exactly one completed
+# audit row, read through the front as the user.
 
 use strict;
 use warnings;
@@ -117,9 +121,44 @@ sub core_checks {
             ($res) = $req->('POST', '/rest/v1/account_handles', 'x' x ($front_limit + 1), %alice);
             is($res->code, 413, 'over the web server\'s limit: 413 from it');
         }
+        _job_checks($front, $req, \%opt, \%alice, $hid{public}, $run) if $opt{job};
+
         ($res, $doc) = $req->('GET', '/healthz');
         is($res->code, 200, 'still healthy afterwards');
     };
+}
+
+sub _job_processes {
+    my ($job_id) = @_;
+    return grep { ((SV::Test::slurp_file("/proc/$_/cmdline") // '') =~ /\Q$job_id\E/) }
+        map { s{^/proc/}{}r } glob('/proc/[0-9]*');
+}
+
+sub _job_checks {
+    my ($front, $req, $opt, $alice, $handle, $run) = @_;
+    my ($res, $doc) = $req->('POST', '/rest/v1/handle_content?select=id',
+        { handle_id => $handle, platform_content_id => "v$run", title => 'a slow video' }, %$alice,
+        Prefer => 'return=representation');
+    is($res->code, 201, 'alice adds a video') or diag $res->as_string;
+    my $content = ref $doc eq 'ARRAY' ? $doc->[0]{id} : undef;
+    ($res, $doc) = $req->('POST', '/functions/v1/enhance-ai', { contentId => $content }, %$alice);
+    is($res->code, 202, 'enhance-ai is accepted: 202') or diag $res->as_string;
+    my $job = ($doc // {})->{job_id};
+    ok($job, 'with a job id');
+    ok(_job_processes($job), 'the job runs after the request that accepted it was answered');
+    if ($opt->{cgi}) {
+        is_deeply([$front->app_pids], [], 'while no CGI program is left running');
+    }
+    ($res, $doc) = $req->('GET', "/functions/v1/jobs/$job?wait=30", undef, %$alice);
+    is($res->code, 200, 'alice waits for it through the front') or diag $res->as_string;
+    is(($doc // {})->{status}, 'completed', 'it completed') or diag explain $doc;
+    ($res, $doc) = $req->('GET', "/rest/v1/audit_log?select=job_status&job_id=eq.$job", undef, %$alice);
+    is_deeply($doc, [{ job_status => 'completed' }], 'one completed audit row, read as alice')
+        or diag $res->as_string;
+    ($res, $doc) = $req->('GET', "/rest/v1/ai_content_suggestions?select=content_id&content_id=eq.$content",
+        undef, %$alice);
+    is(scalar @{ ref $doc eq 'ARRAY' ? $doc : [] }, 1, 'and the suggestion is stored');
+    ok(SV::Test::wait_until(sub { !_job_processes($job) }, 10), 'its process is gone');
 }
 
 1;
