@@ -9,6 +9,7 @@
 #include <sodium.h>
 
 #include "core/sv_log.h"
+#include "core/sv_uuid.h"
 #include "crypto/sv_jwt.h"
 
 static const char sv_caller_anon_claims[] = "{\"role\":\"anon\"}";
@@ -18,23 +19,6 @@ static void sv_caller_anon(sv_caller *caller)
     caller->role = "anon";
     caller->claims = sv_caller_anon_claims;
     caller->user_id = caller->email = caller->session_id = NULL;
-}
-
-/* 1 when s is a canonical textual UUID (8-4-4-4-12 hex). */
-static int sv_caller_is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return 0;
-        }
-    }
-    return 1;
 }
 
 /* The token a request carries: "Authorization: Bearer <t>", else (with
@@ -295,14 +279,14 @@ static int sv_caller_user(sv_ctx *ctx)
                                        sv_jwt_strerror_gotrue((sv_jwt_status)st)));
     if (caller->user_id == NULL || caller->user_id[0] == '\0')
         return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: missing sub claim");
-    if (!sv_caller_is_uuid(caller->user_id))
+    if (!sv_uuid_valid(caller->user_id))
         return sv_fail(&ctx->err, 400, "bad_jwt", "invalid claim: sub claim must be a UUID");
     if (strcmp(caller->role, "authenticated") != 0)
         return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: role must be authenticated");
     if (caller->session_id == NULL || caller->session_id[0] == '\0')
         return sv_fail(&ctx->err, 403, "session_not_found",
                        "Session from session_id claim in JWT does not exist");
-    if (!sv_caller_is_uuid(caller->session_id))
+    if (!sv_uuid_valid(caller->session_id))
         return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: session_id claim must be a UUID");
     return SV_OK;
 }
@@ -324,7 +308,7 @@ static int sv_caller_required(sv_ctx *ctx)
     if (sv_caller_optional(ctx) != SV_OK)
         return SV_ERROR;
     if (!sv_ctx_is_anon(ctx) && (strcmp(ctx->caller.role, "service_role") == 0 ||
-                                 sv_caller_is_uuid(ctx->caller.user_id)))
+                                 sv_uuid_valid(ctx->caller.user_id)))
         return SV_OK;
     ctx->err.www_authenticate = "Bearer";
     return sv_fail(&ctx->err, 401, "unauthorized",

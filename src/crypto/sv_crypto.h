@@ -8,4 +8,8 @@
  * Returns SV_OK or SV_ERROR. */
 int sv_crypto_init(void);
 
+/* A new random (version 4) UUID, as text, into out (37 bytes with the
+ * NUL): job ids and Vault secret ids the server mints itself. */
+void sv_crypto_uuid4(char out[37]);
+
 #endif

@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <sodium.h>
-
 #include "core/sv_clock.h"
 #include "core/sv_json.h"
 #include "core/sv_log.h"
+#include "core/sv_uuid.h"
+#include "crypto/sv_crypto.h"
 #include "db/sv_sqlstate.h"
 #include "functions/sv_fn_common.h"
 #include "job/sv_job.h"
@@ -31,36 +31,6 @@ static const char sv_fn_service_claims[] = "{\"role\":\"service_role\"}";
 
 /* How a parked request answers when it resumes. */
 enum { SV_FN_PARK_STATUS, SV_FN_PARK_ACCEPT };
-
-/* --- small helpers ------------------------------------------------------ */
-
-static int sv_fn_is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-')
-                return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* A new random (version 4) uuid into out (37 bytes). */
-static void sv_fn_new_uuid(char *out)
-{
-    unsigned char b[16];
-    randombytes_buf(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
-}
 
 /* ?wait=N: 0 when absent, else 0..job_wait_max seconds. */
 static int sv_fn_wait(sv_ctx *ctx, int *wait_s)
@@ -87,7 +57,7 @@ static int sv_fn_owner(sv_ctx *ctx, json_object *body, const char **user_id)
         *user_id = ctx->caller.user_id;
         return SV_OK;
     }
-    if (sv_json_string(body, "userId", user_id, NULL) != 1 || !sv_fn_is_uuid(*user_id))
+    if (sv_json_string(body, "userId", user_id, NULL) != 1 || !sv_uuid_valid(*user_id))
         return sv_fail(&ctx->err, 400, "invalid_body",
                        "The service role must name the user it acts for (userId)");
     *user_id = sv_arena_strdup(ctx->arena, *user_id);
@@ -124,7 +94,7 @@ static int sv_fn_targets(sv_ctx *ctx, sv_job_kind kind, json_object *body, json_
     *payload = NULL;
     if (kind != SV_JOB_SEO) {
         const char *key = keys[kind == SV_JOB_AI];
-        if (sv_json_string(body, key, &id, NULL) != 1 || !sv_fn_is_uuid(id))
+        if (sv_json_string(body, key, &id, NULL) != 1 || !sv_uuid_valid(id))
             return sv_fail(&ctx->err, 400, "invalid_body",
                            sv_arena_printf(ctx->arena, "%s must be a uuid", key));
         *payload = json_object_new_object();
@@ -142,7 +112,7 @@ static int sv_fn_targets(sv_ctx *ctx, sv_job_kind kind, json_object *body, json_
     sv_buf_puts(&list, "{");
     for (size_t i = 0; i < json_object_array_length(ids); i++) {
         json_object *v = json_object_array_get_idx(ids, i);
-        if (!json_object_is_type(v, json_type_string) || !sv_fn_is_uuid(json_object_get_string(v)))
+        if (!json_object_is_type(v, json_type_string) || !sv_uuid_valid(json_object_get_string(v)))
             return sv_fail(&ctx->err, 400, "invalid_body", "contentIds must hold uuids only");
         sv_buf_printf(&list, "%s%s", i ? "," : "", json_object_get_string(v));
     }
@@ -372,7 +342,7 @@ static int sv_fn_accept_body(sv_ctx *ctx, sv_job_kind kind, json_object *body)
     if (sv_fn_owner(ctx, body, &user_id) != SV_OK || sv_fn_wait(ctx, &wait_s) != SV_OK ||
         sv_fn_targets(ctx, kind, body, &job.payload, &targets) != SV_OK)
         goto fail;
-    sv_fn_new_uuid(job.job_id);
+    sv_crypto_uuid4(job.job_id);
     snprintf(job.user_id, sizeof(job.user_id), "%s", user_id);
     job.kind = kind;
     job.accepted_ms = sv_clock_wall_ms();
@@ -457,7 +427,7 @@ int sv_fn_job_status(sv_ctx *ctx)
     const char *job_id = ctx->req->path + strlen("/functions/v1/jobs/");
     int wait_s;
 
-    if (!sv_fn_is_uuid(job_id))
+    if (!sv_uuid_valid(job_id))
         return sv_fail(&ctx->err, 404, "not_found", "No such job of yours");
     if (sv_fn_wait(ctx, &wait_s) != SV_OK)
         return SV_ERROR;
@@ -479,7 +449,7 @@ int sv_fn_jobs_list(sv_ctx *ctx)
     const char *user_id = sv_fn_viewer(ctx);
     if (user_id == NULL && (user_id = sv_request_query_param(ctx->req, "user_id")) == NULL)
         return sv_fail(&ctx->err, 400, "invalid_query", "The service role names the user (user_id)");
-    if (!sv_fn_is_uuid(user_id))
+    if (!sv_uuid_valid(user_id))
         return sv_fail(&ctx->err, 400, "invalid_query", "user_id must be a uuid");
     const char *values[1] = { user_id };
     PGresult *r = sv_fn_sql(ctx, sql, 1, values);
@@ -504,7 +474,7 @@ int sv_fn_suggestion_apply(sv_ctx *ctx)
         return sv_fail(&ctx->err, 404, "not_found", "No such suggestion of yours");
     memcpy(id, path, 36);
     id[36] = '\0';
-    if (!sv_fn_is_uuid(id))
+    if (!sv_uuid_valid(id))
         return sv_fail(&ctx->err, 404, "not_found", "No such suggestion of yours");
     if (sv_fn_body(ctx, &body) != SV_OK)
         return SV_ERROR;

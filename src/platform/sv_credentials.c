@@ -8,6 +8,7 @@
 #include <sodium.h>
 
 #include "core/sv_log.h"
+#include "core/sv_uuid.h"
 #include "platform/sv_oauth.h"
 
 static const char sv_cred_claims[] = "{\"role\":\"service_role\"}";
@@ -117,22 +118,6 @@ static int sv_cred_end(sv_platform_env *env, const char *how, sv_error *err)
     return SV_OK;
 }
 
-/* --- opening and sealing ---------------------------------------------------- */
-
-static int sv_cred_is_uuid(const char *s)
-{
-    if (s == NULL || strlen(s) != 36)
-        return 0;
-    for (int i = 0; i < 36; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23 ? c != '-'
-                                                    : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                                        (c >= 'A' && c <= 'F')))
-            return 0;
-    }
-    return 1;
-}
-
 /* Opens a token column's value: a sealed value (the row's associated
  * data) or the id of a Vault secret. in_tx: inside the caller's
  * transaction. Returns SV_OK with *plain (secret) or SV_ERROR. */
@@ -147,7 +132,7 @@ static int sv_cred_open(sv_platform_env *env, int in_tx, const char *value, cons
     PGresult *r = NULL;
     sv_vault_status st;
 
-    if (sv_cred_is_uuid(value)) {
+    if (sv_uuid_valid(value)) {
         const char *v[1] = { value };
         r = in_tx ? sv_cred_in_tx(env, "vault_secret", secret_sql, 1, v, err)
                   : sv_cred_query(env, "vault_secret", secret_sql, 1, v, err);
@@ -324,7 +309,7 @@ static int sv_cred_reseal(sv_platform_env *env, const sv_cred_row *row, const ch
                           const char *field, const char *old, const char *plain, size_t len,
                           const char **out, sv_error *err)
 {
-    if (old != NULL && sv_cred_is_uuid(old)) {
+    if (old != NULL && sv_uuid_valid(old)) {
         static const char sql[] = "UPDATE vault.secrets SET secret = $2 WHERE id = $1::uuid";
         size_t adlen;
         const char *ad = sv_vault_ad_secret(env->arena, old, &adlen);
@@ -458,7 +443,7 @@ int sv_platform_token_get(sv_platform_env *env, const char *user_id, const char 
         return sv_fail(err, 409, "credential_inactive",
                        "the credential was refused by the platform: connect the account again");
     }
-    if (strcmp(locked.access, row.access) != 0 || sv_cred_is_uuid(locked.access)) {
+    if (strcmp(locked.access, row.access) != 0 || sv_uuid_valid(locked.access)) {
         if (sv_cred_open(env, 1, locked.access, user_id, locked.platform_id, "access_token", &access, &len,
                          err) != SV_OK) {
             sv_cred_end(env, "ROLLBACK", NULL);

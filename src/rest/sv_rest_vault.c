@@ -20,6 +20,7 @@
 
 #include "core/sv_json.h"
 #include "core/sv_log.h"
+#include "crypto/sv_crypto.h"
 #include "crypto/sv_vault.h"
 #include "db/sv_sqlstate.h"
 #include "rest/sv_rest.h"
@@ -29,13 +30,9 @@ static const char sv_rest_vault_claims[] = "{\"role\":\"service_role\"}";
 /* A random (version 4) uuid in the arena. */
 static const char *sv_rest_vault_uuid(sv_arena *arena)
 {
-    unsigned char b[16];
-    randombytes_buf(b, sizeof(b));
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-    return sv_arena_printf(arena, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-                           b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11],
-                           b[12], b[13], b[14], b[15]);
+    char id[37];
+    sv_crypto_uuid4(id);
+    return sv_arena_strdup(arena, id);
 }
 
 /* The body as an object; PostgREST's PGRST102 otherwise. An empty body
