@@ -52,6 +52,8 @@ my @sql = map { s{.*/}{}r } glob("$src/sql/[0-9]*.sql");
 my %want = (
     "$dir{sbindir}/streamvibe-fcgi"                 => 'the pool / FastCGI / CGI program',
     "$dir{sbindir}/streamvibe-admin"                => 'the operator tool',
+    "$dir{sbindir}/streamvibe-job"                  => 'the job supervisor and spool reconciler',
+    "$dir{sbindir}/streamvibe-realtime"             => 'the Realtime daemon',
     "$dir{sysconfdir}/streamvibe/streamvibe.conf"   => 'the configuration, from the sample',
     "$dir{pkgdatadir}/streamvibe.conf.sample"       => 'the sample configuration',
     "$dir{pkgdatadir}/nginx/streamvibe.conf.in"     => 'the nginx template',
@@ -62,6 +64,8 @@ my %want = (
     ($dir{systemdsystemunitdir} ? ("$dir{systemdsystemunitdir}/streamvibe.service" => 'the systemd unit') : ()),
     "$dir{mandir}/man8/streamvibe-fcgi.8"           => 'streamvibe-fcgi(8)',
     "$dir{mandir}/man8/streamvibe-admin.8"          => 'streamvibe-admin(8)',
+    "$dir{mandir}/man8/streamvibe-job.8"            => 'streamvibe-job(8)',
+    "$dir{mandir}/man8/streamvibe-realtime.8"       => 'streamvibe-realtime(8)',
     "$dir{mandir}/man5/streamvibe.conf.5"           => 'streamvibe.conf(5)',
     (map { ("$dir{pkgdatadir}/sql/$_" => "migration $_") } @sql),
 );
@@ -69,7 +73,7 @@ cmp_ok(scalar @sql, '>=', 10, scalar(@sql) . ' migrations in sql/');
 for my $f (sort keys %want) {
     ok(-f "$dest$f", "installed: $f ($want{$f})");
 }
-ok(-x "$dest$dir{sbindir}/$_", "$_ is executable") for qw(streamvibe-fcgi streamvibe-admin);
+ok(-x "$dest$dir{sbindir}/$_", "$_ is executable") for qw(streamvibe-fcgi streamvibe-admin streamvibe-job streamvibe-realtime);
 is(sprintf('%04o', (stat "$dest$dir{sysconfdir}/streamvibe/streamvibe.conf")[2] & 07777), '0640',
     'the configuration is mode 0640 (it holds jwt_secret)');
 is(slurp_file("$dest$dir{pkgdatadir}/sql/$sql[-1]"), slurp_file("$src/sql/$sql[-1]"),

@@ -59,6 +59,33 @@ sub options { my %o = map { $_ => 1 } $_[0] =~ /(?<![\w-])(--[a-z][a-z-]*)/g; re
     like($sec->{SIGNALS} // '', qr/SIGUSR1/, 'SIGNALS documents SIGUSR1');
 }
 
+# --- streamvibe-job(8), streamvibe-realtime(8) --------------------------------
+# The same comparison: OPTIONS = --help's options, each of them accepted
+# (--config with a file that loads, with an action that ends at once), an
+# unknown option is exit 2 as EXIT STATUS says.
+for my $prog (qw(streamvibe-job streamvibe-realtime)) {
+    my ($rc, $help) = run_command(["$build/$prog", '--help']);
+    is($rc, 0, "$prog --help");
+    my $sec = sections("$src/man/$prog.8");
+    ok($sec->{OPTIONS}, "$prog(8) has OPTIONS");
+    my $from_help = options($help);
+    cmp_ok(scalar @$from_help, '>=', 4, "--help lists @$from_help");
+    is_deeply(options($sec->{OPTIONS} // ''), $from_help, "$prog(8) OPTIONS = --help's options");
+    # An option the help lists is one getopt knows: with --help after it,
+    # it is parsed and the program prints its usage and exits 0; an
+    # unknown option is refused before --help is reached.
+    for my $o (@$from_help) {
+        my @args = $o =~ /^--(?:config|lock-fd)$/ ? ($o, $o eq '--config' ? '/dev/null' : '3', '--help')
+            : $o eq '--help' ? ($o) : ($o, '--help');
+        my ($orc, $oout) = run_command(["$build/$prog", @args], merge => 1,
+            env => { map { $_ => undef } grep { /^STREAMVIBE_/ } keys %ENV });
+        is($orc, 0, "$prog @args is accepted") or diag $oout;
+    }
+    my ($brc) = run_command(["$build/$prog", '--no-such-option', '--help']);
+    is($brc, 2, "$prog: an unknown option: exit 2");
+    like($sec->{'EXIT STATUS'} // '', qr/2 for an unknown option/, 'as EXIT STATUS says');
+}
+
 # --- streamvibe-admin(8) -------------------------------------------------------
 {
     my ($rc, $help) = run_command(["$build/streamvibe-admin", 'help']);
@@ -128,8 +155,9 @@ sub options { my %o = map { $_ => 1 } $_[0] =~ /(?<![\w-])(--[a-z][a-z-]*)/g; re
 
 # --- rendering --------------------------------------------------------------------
 SKIP: {
-    my $groff = find_program('groff') or skip 'groff not installed', 3;
-    for my $page (qw(streamvibe-fcgi.8 streamvibe-admin.8 streamvibe.conf.5)) {
+    my $groff = find_program('groff') or skip 'groff not installed', 5;
+    for my $page (qw(streamvibe-fcgi.8 streamvibe-admin.8 streamvibe-job.8 streamvibe-realtime.8
+                     streamvibe.conf.5)) {
         my ($rc, $out, $err) = run_command([$groff, '-man', '-ww', '-z', '-Tutf8', "$src/man/$page"],
             env => { LC_ALL => 'C.UTF-8' });
         ok($rc == 0 && $err eq '', "$page renders without warnings") or diag $err;

@@ -163,21 +163,25 @@ set -e
 # A fresh /run (the host's is not ours to change) holding
 # RuntimeDirectory, and handles on what PrivateTmp is about to hide.
 mount -t tmpfs -o mode=0755 sv-run /run
-mkdir -p $rundir /run/.sv-keep/t /run/.sv-keep/pg
+mkdir -p $rundir /run/.sv-keep/t /run/.sv-keep/pg /run/.sv-keep/build
 mount --bind '$host_run' $rundir
 mount --bind '$T' /run/.sv-keep/t
 mount --bind '$pg_sock' /run/.sv-keep/pg
+mount --bind '$build' /run/.sv-keep/build
 # LogsDirectory.
 mount -t tmpfs -o mode=0755 sv-log /var/log
 mkdir -p $logdir
 mount --bind '$host_log' $logdir
 # PrivateTmp: an empty /tmp, where only the test's configuration and
-# PostgreSQL's socket (its /run/postgresql) are put back.
+# PostgreSQL's socket (its /run/postgresql) are put back, and the build
+# tree when it is a checkout under /tmp (where the programs would be
+# installed outside it).
 mount -t tmpfs -o mode=1777 sv-tmp /tmp
 mkdir -p '$T' '$pg_sock'
 mount --bind /run/.sv-keep/t '$T'
 mount --bind /run/.sv-keep/pg '$pg_sock'
-umount -l /run/.sv-keep/t /run/.sv-keep/pg
+case '$build' in /tmp/*) mkdir -p '$build'; mount --bind /run/.sv-keep/build '$build' ;; esac
+umount -l /run/.sv-keep/t /run/.sv-keep/pg /run/.sv-keep/build
 # ProtectHome=yes.
 for d in /root /home /run/user; do
     [ -d "\$d" ] && mount -t tmpfs -o ro,mode=0700 sv-home "\$d" || true

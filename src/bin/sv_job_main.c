@@ -25,6 +25,8 @@ static void sv_job_usage(FILE *out)
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
           "  --lock-fd N     the descriptor's lock, held for the job's life\n"
           "  --reconcile     finish the spool's jobs whose process is gone, and exit\n"
+          "  --help          show this text\n"
+          "  --version       print the version\n"
           "Started by streamvibe-fcgi; an operator runs --reconcile by hand or from\n"
           "cron where no pool master does it (CGI, spawn-fcgi).\n",
           out);

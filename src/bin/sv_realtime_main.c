@@ -20,7 +20,9 @@ static void sv_usage(FILE *out)
     fputs("usage: streamvibe-realtime [--config FILE] [--check-config]\n"
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG);\n"
           "                  realtime_listen, database_url and jwt_secret are needed\n"
-          "  --check-config  validate the configuration and exit\n",
+          "  --check-config  validate the configuration and exit\n"
+          "  --help          show this text\n"
+          "  --version       print the version\n",
           out);
 }
 
