@@ -140,8 +140,8 @@ static int sv_job_seo(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv
     return rc;
 }
 
-int sv_job_work(const sv_config *cfg, const sv_job *job, json_object **result, char *error,
-                size_t errlen)
+int sv_job_work(const sv_config *cfg, const sv_vault *vault, const sv_job *job, json_object **result,
+                char *error, size_t errlen)
 {
     sv_db db;
     sv_arena arena;
@@ -159,6 +159,7 @@ int sv_job_work(const sv_config *cfg, const sv_job *job, json_object **result, c
         rc = sv_job_seo(cfg, &db, &arena, job, result, error, errlen);
         break;
     case SV_JOB_SYNC:
+        (void)vault;
         snprintf(error, errlen, "platform sync is not available on this server yet");
         break;
     }
