@@ -121,6 +121,10 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(indexnow_key,      SV_CONF_STRING, 0, 0, ""),
     SV_KEY(indexnow_key_location, SV_CONF_STRING, 0, 0, ""),
     SV_KEY(indexnow_url_template, SV_CONF_STRING, 0, 0, ""),
+    SV_KEY(youtube_api_url,   SV_CONF_STRING, 0, 0, "https://www.googleapis.com/youtube/v3"),
+    SV_KEY(instagram_api_url, SV_CONF_STRING, 0, 0, "https://graph.instagram.com/v21.0"),
+    SV_KEY(tiktok_api_url,    SV_CONF_STRING, 0, 0, "https://open.tiktokapis.com/v2"),
+    SV_KEY(sync_max_pages,    SV_CONF_INT,    1, 100000, "200"),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))

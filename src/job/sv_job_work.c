@@ -12,9 +12,7 @@
 
 static const char sv_job_service_claims[] = "{\"role\":\"service_role\"}";
 
-/* Runs sql as service_role on db. The result (caller PQclears) when it
- * succeeded, else NULL with the reason in error. */
-static PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values,
+PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values,
                             char *error, size_t errlen)
 {
     PGresult *r = NULL;
@@ -159,8 +157,7 @@ int sv_job_work(const sv_config *cfg, const sv_vault *vault, const sv_job *job, 
         rc = sv_job_seo(cfg, &db, &arena, job, result, error, errlen);
         break;
     case SV_JOB_SYNC:
-        (void)vault;
-        snprintf(error, errlen, "platform sync is not available on this server yet");
+        rc = sv_job_sync(cfg, vault, &db, &arena, job, result, error, errlen);
         break;
     }
     sv_db_close(&db);
