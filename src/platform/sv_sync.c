@@ -15,7 +15,7 @@
 /* Attempts of one call (the first and its retries), and the longest
  * Retry-After a call waits for: a platform asking for more is refused
  * for now, and the job fails (and is refunded) rather than sleep. */
-#define SV_SYNC_ATTEMPTS 5
+#define SV_SYNC_ATTEMPTS 4
 #define SV_SYNC_MAX_WAIT_MS 60000
 
 int sv_sync_supported(const char *platform)
