@@ -5,7 +5,7 @@ package FakePlatform;
 # each API's documented shapes (the request paths, parameters, paging and
 # error bodies the real services use):
 #
-#   my $yt = FakePlatform->new('youtube', oauth => $fake_oauth);
+#   my $yt = FakePlatform->new('youtube', oauth => $fake_oauth);   # or tokens => [...]
 #   $yt->url;                          # the base to configure (…/youtube/v3)
 #   $yt->items(@items);                # the account's content, newest first
 #   $yt->mode(page_size => 2, revoked => [$token], fail => 500,
@@ -18,7 +18,7 @@ package FakePlatform;
 #
 # A request is authorised when its Bearer token (or, on Instagram, its
 # access_token parameter) is an access token the fake OAuth provider
-# issued and is not in mode's revoked list; otherwise the platform's
+# issued (or one of new's tokens) and is not in mode's revoked list; otherwise the platform's
 # expired-token error (YouTube 401 authError, Instagram 400 OAuthException
 # code 190, TikTok 401 access_token_invalid). The modes: page_size (items a
 # listing page holds, at most what the client asked for), fail => status
@@ -40,7 +40,7 @@ my $JSON = JSON::PP->new->canonical;
 sub new {
     my ($class, $platform, %opt) = @_;
     my $dir = sv_tempdir(prefix => "svfake-$platform");
-    my $self = bless { platform => $platform, dir => $dir, oauth => $opt{oauth} }, $class;
+    my $self = bless { platform => $platform, dir => $dir, oauth => $opt{oauth}, tokens => $opt{tokens} // [] }, $class;
     $self->items();
     $self->mode();
     my %routes;
@@ -132,7 +132,7 @@ sub _serve {
     } else {
         my ($token) = ($req->{headers}{authorization} // '') =~ /^Bearer (\S+)$/;
         $token //= $req->{params}{access_token} if $self->{platform} eq 'instagram';
-        my %issued = map { $_ => 1 } $self->{oauth}->tokens;
+        my %issued = map { $_ => 1 } ($self->{oauth} ? $self->{oauth}->tokens : ()), @{ $self->{tokens} };
         my %revoked = map { $_ => 1 } @{ $m->{revoked} // [] };
         if (!defined $token || !$issued{$token} || $revoked{$token}) {
             $answer = $self->_error(401, 'token');
