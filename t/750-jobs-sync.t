@@ -41,7 +41,7 @@ my $spool = sv_tempdir(prefix => 'svspool') . '/jobs';
 my %conf = (jwt_secret => 'jobs-sync-secret-' . ('s' x 32), job_spool_dir => $spool,
     job_program => sv_builddir() . '/streamvibe-job', vault_key_file => "$keys/vault.key",
     api_external_url => "http://127.0.0.1:$port", site_url => 'https://app.example.com',
-    rate_limit_functions => 'off', oauth_http_timeout => 5, http_timeout => 10, sync_max_pages => 3,
+    rate_limit_functions => 'off', oauth_http_timeout => 5, http_timeout => 3, sync_max_pages => 3,
     youtube_api_url => $fake{youtube}->url, instagram_api_url => $fake{instagram}->url,
     tiktok_api_url => $fake{tiktok}->url);
 for my $p (qw(youtube instagram tiktok)) {
@@ -235,8 +235,27 @@ my ($res, $doc) = $ngx->call('POST', '/functions/v1/sync-platform', token => $to
 is($res->code, 404, "another user's handle: 404");
 is(used(), $before, 'and nothing spent');
 
-# A slow platform: the job waits for it, and meanwhile the handle is syncing.
-$fake{youtube}->mode(page_size => 2, delay => 2);
+# YouTube's daily quota is spent: failed at once, not retried.
+$fake{youtube}->mode(page_size => 2, quota => 1);
+my $from = scalar $fake{youtube}->requests;
+($res, $doc) = sync($h{youtube}, undef, 'quota exceeded');
+is($res->code, 500, "YouTube's quotaExceeded fails the sync");
+like($doc->{error} // '', qr/403 \(quotaExceeded\)/, 'naming the reason');
+is(scalar($fake{youtube}->requests) - $from, 1, 'after one call: a spent quota is not retried');
+is(used(), $before, 'refunded');
+
+# A platform slower than http_timeout (3 s): each attempt gives up, and
+# the job fails saying so.
+$fake{youtube}->mode(page_size => 2, delay => 5);
+($res, $doc) = sync($h{youtube}, undef, 'too slow');
+is($res->code, 500, 'a platform that does not answer within http_timeout fails the sync');
+like($doc->{error} // '', qr/YouTube did not answer/, 'saying it did not answer');
+is(used(), $before, 'refunded');
+is(scalar(grep { !$_->{deleted_at} } values %{ rows($h{youtube}) }), 4, 'and nothing is deleted');
+
+# A slow platform (within http_timeout): the job waits for it, and
+# meanwhile the handle is syncing.
+$fake{youtube}->mode(page_size => 2, delay => 1);
 ($res, $doc) = $ngx->call('POST', '/functions/v1/sync-platform', token => $tokA, body => { handleId => $h{youtube} });
 is($res->code, 202, 'a sync is accepted') or diag $res->as_string;
 my $slow = $doc->{job_id};

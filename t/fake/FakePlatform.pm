@@ -23,7 +23,8 @@ package FakePlatform;
 # code 190, TikTok 401 access_token_invalid). The modes: page_size (items a
 # listing page holds, at most what the client asked for), fail => status
 # (every call answers the platform's error with it), malformed (every call
-# answers 200 with a body that is not JSON), delay (seconds before each
+# answers 200 with a body that is not JSON), quota (YouTube: every call
+# answers 403 quotaExceeded, the day's quota), delay (seconds before each
 # answer), busy_once => seconds (the next call answers 429 with that
 # Retry-After, once).
 #
@@ -125,6 +126,11 @@ sub _serve {
         my $r = $self->_error(429, 'busy');
         $r->[1]{'Retry-After'} = $m->{busy_once};
         $answer = $r;
+    } elsif ($m->{quota} && $self->{platform} eq 'youtube') {
+        $answer = _json(403, { error => { code => 403,
+            message => 'The request cannot be completed because you have exceeded your <a href="/youtube/v3/getting-started#quota">quota</a>.',
+            errors => [{ message => 'The request cannot be completed because you have exceeded your quota.',
+                domain => 'youtube.quota', reason => 'quotaExceeded' }] } });
     } elsif ($m->{fail}) {
         $answer = $self->_error($m->{fail}, 'fail');
     } elsif ($m->{malformed}) {
