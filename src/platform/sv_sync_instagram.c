@@ -3,13 +3,15 @@
  * account being the handle's platform user id or else /me's user_id.
  * paging.next is an absolute URL carrying the token and naming the real
  * host: it is never followed; the next request is rebuilt from the
- * configured base and cursors.after. Errors are classified by the body's
+ * configured base and cursors.after (and the answer, which holds the
+ * token in that URL, is wiped when released). Errors are classified by the body's
  * error.code, whatever the HTTP status: 190 is a rejected token (sent
  * with 400, not 401), 4/17/32/613/80002 and 1/2 say "try again later". */
 #include <stdio.h>
 #include <string.h>
 
 #include "core/sv_err.h"
+#include "core/sv_json.h"
 #include "platform/sv_http_client.h"
 #include "platform/sv_sync_int.h"
 
@@ -119,7 +121,7 @@ int sv_sync_instagram(sv_sync_run *run, sv_arena *arena, char *why, size_t whyle
         run->pages++;
         json_object *data = sv_sync_get(answer, "data");
         if (data == NULL || !json_object_is_type(data, json_type_array)) {
-            json_object_put(answer);
+            sv_json_put_wiped(answer);
             snprintf(why, whylen, "Instagram's media answer has no data array");
             return SV_ERROR;
         }
@@ -135,14 +137,14 @@ int sv_sync_instagram(sv_sync_run *run, sv_arena *arena, char *why, size_t whyle
         int more = next != NULL && *next != '\0';
         if (more && (after == NULL || *after == '\0' || strlen(after) >= sizeof(cursor) ||
                      strcmp(after, cursor) == 0)) {
-            json_object_put(answer);
+            sv_json_put_wiped(answer);
             json_object_put(page);
             snprintf(why, whylen, "Instagram announced a next page without a new cursor");
             return SV_ERROR;
         }
         if (more)
             snprintf(cursor, sizeof(cursor), "%s", after);
-        json_object_put(answer);
+        sv_json_put_wiped(answer);
         int rc = run->page(run->arg, page, why, whylen);
         json_object_put(page);
         if (rc != SV_OK)
