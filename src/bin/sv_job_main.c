@@ -88,10 +88,10 @@ int main(int argc, char **argv)
         perror("streamvibe-job: log_file");
     sv_log_set_pid(getpid());
     err[0] = '\0';
-    /* Run by hand (no worker passed the keys), a job reads the key files
+    /* Run by hand (no worker passed the keys), a sync reads the key files
      * itself, before it drops privileges, as streamvibe-fcgi does. The
-     * reconciler opens no secrets. */
-    if (!reconcile && vault_fd < 0 && sv_crypto_init() == SV_OK &&
+     * other jobs and the reconciler open no secrets. */
+    if (!reconcile && vault_fd < 0 && sv_job_needs_vault(argv[optind]) && sv_crypto_init() == SV_OK &&
         sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, vault_err, sizeof(vault_err)) !=
             SV_OK)
         sv_vault_init(&vault);

@@ -156,6 +156,19 @@ static int sv_job_record(const sv_config *cfg, sv_job *job, int lock_fd, json_ob
     return rc;
 }
 
+int sv_job_needs_vault(const char *path)
+{
+    sv_job job;
+    char *text = sv_spool_read(path);
+    int needs = text != NULL && sv_job_from_json(text, &job) == SV_OK;
+    if (needs) {
+        needs = job.kind == SV_JOB_SYNC;
+        sv_job_clear(&job);
+    }
+    free(text);
+    return needs;
+}
+
 int sv_job_supervise(const sv_config *cfg, const sv_vault *vault, const char *path, int lock_fd)
 {
     sv_job job;

@@ -16,6 +16,10 @@
  * status. */
 int sv_job_supervise(const sv_config *cfg, const sv_vault *vault, const char *path, int lock_fd);
 
+/* 1 when the job whose descriptor is at path opens sealed secrets (a
+ * sync: the user's platform token), so needs the vault's keys. */
+int sv_job_needs_vault(const char *path);
+
 /* Finishes every job of the spool whose supervisor is gone (its
  * descriptor's lock can be taken): with the outcome it recorded, else
  * as interrupted. Safe to run on several hosts and alongside live
