@@ -169,6 +169,20 @@ for my $p (qw(youtube instagram tiktok)) {
     my ($hrows) = $su->selectrow_array(q{SELECT count(*) FROM content_edit_history WHERE changed_by <> 'sync'});
     is($hrows, 0, "$p: no change is attributed to the user");
 
+    # --- TikTok lists public videos only: a private one is not deleted ----------------
+    if ($p eq 'tiktok') {
+        $f->mode(page_size => 2, private => ['vid3']);
+        ($res, $doc) = sync($hid, undef, 'tiktok private video');
+        is($res->code, 200, 'tiktok: a sync with a video made private succeeds') or diag explain $doc;
+        is($doc->{result}{kept_unlisted}, 1, 'tiktok: the unlisted video is confirmed with video/query and kept');
+        is($doc->{result}{removed}, 0, 'tiktok: nothing removed');
+        ok(!rows($hid)->{vid3}{deleted_at}, 'tiktok: the private video is not soft-deleted');
+        my @q = grep { $_->{path} eq '/v2/video/query/' } $f->requests;
+        is_deeply([map { $_->{json}{filters}{video_ids} } @q], [['vid5'], ['vid3']],
+            'tiktok: video/query was asked about what the list left out, each time (vid5 was gone, vid3 is private)');
+        $f->mode(page_size => 2);
+    }
+
     # --- the page limit: nothing is soft-deleted -----------------------------------
     my @many = ((grep { $_->{id} ne 'vid2' } @now), map { item($_) } 6 .. 10);   # vid2 gone, 8 items
     $f->items(@many);

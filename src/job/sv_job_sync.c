@@ -100,6 +100,37 @@ static int sv_job_sync_page(void *arg, json_object *items, char *why, size_t why
     return rc;
 }
 
+/* Before soft-deleting: the live content the listing did not show, asked
+ * of the platform once more (sv_sync_confirm); what it still has is
+ * added to st->seen, so it stays. *kept says how many. */
+static int sv_job_sync_confirm(sv_job_sync_state *st, sv_sync_run *run, long long *kept, char *why, size_t whylen)
+{
+    static const char sql[] =
+        "SELECT coalesce(jsonb_agg(c.platform_content_id), '[]')::text FROM public.handle_content c "
+        "WHERE c.handle_id = $1::uuid AND c.user_id = $2::uuid AND c.deleted_at IS NULL "
+        "AND NOT (c.platform_content_id = ANY (ARRAY(SELECT jsonb_object_keys($3::jsonb))))";
+    const char *v[3] = { st->handle_id, st->job->user_id,
+                         json_object_to_json_string_ext(st->seen, JSON_C_TO_STRING_PLAIN) };
+    PGresult *r = sv_job_sql(st->db, sql, 3, v, why, whylen);
+    if (r == NULL)
+        return SV_ERROR;
+    json_object *missing = NULL, *still = NULL;
+    const char *pwhy;
+    int rc = sv_json_parse(PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0), &missing, &pwhy);
+    PQclear(r);
+    if (rc != SV_OK) {
+        snprintf(why, whylen, "the database's list of missing content was not understood");
+        return SV_ERROR;
+    }
+    rc = sv_sync_confirm(run, missing, &still, why, whylen);
+    for (size_t i = 0; rc == SV_OK && i < json_object_array_length(still); i++)
+        json_object_object_add(st->seen, json_object_get_string(json_object_array_get_idx(still, i)), NULL);
+    *kept = rc == SV_OK ? (long long)json_object_array_length(still) : 0;
+    json_object_put(missing);
+    json_object_put(still);
+    return rc;
+}
+
 int sv_job_sync(const sv_config *cfg, const sv_vault *vault, sv_db *db, sv_arena *arena, const sv_job *job,
                 json_object **result, char *error, size_t errlen)
 {
@@ -146,7 +177,9 @@ int sv_job_sync(const sv_config *cfg, const sv_vault *vault, sv_db *db, sv_arena
                         .page = sv_job_sync_page, .arg = &st };
     int rc = sv_sync_fetch(&run, error, errlen);
 
-    long long removed = 0;
+    long long removed = 0, kept = 0;
+    if (rc == SV_OK && run.complete && sv_job_sync_confirm(&st, &run, &kept, error, errlen) != SV_OK)
+        rc = SV_ERROR;
     if (rc == SV_OK && run.complete) {
         json_object *ids = json_object_new_array();
         json_object_object_foreach(st.seen, key, val) {
@@ -172,6 +205,8 @@ int sv_job_sync(const sv_config *cfg, const sv_vault *vault, sv_db *db, sv_arena
     json_object_object_add(res, "updated", json_object_new_int64(st.n_updated));
     json_object_object_add(res, "unchanged", json_object_new_int64(st.n_unchanged));
     json_object_object_add(res, "removed", json_object_new_int64(removed));
+    if (kept > 0)
+        json_object_object_add(res, "kept_unlisted", json_object_new_int64(kept));
     json_object_object_add(res, "pages", json_object_new_int(run.pages));
     json_object_object_add(res, "complete", json_object_new_boolean(rc == SV_OK && run.complete));
     if (run.stopped != NULL)

@@ -272,3 +272,15 @@ int sv_sync_fetch(sv_sync_run *run, char *why, size_t whylen)
     sv_arena_free(&arena);   /* wipes the answers' secret allocations */
     return rc;
 }
+
+int sv_sync_confirm(sv_sync_run *run, json_object *ids, json_object **kept, char *why, size_t whylen)
+{
+    *kept = json_object_new_array();
+    if (strcmp(run->platform, "tiktok") != 0 || json_object_array_length(ids) == 0)
+        return SV_OK;
+    sv_arena arena;
+    sv_arena_init(&arena, 16 * 1024);
+    int rc = sv_sync_tiktok_confirm(run, &arena, ids, *kept, why, whylen);
+    sv_arena_free(&arena);
+    return rc;
+}

@@ -65,4 +65,13 @@ int sv_sync_supported(const char *platform);
  * run->token failed. Pages already handed over stay handed over. */
 int sv_sync_fetch(sv_sync_run *run, char *why, size_t whylen);
 
+/* Of the ids (a JSON array of strings) the listing did not show, the
+ * ones the platform still has for this account, as a new JSON array in
+ * *kept (caller puts): TikTok's list shows public videos only, so a video
+ * made private vanishes from it; /video/query/ (20 ids a call) says
+ * whether it still exists. YouTube's uploads playlist and Instagram's
+ * media list everything the account has: for them *kept is empty. SV_OK,
+ * or SV_ERROR with why (then nothing must be deleted). */
+int sv_sync_confirm(sv_sync_run *run, json_object *ids, json_object **kept, char *why, size_t whylen);
+
 #endif

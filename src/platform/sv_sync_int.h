@@ -63,5 +63,7 @@ char *sv_sync_first_line(sv_arena *arena, const char *text, size_t max);
 int sv_sync_youtube(sv_sync_run *run, sv_arena *arena, char *why, size_t whylen);
 int sv_sync_instagram(sv_sync_run *run, sv_arena *arena, char *why, size_t whylen);
 int sv_sync_tiktok(sv_sync_run *run, sv_arena *arena, char *why, size_t whylen);
+int sv_sync_tiktok_confirm(sv_sync_run *run, sv_arena *arena, json_object *ids, json_object *kept, char *why,
+                           size_t whylen);
 
 #endif

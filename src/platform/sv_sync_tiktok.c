@@ -3,12 +3,16 @@
  * previous answer's data.cursor (a time in ms). Every answer carries
  * {"error":{"code":"ok"|…}}: anything but "ok" is a failure even with
  * HTTP 200. A page may hold fewer than max_count videos while has_more
- * is true: paging goes on. cover_image_url is signed and expires after
+ * is true: paging goes on. The list shows public videos only: before the
+ * job soft-deletes what it did not show, /video/query/ says which of
+ * those videos the account still has (made private, say), and they stay.
+ * cover_image_url is signed and expires after
  * 6 hours (sql/041_sync.sql does not count a new signature as an edit). */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/sv_clock.h"
 #include "core/sv_err.h"
 #include "platform/sv_sync_int.h"
 
@@ -118,4 +122,43 @@ int sv_sync_tiktok(sv_sync_run *run, sv_arena *arena, char *why, size_t whylen)
         }
         cursor = next;
     }
+}
+
+int sv_sync_tiktok_confirm(sv_sync_run *run, sv_arena *arena, json_object *ids, json_object *kept, char *why,
+                           size_t whylen)
+{
+    size_t n = json_object_array_length(ids);
+    for (size_t from = 0; from < n; from += SV_SYNC_TIKTOK_PAGE) {
+        if (sv_clock_mono_ms() >= run->deadline_ms) {
+            snprintf(why, whylen, "the sync ran out of time checking TikTok videos it no longer lists");
+            return SV_ERROR;
+        }
+        sv_arena_reset(arena);
+        json_object *batch = json_object_new_array();
+        for (size_t i = from; i < n && i < from + SV_SYNC_TIKTOK_PAGE; i++)
+            json_object_array_add(batch, json_object_get(json_object_array_get_idx(ids, i)));
+        json_object *filters = json_object_new_object(), *req = json_object_new_object();
+        json_object_object_add(filters, "video_ids", batch);
+        json_object_object_add(req, "filters", filters);
+        char *url = sv_arena_printf(arena, "%s/video/query/?fields=id", run->cfg->tiktok_api_url);
+        json_object *answer;
+        int rc = sv_sync_call(run, &sv_tt_api, arena, "POST", url,
+                              json_object_to_json_string_ext(req, JSON_C_TO_STRING_PLAIN), &answer, why, whylen);
+        json_object_put(req);
+        if (rc != SV_OK)
+            return SV_ERROR;
+        json_object *videos = sv_sync_get(sv_sync_get(answer, "data"), "videos");
+        if (strcmp(sv_tt_code(answer), "ok") != 0 || (videos != NULL && !json_object_is_type(videos, json_type_array))) {
+            snprintf(why, whylen, "TikTok's video query answer is not a list of videos (error %.60s)", sv_tt_code(answer));
+            json_object_put(answer);
+            return SV_ERROR;
+        }
+        for (size_t i = 0; videos && i < json_object_array_length(videos); i++) {
+            const char *id = sv_sync_str(json_object_array_get_idx(videos, i), "id");
+            if (id != NULL)
+                json_object_array_add(kept, json_object_new_string(id));
+        }
+        json_object_put(answer);
+    }
+    return SV_OK;
 }

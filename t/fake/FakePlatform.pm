@@ -53,7 +53,8 @@ sub new {
         %routes = ('GET /v21.0/me' => sub { $self->_serve($_[0], \&_ig_me) },
                    'GET /v21.0/17841405822304914/media' => sub { $self->_serve($_[0], \&_ig_media) });
     } elsif ($platform eq 'tiktok') {
-        %routes = ('POST /v2/video/list/' => sub { $self->_serve($_[0], \&_tt_list) });
+        %routes = ('POST /v2/video/list/' => sub { $self->_serve($_[0], \&_tt_list) },
+                   'POST /v2/video/query/' => sub { $self->_serve($_[0], \&_tt_query) });
     } else {
         die "no fake for $platform";
     }
@@ -247,6 +248,18 @@ sub _ig_media {
 }
 
 # --- TikTok --------------------------------------------------------------------
+# video/query: the account's videos among filters.video_ids (at most 20),
+# private ones included ("verifies that the videos belong to the user").
+sub _tt_query {
+    my ($self, $req, $items) = @_;
+    my $ids = ref $req->{json} eq 'HASH' && ref $req->{json}{filters} eq 'HASH' ? $req->{json}{filters}{video_ids} : undef;
+    return _json(400, { data => {}, error => { code => 'invalid_params', message => 'filters.video_ids: 1 to 20 ids', log_id => '1' } })
+        unless ref $ids eq 'ARRAY' && @$ids >= 1 && @$ids <= 20 && ($req->{params}{fields} // '') =~ /\bid\b/;
+    my %want = map { $_ => 1 } @$ids;
+    return _json(200, { data => { videos => [map { +{ id => $_->{id}, title => $_->{title} } } grep { $want{ $_->{id} } } @$items],
+        cursor => 0, has_more => JSON::PP::false }, error => { code => 'ok', message => '', log_id => '2022' } });
+}
+
 sub _tt_list {
     my ($self, $req, $items, $m) = @_;
     my $fields = $req->{params}{fields} // '';
@@ -256,7 +269,8 @@ sub _tt_list {
     my $max = $body->{max_count} // 10;
     return _json(400, { data => {}, error => { code => 'invalid_params', message => 'max_count must be at most 20', log_id => '1' } })
         if $max > 20;
-    my @rest = sort { $b->{created} <=> $a->{created} } @$items;
+    my %private = map { $_ => 1 } @{ $m->{private} // [] };
+    my @rest = sort { $b->{created} <=> $a->{created} } grep { !$private{ $_->{id} } } @$items;
     @rest = grep { $_->{created} * 1000 < $body->{cursor} } @rest if defined $body->{cursor};
     my $n = _page_size($m, $max, 20);
     my @page = splice(@rest, 0, $n);
