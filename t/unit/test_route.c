@@ -1,6 +1,19 @@
+#include <stdio.h>
+
+#include "core/sv_config.h"
 #include "http/sv_http.h"
 #include "http/sv_route.h"
 #include "tap.h"
+
+/* The status route's configured path: "/status" with a configuration,
+ * none (switched off) without one. */
+static const char *status_pattern(const struct sv_config *cfg, char *buf, size_t len)
+{
+    if (cfg == NULL)
+        return NULL;
+    snprintf(buf, len, "/status");
+    return buf;
+}
 
 static int h(struct sv_ctx *ctx)
 {
@@ -11,21 +24,21 @@ static int h(struct sv_ctx *ctx)
 int main(void)
 {
     sv_route routes[] = {
-        { "/healthz", SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_NONE, SV_DIALECT_POSTGREST, NULL, NULL },
+        { "/healthz", SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_NONE, SV_DIALECT_POSTGREST, NULL, NULL, NULL },
         { "/rest/v1/*", SV_HTTP_GET | SV_HTTP_POST | SV_HTTP_PATCH | SV_HTTP_DELETE, h,
-          SV_AUTH_OPTIONAL, SV_RATE_DATA, SV_DIALECT_POSTGREST, NULL, NULL },
+          SV_AUTH_OPTIONAL, SV_RATE_DATA, SV_DIALECT_POSTGREST, NULL, NULL, NULL },
         { "/rest/v1/rpc/*", SV_HTTP_GET | SV_HTTP_POST, h, SV_AUTH_OPTIONAL, SV_RATE_DATA,
-          SV_DIALECT_POSTGREST, "PGRST101", "functions" },
-        { "/auth/v1/token", SV_HTTP_POST, h, SV_AUTH_NONE, SV_RATE_AUTH, SV_DIALECT_GOTRUE, NULL, NULL },
+          SV_DIALECT_POSTGREST, "PGRST101", "functions", NULL },
+        { "/auth/v1/token", SV_HTTP_POST, h, SV_AUTH_NONE, SV_RATE_AUTH, SV_DIALECT_GOTRUE, NULL, NULL, NULL },
         { "/functions/v1/oauth/*/start", SV_HTTP_GET, h, SV_AUTH_USER, SV_RATE_FUNCTIONS,
-          SV_DIALECT_POSTGREST, NULL, NULL },
+          SV_DIALECT_POSTGREST, NULL, NULL, NULL },
         { "/functions/v1/oauth/youtube/start", SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_FUNCTIONS,
-          SV_DIALECT_POSTGREST, NULL, NULL },
+          SV_DIALECT_POSTGREST, NULL, NULL, NULL },
         { "/functions/v1/*/*/start", SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_FUNCTIONS,
-          SV_DIALECT_POSTGREST, NULL, NULL },
-        { NULL, SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_NONE, SV_DIALECT_POSTGREST, NULL, NULL },
+          SV_DIALECT_POSTGREST, NULL, NULL, NULL },
+        { NULL, SV_HTTP_GET, h, SV_AUTH_NONE, SV_RATE_NONE, SV_DIALECT_POSTGREST, NULL, NULL, status_pattern },
         { "/rest/v1/rpc/vault.create_secret", SV_HTTP_POST, h, SV_AUTH_SERVICE, SV_RATE_DATA,
-          SV_DIALECT_POSTGREST, "PGRST101", "post only" },
+          SV_DIALECT_POSTGREST, "PGRST101", "post only", NULL },
     };
     sv_route_match m;
     size_t n = sizeof(routes) / sizeof(routes[0]);
@@ -74,7 +87,8 @@ int main(void)
            "unknown method on a known path is 405");
     is_int(sv_route_find(routes, n, NULL, SV_HTTP_GET, "/nope", &m), SV_ROUTE_NOT_FOUND,
            "unknown path is 404");
-    is_int(sv_route_find(routes, n, "/status", SV_HTTP_GET, "/status", &m), SV_ROUTE_FOUND,
+    static sv_config cfg;
+    is_int(sv_route_find(routes, n, &cfg, SV_HTTP_GET, "/status", &m), SV_ROUTE_FOUND,
            "the NULL pattern is the configured status path");
     ok(m.route == &routes[7], "the status route");
     is_int(sv_route_find(routes, n, NULL, SV_HTTP_GET, "/status", &m), SV_ROUTE_NOT_FOUND,
