@@ -3,7 +3,8 @@
 # PostgreSQL + pool + nginx, @supabase/supabase-js (the exact version in
 # t/js/package-lock.json) installed with `npm ci` into a cache directory
 # outside the source tree, then t/js/v2-design.mjs run with Node. Its TAP
-# is re-issued here test by test.
+# is re-issued here test by test. Its step 8d is the seed's sync
+# (functions.invoke('sync-platform')) against a fake YouTube started here.
 #
 # The node_modules cache is keyed on the lock file's hash:
 #   $SV_NPM_CACHE, default /var/tmp/streamvibe-npm-<sha256 of the lock, 16 hex>
@@ -26,6 +27,9 @@ use SV::Test qw(sv_srcdir sv_tempdir run_command find_program slurp_file write_f
 use SV::Test::Pg;
 use SV::Test::Nginx;
 use SV::Test::Stack;
+use FindBin;
+use lib "$FindBin::Bin/fake";
+use FakePlatform;
 
 my $CI = defined $ENV{CI} && length $ENV{CI} && $ENV{CI} ne 'false' && $ENV{CI} ne '0';
 
@@ -113,8 +117,15 @@ my $jwt_secret = 'sv-500-supabase-js-' . sha256_hex("$$-" . time . '-' . rand())
 # A vault key, so the seed's Vault calls (step 8c) work.
 my $keydir = SV::Test::sv_tempdir(prefix => 'svjskey');
 run_command([SV::Test::sv_builddir() . '/streamvibe-admin', 'keygen', "$keydir/vault.key"], timeout => 30);
+# A fake YouTube for the seed's sync (step 8d), knowing one token.
+my $yt_token = 'ya29.js-sync-' . substr(sha256_hex(rand()), 0, 16);
+my $youtube = FakePlatform->new('youtube', tokens => [$yt_token]);
+$youtube->items(map { +{ id => "jsvid$_", title => "JS video $_", description => "about $_", tags => ['js'],
+    views => $_, likes => 0, comments => 0, duration => 30, created => 1714665600 - $_ } } 1 .. 3);
 my $s = SV::Test::Stack->new(workers => 2,
-    conf => { jwt_secret => $jwt_secret, vault_key_file => "$keydir/vault.key" });
+    conf => { jwt_secret => $jwt_secret, vault_key_file => "$keydir/vault.key",
+        job_spool_dir => SV::Test::sv_tempdir(prefix => 'svjsspool') . '/jobs',
+        job_program => SV::Test::sv_builddir() . '/streamvibe-job', youtube_api_url => $youtube->url });
 # The only test so far is the stack's "migrate".
 Test::More->builder->is_passing or BAIL_OUT('migrate failed');
 my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
@@ -184,6 +195,8 @@ my ($nrc, $tap, $stderr) = run_command([$node, @node_flags, "$rundir/v2-design.m
         SUPABASE_SERVICE_KEY => $keys{service_role_key},
         SV_FALLBACK_A        => fallback_user('a'),
         SV_FALLBACK_B        => fallback_user('b'),
+        SV_YOUTUBE_TOKEN     => $yt_token,
+        SV_YOUTUBE_TITLES    => JSON::PP::encode_json([map { "JS video $_" } 1 .. 3]),
         NODE_PATH            => "$cache/node_modules",
         NODE_OPTIONS         => undef,
         NO_COLOR             => 1,

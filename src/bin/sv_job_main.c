@@ -14,16 +14,19 @@
 #include "core/sv_err.h"
 #include "core/sv_log.h"
 #include "crypto/sv_crypto.h"
+#include "crypto/sv_vault.h"
 #include "job/sv_job_run.h"
 #include "master/sv_identity.h"
 #include "platform/sv_http_client.h"
 
 static void sv_job_usage(FILE *out)
 {
-    fputs("usage: streamvibe-job [--config FILE] --lock-fd N DESCRIPTOR\n"
+    fputs("usage: streamvibe-job [--config FILE] --lock-fd N [--vault-fd N] DESCRIPTOR\n"
           "       streamvibe-job [--config FILE] --reconcile\n"
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
           "  --lock-fd N     the descriptor's lock, held for the job's life\n"
+          "  --vault-fd N    read the vault's keys from this pipe (the worker passes\n"
+          "                  them) instead of the key files\n"
           "  --reconcile     finish the spool's jobs whose process is gone, and exit\n"
           "  --help          show this text\n"
           "  --version       print the version\n"
@@ -37,18 +40,20 @@ int main(int argc, char **argv)
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
         { "lock-fd", required_argument, NULL, 'l' },
+        { "vault-fd", required_argument, NULL, 'k' },
         { "reconcile", no_argument, NULL, 'r' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL;
-    int lock_fd = -1, reconcile = 0, opt;
+    int lock_fd = -1, vault_fd = -1, reconcile = 0, opt;
 
-    while ((opt = getopt_long(argc, argv, "c:l:rhV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:l:k:rhV", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'l': lock_fd = atoi(optarg); break;
+        case 'k': vault_fd = atoi(optarg); break;
         case 'r': reconcile = 1; break;
         case 'h': sv_job_usage(stdout); return 0;
         case 'V': puts(PACKAGE_STRING); return 0;
@@ -60,8 +65,22 @@ int main(int argc, char **argv)
         return 2;
     }
 
-    sv_config cfg;
+    /* The keys a worker passed: read and closed before anything else, so
+     * the pipe is gone from the job by the time it does any work. */
+    sv_vault vault;
     char err[512];
+    char vault_err[256] = "";
+    sv_vault_init(&vault);
+    if (vault_fd >= 0) {
+        if (sv_crypto_init() != SV_OK ||
+            sv_vault_receive(&vault, vault_fd, vault_err, sizeof(vault_err)) != SV_OK) {
+            if (vault_err[0] == '\0')
+                snprintf(vault_err, sizeof(vault_err), "libsodium initialisation failed");
+        }
+        close(vault_fd);
+    }
+
+    sv_config cfg;
     if (sv_config_load(&cfg, config_path, err, sizeof(err)) != SV_OK) {
         fprintf(stderr, "streamvibe-job: %s\n", err);
         sv_config_free(&cfg);
@@ -71,12 +90,22 @@ int main(int argc, char **argv)
         perror("streamvibe-job: log_file");
     sv_log_set_pid(getpid());
     err[0] = '\0';
+    /* Run by hand (no worker passed the keys), a sync reads the key files
+     * itself, before it drops privileges, as streamvibe-fcgi does. The
+     * other jobs and the reconciler open no secrets. */
+    if (!reconcile && vault_fd < 0 && sv_job_needs_vault(argv[optind]) && sv_crypto_init() == SV_OK &&
+        sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, vault_err, sizeof(vault_err)) !=
+            SV_OK)
+        sv_vault_init(&vault);
+    if (vault_err[0] != '\0')   /* the job goes on: only a sync needs the keys, and says so */
+        sv_log_warn("job_vault", "error=\"%s\"", vault_err);
     /* Started by the pool master (root), the reconciler runs as the
      * workers do; a job is spawned by a worker and already is that user. */
     sv_identity identity;
     if (sv_identity_resolve(&cfg, &identity, err, sizeof(err)) != SV_OK ||
         sv_identity_drop(&identity) != SV_OK || sv_crypto_init() != SV_OK || sv_http_client_global_init() != SV_OK) {
         sv_log_error("job_start", "error=\"%s\"", err[0] ? err : "initialisation failed");
+        sv_vault_free(&vault);
         sv_config_free(&cfg);
         return 1;
     }
@@ -87,8 +116,9 @@ int main(int argc, char **argv)
             sv_log_info("job_reconcile", "finished=%d", n);
         rc = n < 0 ? 1 : 0;
     } else {
-        rc = sv_job_supervise(&cfg, argv[optind], lock_fd);
+        rc = sv_job_supervise(&cfg, &vault, argv[optind], lock_fd);
     }
+    sv_vault_free(&vault);
     sv_config_free(&cfg);
     return rc;
 }

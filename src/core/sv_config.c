@@ -128,6 +128,10 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(realtime_send_buffer, SV_CONF_LONG, 4096, 1L << 30, "1048576"),
     SV_KEY(realtime_handshake_timeout, SV_CONF_INT, 1, 3600, "10"),
     SV_KEY(realtime_idle_timeout, SV_CONF_INT, 0, 86400, "60"),
+    SV_KEY(youtube_api_url,   SV_CONF_STRING, 0, 0, "https://www.googleapis.com/youtube/v3"),
+    SV_KEY(instagram_api_url, SV_CONF_STRING, 0, 0, "https://graph.instagram.com/v21.0"),
+    SV_KEY(tiktok_api_url,    SV_CONF_STRING, 0, 0, "https://open.tiktokapis.com/v2"),
+    SV_KEY(sync_max_pages,    SV_CONF_INT,    1, 100000, "200"),
 };
 
 #define SV_NKEYS (sizeof(sv_conf_keys) / sizeof(sv_conf_keys[0]))

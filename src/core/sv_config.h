@@ -98,6 +98,10 @@ typedef struct sv_config {
     char *indexnow_key;         /* served at /<key>.txt */
     char *indexnow_key_location;  /* empty: https://<host>/<key>.txt */
     char *indexnow_url_template;  /* public URL of a content item, "{id}" replaced */
+    char *youtube_api_url;      /* YouTube Data API v3, including /youtube/v3 */
+    char *instagram_api_url;    /* Instagram Graph API, including the version */
+    char *tiktok_api_url;       /* TikTok API, including /v2 */
+    int   sync_max_pages;       /* listing pages a sync reads before it stops (and deletes nothing) */
     char *config_path;          /* the file this configuration was read from, or NULL */
     /* streamvibe-realtime (the pool starts it when realtime_listen is set) */
     char *realtime_listen;      /* host:port or unix socket path; empty = not started */

@@ -174,6 +174,80 @@ int sv_vault_load(sv_vault *v, const char *current_path, const char *old_paths, 
     return SV_OK;
 }
 
+#define SV_VAULT_PASS_MAGIC "SVK1"
+#define SV_VAULT_PASS_HEAD 6
+#define SV_VAULT_PASS_MAX (SV_VAULT_PASS_HEAD + SV_VAULT_MAX_KEYS * SV_VAULT_KEY_BYTES)
+
+int sv_vault_pass(const sv_vault *v, int fd)
+{
+    unsigned char buf[SV_VAULT_PASS_MAX];
+    size_t len = SV_VAULT_PASS_HEAD;
+
+    memcpy(buf, SV_VAULT_PASS_MAGIC, 4);
+    buf[4] = (unsigned char)v->n;
+    buf[5] = v->current < 0 ? 0xff : (unsigned char)v->current;
+    for (int i = 0; i < v->n; i++, len += SV_VAULT_KEY_BYTES)
+        memcpy(buf + len, v->keys[i].key, SV_VAULT_KEY_BYTES);
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, buf + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    sodium_memzero(buf, sizeof(buf));
+    return off == len ? SV_OK : SV_ERROR;
+}
+
+int sv_vault_receive(sv_vault *v, int fd, char *err, size_t errlen)
+{
+    unsigned char buf[SV_VAULT_PASS_MAX + 1];
+    size_t len = 0;
+    int rc = SV_ERROR;
+
+    sv_vault_init(v);
+    while (len < sizeof(buf)) {
+        ssize_t r = read(fd, buf + len, sizeof(buf) - len);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "vault descriptor: %s", strerror(errno));
+            goto out;
+        }
+        if (r == 0)
+            break;
+        len += (size_t)r;
+    }
+    int n = len >= SV_VAULT_PASS_HEAD ? buf[4] : -1;
+    int current = len >= SV_VAULT_PASS_HEAD ? (buf[5] == 0xff ? -1 : buf[5]) : -1;
+    if (len < SV_VAULT_PASS_HEAD || memcmp(buf, SV_VAULT_PASS_MAGIC, 4) != 0 || n > SV_VAULT_MAX_KEYS ||
+        len != SV_VAULT_PASS_HEAD + (size_t)n * SV_VAULT_KEY_BYTES || current >= n ||
+        (current < 0 && n > 0)) {
+        snprintf(err, errlen, "vault descriptor: not the keys a worker passes");
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        unsigned char *key = sodium_malloc(SV_VAULT_KEY_BYTES);
+        if (key == NULL) {
+            snprintf(err, errlen, "vault descriptor: out of memory");
+            sv_vault_free(v);
+            goto out;
+        }
+        memcpy(key, buf + SV_VAULT_PASS_HEAD + (size_t)i * SV_VAULT_KEY_BYTES, SV_VAULT_KEY_BYTES);
+        sodium_mprotect_readonly(key);
+        v->keys[i].id = sv_vault_key_id(key);
+        v->keys[i].key = key;
+        v->n = i + 1;
+    }
+    v->current = current;
+    rc = SV_OK;
+out:
+    sodium_memzero(buf, sizeof(buf));
+    return rc;
+}
+
 int sv_vault_can_seal(const sv_vault *v)
 {
     return v != NULL && v->current >= 0;

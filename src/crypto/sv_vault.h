@@ -57,6 +57,22 @@ void sv_vault_init(sv_vault *v);
 int sv_vault_load(sv_vault *v, const char *current_path, const char *old_paths, char *err,
                   size_t errlen);
 
+/* Handing the keys to another process (a job spawned by a worker that
+ * runs as an unprivileged user, which could not read root-only key
+ * files): the keys go through a pipe, never a file or the environment.
+ *
+ * sv_vault_pass writes v's keys to fd (the write end of a fresh pipe;
+ * 16 keys are 580 bytes, well within a pipe's buffer, so it does not
+ * block) as "SVK1", the key count, the current key's index (0xff: none),
+ * then the 32-byte keys. SV_OK, or SV_ERROR when the write fell short.
+ *
+ * sv_vault_receive reads that from fd until EOF, into v (read-only,
+ * sodium_malloc'd keys as sv_vault_load makes them), and wipes what it
+ * read. SV_OK, or SV_ERROR with err (never key material); v is then
+ * empty. The caller closes fd. */
+int sv_vault_pass(const sv_vault *v, int fd);
+int sv_vault_receive(sv_vault *v, int fd, char *err, size_t errlen);
+
 /* Wipes and frees the keys; v is empty again. */
 void sv_vault_free(sv_vault *v);
 

@@ -5,6 +5,7 @@
 #include "functions/sv_fn_jobs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -209,7 +210,7 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
 {
     char program_buf[PATH_MAX];
     const char *program = sv_job_program(ctx->cfg, program_buf, sizeof(program_buf));
-    char *args[8];
+    char *args[10];
     int n = 0;
     args[n++] = (char *)program;
     if (ctx->cfg->config_path != NULL) {
@@ -218,11 +219,36 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
     }
     args[n++] = "--lock-fd";
     args[n++] = "3";
+    /* A sync opens the user's sealed platform token. The key files are
+     * root's (the pool master read them before dropping privileges), so
+     * the job, which runs as the worker's user, gets the keys from this
+     * worker's memory through a pipe it reads and closes at once. Only
+     * the sync gets them: the other jobs have no use for them. */
+    int keys[2] = { -1, -1 };
+    if (job->kind == SV_JOB_SYNC) {
+        if (pipe2(keys, O_CLOEXEC) != 0 || sv_vault_pass(ctx->vault, keys[1]) != SV_OK) {
+            int saved = errno;
+            if (keys[0] >= 0) {
+                close(keys[0]);
+                close(keys[1]);
+            }
+            close(lock_fd);
+            sv_log_error("job_spawn", "job_id=%s error=\"vault pipe: %s\"", job->job_id, strerror(saved));
+            unlink(path);
+            sv_fn_abandon(ctx, job, "the job's keys could not be passed to it");
+            return sv_fail(&ctx->err, 503, "job_start_failed", "The job could not be started");
+        }
+        close(keys[1]);
+        args[n++] = "--vault-fd";
+        args[n++] = "4";
+    }
     args[n++] = (char *)path;
     args[n] = NULL;
-    pid_t pid = sv_job_spawn(program, args, lock_fd);
+    pid_t pid = sv_job_spawn(program, args, lock_fd, keys[0]);
     int spawn_errno = errno;
     close(lock_fd);
+    if (keys[0] >= 0)
+        close(keys[0]);   /* unread keys (a failed spawn) go with the pipe */
     if (pid < 0) {
         sv_log_error("job_spawn", "job_id=%s program=%s error=\"%s\"", job->job_id, program,
                      strerror(spawn_errno));

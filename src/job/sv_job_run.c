@@ -28,11 +28,11 @@
 #define SV_JOB_FINISH_PATIENCE_MS 30000
 
 /* The child: does the work and writes {"status","result"|"error"} on fd. */
-static void sv_job_child(const sv_config *cfg, const sv_job *job, int fd)
+static void sv_job_child(const sv_config *cfg, const sv_vault *vault, const sv_job *job, int fd)
 {
     json_object *result = NULL;
     char error[512] = "";
-    int rc = sv_job_work(cfg, job, &result, error, sizeof(error));
+    int rc = sv_job_work(cfg, vault, job, &result, error, sizeof(error));
     json_object *out = json_object_new_object();
     json_object_object_add(out, "status", json_object_new_string(rc == SV_OK ? "completed" : "failed"));
     if (rc == SV_OK || result != NULL)
@@ -156,7 +156,20 @@ static int sv_job_record(const sv_config *cfg, sv_job *job, int lock_fd, json_ob
     return rc;
 }
 
-int sv_job_supervise(const sv_config *cfg, const char *path, int lock_fd)
+int sv_job_needs_vault(const char *path)
+{
+    sv_job job;
+    char *text = sv_spool_read(path);
+    int needs = text != NULL && sv_job_from_json(text, &job) == SV_OK;
+    if (needs) {
+        needs = job.kind == SV_JOB_SYNC;
+        sv_job_clear(&job);
+    }
+    free(text);
+    return needs;
+}
+
+int sv_job_supervise(const sv_config *cfg, const sv_vault *vault, const char *path, int lock_fd)
 {
     sv_job job;
     char *text = sv_spool_read(path);
@@ -190,7 +203,7 @@ int sv_job_supervise(const sv_config *cfg, const char *path, int lock_fd)
             _exit(1);
         close(pipefd[0]);
         sv_log_set_pid(getpid());
-        sv_job_child(cfg, &job, pipefd[1]);
+        sv_job_child(cfg, vault, &job, pipefd[1]);
         _exit(0);
     }
     close(pipefd[1]);

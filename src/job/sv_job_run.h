@@ -3,6 +3,7 @@
 #define SV_JOB_RUN_H
 
 #include "core/sv_config.h"
+#include "crypto/sv_vault.h"
 
 /* Runs the job whose descriptor is at path, holding its lock on lock_fd
  * for life: the work runs in a child under the kind's wall-clock limit;
@@ -10,8 +11,14 @@
  * supervisor writes the job's one audit_log row and, for a job that did
  * not complete, gets its quota refunded (sql/040_jobs.sql). The outcome
  * is written into the descriptor first, so a database outage leaves it
- * for the reconciler instead of losing it. Returns an exit status. */
-int sv_job_supervise(const sv_config *cfg, const char *path, int lock_fd);
+ * for the reconciler instead of losing it. vault holds the keys the work
+ * may need to open the user's platform token (a sync). Returns an exit
+ * status. */
+int sv_job_supervise(const sv_config *cfg, const sv_vault *vault, const char *path, int lock_fd);
+
+/* 1 when the job whose descriptor is at path opens sealed secrets (a
+ * sync: the user's platform token), so needs the vault's keys. */
+int sv_job_needs_vault(const char *path);
 
 /* Finishes every job of the spool whose supervisor is gone (its
  * descriptor's lock can be taken): with the outcome it recorded, else

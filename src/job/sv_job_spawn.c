@@ -11,7 +11,15 @@
 
 extern char **environ;
 
-pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd)
+/* A close-on-exec copy of fd at 5 or above, so that dup2 onto 3 and 4
+ * cannot overwrite one descriptor with the other (and always clears the
+ * close-on-exec flag in the job). -1 stays -1. */
+static int sv_job_spawn_high(int fd)
+{
+    return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 5);
+}
+
+pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -21,20 +29,21 @@ pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd)
 
     sigemptyset(&none);
     sigfillset(&all);
-    /* dup2 onto itself keeps close-on-exec: clear it by hand then. */
-    if (keep_fd == 3) {
-        int flags = fcntl(keep_fd, F_GETFD);
-        if (flags < 0 || fcntl(keep_fd, F_SETFD, flags & ~FD_CLOEXEC) != 0)
-            return -1;
-    }
-    if ((rc = posix_spawn_file_actions_init(&fa)) != 0) {
-        errno = rc;
+    int keep = sv_job_spawn_high(keep_fd), pass = sv_job_spawn_high(pass_fd);
+    if ((keep_fd >= 0 && keep < 0) || (pass_fd >= 0 && pass < 0)) {
+        int saved = errno;
+        if (keep >= 0)
+            close(keep);
+        if (pass >= 0)
+            close(pass);
+        errno = saved;
         return -1;
     }
+    if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
+        goto out;
     if ((rc = posix_spawnattr_init(&attr)) != 0) {
         posix_spawn_file_actions_destroy(&fa);
-        errno = rc;
-        return -1;
+        goto out;
     }
     /* A job must outlive the worker and never be hit by a signal meant
      * for the pool: a session (and process group) of its own. */
@@ -46,16 +55,25 @@ pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd)
         rc = posix_spawnattr_setsigdefault(&attr, &all);
     for (int fd = 0; rc == 0 && fd < 3; fd++)
         rc = posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-    if (rc == 0 && keep_fd >= 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, keep_fd, 3);
+    if (rc == 0 && keep >= 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, keep, 3);
+    else if (rc == 0 && pass >= 0)   /* 3 must not keep whatever the caller has there */
+        rc = posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDONLY, 0);
+    if (rc == 0 && pass >= 0)
+        rc = posix_spawn_file_actions_adddup2(&fa, pass, 4);
     /* Everything else the worker has open stays behind, whatever its
      * close-on-exec flag says. */
     if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(&fa, keep_fd >= 0 ? 4 : 3);
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, pass >= 0 ? 5 : keep >= 0 ? 4 : 3);
     if (rc == 0)
         rc = posix_spawn(&pid, program, &fa, &attr, args, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
+out:
+    if (keep >= 0)
+        close(keep);
+    if (pass >= 0)
+        close(pass);
     if (rc != 0) {
         errno = rc;
         return -1;

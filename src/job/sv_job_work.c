@@ -12,9 +12,7 @@
 
 static const char sv_job_service_claims[] = "{\"role\":\"service_role\"}";
 
-/* Runs sql as service_role on db. The result (caller PQclears) when it
- * succeeded, else NULL with the reason in error. */
-static PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values,
+PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values,
                             char *error, size_t errlen)
 {
     PGresult *r = NULL;
@@ -140,8 +138,8 @@ static int sv_job_seo(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv
     return rc;
 }
 
-int sv_job_work(const sv_config *cfg, const sv_job *job, json_object **result, char *error,
-                size_t errlen)
+int sv_job_work(const sv_config *cfg, const sv_vault *vault, const sv_job *job, json_object **result,
+                char *error, size_t errlen)
 {
     sv_db db;
     sv_arena arena;
@@ -159,7 +157,7 @@ int sv_job_work(const sv_config *cfg, const sv_job *job, json_object **result, c
         rc = sv_job_seo(cfg, &db, &arena, job, result, error, errlen);
         break;
     case SV_JOB_SYNC:
-        snprintf(error, errlen, "platform sync is not available on this server yet");
+        rc = sv_job_sync(cfg, vault, &db, &arena, job, result, error, errlen);
         break;
     }
     sv_db_close(&db);

@@ -235,7 +235,7 @@ static void sv_pool_reconcile(sv_pool *pool)
     }
     args[n++] = "--reconcile";
     args[n] = NULL;
-    pool->reconciler = sv_job_spawn(program, args, -1);
+    pool->reconciler = sv_job_spawn(program, args, -1, -1);
     if (pool->reconciler < 0) {
         sv_log_warn("job_reconcile", "msg=\"cannot start streamvibe-job\" program=%s error=\"%s\"",
                     program, strerror(errno));

@@ -756,6 +756,46 @@ await step("8c. the document's Vault calls with the service key", async () => {
 });
 
 // ---------------------------------------------------------------------
+// 8d. The seed's sync: functions.invoke('sync-platform', {body:{handleId}})
+// against a fake YouTube the test started (its token is SV_YOUTUBE_TOKEN),
+// then the synced content and the job's audit row read as the user.
+// ---------------------------------------------------------------------
+await step("8d. functions.invoke('sync-platform') and the synced content", async () => {
+    const token = need(process.env.SV_YOUTUBE_TOKEN, 'SV_YOUTUBE_TOKEN');
+    const expected = JSON.parse(need(process.env.SV_YOUTUBE_TITLES, 'SV_YOUTUBE_TITLES'));
+    need(S.userA && S.platformId, 'user A and the youtube platform');
+    const cred = await supabase.functions.invoke('credentials', {
+        body: { platform: 'youtube', access_token: token, expires_in: 3600 },
+    });
+    ok(!cred.error, "functions.invoke('credentials', {body:{platform, access_token}}) stores A's token", cred.error);
+    const h = await supabase.from('account_handles')
+        .insert({ platform_id: S.platformId, handle: `synced_${run}` }).select().single();
+    okResult(h, 'A adds the handle to sync');
+    const handleId = need(h.data && h.data.id, 'handle id');
+
+    const inv = await supabase.functions.invoke('sync-platform', { body: { handleId, userId: S.userA.id } });
+    ok(!inv.error && inv.data && inv.data.status === 'running' && inv.data.job_id,
+        "functions.invoke('sync-platform', {body:{handleId}}) answers {job_id, status:'running'}", inv);
+    const jobId = need(inv.data && inv.data.job_id, 'job id');
+    const done = await supabase.functions.invoke(`jobs/${jobId}?wait=40`, { method: 'GET' });
+    ok(!done.error && done.data && done.data.status === 'completed', 'the job completed (GET jobs/<id>?wait)', done);
+    is(done.data && done.data.result && done.data.result.new, expected.length, 'its result counts the new items');
+
+    const rows = await supabase.from('handle_content').select('platform_content_id,title,user_id')
+        .eq('handle_id', handleId).order('platform_content_id');
+    okResult(rows, 'A reads the synced content');
+    isDeeply((rows.data || []).map((r) => r.title).sort(), [...expected].sort(), 'the titles are the platform\'s');
+    ok((rows.data || []).every((r) => r.user_id === S.userA.id), 'the rows are A\'s');
+    const audit = await supabase.from('audit_log').select('job_status,job_type,job_result').eq('job_id', jobId);
+    okResult(audit, 'A reads the job\'s audit row');
+    is(audit.data && audit.data.length, 1, 'exactly one audit row');
+    is(audit.data && audit.data[0] && audit.data[0].job_status, 'completed', 'completed');
+    is(audit.data && audit.data[0] && audit.data[0].job_type, 'platform_sync', 'a platform_sync');
+    const { data: hs } = await supabase.from('account_handles').select('sync_status,last_synced_at').eq('id', handleId).single();
+    ok(hs && hs.sync_status === 'ok' && hs.last_synced_at, 'the handle says when it was synced', hs);
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {

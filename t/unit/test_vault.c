@@ -125,6 +125,46 @@ int main(void)
     is_int(sv_vault_load(&v2, path_in("k2"), " , ", err, sizeof(err)), SV_OK, "empty old list is fine");
     sv_vault_free(&v2);
 
+    /* passing the keys through a pipe (worker -> job) */
+    {
+        sv_vault src, got;
+        int p[2];
+        is_int(sv_vault_load(&src, path_in("k2"), path_in("k1"), err, sizeof(err)), SV_OK, "load two keys to pass");
+        ok(pipe(p) == 0, "pipe");
+        is_int(sv_vault_pass(&src, p[1]), SV_OK, "keys written to the pipe");
+        close(p[1]);
+        is_int(sv_vault_receive(&got, p[0], err, sizeof(err)), SV_OK, "and read back");
+        close(p[0]);
+        is_int(got.n, 2, "both keys arrive");
+        is_int(sv_vault_current_id(&got), id2, "the current key stays current");
+        ok(sv_vault_has_key(&got, id1), "the old key arrives too");
+        is_int(sv_vault_open(&got, &a, s1, ad, adlen, &plain, &len, NULL), SV_VAULT_OK,
+               "a value sealed with the old key opens with the passed vault");
+        char *s4 = sv_vault_seal(&got, &a, "x", 1, ad, adlen);
+        is_int(sv_vault_open(&src, &a, s4, ad, adlen, &plain, &len, NULL), SV_VAULT_OK,
+               "and what it seals opens with the original");
+        sv_vault_free(&got);
+        sv_vault_init(&none);
+        ok(pipe(p) == 0, "pipe");
+        is_int(sv_vault_pass(&none, p[1]), SV_OK, "an empty vault passes");
+        close(p[1]);
+        is_int(sv_vault_receive(&got, p[0], err, sizeof(err)), SV_OK, "and arrives");
+        close(p[0]);
+        ok(!sv_vault_can_seal(&got) && got.n == 0, "empty");
+        ok(pipe(p) == 0, "pipe");
+        ssize_t wr = write(p[1], "SVK1\x02\x00short", 11);
+        (void)wr;
+        close(p[1]);
+        is_int(sv_vault_receive(&got, p[0], err, sizeof(err)), SV_ERROR, "a truncated pass is refused");
+        close(p[0]);
+        is_int(got.n, 0, "and leaves the vault empty");
+        ok(pipe(p) == 0, "pipe");
+        close(p[1]);
+        is_int(sv_vault_receive(&got, p[0], err, sizeof(err)), SV_ERROR, "nothing at all is refused");
+        close(p[0]);
+        sv_vault_free(&src);
+    }
+
     /* empty and long plaintexts */
     char *e = sv_vault_seal(&v, &a, "", 0, ad, adlen);
     is_int(sv_vault_open(&v, &a, e, ad, adlen, &plain, &len, NULL), SV_VAULT_OK, "empty plaintext round trip");

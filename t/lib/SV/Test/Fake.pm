@@ -95,7 +95,8 @@ sub stop {
 }
 
 # The requests received so far (oldest first), each {method, path, query,
-# headers, body, json (the body decoded, when it is JSON)}; with a route ("POST /v1/x"), only those.
+# headers, body, json (the body decoded, when it is JSON), t (when it
+# arrived, epoch seconds)}; with a route ("POST /v1/x"), only those.
 sub requests {
     my ($self, $route) = @_;
     my @all;
@@ -140,6 +141,7 @@ sub _serve {
     flock $log, LOCK_EX;
     my $before = grep { my $r = eval { JSON::PP->new->decode($_) }; $r && "$r->{method} $r->{path}" eq $route }
         split /\n/, (slurp_file($self->{log}) // '');
+    $req->{t} = Time::HiRes::time();
     print {$log} JSON::PP->new->canonical->encode($req), "\n";
     flock $log, LOCK_UN;
     close $log;
