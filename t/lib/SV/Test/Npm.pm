@@ -21,9 +21,31 @@ use File::Copy qw(copy);
 use File::Path qw(make_path remove_tree);
 use JSON::PP ();
 use Time::HiRes qw(time);
+use Test::More ();
 use SV::Test qw(run_command find_program slurp_file write_file);
 
 sub npm { find_program('npm') }
+
+# Whether this is CI, where everything is installed and the registry is
+# reachable.
+sub ci { my $ci = $ENV{CI}; defined $ci && length $ci && $ci ne 'false' && $ci ne '0' }
+
+# Skips the calling test because $why ($detail: more to show), except in
+# CI, where a supabase-js test that cannot run is a failure: a skip there
+# would hide a broken client.
+sub skip_or_fail {
+    my ($why, $detail) = @_;
+    (my $test = $0) =~ s{^.*/(t/[^/]+)$}{$1};
+    if (ci()) {
+        Test::More::plan(tests => 1);
+        Test::More::fail("$test cannot run in CI: $why");
+        Test::More::diag($detail) if defined $detail;
+        exit 1;
+    }
+    print STDERR "#\n# *** $test SKIPPED: $why ***\n#\n";
+    print STDERR map { "# $_\n" } split /\n/, $detail if defined $detail;
+    Test::More::plan(skip_all => $why);
+}
 sub node { find_program('node') // find_program('nodejs') }
 
 # node's flags for supabase-js: Node 20/21 have WebSocket behind a flag.
