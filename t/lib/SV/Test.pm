@@ -24,7 +24,7 @@ use Exporter 'import';
 our @EXPORT = qw(sv_builddir sv_srcdir free_tcp_port sv_tempdir wait_until);
 our @EXPORT_OK = qw(fcgi_request_bytes fcgi_read_answer fcgi_ask peer_closed run_command spawn_process
     stop_process pid_alive slurp_file write_file proc_children proc_cpu_ticks find_program
-    register_cleanup as_unprivileged unprivileged_user jwt run_parallel vault_key);
+    register_cleanup as_unprivileged unprivileged_user jwt run_parallel vault_key throttled_ok);
 
 # The repository root, found from this file: t/lib/SV/Test.pm.
 my $repo_root = abs_path(File::Spec->catdir(dirname(__FILE__), '..', '..', '..'));
@@ -231,6 +231,25 @@ sub vault_key {
     my ($rc, $out, $err) = run_command([sv_builddir() . '/streamvibe-admin', 'keygen', $file]);
     my ($id) = $rc == 0 && $out =~ /key_id=(\d+)/ ? ($1) : (undef);
     return ($file, $id, defined $id ? () : "$out$err");
+}
+
+# Seven tests on a response of /auth/v1 that refuses a caller over its
+# limit, as GoTrue does: status 429 (the test named $name), the body
+# {code: 429, error_code: over_request_rate_limit, msg}, Retry-After in
+# whole seconds within the minute's window, and no session.
+sub throttled_ok {
+    my ($srv, $res, $name) = @_;
+    require Test::More;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is($res->code, 429, $name) or Test::More::diag($res->as_string);
+    my $doc = $srv->json($res) // {};
+    Test::More::is($doc->{code}, 429, 'code 429');
+    Test::More::is($doc->{error_code}, 'over_request_rate_limit', 'error_code over_request_rate_limit');
+    Test::More::ok(length($doc->{msg} // ''), 'msg');
+    my $ra = $res->header('Retry-After') // '';
+    Test::More::like($ra, qr/^\d+$/, 'Retry-After in seconds');
+    Test::More::ok($ra >= 1 && $ra <= 60, "Retry-After within the window ($ra)");
+    Test::More::unlike($res->content, qr/access_token/, 'no session');
 }
 
 # Runs $code->($i) for $i = 1 .. $n in $n forked processes at once and
