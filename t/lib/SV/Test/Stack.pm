@@ -124,6 +124,20 @@ sub content {
     return $self->_insert('handle_content', handle_id => $hid, platform_content_id => $pcid, %col);
 }
 
+# The isolation tests' fixtures, by position: a handle of a visibility
+# (active unless $status says otherwise), and content titled
+# "title <pcid>" of a visibility, soft-deleted when $deleted is true.
+sub fixture_handle {
+    my ($self, $uid, $name, $vis, $status) = @_;
+    return $self->handle($uid, $name, visibility => $vis, active_status => $status // 'active');
+}
+
+sub fixture_content {
+    my ($self, $hid, $pcid, $vis, $deleted) = @_;
+    return $self->content($hid, $pcid, title => "title $pcid", visibility => $vis,
+        deleted_at => $deleted ? '2025-06-01' : undef);
+}
+
 sub _insert {
     my ($self, $table, %col) = @_;
     my @k = sort keys %col;
