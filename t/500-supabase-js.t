@@ -128,25 +128,7 @@ my ($nrc, $tap, $stderr) = run_command([$node, @node_flags, "$rundir/v2-design.m
     });
 note(sprintf('v2-design.mjs ran for %.1fs', time - $t0));
 
-# Re-issue the script's TAP: each "ok"/"not ok" becomes a test here; its
-# comments follow as notes, or as diagnostics after a failure.
-my ($n, $plan, $last_failed) = (0, undef, 0);
-for my $line (split /\n/, $tap) {
-    if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
-        my $pass = !defined $1;
-        my $name = $2 // '';
-        $name =~ s/\\#/#/g;
-        ok($pass, "js: $name");
-        $last_failed = !$pass;
-        $n++;
-    } elsif ($line =~ /^1\.\.(\d+)/) {
-        $plan = $1;
-    } elsif ($line =~ /^# ?(.*)$/) {
-        if ($last_failed) { diag($1) } else { note($1) }
-    } elsif (length $line) {
-        diag("js stdout: $line");
-    }
-}
+my ($n, $plan) = SV::Test::Npm::reissue_tap('js', $tap);
 ok(defined $plan && $plan == $n, "v2-design.mjs ran to the end ($n assertions)")
     or diag("exit $nrc; stderr:\n$stderr");
 ok($nrc == 0 || grep({ /^not ok/ } split /\n/, $tap), 'node exited 0, or reported its failures')

@@ -69,21 +69,7 @@ sub run_script {
                  SUPABASE_SERVICE_KEY => $keys{service_role}, SV_PG_CONNINFO => $pg->conninfo(user => 'postgres'),
                  SV_PSQL => $psql, NODE_OPTIONS => undef, NO_COLOR => 1, %env });
     note(sprintf('%s: supabase-js %s ran for %.1fs', $label, $ver, time - $t0));
-    my ($n, $plan, $last_failed) = (0, undef, 0);
-    for my $line (split /\n/, $tap) {
-        if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
-            (my $name = $2 // '') =~ s/\\#/#/g;
-            ok(!defined $1, "$label: $name");
-            $last_failed = defined $1;
-            $n++;
-        } elsif ($line =~ /^1\.\.(\d+)/) {
-            $plan = $1;
-        } elsif ($line =~ /^# ?(.*)$/) {
-            if ($last_failed) { diag($1) } else { note($1) }
-        } elsif (length $line) {
-            note("js stdout: $line");
-        }
-    }
+    my ($n, $plan) = SV::Test::Npm::reissue_tap($label, $tap);
     ok(defined $plan && $plan == $n && $n > 40, "$label: realtime.mjs ran to the end ($n assertions)")
         or diag("exit $nrc; stderr:\n$stderr");
     return $ver;

@@ -55,6 +55,32 @@ sub node_flags {
     return $rc == 0 ? ('--experimental-websocket') : ();
 }
 
+# Re-issues a script's TAP output: each "ok"/"not ok" becomes a test
+# here named "$label: <its name>"; its comments follow as notes, or as
+# diagnostics after a failure. Returns (the number of results, the plan
+# it printed or undef): the caller checks that it ran to the end.
+sub reissue_tap {
+    my ($label, $tap) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my ($n, $plan, $last_failed) = (0, undef, 0);
+    for my $line (split /\n/, $tap) {
+        if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
+            my $pass = !defined $1;
+            (my $name = $2 // '') =~ s/\\#/#/g;
+            Test::More::ok($pass, "$label: $name");
+            $last_failed = !$pass;
+            $n++;
+        } elsif ($line =~ /^1\.\.(\d+)/) {
+            $plan = $1;
+        } elsif ($line =~ /^# ?(.*)$/) {
+            if ($last_failed) { Test::More::diag($1) } else { Test::More::note($1) }
+        } elsif (length $line) {
+            Test::More::diag("js stdout: $line");
+        }
+    }
+    return ($n, $plan);
+}
+
 sub _env {
     my %env = (npm_config_update_notifier => 'false');
     $env{npm_config_cache} = '/var/tmp/streamvibe-npm-cache'
