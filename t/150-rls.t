@@ -24,26 +24,17 @@ my $A = $s->user('a@example.com', encrypted_password => 'x');
 my $B = $s->user('b@example.com', encrypted_password => 'y');
 my $yt = $s->platform('youtube');
 
-sub handle {
-    my ($uid, $name, $vis, $status) = @_;
-    return $s->handle($uid, $name, visibility => $vis, active_status => $status // 'active');
-}
-sub content {
-    my ($hid, $pcid, $vis, $deleted) = @_;
-    return $s->content($hid, $pcid, title => "title $pcid", visibility => $vis,
-        deleted_at => $deleted ? '2025-06-01' : undef);
-}
 
 # A's world.
-my $h_pub      = handle($A, 'a_public', 'public');
-my $h_priv     = handle($A, 'a_private', 'private');
-my $h_unlisted = handle($A, 'a_unlisted', 'unlisted', 'inactive');
-my $c_pub      = content($h_pub, 'pub', 'public');
-my $c_privvis  = content($h_pub, 'privvis', 'private');
-my $c_unl      = content($h_pub, 'unl', 'unlisted');
-my $c_deleted  = content($h_pub, 'del', 'public', 1);
-my $c_on_priv  = content($h_priv, 'onpriv', 'public');
-my $c_on_unl   = content($h_unlisted, 'onunl', 'public');
+my $h_pub      = $s->fixture_handle($A, 'a_public', 'public');
+my $h_priv     = $s->fixture_handle($A, 'a_private', 'private');
+my $h_unlisted = $s->fixture_handle($A, 'a_unlisted', 'unlisted', 'inactive');
+my $c_pub      = $s->fixture_content($h_pub, 'pub', 'public');
+my $c_privvis  = $s->fixture_content($h_pub, 'privvis', 'private');
+my $c_unl      = $s->fixture_content($h_pub, 'unl', 'unlisted');
+my $c_deleted  = $s->fixture_content($h_pub, 'del', 'public', 1);
+my $c_on_priv  = $s->fixture_content($h_priv, 'onpriv', 'public');
+my $c_on_unl   = $s->fixture_content($h_unlisted, 'onunl', 'public');
 my $sugg = one(q{INSERT INTO ai_content_suggestions (content_id, user_id, suggested_title, suggested_tags, model)
                  VALUES (?, ?, 'Better title', '{t1}', 'test-model') RETURNING id}, undef, $c_privvis, $B);
 is(one('SELECT user_id FROM ai_content_suggestions WHERE id = ?', undef, $sugg), $A,
@@ -57,7 +48,7 @@ $su->do(q{INSERT INTO platform_credentials (user_id, platform_id, encrypted_acce
 $su->do(q{INSERT INTO auth.sessions (user_id) VALUES (?)}, undef, $A);
 
 # B's own handle.
-my $h_b = handle($B, 'b_public', 'public');
+my $h_b = $s->fixture_handle($B, 'b_public', 'public');
 
 my @all_content = sort ($c_pub, $c_privvis, $c_unl, $c_deleted, $c_on_priv, $c_on_unl);
 

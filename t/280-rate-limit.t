@@ -17,52 +17,28 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use POSIX ();
 use Time::HiRes qw(time sleep);
 use SV::Test;
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+use SV::Test::Stack;
 
 my $secret = 'rate-limit-secret-' . ('r' x 32);
 # A worker may multiplex every connection nginx opens, so on a quiet
 # machine one process could serve a whole burst; recycling each worker
 # after 8 requests makes the burst cross several processes for certain.
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3, conf => {
+my $s = SV::Test::Stack->new(workers => 3, nginx_conf => { worker_processes => 2 }, conf => {
     jwt_secret => $secret, max_requests => 8,
     rate_limit_reads => '1r/m', rate_limit_reads_burst => 10,
     rate_limit_writes => '1r/s', rate_limit_writes_burst => 2,
     rate_limit_auth => '1r/m', rate_limit_auth_burst => 3,
 });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool, conf => { worker_processes => 2 });
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my ($pool, $ngx, $su) = ($s->pool, $s->ngx, $s->su);
 
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-sub user_token { my ($uid) = @_; jwt(sub => $uid, role => 'authenticated', aud => 'authenticated',
-    session_id => '00000000-0000-4000-8000-000000000001') }
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my %A = (Authorization => 'Bearer ' . user_token($A), apikey => jwt(role => 'anon'));
-my %B = (Authorization => 'Bearer ' . user_token($B), apikey => jwt(role => 'anon'));
-my %S = (Authorization => 'Bearer ' . jwt(role => 'service_role'), apikey => jwt(role => 'service_role'));
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my %A = %{ $s->auth($A) };
+my %B = %{ $s->auth($B) };
+my %S = %{ $s->service };
 
 sub get { my ($path, %h) = @_; $ngx->request('GET', $path, headers => \%h) }
 
@@ -152,7 +128,7 @@ $res = get('/healthz');
 ok(!defined $res->header('RateLimit-Limit'), '/healthz is not limited');
 
 # --- anonymous callers: by address ------------------------------------------
-my %anon = (apikey => jwt(role => 'anon'));
+my %anon = (apikey => $s->jwt(role => 'anon'));
 $res = get('/rest/v1/platforms?select=name', %anon) for 1 .. 10;
 is($res->code, 200, 'ten anonymous reads from 127.0.0.1');
 $res = get('/rest/v1/platforms?select=name', %anon, 'X-Forwarded-For' => '198.51.100.7');

@@ -10,18 +10,14 @@ use warnings;
 use Test::More;
 use SV::Test;
 use SV::Test::Pg;
+use SV::Test::Stack;
 use SV::Test::Pool;
 use SV::Test::Nginx;
 use SV::Test::Apache;
 use SV::Test::Deployment;
 
 if (my $why = SV::Test::Apache::unavailable('proxy_fcgi')) { plan skip_all => $why }
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 my $body_limit = 1024;
 my $front_limit = 65536;

@@ -12,16 +12,12 @@ use warnings;
 use Test::More;
 use SV::Test qw(:DEFAULT write_file slurp_file pid_alive);
 use SV::Test::Pg;
+use SV::Test::Stack;
 use SV::Test::Apache;
 use SV::Test::Deployment;
 
 if (my $why = SV::Test::Apache::unavailable('fcgid')) { plan skip_all => $why }
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 # The configuration, readable (and its log writable) by the user Apache
 # runs the application as.

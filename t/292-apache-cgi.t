@@ -15,17 +15,13 @@ use Test::More;
 use JSON::PP ();
 use SV::Test qw(:DEFAULT write_file slurp_file);
 use SV::Test::Pg;
+use SV::Test::Stack;
 use SV::Test::Apache;
 use SV::Test::Deployment;
 use SV::Test::Fake;
 
 if (my $why = SV::Test::Apache::unavailable('cgi')) { plan skip_all => $why }
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 # The customer's home directory: the configuration and the log, outside
 # the document root, the user's own (Apache runs CGI programs as it).

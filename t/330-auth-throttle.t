@@ -21,7 +21,7 @@ use JSON::PP;
 use LWP::UserAgent;
 use IO::Socket::UNIX;
 use Socket qw(SOCK_STREAM);
-use SV::Test qw(:DEFAULT run_parallel fcgi_ask);
+use SV::Test qw(:DEFAULT run_parallel fcgi_ask throttled_ok);
 use SV::Test::Stack;
 
 my $s = SV::Test::Stack->new(workers => 3,
@@ -42,15 +42,7 @@ is($res->code, 200, 'signup') or diag $res->as_string;
 # --- one account, one address -------------------------------------------
 is(login('victim@example.com', "wrong $_")->code, 400, "failure $_ is a plain 400") for 1 .. 3;
 $res = login('victim@example.com', 'victim password');
-is($res->code, 429, 'after 3 failures even the right password gets 429') or diag $res->as_string;
-my $doc = $ngx->json($res) // {};
-is($doc->{code}, 429, 'code 429');
-is($doc->{error_code}, 'over_request_rate_limit', 'error_code over_request_rate_limit');
-ok(length($doc->{msg} // ''), 'msg');
-my $ra = $res->header('Retry-After') // '';
-like($ra, qr/^\d+$/, 'Retry-After in seconds');
-ok($ra >= 1 && $ra <= 60, "Retry-After within the window ($ra)");
-unlike($res->content, qr/access_token/, 'no session while throttled');
+throttled_ok($ngx, $res, 'after 3 failures even the right password gets 429');
 my $body429 = $res->content;
 
 is($su->selectrow_array(q{SELECT count(*) FROM auth.login_attempts WHERE key = 'email:victim@example.com'}), 3,

@@ -25,26 +25,17 @@ sub ids { [sort map { $_->{id} } @{ ref $_[0] eq 'ARRAY' ? $_[0] : [] }] }
 my $A = $s->user('a@example.com');
 my $B = $s->user('b@example.com');
 my $yt = $s->platform('youtube');
-sub handle {
-    my ($uid, $name, $vis, $status) = @_;
-    return $s->handle($uid, $name, visibility => $vis, active_status => $status // 'active');
-}
-sub content {
-    my ($hid, $pcid, $vis, $deleted) = @_;
-    return $s->content($hid, $pcid, title => "title $pcid", visibility => $vis,
-        deleted_at => $deleted ? '2025-06-01' : undef);
-}
-my $h_pub = handle($A, 'a_public', 'public');
-my $h_priv = handle($A, 'a_private', 'private');
-my $h_inactive = handle($A, 'a_inactive', 'public', 'inactive');
-my $c_pub = content($h_pub, 'pub', 'public');
-my $c_privvis = content($h_pub, 'privvis', 'private');
-my $c_unl = content($h_pub, 'unl', 'unlisted');
-my $c_del = content($h_pub, 'del', 'public', 1);
-my $c_on_priv = content($h_priv, 'onpriv', 'public');
-my $c_on_inactive = content($h_inactive, 'oninactive', 'public');
-my $h_b = handle($B, 'b_handle', 'private');
-my $c_b = content($h_b, 'bcontent', 'private');
+my $h_pub = $s->fixture_handle($A, 'a_public', 'public');
+my $h_priv = $s->fixture_handle($A, 'a_private', 'private');
+my $h_inactive = $s->fixture_handle($A, 'a_inactive', 'public', 'inactive');
+my $c_pub = $s->fixture_content($h_pub, 'pub', 'public');
+my $c_privvis = $s->fixture_content($h_pub, 'privvis', 'private');
+my $c_unl = $s->fixture_content($h_pub, 'unl', 'unlisted');
+my $c_del = $s->fixture_content($h_pub, 'del', 'public', 1);
+my $c_on_priv = $s->fixture_content($h_priv, 'onpriv', 'public');
+my $c_on_inactive = $s->fixture_content($h_inactive, 'oninactive', 'public');
+my $h_b = $s->fixture_handle($B, 'b_handle', 'private');
+my $c_b = $s->fixture_content($h_b, 'bcontent', 'private');
 $su->do(q{INSERT INTO ai_content_suggestions (content_id, user_id, suggested_title, model) VALUES (?, ?, 'Better', 'm')}, undef, $c_privvis, $A);
 $su->do(q{INSERT INTO audit_log (user_id, action) VALUES (?, 'a-action'), (?, 'b-action')}, undef, $A, $B);
 $su->do(q{UPDATE handle_content SET title = 'edited' WHERE id = ?}, undef, $c_privvis);

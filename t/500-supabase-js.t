@@ -20,10 +20,10 @@ use Test::More;
 use Cwd qw(abs_path);
 use Digest::SHA qw(sha256_hex);
 use File::Copy qw(copy);
-use File::Path qw(make_path remove_tree);
 use JSON::PP ();
 use Time::HiRes qw(time);
-use SV::Test qw(sv_srcdir sv_tempdir run_command find_program slurp_file write_file);
+use SV::Test qw(sv_srcdir sv_tempdir run_command slurp_file);
+use SV::Test::Npm;
 use SV::Test::Pg;
 use SV::Test::Nginx;
 use SV::Test::Stack;
@@ -31,83 +31,25 @@ use FindBin;
 use lib "$FindBin::Bin/fake";
 use FakePlatform;
 
-my $CI = defined $ENV{CI} && length $ENV{CI} && $ENV{CI} ne 'false' && $ENV{CI} ne '0';
-
 # Skip, or in CI fail: CI installs everything and has the registry.
-sub skip_or_fail {
-    my ($why, $detail) = @_;
-    if ($CI) {
-        plan tests => 1;
-        fail("supabase-js test cannot run in CI: $why");
-        diag($detail) if defined $detail;
-        exit 1;
-    }
-    print STDERR "#\n# *** t/500-supabase-js.t SKIPPED: $why ***\n#\n";
-    print STDERR map { "# $_\n" } split /\n/, $detail if defined $detail;
-    plan skip_all => $why;
-}
+sub skip_or_fail { SV::Test::Npm::skip_or_fail(@_) }
 
 skip_or_fail('nginx not installed') unless SV::Test::Nginx::available();
 skip_or_fail('PostgreSQL server not installed') unless SV::Test::Pg::available();
-my $node = find_program('node') // find_program('nodejs');
-skip_or_fail('node not installed (scripts/install-deps installs it)') unless $node;
-my $npm = find_program('npm');
-skip_or_fail('npm not installed (scripts/install-deps installs it)') unless $npm;
+my $node = SV::Test::Npm::node() or skip_or_fail('node not installed (scripts/install-deps installs it)');
+SV::Test::Npm::npm() or skip_or_fail('npm not installed (scripts/install-deps installs it)');
 
 my $jsdir = sv_srcdir() . '/t/js';
-my $lock = slurp_file("$jsdir/package-lock.json") // BAIL_OUT("cannot read $jsdir/package-lock.json");
-my $pkg = slurp_file("$jsdir/package.json") // BAIL_OUT("cannot read $jsdir/package.json");
 -r "$jsdir/v2-design.mjs" or BAIL_OUT("cannot read $jsdir/v2-design.mjs");
 
 # --- node_modules, installed once per lock file --------------------------
-my $key = substr(sha256_hex($pkg . "\0" . $lock), 0, 16);
-my $cache = $ENV{SV_NPM_CACHE} // "/var/tmp/streamvibe-npm-$key";
-my $stamp = "$cache/.streamvibe-npm-ok";
-
-unless (-e $stamp) {
-    # Install into a private directory and rename it into place, so two
-    # runs at once never see a half-installed tree.
-    (my $parent = $cache) =~ s{/[^/]+/?$}{};
-    make_path($parent) unless -d $parent;
-    my $tmp = "$cache.tmp.$$";
-    remove_tree($tmp);
-    make_path($tmp) or BAIL_OUT("cannot create $tmp: $!");
-    copy("$jsdir/package.json", "$tmp/package.json") or BAIL_OUT("copy package.json: $!");
-    copy("$jsdir/package-lock.json", "$tmp/package-lock.json") or BAIL_OUT("copy package-lock.json: $!");
-    my %env = (npm_config_update_notifier => 'false');
-    # npm keeps its download cache in ~/.npm; use a shared one when HOME
-    # is not writable (e.g. a distcheck or a sandboxed user).
-    $env{npm_config_cache} = "/var/tmp/streamvibe-npm-cache"
-        if !defined $ENV{npm_config_cache} && !(defined $ENV{HOME} && -w $ENV{HOME});
-    my $t0 = time;
-    my ($rc, $out, $err) = run_command(
-        [$npm, 'ci', '--no-audit', '--no-fund', '--ignore-scripts',
-         '--fetch-retries=2', '--fetch-retry-mintimeout=2000', '--fetch-retry-maxtimeout=10000'],
-        dir => $tmp, env => \%env, timeout => 600);
-    my $took = time - $t0;
-    if ($rc != 0) {
-        remove_tree($tmp);
-        my $msg = "$out$err";
-        if ($msg =~ /\b(ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ECONNRESET|ETIMEDOUT|ENETUNREACH|EHOSTUNREACH|ERR_SOCKET_TIMEOUT|network)\b/i) {
-            skip_or_fail("npm ci cannot reach the npm registry ($1)", "npm ci output:\n$msg");
-        }
-        diag("npm ci output:\n$msg");
-        BAIL_OUT("npm ci failed (exit $rc) in $tmp");
-    }
-    write_file("$tmp/.streamvibe-npm-ok", sprintf("npm ci took %.1fs\n", $took));
-    if (!rename($tmp, $cache)) {
-        # Another run got there first (or a stale, unstamped dir is there).
-        if (-e $stamp) {
-            remove_tree($tmp);
-        } else {
-            remove_tree($cache);
-            rename($tmp, $cache) or BAIL_OUT("cannot rename $tmp to $cache: $!");
-        }
-    }
-    note(sprintf('npm ci into %s took %.1fs', $cache, $took));
-} else {
-    note("using cached node_modules in $cache");
-}
+my $cache = eval { SV::Test::Npm::install_lock($jsdir) } // do {
+    my $e = $@;
+    skip_or_fail('npm ci cannot reach the npm registry', $e) if $e =~ /^npm-offline/;
+    diag($e);
+    BAIL_OUT("npm ci failed");
+};
+note("node_modules in $cache");
 -e "$cache/node_modules/\@supabase/supabase-js/package.json"
     or BAIL_OUT("$cache has no \@supabase/supabase-js; remove it and re-run");
 
@@ -176,11 +118,7 @@ symlink(abs_path("$cache/node_modules"), "$rundir/node_modules") or BAIL_OUT("sy
 
 # supabase-js builds a realtime client in createClient() and wants a
 # WebSocket class; Node 20/21 have one behind a flag, Node 22+ built in.
-my @node_flags;
-{
-    my ($frc) = run_command([$node, '--experimental-websocket', '-e', '0'], timeout => 30);
-    push @node_flags, '--experimental-websocket' if $frc == 0;
-}
+my @node_flags = SV::Test::Npm::node_flags();
 my ($vrc, $version) = run_command([$node, '--version'], timeout => 30);
 chomp $version;
 my $sbver = eval { JSON::PP::decode_json(slurp_file("$cache/node_modules/\@supabase/supabase-js/package.json"))->{version} } // '?';
@@ -203,25 +141,7 @@ my ($nrc, $tap, $stderr) = run_command([$node, @node_flags, "$rundir/v2-design.m
     });
 note(sprintf('v2-design.mjs ran for %.1fs', time - $t0));
 
-# Re-issue the script's TAP: each "ok"/"not ok" becomes a test here; its
-# comments follow as notes, or as diagnostics after a failure.
-my ($n, $plan, $last_failed) = (0, undef, 0);
-for my $line (split /\n/, $tap) {
-    if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
-        my $pass = !defined $1;
-        my $name = $2 // '';
-        $name =~ s/\\#/#/g;
-        ok($pass, "js: $name");
-        $last_failed = !$pass;
-        $n++;
-    } elsif ($line =~ /^1\.\.(\d+)/) {
-        $plan = $1;
-    } elsif ($line =~ /^# ?(.*)$/) {
-        if ($last_failed) { diag($1) } else { note($1) }
-    } elsif (length $line) {
-        diag("js stdout: $line");
-    }
-}
+my ($n, $plan) = SV::Test::Npm::reissue_tap('js', $tap);
 ok(defined $plan && $plan == $n, "v2-design.mjs ran to the end ($n assertions)")
     or diag("exit $nrc; stderr:\n$stderr");
 ok($nrc == 0 || grep({ /^not ok/ } split /\n/, $tap), 'node exited 0, or reported its failures')

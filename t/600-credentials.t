@@ -13,58 +13,27 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use FindBin;
 use lib "$FindBin::Bin/fake";
 use FakeOAuth;
-use SV::Test qw(:DEFAULT run_command);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT run_command vault_key);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-
-my $keys = sv_tempdir(prefix => 'svkeys');
-($rc, $out) = run_command([sv_builddir() . '/streamvibe-admin', 'keygen', "$keys/vault.key"]);
-is($rc, 0, 'keygen') or diag $out;
-my ($key_id) = $out =~ /key_id=(\d+)/;
-
+my ($vault_key, $key_id, $keygen_out) = vault_key();
 my $fake = FakeOAuth->new(client_id => 'cred-client', client_secret => 'cred-client-secret');
-my %oauth;
-for my $p (qw(youtube tiktok instagram)) {
-    %oauth = (%oauth, "oauth_${p}_client_id" => $fake->client_id, "oauth_${p}_client_secret" => $fake->client_secret,
-        "oauth_${p}_authorize_url" => $fake->url('/authorize'), "oauth_${p}_token_url" => $fake->url('/token'),
-        "oauth_${p}_revoke_url" => $p eq 'instagram' ? '' : $fake->url('/revoke'));
-}
 my $secret = 'credentials-secret-' . ('c' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => {
-    jwt_secret => $secret, vault_key_file => "$keys/vault.key", %oauth });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my $s = SV::Test::Stack->new(workers => 2, conf => {
+    jwt_secret => $secret, vault_key_file => $vault_key, $fake->conf(qw(youtube tiktok instagram)) });
+ok(defined $key_id, 'keygen') or diag $keygen_out;
+my ($pg, $pool, $ngx, $su) = ($s->pg, $s->pool, $s->ngx, $s->su);
 my $JSON = JSON::PP->new->canonical;
+my $anon = $s->jwt(role => 'anon');
 
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my $anon = jwt(role => 'anon');
 sub user {
     my ($email) = @_;
-    my ($id) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES (?) RETURNING id}, undef, $email);
-    my $tok = jwt(sub => $id, role => 'authenticated', aud => 'authenticated', email => $email,
-        session_id => '00000000-0000-4000-8000-00000000000' . length($email) % 10);
-    return ($id, { Authorization => "Bearer $tok", apikey => $anon });
+    my $id = $s->user($email);
+    return ($id, $s->auth($id, email => $email,
+        session_id => '00000000-0000-4000-8000-00000000000' . length($email) % 10));
 }
 my ($A, $hA) = user('a@example.com');
 my ($B, $hB) = user('bb@example.com');

@@ -19,51 +19,25 @@ use Time::HiRes qw(time);
 use FindBin;
 use lib "$FindBin::Bin/fake";
 use FakeOAuth;
-use SV::Test qw(:DEFAULT run_command);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT run_command vault_key);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $keys = sv_tempdir(prefix => 'svkeys');
-run_command([sv_builddir() . '/streamvibe-admin', 'keygen', "$keys/vault.key"]);
-
+my ($vault_key) = vault_key();
 my $fake = FakeOAuth->new(client_id => 'flow-client', client_secret => 'flow-client-secret');
 my $secret = 'oauth-flow-secret-' . ('o' x 32);
-my %conf = (jwt_secret => $secret, vault_key_file => "$keys/vault.key", oauth_http_timeout => 2,
-    site_url => 'https://app.example.com/home', redirect_allow_list => 'https://app.example.com/welcome, http://localhost:3000');
-for my $p (qw(youtube tiktok)) {
-    %conf = (%conf, "oauth_${p}_client_id" => $fake->client_id, "oauth_${p}_client_secret" => $fake->client_secret,
-        "oauth_${p}_authorize_url" => $fake->url('/authorize'), "oauth_${p}_token_url" => $fake->url('/token'),
-        "oauth_${p}_revoke_url" => $fake->url('/revoke'));
-}
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => \%conf);
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$pool->conf(api_external_url => $ngx->url(''));
-$pool->start;
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
+my $port = free_tcp_port();
+my $s = SV::Test::Stack->new(workers => 2, nginx_port => $port, conf => { jwt_secret => $secret,
+    vault_key_file => $vault_key, oauth_http_timeout => 2, api_external_url => "http://127.0.0.1:$port",
+    site_url => 'https://app.example.com/home', redirect_allow_list => 'https://app.example.com/welcome, http://localhost:3000',
+    $fake->conf(qw(youtube tiktok)) });
+my ($pg, $pool, $ngx, $su) = ($s->pg, $s->pool, $s->ngx, $s->su);
 my $JSON = JSON::PP->new->canonical;
 
-sub jwt {
-    my ($key, %c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $key));
-}
-my $anon = jwt($secret, role => 'anon');
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-sub headers { my ($uid) = @_; { apikey => $anon, Authorization => 'Bearer ' . jwt($secret, sub => $uid,
-    role => 'authenticated', aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001') } }
-my %A = %{ headers($A) };
-my %B = %{ headers($B) };
+my $anon = $s->jwt(role => 'anon');
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my %A = %{ $s->auth($A) };
+my %B = %{ $s->auth($B) };
 sub q_of { my %q = URI->new($_[0])->query_form; \%q }
 sub creds { scalar $su->selectrow_array(q{SELECT count(*) FROM platform_credentials}) }
 sub flows { scalar $su->selectrow_array(q{SELECT count(*) FROM auth.platform_oauth_flows}) }

@@ -15,55 +15,28 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256 sha256_hex);
-use MIME::Base64 qw(encode_base64url);
+use Digest::SHA qw(sha256_hex);
 use POSIX ();
 use FindBin;
 use lib "$FindBin::Bin/fake";
 use FakeOAuth;
-use SV::Test qw(:DEFAULT run_command spawn_process slurp_file);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+use SV::Test qw(:DEFAULT run_command spawn_process slurp_file vault_key);
+use SV::Test::Stack;
 
 my $admin = sv_builddir() . '/streamvibe-admin';
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $keys = sv_tempdir(prefix => 'svkeys');
-run_command([$admin, 'keygen', "$keys/vault.key"]);
-
+my ($vault_key) = vault_key();
 my $fake = FakeOAuth->new(client_id => 'refresh-client', client_secret => 'refresh-client-secret');
 my $secret = 'refresh-secret-' . ('r' x 32);
-my %conf = (jwt_secret => $secret, vault_key_file => "$keys/vault.key", oauth_http_timeout => 3,
-    oauth_refresh_margin => 300, site_url => 'https://app.example.com', rate_limit_functions => 'off');
-for my $p (qw(youtube tiktok)) {
-    %conf = (%conf, "oauth_${p}_client_id" => $fake->client_id, "oauth_${p}_client_secret" => $fake->client_secret,
-        "oauth_${p}_authorize_url" => $fake->url('/authorize'), "oauth_${p}_token_url" => $fake->url('/token'),
-        "oauth_${p}_revoke_url" => $fake->url('/revoke'));
-}
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => \%conf);
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$pool->conf(api_external_url => $ngx->url(''));
-$pool->start;
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my $port = free_tcp_port();
+my $s = SV::Test::Stack->new(workers => 2, nginx_port => $port, conf => { jwt_secret => $secret,
+    vault_key_file => $vault_key, oauth_http_timeout => 3, api_external_url => "http://127.0.0.1:$port",
+    oauth_refresh_margin => 300, site_url => 'https://app.example.com', rate_limit_functions => 'off',
+    $fake->conf(qw(youtube tiktok)) });
+my ($pg, $pool, $ngx, $su) = ($s->pg, $s->pool, $s->ngx, $s->su);
 
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my %A = (apikey => jwt(role => 'anon'), Authorization => 'Bearer ' . jwt(sub => $A, role => 'authenticated',
-    aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001'));
-my %S = (apikey => jwt(role => 'service_role'), Authorization => 'Bearer ' . jwt(role => 'service_role'));
+my $A = $s->user('a@example.com');
+my %A = %{ $s->auth($A) };
+my %S = %{ $s->service };
 
 # The admin command, with the pool's own configuration (database_url is
 # the server's login role).
@@ -228,7 +201,7 @@ is(cred('youtube')->{encrypted_access_token}, $ids{at}, 'the row still reference
 $r = token('instagram');
 is($r->{exit}, 2, 'no instagram credential: exit 2');
 is($r->{code}, 'credential_not_found', 'credential_not_found');
-($rc) = run_command([$admin, 'credentials', 'token', '--user', $A]);
+my ($rc) = run_command([$admin, 'credentials', 'token', '--user', $A]);
 is($rc, 1, '--platform missing: exit 1');
 ($rc) = run_command([$admin, 'credentials', 'nope']);
 is($rc, 1, 'an unknown verb: exit 1');

@@ -12,46 +12,21 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256 sha256_hex);
-use MIME::Base64 qw(encode_base64url);
+use Digest::SHA qw(sha256_hex);
 use POSIX ();
 use Time::HiRes qw(time sleep);
-use SV::Test qw(:DEFAULT run_command spawn_process slurp_file write_file);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+use SV::Test qw(:DEFAULT run_command spawn_process slurp_file write_file vault_key);
+use SV::Test::Stack;
 
 my $admin = sv_builddir() . '/streamvibe-admin';
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
 my $keys = sv_tempdir(prefix => 'svkeys');
-my ($id1, $id2, $id3) = map {
-    my (undef, $o) = run_command([$admin, 'keygen', "$keys/k$_.key"]);
-    $o =~ /key_id=(\d+)/ ? $1 : undef
-} 1 .. 3;
+my ($id1, $id2, $id3) = map { (vault_key("$keys/k$_.key"))[1] } 1 .. 3;
 my $secret = 'rotation-secret-' . ('k' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 3, conf => { jwt_secret => $secret,
+my $s = SV::Test::Stack->new(workers => 3, conf => { jwt_secret => $secret,
     vault_key_file => "$keys/k1.key", rate_limit_functions => 'off', rate_limit_writes => 'off' });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my $anon = jwt(role => 'anon');
-my %S = (apikey => jwt(role => 'service_role'), Authorization => 'Bearer ' . jwt(role => 'service_role'));
-sub auth { { apikey => $anon, Authorization => 'Bearer ' . jwt(sub => $_[0], role => 'authenticated',
-    aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001') } }
+my ($pg, $pool, $ngx, $su) = ($s->pg, $s->pool, $s->ngx, $s->su);
+my %S = %{ $s->service };
+sub auth { $s->auth($_[0]) }
 
 # --- 150 users x 2 platforms, 20 secrets, under key 1 -------------------------------------
 my $users = $su->selectcol_arrayref(q{INSERT INTO auth.users (email)
@@ -194,7 +169,7 @@ my $st = status("$dir/rot.conf");
 like($st, qr/^key_id=$id2 credentials=200 secrets=200 key=current$/m, '--status: every row under key 2');
 like($st, qr/^key_id=$id1 credentials=0 secrets=0 key=old$/m, 'key 1 seals nothing any more');
 like($st, qr/not_under_current_key=0/, 'nothing left to rotate');
-($rc, $out) = run_command([$admin, 'keys', 'rotate', '--config', "$dir/rot.conf", '--database', $pg->conninfo(user => 'postgres')]);
+my ($rc, $out) = run_command([$admin, 'keys', 'rotate', '--config', "$dir/rot.conf", '--database', $pg->conninfo(user => 'postgres')]);
 like($out, qr/^done credentials=0 secrets=0 failed=0/m, 'running it again does nothing');
 
 # --- the pool without key 1 ----------------------------------------------------------------

@@ -14,60 +14,29 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use FindBin;
 use lib "$FindBin::Bin/fake";
 use FakeOAuth;
-use SV::Test qw(:DEFAULT run_command spawn_process slurp_file);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
-
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+use SV::Test qw(:DEFAULT run_command spawn_process slurp_file vault_key);
+use SV::Test::Stack;
 
 my $admin = sv_builddir() . '/streamvibe-admin';
-my $pg = SV::Test::Pg->new(settings => { log_statement => "'all'", log_min_messages => 'info',
-    log_min_error_statement => 'info' });
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
 my $keys = sv_tempdir(prefix => 'svkeys');
-run_command([$admin, 'keygen', "$keys/k1.key"]);
-run_command([$admin, 'keygen', "$keys/k2.key"]);
-
+vault_key("$keys/k$_.key") for 1, 2;
 my $fake = FakeOAuth->new(client_id => 'leak-client', client_secret => 'leak-client-secret');
 my $secret = 'leak-secret-' . ('l' x 32);
-my %conf = (jwt_secret => $secret, vault_key_file => "$keys/k1.key", oauth_http_timeout => 3,
-    site_url => 'https://app.example.com', rate_limit_functions => 'off');
-for my $p (qw(youtube tiktok)) {
-    %conf = (%conf, "oauth_${p}_client_id" => $fake->client_id, "oauth_${p}_client_secret" => $fake->client_secret,
-        "oauth_${p}_authorize_url" => $fake->url('/authorize'), "oauth_${p}_token_url" => $fake->url('/token'),
-        "oauth_${p}_revoke_url" => $fake->url('/revoke'));
-}
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => \%conf);
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$pool->conf(api_external_url => $ngx->url(''));
-$pool->start;
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my $port = free_tcp_port();
+my $s = SV::Test::Stack->new(workers => 2, nginx_port => $port, pg_settings => { log_statement => "'all'",
+    log_min_messages => 'info', log_min_error_statement => 'info' }, conf => { jwt_secret => $secret,
+    vault_key_file => "$keys/k1.key", oauth_http_timeout => 3, api_external_url => "http://127.0.0.1:$port",
+    site_url => 'https://app.example.com', rate_limit_functions => 'off', $fake->conf(qw(youtube tiktok)) });
+my ($pg, $pool, $ngx, $su) = ($s->pg, $s->pool, $s->ngx, $s->su);
 
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my $anon = jwt(role => 'anon');
-my %S = (apikey => jwt(role => 'service_role'), Authorization => 'Bearer ' . jwt(role => 'service_role'));
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-sub auth { { apikey => $anon, Authorization => 'Bearer ' . jwt(sub => $_[0], role => 'authenticated',
-    aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001') } }
-my %A = %{ auth($A) };
-my %B = %{ auth($B) };
+my %S = %{ $s->service };
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my %A = %{ $s->auth($A) };
+my %B = %{ $s->auth($B) };
 
 my @seen;    # every response (status line, headers, body) and every command output
 sub req {

@@ -8,43 +8,20 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
-use SV::Test qw(:DEFAULT run_command);
-use SV::Test::Pg;
-use SV::Test::Pool;
-use SV::Test::Nginx;
+use SV::Test qw(:DEFAULT run_command vault_key);
+use SV::Test::Stack;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $keys = sv_tempdir(prefix => 'svkeys');
-run_command([sv_builddir() . '/streamvibe-admin', 'keygen', "$keys/vault.key"]);
+my ($vault_key) = vault_key();
 my $secret = 'hostile-secret-' . ('h' x 32);
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => {
-    jwt_secret => $secret, vault_key_file => "$keys/vault.key", rate_limit_functions => 'off',
+my $s = SV::Test::Stack->new(workers => 2, conf => {
+    jwt_secret => $secret, vault_key_file => $vault_key, rate_limit_functions => 'off',
     redirect_allow_list => 'https://app.example.com', oauth_youtube_client_id => 'cid',
     oauth_youtube_client_secret => 'csecret' });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool);
-$ngx->start;
-my $su = $pg->dbh(user => 'postgres');
-my $JSON = JSON::PP->new->canonical;
+my ($pg, $pool, $ngx, $su) = ($s->pg, $s->pool, $s->ngx, $s->su);
 
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
-my %A = (apikey => jwt(role => 'anon'), Authorization => 'Bearer ' . jwt(sub => $A, role => 'authenticated',
-    aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001'));
+my $A = $s->user('a@example.com');
+my $B = $s->user('b@example.com');
+my %A = %{ $s->auth($A) };
 
 sub rows { scalar $su->selectrow_array(q{SELECT count(*) FROM platform_credentials}) }
 sub hostile {

@@ -10,30 +10,18 @@
 use strict;
 use warnings;
 use Test::More;
-use Digest::SHA qw(hmac_sha256);
 use JSON::PP ();
-use MIME::Base64 qw(encode_base64url);
 use Time::HiRes qw(time sleep);
 use SV::Test qw(sv_builddir sv_tempdir free_tcp_port spawn_process stop_process pid_alive
     wait_until slurp_file write_file register_cleanup);
 use SV::Test::Pg;
+use SV::Test::Stack;
 use SV::Test::WebSocket;
 
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
+my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 my $secret = 'sv-600-realtime-' . join('', map { chr(97 + int rand 26) } 1 .. 32);
-my $json = JSON::PP->new->canonical;
-sub jwt {
-    my ($claims) = @_;
-    my $h = encode_base64url($json->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $b = encode_base64url($json->encode($claims));
-    return "$h.$b." . encode_base64url(hmac_sha256("$h.$b", $secret));
-}
+sub jwt { SV::Test::jwt(secret => $secret, claims => $_[0]) }
 my $now = int time;
 my $anon = jwt({ role => 'anon', iss => 'streamvibe', iat => $now, exp => $now + 3600 });
 

@@ -13,29 +13,17 @@ use strict;
 use warnings;
 use Test::More;
 use Cwd qw(abs_path);
-use Digest::SHA qw(hmac_sha256 sha256_hex);
+use Digest::SHA qw(sha256_hex);
 use File::Copy qw(copy);
 use JSON::PP ();
-use MIME::Base64 qw(encode_base64url);
 use Time::HiRes qw(time);
 use SV::Test qw(sv_srcdir sv_tempdir free_tcp_port run_command find_program slurp_file);
 use SV::Test::Npm;
 use SV::Test::Pg;
-use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
-my $CI = defined $ENV{CI} && length $ENV{CI} && $ENV{CI} ne 'false' && $ENV{CI} ne '0';
-sub skip_or_fail {
-    my ($why, $detail) = @_;
-    if ($CI) {
-        plan tests => 1;
-        fail("realtime supabase-js test cannot run in CI: $why");
-        diag($detail) if defined $detail;
-        exit 1;
-    }
-    print STDERR "#\n# *** t/810-realtime-supabase-js.t SKIPPED: $why ***\n#\n";
-    plan skip_all => $why;
-}
+sub skip_or_fail { SV::Test::Npm::skip_or_fail(@_) }
 
 skip_or_fail('nginx not installed') unless SV::Test::Nginx::available();
 skip_or_fail('PostgreSQL server not installed') unless SV::Test::Pg::available();
@@ -57,28 +45,16 @@ eval {
 
 # --- the stack ---------------------------------------------------------------
 my $secret = 'sv-510-realtime-' . sha256_hex("$$-" . time . rand());
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or BAIL_OUT($out);
 my $rt_port = free_tcp_port();
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
-    conf => { jwt_secret => $secret, realtime_listen => "127.0.0.1:$rt_port" });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool, conf => { realtime => "127.0.0.1:$rt_port" });
-$ngx->start;
+my $s = SV::Test::Stack->new(workers => 2, conf => { jwt_secret => $secret, realtime_listen => "127.0.0.1:$rt_port" },
+    nginx_conf => { realtime => "127.0.0.1:$rt_port" });
+# The only test so far is the stack's "migrate".
+Test::More->builder->is_passing or BAIL_OUT('migrate failed');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 ok(SV::Test::wait_until(sub { ($ngx->json($ngx->request('GET', '/realtime/v1/healthz')) // {})->{status} // '' eq 'ok' }, 15),
    'streamvibe-realtime answers through nginx') or diag($pool->diag_output);
 
-sub jwt {
-    my ($claims) = @_;
-    my $j = JSON::PP->new->canonical;
-    my $h = encode_base64url($j->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $b = encode_base64url($j->encode($claims));
-    return "$h.$b." . encode_base64url(hmac_sha256("$h.$b", $secret));
-}
-my $now = int time;
-my %keys = map { $_ => jwt({ role => $_, iss => 'streamvibe', iat => $now, exp => $now + 86400 }) } qw(anon service_role);
+my %keys = map { $_ => $s->jwt(role => $_, exp => int(time) + 86400) } qw(anon service_role);
 
 my @flags = SV::Test::Npm::node_flags();
 sub run_script {
@@ -93,21 +69,7 @@ sub run_script {
                  SUPABASE_SERVICE_KEY => $keys{service_role}, SV_PG_CONNINFO => $pg->conninfo(user => 'postgres'),
                  SV_PSQL => $psql, NODE_OPTIONS => undef, NO_COLOR => 1, %env });
     note(sprintf('%s: supabase-js %s ran for %.1fs', $label, $ver, time - $t0));
-    my ($n, $plan, $last_failed) = (0, undef, 0);
-    for my $line (split /\n/, $tap) {
-        if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
-            (my $name = $2 // '') =~ s/\\#/#/g;
-            ok(!defined $1, "$label: $name");
-            $last_failed = defined $1;
-            $n++;
-        } elsif ($line =~ /^1\.\.(\d+)/) {
-            $plan = $1;
-        } elsif ($line =~ /^# ?(.*)$/) {
-            if ($last_failed) { diag($1) } else { note($1) }
-        } elsif (length $line) {
-            note("js stdout: $line");
-        }
-    }
+    my ($n, $plan) = SV::Test::Npm::reissue_tap($label, $tap);
     ok(defined $plan && $plan == $n && $n > 40, "$label: realtime.mjs ran to the end ($n assertions)")
         or diag("exit $nrc; stderr:\n$stderr");
     return $ver;

@@ -10,44 +10,28 @@
 use strict;
 use warnings;
 use Test::More;
-use Digest::SHA qw(hmac_sha256);
 use IO::Socket::INET;
 use JSON::PP ();
-use MIME::Base64 qw(encode_base64url);
 use Time::HiRes qw(time sleep);
 use SV::Test qw(free_tcp_port wait_until slurp_file pid_alive proc_children);
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 use SV::Test::WebSocket;
 
-plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
-
-my $pg = SV::Test::Pg->new;
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or BAIL_OUT($out);
-
 my $secret = 'sv-620-realtime-' . join('', map { chr(97 + int rand 26) } 1 .. 32);
-my $json = JSON::PP->new->canonical;
-sub jwt {
-    my ($claims) = @_;
-    my $h = encode_base64url($json->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $b = encode_base64url($json->encode($claims));
-    return "$h.$b." . encode_base64url(hmac_sha256("$h.$b", $secret));
-}
+sub jwt { SV::Test::jwt(secret => $secret, claims => $_[0]) }
 my $now = int time;
 my $service = jwt({ role => 'service_role', iss => 'streamvibe', iat => $now, exp => $now + 3600 });
 
 my $rt_port = free_tcp_port();
-my $pool = SV::Test::Pool->new(pg => $pg, workers => 1, conf => {
+my $s = SV::Test::Stack->new(workers => 1, conf => {
     jwt_secret => $secret, realtime_listen => "127.0.0.1:$rt_port",
     realtime_send_buffer => 65536, shutdown_timeout => 5,
-    ($> == 0 ? (user => 'nobody') : ()) });
-$pool->start;
-my $ngx = SV::Test::Nginx->new(pool => $pool, conf => { realtime => "127.0.0.1:$rt_port" });
-$ngx->start;
+    ($> == 0 ? (user => 'nobody') : ()) }, nginx_conf => { realtime => "127.0.0.1:$rt_port" });
+Test::More->builder->is_passing or BAIL_OUT('migrate failed');
+my ($pg, $pool, $ngx) = ($s->pg, $s->pool, $s->ngx);
 
 sub daemon_pid {
     for my $p (proc_children($pool->pid)) {

@@ -73,6 +73,61 @@ static void sv_admin_usage(FILE *f)
             sv_admin_prog, SV_DATADIR);
 }
 
+/* One option of a subcommand: --name VALUE stores VALUE in *value; a
+ * flag (value NULL) sets *flag to 1. */
+typedef struct {
+    const char *name;
+    const char **value;
+    int *flag;
+} sv_admin_opt;
+
+enum { SV_ADMIN_MAX_OPTS = 8 };
+
+/* Parses the options of subcommand cmd ("keys rotate") in argv (argv[0]
+ * its last word) against opts (ended by a NULL name) and --help, which
+ * prints the usage. No positional argument is accepted. usage: also print
+ * the usage after an error. Returns -1 when the command should run, else
+ * its exit status (0 after --help, 1 after printing the error). */
+static int sv_admin_options(const char *cmd, int argc, char **argv, const sv_admin_opt *opts, int usage)
+{
+    struct option lopts[SV_ADMIN_MAX_OPTS + 2];
+    int n, c;
+
+    for (n = 0; opts[n].name != NULL && n < SV_ADMIN_MAX_OPTS; n++)
+        lopts[n] = (struct option){ opts[n].name, opts[n].value ? required_argument : no_argument, NULL, n };
+    lopts[n] = (struct option){ "help", no_argument, NULL, 'h' };
+    lopts[n + 1] = (struct option){ NULL, 0, NULL, 0 };
+
+    /* '+': stop at the first non-option so stray words are reported below
+     * rather than permuted away. */
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "+", lopts, NULL)) != -1) {
+        if (c == 'h') {
+            sv_admin_usage(stdout);
+            return 0;
+        }
+        if (c < 0 || c >= n) {
+            fprintf(stderr, "%s %s: unknown or incomplete option '%s'\n", sv_admin_prog, cmd,
+                    argv[optind - 1]);
+            if (usage)
+                sv_admin_usage(stderr);
+            return 1;
+        }
+        if (opts[c].value)
+            *opts[c].value = optarg;
+        else
+            *opts[c].flag = 1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "%s %s: unexpected argument '%s'\n", sv_admin_prog, cmd, argv[optind]);
+        if (usage)
+            sv_admin_usage(stderr);
+        return 1;
+    }
+    return -1;
+}
+
 /* Non-empty environment value or NULL. */
 static const char *sv_admin_env(const char *name)
 {
@@ -125,63 +180,55 @@ static PGconn *sv_admin_connect(const char *conninfo)
     return conn;
 }
 
+/* The connection to the database of --database (given, may be NULL) or
+ * the environment, for subcommand cmd. Returns it (caller PQfinishes) or
+ * NULL after printing why. */
+static PGconn *sv_admin_open(const char *given, const char *cmd)
+{
+    const char *database = sv_admin_database(given, cmd);
+
+    return database != NULL ? sv_admin_connect(database) : NULL;
+}
+
+/* The configuration (config: --config, or NULL for the default) and the
+ * vault keys it names, for subcommand cmd. Returns SV_OK (the caller
+ * frees both) or SV_ERROR after printing why (nothing to free). */
+static int sv_admin_load_vault(const char *cmd, const char *config, sv_config *cfg, sv_vault *vault)
+{
+    char err[1024];
+
+    if (sv_config_load(cfg, config, err, sizeof(err)) != SV_OK ||
+        sv_vault_load(vault, cfg->vault_key_file, cfg->vault_old_key_files, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s %s: %s\n", sv_admin_prog, cmd, err);
+        sv_config_free(cfg);
+        return SV_ERROR;
+    }
+    return SV_OK;
+}
+
 /* `migrate` subcommand; argv[0] is "migrate". Returns the exit status. */
 static int sv_admin_migrate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "status",   no_argument,       NULL, 's' },
-        { "database", required_argument, NULL, 'd' },
-        { "sql-dir",  required_argument, NULL, 'D' },
-        { "help",     no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *database = NULL, *sql_dir = NULL;
+    int status = 0, rc;
+    const sv_admin_opt opts[] = {
+        { "status", NULL, &status },
+        { "database", &database, NULL },
+        { "sql-dir", &sql_dir, NULL },
+        { NULL, NULL, NULL },
+    };
     char err[4096];
     PGconn *conn;
-    int status = 0, c, rc;
 
-    /* '+': stop at the first non-option so stray words are reported below
-     * rather than permuted away. */
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            status = 1;
-            break;
-        case 'd':
-            database = optarg;
-            break;
-        case 'D':
-            sql_dir = optarg;
-            break;
-        case 'h':
-            sv_admin_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "%s migrate: unknown or incomplete option '%s'\n", sv_admin_prog,
-                    argv[optind - 1]);
-            sv_admin_usage(stderr);
-            return 1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s migrate: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
-        sv_admin_usage(stderr);
-        return 1;
-    }
-
-    database = sv_admin_database(database, "migrate");
-    if (database == NULL)
+    if ((rc = sv_admin_options("migrate", argc, argv, opts, 1)) >= 0)
+        return rc;
+    conn = sv_admin_open(database, "migrate");
+    if (conn == NULL)
         return 1;
     if (sql_dir == NULL)
         sql_dir = sv_admin_env("STREAMVIBE_SQL_DIR");
     if (sql_dir == NULL)
         sql_dir = SV_DATADIR "/sql";
-
-    conn = sv_admin_connect(database);
-    if (conn == NULL)
-        return 1;
 
     if (status) {
         rc = sv_migrate_status(conn, sql_dir, stdout, err, sizeof(err));
@@ -207,52 +254,23 @@ static int sv_admin_keys_rotate(int argc, char **argv);
  * "reset N" (users whose quotas were reset). */
 static int sv_admin_quota(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "database", required_argument, NULL, 'd' },
-        { "help",     no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *database = NULL;
+    const sv_admin_opt opts[] = { { "database", &database, NULL }, { NULL, NULL, NULL } };
     char err[1024];
-    int c;
+    int rc;
 
     if (argc < 2 || strcmp(argv[1], "reset-due") != 0) {
         fprintf(stderr, "%s quota: expected the action reset-due\n", sv_admin_prog);
         sv_admin_usage(stderr);
         return 1;
     }
-    argc--;
-    argv++;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 'd':
-            database = optarg;
-            break;
-        case 'h':
-            sv_admin_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "%s quota reset-due: unknown or incomplete option '%s'\n", sv_admin_prog,
-                    argv[optind - 1]);
-            sv_admin_usage(stderr);
-            return 1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s quota reset-due: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
-        sv_admin_usage(stderr);
-        return 1;
-    }
-    database = sv_admin_database(database, "quota reset-due");
-    if (database == NULL)
-        return 1;
-    PGconn *conn = sv_admin_connect(database);
+    if ((rc = sv_admin_options("quota reset-due", argc - 1, argv + 1, opts, 1)) >= 0)
+        return rc;
+    PGconn *conn = sv_admin_open(database, "quota reset-due");
     if (conn == NULL)
         return 1;
     long count = 0;
-    int rc = sv_quota_reset_due(conn, &count, err, sizeof(err));
+    rc = sv_quota_reset_due(conn, &count, err, sizeof(err));
     PQfinish(conn);
     if (rc != SV_OK) {
         fprintf(stderr, "%s quota reset-due: %s\n", sv_admin_prog, err);
@@ -269,38 +287,15 @@ static int sv_admin_keys(int argc, char **argv)
 {
     if (argc >= 2 && strcmp(argv[1], "rotate") == 0)
         return sv_admin_keys_rotate(argc - 1, argv + 1);
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help",   no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
+    const sv_admin_opt opts[] = { { "config", &config, NULL }, { NULL, NULL, NULL } };
     char err[512];
     sv_config cfg;
-    int c, rc = 1;
+    int rc;
 
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c':
-            config = optarg;
-            break;
-        case 'h':
-            sv_admin_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "%s keys: unknown or incomplete option '%s'\n", sv_admin_prog,
-                    argv[optind - 1]);
-            sv_admin_usage(stderr);
-            return 1;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "%s keys: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
-        sv_admin_usage(stderr);
-        return 1;
-    }
+    if ((rc = sv_admin_options("keys", argc, argv, opts, 1)) >= 0)
+        return rc;
+    rc = 1;
     if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
         fprintf(stderr, "%s keys: %s\n", sv_admin_prog, err);
         sv_config_free(&cfg);
@@ -358,54 +353,33 @@ static int sv_admin_keygen(int argc, char **argv)
 /* `credentials token`; argv[0] is "credentials". */
 static int sv_admin_credentials(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "user",     required_argument, NULL, 'u' },
-        { "platform", required_argument, NULL, 'p' },
-        { "rejected", no_argument,       NULL, 'r' },
-        { "config",   required_argument, NULL, 'c' },
-        { "database", required_argument, NULL, 'd' },
-        { "help",     no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *user = NULL, *platform = NULL, *config = NULL, *database = NULL;
-    int rejected = 0, c, rc = 1;
-    char err[1024];
+    int rejected = 0, rc;
+    const sv_admin_opt opts[] = {
+        { "user", &user, NULL },
+        { "platform", &platform, NULL },
+        { "rejected", NULL, &rejected },
+        { "config", &config, NULL },
+        { "database", &database, NULL },
+        { NULL, NULL, NULL },
+    };
 
     if (argc < 2 || strcmp(argv[1], "token") != 0) {
         fprintf(stderr, "%s credentials: expected the verb 'token'\n", sv_admin_prog);
         sv_admin_usage(stderr);
         return 1;
     }
-    argc--;
-    argv++;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 'u': user = optarg; break;
-        case 'p': platform = optarg; break;
-        case 'r': rejected = 1; break;
-        case 'c': config = optarg; break;
-        case 'd': database = optarg; break;
-        case 'h': sv_admin_usage(stdout); return 0;
-        default:
-            fprintf(stderr, "%s credentials token: unknown or incomplete option '%s'\n", sv_admin_prog,
-                    argv[optind - 1]);
-            return 1;
-        }
-    }
-    if (optind < argc || user == NULL || platform == NULL) {
+    if ((rc = sv_admin_options("credentials token", argc - 1, argv + 1, opts, 0)) >= 0)
+        return rc;
+    rc = 1;
+    if (user == NULL || platform == NULL) {
         fprintf(stderr, "%s credentials token: --user and --platform are required\n", sv_admin_prog);
         return 1;
     }
     sv_config cfg;
     sv_vault vault;
-    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK ||
-        sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) != SV_OK) {
-        fprintf(stderr, "%s credentials token: %s\n", sv_admin_prog, err);
-        sv_config_free(&cfg);
+    if (sv_admin_load_vault("credentials token", config, &cfg, &vault) != SV_OK)
         return 1;
-    }
     if (database == NULL)
         database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
     if (database == NULL)
@@ -451,65 +425,31 @@ static int sv_admin_credentials(int argc, char **argv)
 /* `keys rotate`; argv[0] is "rotate". */
 static int sv_admin_keys_rotate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "status",   no_argument,       NULL, 's' },
-        { "batch",    required_argument, NULL, 'b' },
-        { "config",   required_argument, NULL, 'c' },
-        { "database", required_argument, NULL, 'd' },
-        { "help",     no_argument,       NULL, 'h' },
-        { NULL, 0, NULL, 0 },
+    const char *config = NULL, *database = NULL, *batch_arg = NULL;
+    int status = 0, batch = 100, rc;
+    const sv_admin_opt opts[] = {
+        { "status", NULL, &status },
+        { "batch", &batch_arg, NULL },
+        { "config", &config, NULL },
+        { "database", &database, NULL },
+        { NULL, NULL, NULL },
     };
-    const char *config = NULL, *database = NULL;
-    int status = 0, batch = 100, c, rc = 1;
     char err[1024];
     sv_config cfg;
     sv_vault vault;
 
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            status = 1;
-            break;
-        case 'b':
-            batch = atoi(optarg);
-            if (batch < 1 || batch > 100000) {
-                fprintf(stderr, "%s keys rotate: --batch must be 1..100000\n", sv_admin_prog);
-                return 1;
-            }
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'd':
-            database = optarg;
-            break;
-        case 'h':
-            sv_admin_usage(stdout);
-            return 0;
-        default:
-            fprintf(stderr, "%s keys rotate: unknown or incomplete option '%s'\n", sv_admin_prog,
-                    argv[optind - 1]);
-            sv_admin_usage(stderr);
+    if ((rc = sv_admin_options("keys rotate", argc, argv, opts, 1)) >= 0)
+        return rc;
+    rc = 1;
+    if (batch_arg != NULL) {
+        batch = atoi(batch_arg);
+        if (batch < 1 || batch > 100000) {
+            fprintf(stderr, "%s keys rotate: --batch must be 1..100000\n", sv_admin_prog);
             return 1;
         }
     }
-    if (optind < argc) {
-        fprintf(stderr, "%s keys rotate: unexpected argument '%s'\n", sv_admin_prog, argv[optind]);
+    if (sv_admin_load_vault("keys rotate", config, &cfg, &vault) != SV_OK)
         return 1;
-    }
-    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
-        fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
-        sv_config_free(&cfg);
-        return 1;
-    }
-    if (sv_vault_load(&vault, cfg.vault_key_file, cfg.vault_old_key_files, err, sizeof(err)) !=
-        SV_OK) {
-        fprintf(stderr, "%s keys rotate: %s\n", sv_admin_prog, err);
-        sv_config_free(&cfg);
-        return 1;
-    }
     if (database == NULL)
         database = sv_admin_env("STREAMVIBE_ADMIN_DATABASE_URL");
     if (database == NULL)

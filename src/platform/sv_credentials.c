@@ -47,6 +47,18 @@ static int sv_cred_db_error(sv_platform_env *env, PGresult *r, const char *step,
     return sv_fail(err, 500, "unexpected_failure", "unexpected database error");
 }
 
+/* A statement's result r: returned when the statement succeeded, else
+ * cleared, and NULL with err. */
+static PGresult *sv_cred_result(sv_platform_env *env, const char *step, PGresult *r, sv_error *err)
+{
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
+        return r;
+    sv_cred_db_error(env, r, step, err);
+    PQclear(r);
+    return NULL;
+}
+
 /* One statement as service_role, in its own transaction. Returns the
  * result (caller PQclears) when it succeeded, else NULL with err. */
 static PGresult *sv_cred_query(sv_platform_env *env, const char *step, const char *sql, int n,
@@ -57,12 +69,7 @@ static PGresult *sv_cred_query(sv_platform_env *env, const char *step, const cha
         sv_db_unavailable(env->db, env->cfg->retry_after, err);
         return NULL;
     }
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return r;
-    sv_cred_db_error(env, r, step, err);
-    PQclear(r);
-    return NULL;
+    return sv_cred_result(env, step, r, err);
 }
 
 /* One statement inside the explicit transaction the caller opened. */
@@ -74,12 +81,7 @@ static PGresult *sv_cred_in_tx(sv_platform_env *env, const char *step, const cha
         sv_db_unavailable(env->db, env->cfg->retry_after, err);
         return NULL;
     }
-    ExecStatusType st = PQresultStatus(r);
-    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK)
-        return r;
-    sv_cred_db_error(env, r, step, err);
-    PQclear(r);
-    return NULL;
+    return sv_cred_result(env, step, r, err);
 }
 
 /* BEGIN, as service_role, with the request's statement timeout and a

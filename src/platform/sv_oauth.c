@@ -12,6 +12,19 @@
 #include "crypto/sv_jwt.h"
 #include "platform/sv_http_client.h"
 
+/* The oauth_<name>_* configuration keys every platform has, into p. */
+#define SV_OAUTH_FROM_CONFIG(p, cfg, name)                      \
+    do {                                                        \
+        (p)->platform = #name;                                  \
+        (p)->client_id = (cfg)->oauth_##name##_client_id;         \
+        (p)->client_secret = (cfg)->oauth_##name##_client_secret; \
+        (p)->authorize_url = (cfg)->oauth_##name##_authorize_url; \
+        (p)->token_url = (cfg)->oauth_##name##_token_url;         \
+        (p)->revoke_url = (cfg)->oauth_##name##_revoke_url;       \
+        (p)->scopes = (cfg)->oauth_##name##_scopes;               \
+        (p)->pkce = (cfg)->oauth_##name##_pkce;                   \
+    } while (0)
+
 int sv_oauth_provider_get(const sv_config *cfg, const char *platform, sv_oauth_provider *p)
 {
     memset(p, 0, sizeof(*p));
@@ -19,14 +32,7 @@ int sv_oauth_provider_get(const sv_config *cfg, const char *platform, sv_oauth_p
     p->scope_sep = ' ';
     p->authorize_extra = "";
     if (strcmp(platform, "youtube") == 0) {
-        p->platform = "youtube";
-        p->client_id = cfg->oauth_youtube_client_id;
-        p->client_secret = cfg->oauth_youtube_client_secret;
-        p->authorize_url = cfg->oauth_youtube_authorize_url;
-        p->token_url = cfg->oauth_youtube_token_url;
-        p->revoke_url = cfg->oauth_youtube_revoke_url;
-        p->scopes = cfg->oauth_youtube_scopes;
-        p->pkce = cfg->oauth_youtube_pkce;
+        SV_OAUTH_FROM_CONFIG(p, cfg, youtube);
         /* Google hands out a refresh token only for offline access, and
          * a second time only when consent is asked again. */
         p->authorize_extra = "access_type=offline&prompt=consent&include_granted_scopes=true";
@@ -34,26 +40,12 @@ int sv_oauth_provider_get(const sv_config *cfg, const char *platform, sv_oauth_p
         return 1;
     }
     if (strcmp(platform, "instagram") == 0) {
-        p->platform = "instagram";
-        p->client_id = cfg->oauth_instagram_client_id;
-        p->client_secret = cfg->oauth_instagram_client_secret;
-        p->authorize_url = cfg->oauth_instagram_authorize_url;
-        p->token_url = cfg->oauth_instagram_token_url;
-        p->revoke_url = cfg->oauth_instagram_revoke_url;
-        p->scopes = cfg->oauth_instagram_scopes;
-        p->pkce = cfg->oauth_instagram_pkce;
+        SV_OAUTH_FROM_CONFIG(p, cfg, instagram);
         p->scope_sep = ',';
         return 1;
     }
     if (strcmp(platform, "tiktok") == 0) {
-        p->platform = "tiktok";
-        p->client_id = cfg->oauth_tiktok_client_id;
-        p->client_secret = cfg->oauth_tiktok_client_secret;
-        p->authorize_url = cfg->oauth_tiktok_authorize_url;
-        p->token_url = cfg->oauth_tiktok_token_url;
-        p->revoke_url = cfg->oauth_tiktok_revoke_url;
-        p->scopes = cfg->oauth_tiktok_scopes;
-        p->pkce = cfg->oauth_tiktok_pkce;
+        SV_OAUTH_FROM_CONFIG(p, cfg, tiktok);
         p->client_id_param = "client_key";
         p->scope_sep = ',';
         return 1;

@@ -303,6 +303,9 @@ void sv_rt_checked_clear(sv_rt *rt);
 void sv_rt_chan_recheck_all(sv_rt *rt);
 sv_rt_ident *sv_rt_ident_get(sv_rt *rt, const char *role, const char *claims);
 void sv_rt_ident_put(sv_rt *rt, sv_rt_ident *id);
+/* Frees what t's columns, SQL and key lists own (t, its role, schema
+ * and table stay): before t is filled again, or freed. */
+void sv_rt_tinfo_clear(sv_rt_tinfo *t);
 sv_rt_tinfo *sv_rt_tinfo_find(sv_rt *rt, const char *role, const char *schema, const char *table);
 
 /* --- sv_rt_db.c --------------------------------------------------------- */

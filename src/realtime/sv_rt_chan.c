@@ -94,6 +94,21 @@ static char *sv_rt_jstr(json_object *o, const char *key)
     return strdup(json_object_get_string(v));
 }
 
+void sv_rt_tinfo_clear(sv_rt_tinfo *t)
+{
+    free(t->columns_json);
+    free(t->select_sql);
+    free(t->vis_sql);
+    for (int i = 0; i < t->npk; i++) {
+        if (t->pk_names)
+            free(t->pk_names[i]);
+        if (t->pk_idents)
+            free(t->pk_idents[i]);
+    }
+    free(t->pk_names);
+    free(t->pk_idents);
+}
+
 /* Stores one element of realtime.subscription_check's answer for role. */
 static void sv_rt_tinfo_store(sv_rt *rt, const char *role, json_object *o)
 {
@@ -121,15 +136,7 @@ static void sv_rt_tinfo_store(sv_rt *rt, const char *role, json_object *o)
     } else {
         free(schema);
         free(table);
-        free(t->columns_json);
-        free(t->select_sql);
-        free(t->vis_sql);
-        for (int i = 0; i < t->npk; i++) {
-            free(t->pk_names[i]);
-            free(t->pk_idents[i]);
-        }
-        free(t->pk_names);
-        free(t->pk_idents);
+        sv_rt_tinfo_clear(t);
     }
     t->readable = json_object_object_get_ex(o, "readable", &v) && json_object_get_boolean(v);
     t->columns_json = json_object_object_get_ex(o, "columns", &v)

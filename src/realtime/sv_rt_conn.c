@@ -562,6 +562,25 @@ static void sv_rt_conn_request(sv_rt *rt, sv_rt_conn *c, size_t head)
     }
 }
 
+/* Hands wslay what the socket holds (and what arrived with the
+ * handshake). Returns 0, or -1 when the connection was dropped or is
+ * closing and the caller must leave it alone. */
+static int sv_rt_ws_read(sv_rt *rt, sv_rt_conn *c)
+{
+    if (sv_rt_ws_ensure(rt, c) != 0) {
+        sv_rt_conn_drop(rt, c, "out of memory");
+        return -1;
+    }
+    c->in_recv = 1;
+    int rr = wslay_event_recv(c->ws);
+    c->in_recv = 0;
+    if (rr != 0) {
+        sv_rt_ws_recv_failed(rt, c);
+        return -1;
+    }
+    return 0;
+}
+
 static void sv_rt_conn_read_head(sv_rt *rt, sv_rt_conn *c)
 {
     for (;;) {
@@ -598,18 +617,8 @@ static void sv_rt_conn_read_head(sv_rt *rt, sv_rt_conn *c)
             sv_rt_conn_request(rt, c, scan_from + head);
             if (!c->dead && c->state == SV_RT_CONN_WS && c->buf != NULL) {
                 /* Frames sent together with the request. */
-                if (sv_rt_ws_ensure(rt, c) != 0) {
-                    sv_rt_conn_drop(rt, c, "out of memory");
-                    return;
-                }
-                c->in_recv = 1;
-                int rr = wslay_event_recv(c->ws);
-                c->in_recv = 0;
-                if (rr != 0) {
-                    sv_rt_ws_recv_failed(rt, c);
-                    return;
-                }
-                sv_rt_ws_flush(rt, c);
+                if (sv_rt_ws_read(rt, c) == 0)
+                    sv_rt_ws_flush(rt, c);
             }
             return;
         }
@@ -636,17 +645,8 @@ void sv_rt_conn_event(sv_rt *rt, sv_rt_conn *c, uint32_t events)
     case SV_RT_CONN_WS:
         if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
             c->last_rx_ms = rt->now_ms;
-            if (sv_rt_ws_ensure(rt, c) != 0) {
-                sv_rt_conn_drop(rt, c, "out of memory");
+            if (sv_rt_ws_read(rt, c) != 0)
                 return;
-            }
-            c->in_recv = 1;
-            int rr = wslay_event_recv(c->ws);
-            c->in_recv = 0;
-            if (rr != 0) {
-                sv_rt_ws_recv_failed(rt, c);
-                return;
-            }
         }
         sv_rt_ws_flush(rt, c);
         return;

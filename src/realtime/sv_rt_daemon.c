@@ -337,15 +337,7 @@ out:
         free(t->role);
         free(t->schema);
         free(t->table);
-        free(t->columns_json);
-        free(t->select_sql);
-        free(t->vis_sql);
-        for (int i = 0; i < t->npk; i++) {
-            free(t->pk_names[i]);
-            free(t->pk_idents[i]);
-        }
-        free(t->pk_names);
-        free(t->pk_idents);
+        sv_rt_tinfo_clear(t);
         free(t);
     }
     sv_rt_checked_clear(rt);

@@ -1036,6 +1036,28 @@ static int sv_rq_column_cmp(const void *a, const void *b)
     return strcmp((*x)->name, (*y)->name);
 }
 
+/* The body of an insert (many: an array of rows allowed) or an update,
+ * parsed into *doc, and the columns it writes (columns_param: the
+ * columns= parameter, or NULL for the rows' keys). *doc is the caller's
+ * to json_object_put, also on error. */
+static int sv_rq_write_body(sv_rq *q, const sv_rest_input *in, const char *columns_param, int many,
+                            json_object **doc, const sv_rest_column ***cols, int *ncols)
+{
+    if (sv_rq_body(q, in, doc) != SV_OK || sv_rq_check_rows(q, *doc, many) != SV_OK)
+        return SV_ERROR;
+    return sv_rq_write_columns(q, *doc, columns_param, cols, ncols);
+}
+
+/* "<verb> public.<table> AS <table>": a write's target, aliased by its
+ * own name so that filters and the select list qualify columns alike. */
+static void sv_rq_target(sv_buf *sql, const char *verb, const char *table)
+{
+    sv_buf_printf(sql, "%s public.", verb);
+    sv_rest_quote_ident(sql, table);
+    sv_buf_puts(sql, " AS ");
+    sv_rest_quote_ident(sql, table);
+}
+
 static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, int n,
                        const sv_prefer *pf, sv_rest_plan *plan)
 {
@@ -1065,10 +1087,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     if (in->method == SV_HTTP_POST) {
         const sv_rest_column **cols;
         int ncols;
-        if (sv_rq_body(q, in, &doc) != SV_OK)
-            return SV_ERROR;
-        if (sv_rq_check_rows(q, doc, 1) != SV_OK ||
-            sv_rq_write_columns(q, doc, sv_rq_find(ps, n, "columns"), &cols, &ncols) != SV_OK)
+        if (sv_rq_write_body(q, in, sv_rq_find(ps, n, "columns"), 1, &doc, &cols, &ncols) != SV_OK)
             goto done;
         /* filters make no sense on an insert */
         if (sv_rq_where(q, &where, ps, n) != SV_OK)
@@ -1081,10 +1100,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
                                ? sv_arena_strndup(q->arena, in->body, in->body_len)
                                : sv_arena_printf(q->arena, "[%.*s]", (int)in->body_len, in->body);
         int pb = sv_rq_param(q, body);
-        sv_buf_puts(&sql, "INSERT INTO public.");
-        sv_rest_quote_ident(&sql, q->t->name);
-        sv_buf_puts(&sql, " AS ");
-        sv_rest_quote_ident(&sql, q->t->name);
+        sv_rq_target(&sql, "INSERT INTO", q->t->name);
         if (ncols > 0 && pf->missing_default) {
             /* a key absent from a row takes the column default, not NULL */
             sv_buf_puts(&sql, " (");
@@ -1177,10 +1193,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     } else if (in->method == SV_HTTP_PATCH) {
         const sv_rest_column **cols;
         int ncols;
-        if (sv_rq_body(q, in, &doc) != SV_OK)
-            return SV_ERROR;
-        if (sv_rq_check_rows(q, doc, 0) != SV_OK ||
-            sv_rq_write_columns(q, doc, sv_rq_find(ps, n, "columns"), &cols, &ncols) != SV_OK)
+        if (sv_rq_write_body(q, in, sv_rq_find(ps, n, "columns"), 0, &doc, &cols, &ncols) != SV_OK)
             goto done;
         if (sv_rq_where(q, &where, ps, n) != SV_OK)
             goto done;
@@ -1193,10 +1206,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             goto done;
         }
         int pb = sv_rq_param(q, sv_arena_strndup(q->arena, in->body, in->body_len));
-        sv_buf_puts(&sql, "UPDATE public.");
-        sv_rest_quote_ident(&sql, q->t->name);
-        sv_buf_puts(&sql, " AS ");
-        sv_rest_quote_ident(&sql, q->t->name);
+        sv_rq_target(&sql, "UPDATE", q->t->name);
         sv_buf_puts(&sql, " SET ");
         for (int i = 0; i < ncols; i++) {
             if (i)
@@ -1214,20 +1224,14 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
         if (sv_rq_where(q, &where, ps, n) != SV_OK)
             return SV_ERROR;
         if (q->t->flags & SV_REST_TABLE_SOFT_DELETE) {
-            sv_buf_puts(&sql, "UPDATE public.");
-            sv_rest_quote_ident(&sql, q->t->name);
-            sv_buf_puts(&sql, " AS ");
-            sv_rest_quote_ident(&sql, q->t->name);
+            sv_rq_target(&sql, "UPDATE", q->t->name);
             sv_buf_puts(&sql, " SET \"deleted_at\" = pg_catalog.now() WHERE (");
             sv_buf_append(&sql, where.data, where.len);
             sv_buf_puts(&sql, ") AND ");
             sv_rest_quote_ident(&sql, q->t->name);
             sv_buf_puts(&sql, ".\"deleted_at\" IS NULL");
         } else {
-            sv_buf_puts(&sql, "DELETE FROM public.");
-            sv_rest_quote_ident(&sql, q->t->name);
-            sv_buf_puts(&sql, " AS ");
-            sv_rest_quote_ident(&sql, q->t->name);
+            sv_rq_target(&sql, "DELETE FROM", q->t->name);
             sv_buf_puts(&sql, " WHERE ");
             sv_buf_append(&sql, where.data, where.len);
         }

@@ -28,6 +28,24 @@
 static const char sv_rest_vault_claims[] = "{\"role\":\"service_role\"}";
 
 /* A random (version 4) uuid in the arena. */
+/* sql as service_role. Returns its rows (caller PQclears), or NULL with
+ * ctx->err set: 503 when the database is away, else PostgREST's error
+ * for the SQLSTATE. */
+static PGresult *sv_rest_vault_query(sv_ctx *ctx, const char *sql, int n, const char *const *v)
+{
+    PGresult *r = NULL;
+    if (sv_db_query_as(ctx->db, "service_role", sv_rest_vault_claims, sql, n, v, &r) != SV_OK) {
+        sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
+        return NULL;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sv_sqlstate_postgrest(ctx->arena, r, 0, ctx->req->request_id, &ctx->err);
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
 static const char *sv_rest_vault_uuid(sv_arena *arena)
 {
     char id[37];
@@ -116,16 +134,9 @@ int sv_rest_vault_create_secret(sv_ctx *ctx)
     const char *sealed = sv_vault_seal(ctx->vault, ctx->arena, secret, slen, ad, adlen);
     const char *v[4] = { id, name ? sv_arena_strndup(ctx->arena, name, nlen) : NULL,
                          desc ? sv_arena_strndup(ctx->arena, desc, dlen) : NULL, sealed };
-    PGresult *r = NULL;
-    if (sv_db_query_as(ctx->db, "service_role", sv_rest_vault_claims, sql, 4, v, &r) != SV_OK) {
-        sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
+    PGresult *r = sv_rest_vault_query(ctx, sql, 4, v);
+    if (r == NULL)
         goto done;
-    }
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sv_sqlstate_postgrest(ctx->arena, r, 0, ctx->req->request_id, &ctx->err);
-        PQclear(r);
-        goto done;
-    }
     ctx->res->status = 200;
     sv_buf_puts(&ctx->res->body, PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -182,16 +193,9 @@ int sv_rest_vault_get_secret(sv_ctx *ctx)
         goto done;
     }
     const char *v[1] = { id };
-    PGresult *r = NULL;
-    if (sv_db_query_as(ctx->db, "service_role", sv_rest_vault_claims, sql, 1, v, &r) != SV_OK) {
-        sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
+    PGresult *r = sv_rest_vault_query(ctx, sql, 1, v);
+    if (r == NULL)
         goto done;
-    }
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sv_sqlstate_postgrest(ctx->arena, r, 0, ctx->req->request_id, &ctx->err);
-        PQclear(r);
-        goto done;
-    }
     if (PQntuples(r) == 0) {
         PQclear(r);
         ctx->res->status = 200;

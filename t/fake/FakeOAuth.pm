@@ -4,6 +4,7 @@ package FakeOAuth;
 #
 #   my $fake = FakeOAuth->new(client_id => 'cid', client_secret => 'csecret');
 #   $fake->url('/token');          # http://127.0.0.1:PORT/token
+#   $fake->conf(qw(youtube tiktok)); # the oauth_<platform>_* keys pointing here
 #   $fake->mode(refresh => 'invalid_grant', delay => 2);
 #   $fake->calls('refresh_token'); # outcomes of the token endpoint calls
 #   $fake->tokens;                 # every token it ever issued
@@ -34,6 +35,19 @@ sub port { $_[0]{port} }
 sub url  { "http://127.0.0.1:$_[0]{port}$_[1]" }
 sub client_id { $_[0]{client_id} }
 sub client_secret { $_[0]{client_secret} }
+
+# The server's configuration keys that send each of @platforms to this
+# provider (oauth_<platform>_client_id, _client_secret, _authorize_url,
+# _token_url, _revoke_url), as a list of pairs. Instagram has no revoke
+# endpoint: its revoke URL is empty.
+sub conf {
+    my ($self, @platforms) = @_;
+    return map {
+        ("oauth_${_}_client_id" => $self->{client_id}, "oauth_${_}_client_secret" => $self->{client_secret},
+         "oauth_${_}_authorize_url" => $self->url('/authorize'), "oauth_${_}_token_url" => $self->url('/token'),
+         "oauth_${_}_revoke_url" => $_ eq 'instagram' ? '' : $self->url('/revoke'))
+    } @platforms;
+}
 
 sub mode {
     my ($self, %m) = @_;

@@ -24,7 +24,7 @@ use Exporter 'import';
 our @EXPORT = qw(sv_builddir sv_srcdir free_tcp_port sv_tempdir wait_until);
 our @EXPORT_OK = qw(fcgi_request_bytes fcgi_read_answer fcgi_ask peer_closed run_command spawn_process
     stop_process pid_alive slurp_file write_file proc_children proc_cpu_ticks find_program
-    register_cleanup as_unprivileged unprivileged_user jwt run_parallel);
+    register_cleanup as_unprivileged unprivileged_user jwt run_parallel vault_key throttled_ok);
 
 # The repository root, found from this file: t/lib/SV/Test.pm.
 my $repo_root = abs_path(File::Spec->catdir(dirname(__FILE__), '..', '..', '..'));
@@ -190,8 +190,8 @@ sub peer_closed {
 
 # An HS256 JWT, as the server and streamvibe-admin keys sign them, or a
 # forged one. Claims: claims => {...} (or a string, sent as it is), else
-# user => $uid (an authenticated user's: sub, role, aud; email => ... adds
-# one) or role => 'anon' / 'service_role' (an API key's: iss streamvibe).
+# user => $uid (an authenticated user's: sub, role, aud; email => ... and
+# session_id => ... add those) or role => 'anon' / 'service_role' (an API key's: iss streamvibe).
 # Both shortcuts expire in an hour (exp => to change). secret => the key
 # (required); header => text or {...} instead of {"alg":...,"typ":"JWT"};
 # alg => 'HS512' signs with HMAC-SHA512; sig => the signature segment as
@@ -207,7 +207,7 @@ sub jwt {
     if (!defined $claims) {
         $claims = defined $o{user}
             ? { sub => $o{user}, role => 'authenticated', aud => 'authenticated',
-                (defined $o{email} ? (email => $o{email}) : ()) }
+                map { defined $o{$_} ? ($_ => $o{$_}) : () } qw(email session_id) }
             : { role => $o{role} // 'anon', iss => 'streamvibe' };
         $claims->{iat} = $now;
         $claims->{exp} = $o{exp} // $now + 3600;
@@ -220,6 +220,36 @@ sub jwt {
     die "jwt: no secret\n" unless defined $o{secret};
     my $mac = $alg eq 'HS512' ? \&Digest::SHA::hmac_sha512 : \&Digest::SHA::hmac_sha256;
     return "$signing." . MIME::Base64::encode_base64url($mac->($signing, $o{secret}));
+}
+
+# A vault key written by `streamvibe-admin keygen` to $file (vault.key in
+# a new temporary folder unless given). Returns ($file, key_id); key_id is
+# undef when keygen failed, and then its output is the third value.
+sub vault_key {
+    my ($file) = @_;
+    $file //= sv_tempdir(prefix => 'svkeys') . '/vault.key';
+    my ($rc, $out, $err) = run_command([sv_builddir() . '/streamvibe-admin', 'keygen', $file]);
+    my ($id) = $rc == 0 && $out =~ /key_id=(\d+)/ ? ($1) : (undef);
+    return ($file, $id, defined $id ? () : "$out$err");
+}
+
+# Seven tests on a response of /auth/v1 that refuses a caller over its
+# limit, as GoTrue does: status 429 (the test named $name), the body
+# {code: 429, error_code: over_request_rate_limit, msg}, Retry-After in
+# whole seconds within the minute's window, and no session.
+sub throttled_ok {
+    my ($srv, $res, $name) = @_;
+    require Test::More;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is($res->code, 429, $name) or Test::More::diag($res->as_string);
+    my $doc = $srv->json($res) // {};
+    Test::More::is($doc->{code}, 429, 'code 429');
+    Test::More::is($doc->{error_code}, 'over_request_rate_limit', 'error_code over_request_rate_limit');
+    Test::More::ok(length($doc->{msg} // ''), 'msg');
+    my $ra = $res->header('Retry-After') // '';
+    Test::More::like($ra, qr/^\d+$/, 'Retry-After in seconds');
+    Test::More::ok($ra >= 1 && $ra <= 60, "Retry-After within the window ($ra)");
+    Test::More::unlike($res->content, qr/access_token/, 'no session');
 }
 
 # Runs $code->($i) for $i = 1 .. $n in $n forked processes at once and

@@ -25,6 +25,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use parent 'SV::Test::HTTPClient';
 use File::Copy qw(copy);
 use IO::Socket::INET;
 use SV::Test qw(sv_srcdir sv_builddir sv_tempdir wait_until free_tcp_port spawn_process
@@ -275,40 +276,6 @@ sub left_behind { @{ $_[0]{left_behind} // [] } }
 sub url {
     my ($self, $path) = @_;
     return "http://127.0.0.1:$self->{port}" . ($path // '/');
-}
-
-sub ua {
-    my ($self) = @_;
-    return $self->{ua} //= do {
-        require LWP::UserAgent;
-        my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 4, env_proxy => 0,
-            agent => 'sv-test/1', max_redirect => 0);
-        $ua->proxy([qw(http https)], undef);
-        $ua;
-    };
-}
-
-# $ap->request(METHOD, PATH, headers => {...}, body => '...') -> HTTP::Response
-sub request {
-    my ($self, $method, $path, %opt) = @_;
-    require HTTP::Request;
-    my $req = HTTP::Request->new($method, $self->url($path));
-    my $h = $opt{headers} // {};
-    $req->header($_ => $h->{$_}) for keys %$h;
-    if (defined $opt{body}) {
-        $req->content($opt{body});
-        $req->header('Content-Length' => length $opt{body});
-        $req->header('Content-Type' => 'application/json') unless $req->header('Content-Type');
-    }
-    return ($opt{ua} // $self->ua)->request($req);
-}
-
-# A response body as JSON; undef (and no exception) when it is not.
-sub json {
-    my ($self, $res) = @_;
-    require JSON::PP;
-    my $body = ref $res ? $res->decoded_content // $res->content : $res;
-    return eval { JSON::PP->new->allow_nonref->decode($body) };
 }
 
 1;

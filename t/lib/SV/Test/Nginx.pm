@@ -23,6 +23,7 @@ use strict;
 use warnings;
 
 use Carp qw(croak);
+use parent 'SV::Test::HTTPClient';
 use IO::Socket::INET;
 use SV::Test qw(sv_srcdir sv_tempdir wait_until free_tcp_port spawn_process
     stop_process pid_alive slurp_file write_file register_cleanup find_program);
@@ -150,59 +151,6 @@ sub url {
     my ($self, $path) = @_;
     $path //= '/';
     return "http://127.0.0.1:$self->{port}$path";
-}
-
-sub ua {
-    my ($self) = @_;
-    return $self->{ua} //= do {
-        require LWP::UserAgent;
-        my $ua = LWP::UserAgent->new(timeout => 30, keep_alive => 4, env_proxy => 0,
-            agent => 'sv-test/1', max_redirect => 0);
-        $ua->no_proxy;
-        $ua->proxy([qw(http https)], undef);
-        $ua;
-    };
-}
-
-# $ngx->request(METHOD, PATH, headers => {...}, body => '...') -> HTTP::Response
-sub request {
-    my ($self, $method, $path, %opt) = @_;
-    require HTTP::Request;
-    my $req = HTTP::Request->new($method, $self->url($path));
-    my $h = $opt{headers} // {};
-    $req->header($_ => $h->{$_}) for keys %$h;
-    if (defined $opt{body}) {
-        $req->content($opt{body});
-        $req->header('Content-Length' => length $opt{body});
-        $req->header('Content-Type' => 'application/json') unless $req->header('Content-Type');
-    }
-    my $ua = $opt{ua} // $self->ua;
-    return $ua->request($req);
-}
-
-# A request with a JSON body, the way supabase-js sends them: body => a
-# reference is encoded (canonical JSON), a string goes as it is; token =>
-# adds "Authorization: Bearer <token>"; headers and ua as for request.
-# Returns (the response, its body decoded as JSON or undef); in scalar
-# context the response.
-sub call {
-    my ($self, $method, $path, %opt) = @_;
-    require JSON::PP;
-    my $body = $opt{body};
-    $body = JSON::PP->new->canonical->encode($body) if ref $body;
-    my %h = (defined $opt{token} ? (Authorization => "Bearer $opt{token}") : (), %{ $opt{headers} // {} });
-    my $res = $self->request($method, $path, headers => \%h,
-        (defined $body ? (body => $body) : ()), ($opt{ua} ? (ua => $opt{ua}) : ()));
-    return wantarray ? ($res, $self->json($res)) : $res;
-}
-
-# Decode a response body as JSON; undef (and no exception) when it is not.
-sub json {
-    my ($self, $res) = @_;
-    require JSON::PP;
-    my $body = ref $res ? $res->decoded_content // $res->content : $res;
-    my $doc = eval { JSON::PP->new->allow_nonref->decode($body) };
-    return $doc;
 }
 
 1;

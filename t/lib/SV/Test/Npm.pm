@@ -21,9 +21,31 @@ use File::Copy qw(copy);
 use File::Path qw(make_path remove_tree);
 use JSON::PP ();
 use Time::HiRes qw(time);
+use Test::More ();
 use SV::Test qw(run_command find_program slurp_file write_file);
 
 sub npm { find_program('npm') }
+
+# Whether this is CI, where everything is installed and the registry is
+# reachable.
+sub ci { my $ci = $ENV{CI}; defined $ci && length $ci && $ci ne 'false' && $ci ne '0' }
+
+# Skips the calling test because $why ($detail: more to show), except in
+# CI, where a supabase-js test that cannot run is a failure: a skip there
+# would hide a broken client.
+sub skip_or_fail {
+    my ($why, $detail) = @_;
+    (my $test = $0) =~ s{^.*/(t/[^/]+)$}{$1};
+    if (ci()) {
+        Test::More::plan(tests => 1);
+        Test::More::fail("$test cannot run in CI: $why");
+        Test::More::diag($detail) if defined $detail;
+        exit 1;
+    }
+    print STDERR "#\n# *** $test SKIPPED: $why ***\n#\n";
+    print STDERR map { "# $_\n" } split /\n/, $detail if defined $detail;
+    Test::More::plan(skip_all => $why);
+}
 sub node { find_program('node') // find_program('nodejs') }
 
 # node's flags for supabase-js: Node 20/21 have WebSocket behind a flag.
@@ -31,6 +53,32 @@ sub node_flags {
     my $node = node() or return ();
     my ($rc) = run_command([$node, '--experimental-websocket', '-e', '0'], timeout => 30);
     return $rc == 0 ? ('--experimental-websocket') : ();
+}
+
+# Re-issues a script's TAP output: each "ok"/"not ok" becomes a test
+# here named "$label: <its name>"; its comments follow as notes, or as
+# diagnostics after a failure. Returns (the number of results, the plan
+# it printed or undef): the caller checks that it ran to the end.
+sub reissue_tap {
+    my ($label, $tap) = @_;
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    my ($n, $plan, $last_failed) = (0, undef, 0);
+    for my $line (split /\n/, $tap) {
+        if ($line =~ /^(not )?ok \d+(?: - (.*))?$/) {
+            my $pass = !defined $1;
+            (my $name = $2 // '') =~ s/\\#/#/g;
+            Test::More::ok($pass, "$label: $name");
+            $last_failed = !$pass;
+            $n++;
+        } elsif ($line =~ /^1\.\.(\d+)/) {
+            $plan = $1;
+        } elsif ($line =~ /^# ?(.*)$/) {
+            if ($last_failed) { Test::More::diag($1) } else { Test::More::note($1) }
+        } elsif (length $line) {
+            Test::More::diag("js stdout: $line");
+        }
+    }
+    return ($n, $plan);
 }
 
 sub _env {

@@ -18,7 +18,7 @@ package SV::Test::Stack;
 # new's options: pool => 0 for PostgreSQL alone, nginx => 0 for no nginx;
 # workers, conf, env, args as SV::Test::Pool; nginx_conf as SV::Test::Nginx's
 # conf (nginx_port: its port, when the test must know it first); pg => an existing cluster, to start another pool on it (not
-# migrated again). A new cluster's migration is the test "migrate". When
+# migrated again), pg_settings => postgresql.conf settings of a new one. A new cluster's migration is the test "migrate". When
 # what it would start is not installed the test is skipped (plan skip_all).
 
 use strict;
@@ -41,7 +41,7 @@ sub new {
         Test::More::plan(skip_all => 'PostgreSQL server not installed') unless SV::Test::Pg::available();
         Test::More::plan(skip_all => 'streamvibe-admin not built')
             unless -x SV::Test::sv_builddir() . '/streamvibe-admin';
-        $self->{pg} = SV::Test::Pg->new;
+        $self->{pg} = SV::Test::Pg->new($opt{pg_settings} ? (settings => $opt{pg_settings}) : ());
         $self->{pg}->start;
         my ($rc, $out) = $self->{pg}->migrate;
         local $Test::Builder::Level = $Test::Builder::Level + 1;
@@ -82,6 +82,22 @@ sub jwt {
     return SV::Test::jwt(secret => $self->{pool} && $self->{pool}->conf('jwt_secret'), %o);
 }
 
+# The headers supabase-js sends for a signed-in user: the anon key and
+# the user's access token, with a session_id as GoTrue issues them
+# (session_id => ..., email => ... in %o to choose).
+sub auth {
+    my ($self, $uid, %o) = @_;
+    return { apikey => $self->jwt(role => 'anon'), Authorization => 'Bearer ' . $self->jwt(user => $uid,
+        session_id => '00000000-0000-4000-8000-000000000001', %o) };
+}
+
+# The headers of a server-side client holding the service_role key.
+sub service {
+    my ($self) = @_;
+    my $key = $self->jwt(role => 'service_role');
+    return { apikey => $key, Authorization => "Bearer $key" };
+}
+
 sub platform {
     my ($self, $name) = @_;
     return scalar $self->su->selectrow_array('SELECT id FROM platforms WHERE name = ?', undef, $name);
@@ -106,6 +122,20 @@ sub handle {
 sub content {
     my ($self, $hid, $pcid, %col) = @_;
     return $self->_insert('handle_content', handle_id => $hid, platform_content_id => $pcid, %col);
+}
+
+# The isolation tests' fixtures, by position: a handle of a visibility
+# (active unless $status says otherwise), and content titled
+# "title <pcid>" of a visibility, soft-deleted when $deleted is true.
+sub fixture_handle {
+    my ($self, $uid, $name, $vis, $status) = @_;
+    return $self->handle($uid, $name, visibility => $vis, active_status => $status // 'active');
+}
+
+sub fixture_content {
+    my ($self, $hid, $pcid, $vis, $deleted) = @_;
+    return $self->content($hid, $pcid, title => "title $pcid", visibility => $vis,
+        deleted_at => $deleted ? '2025-06-01' : undef);
 }
 
 sub _insert {
