@@ -30,7 +30,8 @@ is($rc, 0, 'migrate') or diag $out;
 my $user = $> == 0 ? $pg->{os_user} : undef;
 my $workers = 3;
 my $pool = SV::Test::Pool->new(pg => $pg, workers => $workers,
-    conf => { (defined $user ? (user => $user) : ()), max_requests => 0 });
+    # Load from one address is the point here, not the per-address limit.
+    conf => { (defined $user ? (user => $user) : ()), max_requests => 0, rate_limit_reads => 'off' });
 $pool->start;
 my $ngx = SV::Test::Nginx->new(pool => $pool);
 $ngx->start;
