@@ -133,3 +133,23 @@ int sv_job_finish(sv_db *db, const sv_job *job, const sv_job_end *end, int *writ
     PQclear(r);
     return SV_OK;
 }
+
+static const char sv_job_service_claims[] = "{\"role\":\"service_role\"}";
+
+PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
+                     size_t errlen)
+{
+    PGresult *r = NULL;
+    if (sv_db_query_as(db, "service_role", sv_job_service_claims, sql, n, values, &r) != SV_OK) {
+        snprintf(error, errlen, "the database is unavailable: %s", db->last_error);
+        return NULL;
+    }
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        snprintf(error, errlen, "database error %s: %.200s",
+                 PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "-",
+                 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "");
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}

@@ -62,4 +62,10 @@ typedef struct sv_job_end {
 int sv_job_finish(sv_db *db, const sv_job *job, const sv_job_end *end, int *written,
                   sv_error *err);
 
+/* Runs sql as service_role on db (the work of each kind, and finishing).
+ * The result (caller PQclears) when it succeeded, else NULL with the
+ * reason in error. */
+PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
+                     size_t errlen);
+
 #endif

@@ -4,6 +4,8 @@
  * from the credentials layer. What the platform no longer lists is
  * soft-deleted only after a complete listing. The handle's sync_status
  * and last_synced_at are set by sv_job_finish when the job ends. */
+#include "job/sv_job_sync.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +13,6 @@
 #include "core/sv_clock.h"
 #include "core/sv_json.h"
 #include "core/sv_log.h"
-#include "job/sv_job_work.h"
 #include "platform/sv_credentials.h"
 #include "platform/sv_sync.h"
 

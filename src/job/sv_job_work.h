@@ -19,17 +19,4 @@
 int sv_job_work(const sv_config *cfg, const sv_vault *vault, const sv_job *job, json_object **result,
                 char *error, size_t errlen);
 
-/* For the work of each kind: */
-
-/* Runs sql as service_role on db. The result (caller PQclears) when it
- * succeeded, else NULL with the reason in error. */
-PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
-                     size_t errlen);
-
-/* sync (sv_job_sync.c): the handle's content read from its platform and
- * written into handle_content. *result holds the counts (new, updated,
- * unchanged, removed, pages, complete), also when it fails part way. */
-int sv_job_sync(const sv_config *cfg, const sv_vault *vault, sv_db *db, sv_arena *arena, const sv_job *job,
-                json_object **result, char *error, size_t errlen);
-
 #endif

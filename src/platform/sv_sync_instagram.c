@@ -13,7 +13,7 @@
 #include "core/sv_err.h"
 #include "core/sv_json.h"
 #include "platform/sv_http_client.h"
-#include "platform/sv_sync_int.h"
+#include "platform/sv_sync_common.h"
 
 #define SV_IG_FIELDS \
     "id,caption,media_type,media_product_type,media_url,permalink,thumbnail_url,timestamp,like_count,comments_count"

@@ -14,7 +14,7 @@
 
 #include "core/sv_clock.h"
 #include "core/sv_err.h"
-#include "platform/sv_sync_int.h"
+#include "platform/sv_sync_common.h"
 
 #define SV_TT_FIELDS \
     "id,title,video_description,duration,cover_image_url,share_url,embed_link,create_time,view_count," \

@@ -9,7 +9,7 @@
 
 #include "core/sv_err.h"
 #include "platform/sv_http_client.h"
-#include "platform/sv_sync_int.h"
+#include "platform/sv_sync_common.h"
 
 /* The first errors[].reason of a Google error body, or "". */
 static const char *sv_yt_reason(json_object *body)

@@ -1,8 +1,8 @@
-/* What the platform adapters of sv_sync.h share: the authenticated,
- * retried API call and the helpers that build normalised items. Private
- * to src/platform/sv_sync*.c. */
-#ifndef SV_SYNC_INT_H
-#define SV_SYNC_INT_H
+/* What the platform adapters of sv_sync.h share (sv_sync_common.c): the
+ * authenticated, retried API call and the helpers that build normalised
+ * items. Private to src/platform/sv_sync*.c. */
+#ifndef SV_SYNC_COMMON_H
+#define SV_SYNC_COMMON_H
 
 #include <stddef.h>
 
