@@ -210,11 +210,13 @@ sub _kill_orphans {
     }
 }
 
-# The master's children (the workers; also any job processes it spawned).
+# The master's workers: its children but the job reconciler and the
+# realtime daemon it also runs (other programs: their own command line).
 sub worker_pids {
     my ($self) = @_;
     return () unless $self->{pid};
-    my @p = proc_children($self->{pid});
+    my @p = grep { (slurp_file("/proc/$_/cmdline") // '') !~ /streamvibe-(?:job|realtime)/ }
+        proc_children($self->{pid});
     return @p;    # in scalar context: how many
 }
 
