@@ -57,7 +57,7 @@ sub all_follow {
     my @procs = ($master, $pool->worker_pids);
     return @procs == $workers + 1 && !grep { my @t = log_targets($_); @t != 1 || $t[0] ne $log } @procs;
 }
-ok(all_follow(), 'master and workers write to log_file') or diag join ', ', map { "$_: " . join(' ', log_targets($_)) } $master, $pool->worker_pids;
+ok(wait_until(\&all_follow, 20), 'master and workers write to log_file') or diag join ', ', map { "$_: " . join(' ', log_targets($_)) } $master, $pool->worker_pids;
 
 # --- the load: clients through nginx, each request with its own id --------
 my $dir = sv_tempdir();
