@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,25 +14,40 @@
 #include "core/sv_config.h"
 #include "core/sv_err.h"
 #include "core/sv_log.h"
+#include "core/sv_proctitle.h"
 #include "crypto/sv_crypto.h"
 #include "crypto/sv_vault.h"
+#include "job/sv_job_launcher.h"
+#include "job/sv_job_relay.h"
 #include "job/sv_job_run.h"
 #include "master/sv_identity.h"
 #include "platform/sv_http_client.h"
+
+static volatile sig_atomic_t sv_job_launcher_stop;
+
+static void sv_job_on_stop(int signo)
+{
+    (void)signo;
+    sv_job_launcher_stop = 1;
+}
 
 static void sv_job_usage(FILE *out)
 {
     fputs("usage: streamvibe-job [--config FILE] --lock-fd N [--vault-fd N] DESCRIPTOR\n"
           "       streamvibe-job [--config FILE] --reconcile\n"
+          "       streamvibe-job [--config FILE] --launcher\n"
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
           "  --lock-fd N     the descriptor's lock, held for the job's life\n"
           "  --vault-fd N    read the vault's keys from this pipe (the worker passes\n"
           "                  them) instead of the key files\n"
           "  --reconcile     finish the spool's jobs whose process is gone, and exit\n"
+          "  --launcher      fork the jobs workers hand over and run their statements\n"
+          "                  on one database connection, until SIGTERM\n"
           "  --help          show this text\n"
           "  --version       print the version\n"
-          "Started by streamvibe-fcgi; an operator runs --reconcile by hand or from\n"
-          "cron where no pool master does it (CGI, spawn-fcgi).\n",
+          "Started by streamvibe-fcgi (the pool master runs the launcher); an operator\n"
+          "runs --reconcile by hand or from cron where no pool master does it (CGI,\n"
+          "spawn-fcgi).\n",
           out);
 }
 
@@ -42,24 +58,32 @@ int main(int argc, char **argv)
         { "lock-fd", required_argument, NULL, 'l' },
         { "vault-fd", required_argument, NULL, 'k' },
         { "reconcile", no_argument, NULL, 'r' },
+        { "launcher", no_argument, NULL, 'L' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL;
-    int lock_fd = -1, vault_fd = -1, reconcile = 0, opt;
+    int lock_fd = -1, vault_fd = -1, reconcile = 0, launcher = 0, opt;
 
-    while ((opt = getopt_long(argc, argv, "c:l:k:rhV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:l:k:rLhV", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
         case 'l': lock_fd = atoi(optarg); break;
         case 'k': vault_fd = atoi(optarg); break;
         case 'r': reconcile = 1; break;
+        case 'L': launcher = 1; break;
         case 'h': sv_job_usage(stdout); return 0;
         case 'V': puts(PACKAGE_STRING); return 0;
         default: sv_job_usage(stderr); return 2;
         }
     }
+    if (reconcile && launcher) {
+        sv_job_usage(stderr);
+        return 2;
+    }
+    if (launcher)   /* it runs no job itself: it is the reconciler's case */
+        reconcile = 1;
     if (!reconcile && (optind != argc - 1 || lock_fd < 0)) {
         sv_job_usage(stderr);
         return 2;
@@ -110,12 +134,22 @@ int main(int argc, char **argv)
         return 1;
     }
     int rc;
-    if (reconcile) {
+    if (launcher) {
+        /* The jobs it forks take over its argument space for their title. */
+        sv_proctitle_init(argc, argv);
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = sv_job_on_stop;
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        rc = sv_job_launcher_run(&cfg, &sv_job_launcher_stop);
+    } else if (reconcile) {
         int n = sv_job_reconcile(&cfg);
         if (n > 0)
             sv_log_info("job_reconcile", "finished=%d", n);
         rc = n < 0 ? 1 : 0;
     } else {
+        sv_job_relay_enable(cfg.job_spool_dir);
         rc = sv_job_supervise(&cfg, &vault, argv[optind], lock_fd);
     }
     sv_vault_free(&vault);

@@ -18,6 +18,7 @@ void sv_db_init(sv_db *db, const char *conninfo)
     db->conninfo = strdup(conninfo ? conninfo : "");
     strcpy(db->statement_timeout, "0");
     db->connect_timeout_ms = SV_DB_CONNECT_TIMEOUT_MS;
+    db->application_name = "streamvibe";
     /* PQconnectPoll ignores connect_timeout, which libpq applies per host
      * when it moves on to the next one: with several hosts only the
      * blocking connect fails over correctly. */
@@ -39,6 +40,11 @@ void sv_db_init(sv_db *db, const char *conninfo)
 void sv_db_set_statement_timeout(sv_db *db, long ms)
 {
     snprintf(db->statement_timeout, sizeof(db->statement_timeout), "%ld", ms > 0 ? ms : 0);
+}
+
+void sv_db_set_application_name(sv_db *db, const char *name)
+{
+    db->application_name = name;
 }
 
 void sv_db_set_connect_timeout(sv_db *db, int ms)
@@ -171,7 +177,7 @@ int sv_db_ensure(sv_db *db)
     char timeout[16];
     snprintf(timeout, sizeof(timeout), "%d", db->connect_timeout_ms / 1000);
     const char *keys[] = { "dbname", "application_name", "connect_timeout", NULL };
-    const char *vals[] = { db->conninfo, "streamvibe", timeout, NULL };
+    const char *vals[] = { db->conninfo, db->application_name, timeout, NULL };
     if (db->several_hosts) {
         db->conn = PQconnectdbParams(keys, vals, 1);
         if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {

@@ -47,6 +47,7 @@ typedef struct sv_db {
     int     url_connect_timeout; /* the URL set it: it wins */
     int     several_hosts;     /* connect blocking: libpq's per-host timeout */
     unsigned long notified;    /* reload messages received on listen_channel */
+    const char *application_name; /* what pg_stat_activity shows (static) */
 } sv_db;
 
 void sv_db_init(sv_db *db, const char *conninfo);
@@ -54,6 +55,9 @@ void sv_db_init(sv_db *db, const char *conninfo);
  * a slow query ends with an error the client sees instead of the master
  * killing the worker and leaving the query running. */
 void sv_db_set_statement_timeout(sv_db *db, long ms);
+/* The application_name of its connections (a string that outlives db),
+ * so a DBA tells the programs apart; "streamvibe" unless set. */
+void sv_db_set_application_name(sv_db *db, const char *name);
 /* How long a connect may take when the URL sets no connect_timeout. */
 void sv_db_set_connect_timeout(sv_db *db, int ms);
 void sv_db_close(sv_db *db);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "core/sv_clock.h"
@@ -20,6 +21,7 @@
 #include "db/sv_sqlstate.h"
 #include "functions/sv_fn_common.h"
 #include "job/sv_job.h"
+#include "job/sv_job_relay.h"
 #include "job/sv_job_spawn.h"
 #include "job/sv_spool.h"
 #include "platform/sv_indexnow.h"
@@ -204,6 +206,35 @@ static int sv_fn_reserve(sv_ctx *ctx, const sv_job *job, char *path, size_t len)
     return fd;
 }
 
+/* The job's process: forked by the pool's job launcher when there is
+ * one, else spawned from this worker. The pid, 0 when it runs but its pid
+ * is not known, or -1 with errno. *lock_fd may be replaced (or closed and
+ * set to -1). */
+static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], const char *path,
+                          int *lock_fd, int vault_fd)
+{
+    pid_t pid = sv_job_relay_spawn(ctx->cfg->job_spool_dir, path, *lock_fd, vault_fd);
+    if (pid > 0)
+        return pid;
+    if (pid == 0) {
+        /* The launcher took the descriptor's lock but did not say whether
+         * it forked. Whoever holds the lock runs the job: if a fresh
+         * open of the descriptor can take it once this copy is gone,
+         * nobody does, and the job is started here. */
+        close(*lock_fd);
+        *lock_fd = open(path, O_RDWR | O_CLOEXEC);
+        if (*lock_fd >= 0 && flock(*lock_fd, LOCK_EX | LOCK_NB) != 0) {
+            close(*lock_fd);
+            *lock_fd = -1;
+            sv_log_warn("job_launcher", "msg=\"no answer; the job holds its lock\" job_path=%s", path);
+            return 0;
+        }
+        if (*lock_fd < 0)
+            return -1;
+    }
+    return sv_job_spawn(program, args, *lock_fd, vault_fd);
+}
+
 /* Starts streamvibe-job on the descriptor at path (lock_fd holds its
  * lock, which passes to the job). */
 static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
@@ -244,9 +275,10 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
     }
     args[n++] = (char *)path;
     args[n] = NULL;
-    pid_t pid = sv_job_spawn(program, args, lock_fd, keys[0]);
+    pid_t pid = sv_fn_launch(ctx, program, args, path, &lock_fd, keys[0]);
     int spawn_errno = errno;
-    close(lock_fd);
+    if (lock_fd >= 0)
+        close(lock_fd);
     if (keys[0] >= 0)
         close(keys[0]);   /* unread keys (a failed spawn) go with the pipe */
     if (pid < 0) {

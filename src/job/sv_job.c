@@ -6,6 +6,7 @@
 
 #include "core/sv_json.h"
 #include "core/sv_log.h"
+#include "job/sv_job_relay.h"
 
 static const char *const sv_job_names[] = { "platform_sync", "ai_enhancement", "seo_submission" };
 
@@ -121,7 +122,17 @@ int sv_job_finish(sv_db *db, const sv_job *job, const sv_job_end *end, int *writ
         end->result ? json_object_to_json_string_ext(end->result, JSON_C_TO_STRING_PLAIN) : NULL,
         end->error, started, completed,
     };
-    if (sv_db_query_as(db, "service_role", "{\"role\":\"service_role\"}", sql, 9, values, &r) != SV_OK)
+    char why[320];
+    sv_job_relay_outcome how;
+    r = sv_job_relay_sql(sql, 9, values, why, sizeof(why), &how);
+    if (r == NULL && how == SV_JOB_RELAY_LOST)   /* finishing twice is harmless: try again */
+        return sv_fail(err, 503, NULL, why);
+    if (r == NULL && how == SV_JOB_RELAY_FAILED) {
+        sv_log_error("job_finish_failed", "job_id=%s error=\"%s\"", job->job_id, why);
+        return sv_fail(err, 500, NULL, "the database refused the job's end");
+    }
+    if (r == NULL &&
+        sv_db_query_as(db, "service_role", "{\"role\":\"service_role\"}", sql, 9, values, &r) != SV_OK)
         return sv_db_unavailable(db, 1, err);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         sv_log_error("job_finish_failed", "job_id=%s sqlstate=%s", job->job_id,
@@ -139,7 +150,10 @@ static const char sv_job_service_claims[] = "{\"role\":\"service_role\"}";
 PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
                      size_t errlen)
 {
-    PGresult *r = NULL;
+    sv_job_relay_outcome how;
+    PGresult *r = sv_job_relay_sql(sql, n, values, error, errlen, &how);
+    if (r != NULL || how != SV_JOB_RELAY_UNREACHABLE)
+        return r;
     if (sv_db_query_as(db, "service_role", sv_job_service_claims, sql, n, values, &r) != SV_OK) {
         snprintf(error, errlen, "the database is unavailable: %s", db->last_error);
         return NULL;

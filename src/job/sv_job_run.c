@@ -135,6 +135,7 @@ static int sv_job_record(const sv_config *cfg, sv_job *job, int lock_fd, json_ob
 
     sv_db db;
     sv_db_init(&db, cfg->database_url);
+    sv_db_set_application_name(&db, "streamvibe-job");
     sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
     int64_t give_up = sv_clock_mono_ms() + SV_JOB_FINISH_PATIENCE_MS;
     int rc = SV_ERROR, delay_ms = 100;
@@ -285,6 +286,7 @@ int sv_job_reconcile(const sv_config *cfg)
 {
     sv_reconcile rc = { .finished = 0 };
     sv_db_init(&rc.db, cfg->database_url);
+    sv_db_set_application_name(&rc.db, "streamvibe-job");
     sv_db_set_connect_timeout(&rc.db, SV_JOB_CONNECT_TIMEOUT_MS);
     sv_spool_each_orphan(cfg->job_spool_dir, sv_job_reconcile_one, &rc);
     sv_spool_sweep_temporaries(cfg->job_spool_dir);

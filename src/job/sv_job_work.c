@@ -129,6 +129,7 @@ int sv_job_work(const sv_config *cfg, const sv_vault *vault, const sv_job *job, 
     *result = NULL;
     sv_arena_init(&arena, 64 * 1024);
     sv_db_init(&db, cfg->database_url);
+    sv_db_set_application_name(&db, "streamvibe-job");
     sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
     switch (job->kind) {
     case SV_JOB_AI:

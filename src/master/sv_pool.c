@@ -74,6 +74,10 @@ typedef struct sv_pool {
     uint32_t       generations[SV_SCOREBOARD_SLOTS];
     int64_t        started_ms[SV_SCOREBOARD_SLOTS];   /* wall clock */
     pid_t          reconciler;           /* streamvibe-job --reconcile running, or 0 */
+    pid_t          launcher;             /* streamvibe-job --launcher running, or 0 */
+    int64_t        launcher_started_ms;  /* monotonic */
+    int64_t        launcher_next_ms;     /* monotonic: no respawn before (back-off) */
+    int            launcher_quick_deaths;
     int64_t        next_reconcile_ms;    /* monotonic */
     sv_pool_realtime rt;
 } sv_pool;
@@ -240,6 +244,73 @@ static void sv_pool_reconcile(sv_pool *pool)
         sv_log_warn("job_reconcile", "msg=\"cannot start streamvibe-job\" program=%s error=\"%s\"",
                     program, strerror(errno));
         pool->reconciler = 0;
+    }
+}
+
+/* The job launcher (job/sv_job_launcher.c): a streamvibe-job the workers
+ * hand accepted jobs to, so that a job is forked from a process that has
+ * loaded and initialised everything instead of exec'd, and runs its
+ * statements on the launcher's connection instead of opening one. Like
+ * the reconciler it starts as root, reads the configuration and becomes
+ * the workers' user. Workers start jobs themselves while it is not
+ * there; jobs it forked never depend on it. */
+static void sv_pool_launcher_check(sv_pool *pool)
+{
+    int64_t now = sv_clock_mono_ms();
+    if (pool->stopping || pool->launcher != 0 || !pool->cfg.job_launcher || now < pool->launcher_next_ms)
+        return;
+    char program[4096];
+    sv_job_program(&pool->cfg, program, sizeof(program));
+    char *args[5];
+    int n = 0;
+    args[n++] = program;
+    if (pool->config_path != NULL) {
+        args[n++] = "--config";
+        args[n++] = (char *)pool->config_path;
+    }
+    args[n++] = "--launcher";
+    args[n] = NULL;
+    pool->launcher = sv_job_spawn(program, args, -1, -1);
+    pool->launcher_started_ms = now;
+    if (pool->launcher < 0) {
+        sv_log_warn("job_launcher", "msg=\"cannot start streamvibe-job; workers start jobs themselves\" "
+                    "program=%s error=\"%s\"", program, strerror(errno));
+        pool->launcher = 0;
+        pool->launcher_next_ms = now + 30000;
+    }
+}
+
+static void sv_pool_launcher_exited(sv_pool *pool, int status)
+{
+    int64_t now = sv_clock_mono_ms();
+    int asked = pool->stopping || pool->launcher_next_ms < 0;
+    pool->launcher = 0;
+    if (asked && !pool->stopping) {   /* restarted for a reload: at once */
+        pool->launcher_next_ms = 0;
+        return;
+    }
+    if (asked)
+        return;
+    sv_log_warn("job_launcher", "msg=\"exited; workers start jobs themselves until it is back\" "
+                "status=%d signal=%d", WIFEXITED(status) ? WEXITSTATUS(status) : -1,
+                WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    /* Dying at once again and again (a bad spool, say): wait longer each
+     * time, up to a minute. */
+    pool->launcher_quick_deaths = now - pool->launcher_started_ms < 10000 ? pool->launcher_quick_deaths + 1 : 0;
+    int64_t delay = pool->launcher_quick_deaths ? 1000LL << (pool->launcher_quick_deaths < 6 ? pool->launcher_quick_deaths : 6) : 0;
+    pool->launcher_next_ms = now + (delay > 60000 ? 60000 : delay);
+}
+
+/* A reload: the launcher runs with the configuration it read, so a new
+ * one takes its place (the jobs it forked go on). */
+static void sv_pool_launcher_reload(sv_pool *pool)
+{
+    if (pool->launcher > 0) {
+        pool->launcher_next_ms = -1;   /* its exit was asked for */
+        kill(pool->launcher, SIGTERM);
+    } else {
+        pool->launcher_next_ms = 0;
+        pool->launcher_quick_deaths = 0;
     }
 }
 
@@ -476,6 +547,10 @@ static void sv_pool_reap(sv_pool *pool)
             pool->reconciler = 0;
             continue;
         }
+        if (pid == pool->launcher) {
+            sv_pool_launcher_exited(pool, status);
+            continue;
+        }
         if (pid == pool->rt.pid) {
             sv_pool_realtime_exited(pool, status);
             continue;
@@ -626,6 +701,7 @@ static void sv_pool_reload(sv_pool *pool)
     sv_pool_signal_workers(pool, SIGTERM, 1);
     pool->retire_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
     sv_pool_realtime_reload(pool);
+    sv_pool_launcher_reload(pool);
     sv_log_info("reload", "generation=%u workers=%d", pool->generation, pool->cfg.workers);
 }
 
@@ -647,6 +723,8 @@ static void sv_pool_kill_overdue(sv_pool *pool)
         sv_pool_signal_workers(pool, SIGKILL, 0);
         if (pool->rt.pid > 0)
             kill(pool->rt.pid, SIGKILL);
+        if (pool->launcher > 0)
+            kill(pool->launcher, SIGKILL);
         pool->stop_deadline_ms = now + 60000;
     }
 }
@@ -667,6 +745,8 @@ static void sv_pool_begin_stop(sv_pool *pool, int signo)
     sv_pool_signal_workers(pool, SIGTERM, 0);
     if (pool->rt.pid > 0)
         kill(pool->rt.pid, SIGTERM);
+    if (pool->launcher > 0)
+        kill(pool->launcher, SIGTERM);
     pool->stop_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
 }
 
@@ -784,11 +864,12 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         }
         sv_pool_reap(&pool);
         sv_pool_realtime_check(&pool);
-        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0 && pool.rt.pid == 0)
+        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0 && pool.rt.pid == 0 && pool.launcher == 0)
             break;
         sv_pool_enforce_timeouts(&pool);
         sv_pool_kill_overdue(&pool);
         sv_pool_reconcile(&pool);
+        sv_pool_launcher_check(&pool);
         if (!pool.stopping && sv_clock_mono_ms() >= pool.next_spawn_ms) {
             while (sv_pool_live_workers(&pool, 1) < pool.cfg.workers)
                 if (sv_pool_spawn(&pool) != 0 || pool.quick_deaths > 0)

@@ -169,7 +169,7 @@ sub reload {
 sub stop {
     my ($self, %opt) = @_;
     my $pid = $self->{pid} or return $self;
-    my @workers = $self->worker_pids;
+    my @workers = ($self->worker_pids, grep { defined } $self->launcher_pid);
     my $grace = $opt{timeout} // (($self->{conf}{shutdown_timeout} // 10) + 5);
     stop_process($pid, signals => ['TERM', 'KILL'], timeout => $grace);
     $self->{workers_at_stop} = \@workers;
@@ -218,6 +218,15 @@ sub worker_pids {
     my @p = grep { (slurp_file("/proc/$_/cmdline") // '') !~ /streamvibe-(?:job|realtime)/ }
         proc_children($self->{pid});
     return @p;    # in scalar context: how many
+}
+
+# The job launcher the master runs (streamvibe-job --launcher), or undef.
+sub launcher_pid {
+    my ($self) = @_;
+    return undef unless $self->{pid};
+    my ($p) = grep { (slurp_file("/proc/$_/cmdline") // '') =~ /streamvibe-job\0(?:.*\0)?--launcher/ }
+        proc_children($self->{pid});
+    return $p;
 }
 
 # Wait until the master has exactly $n workers (default: workers); returns

@@ -1,0 +1,335 @@
+#include "job/sv_job_launcher.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "core/sv_json.h"
+#include "core/sv_log.h"
+#include "core/sv_proctitle.h"
+#include "crypto/sv_crypto.h"
+#include "crypto/sv_vault.h"
+#include "db/sv_db.h"
+#include "job/sv_job.h"
+#include "job/sv_job_relay.h"
+#include "job/sv_job_run.h"
+
+/* A statement of a job may not hold the launcher longer than this. */
+#define SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS 30000
+
+static const char sv_launcher_claims[] = "{\"role\":\"service_role\"}";
+
+static int sv_launcher_listen(const char *path, ino_t *ino)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sa.sun_path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(sa.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    /* A previous launcher's socket: it is gone (the master runs one). */
+    unlink(path);
+    mode_t old = umask(0077);
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    umask(old);
+    struct stat st;
+    if (rc == 0 && stat(path, &st) == 0)
+        *ino = st.st_ino;
+    if (rc != 0 || listen(fd, 128) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+static void sv_launcher_reply(int fd, const char *text)
+{
+    ssize_t w;
+    while ((w = send(fd, text, strlen(text), MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+}
+
+/* The message and the descriptors that came with it (-1 where none). */
+static ssize_t sv_launcher_receive(int fd, char *buf, size_t len, int fds[2])
+{
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct iovec iov = { .iov_base = buf, .iov_len = len - 1 };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof(control.buf) };
+    fds[0] = fds[1] = -1;
+    ssize_t r;
+    while ((r = recvmsg(fd, &mh, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+        ;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c != NULL; c = CMSG_NXTHDR(&mh, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t n = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < n; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+            if (i < 2)
+                fds[i] = got;
+            else
+                close(got);
+        }
+    }
+    if (r < 0 || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+        for (int i = 0; i < 2; i++)
+            if (fds[i] >= 0)
+                close(fds[i]);
+        fds[0] = fds[1] = -1;
+        return -1;
+    }
+    buf[r] = '\0';
+    return r;
+}
+
+/* A descriptor the worker named: a job file directly in the spool. */
+static int sv_launcher_path_ok(const sv_config *cfg, const char *path)
+{
+    size_t d = strlen(cfg->job_spool_dir), n = strlen(path);
+    return strncmp(path, cfg->job_spool_dir, d) == 0 && path[d] == '/' && strchr(path + d + 1, '/') == NULL &&
+           n > d + 5 && strcmp(path + n - 4, ".job") == 0 && path[d + 1] != '.';
+}
+
+/* In the forked job: becomes what posix_spawn makes of streamvibe-job
+ * (job/sv_job_spawn.c) and supervises the job. Never returns. */
+static void sv_launcher_become_job(const sv_config *cfg, const char *path, int lock_fd, int vault_fd)
+{
+    sigset_t none;
+    sigemptyset(&none);
+    for (int s = 1; s < NSIG; s++)
+        signal(s, SIG_DFL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    setsid();
+    /* The launcher's log descriptor goes first: its number may be 3 or 4. */
+    sv_log_use_fd(STDERR_FILENO);
+    /* 3 and 4, as a spawned job has them; everything else the launcher
+     * holds (its socket, its database connection, the log) stays behind. */
+    int lock = fcntl(lock_fd, F_DUPFD_CLOEXEC, 5);
+    int vault = vault_fd >= 0 ? fcntl(vault_fd, F_DUPFD_CLOEXEC, 5) : -1;
+    if (lock < 0 || dup2(lock, 3) != 3 || (vault >= 0 && dup2(vault, 4) != 4))
+        _exit(1);
+    int devnull = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3 && devnull >= 0; fd++)
+        dup2(devnull, fd);
+    close_range(vault >= 0 ? 5 : 4, ~0U, 0);
+    sv_log_open(cfg->log_file);
+    sv_log_set_pid(getpid());
+    char title[4300];
+    snprintf(title, sizeof(title), "streamvibe-job --lock-fd 3%s %s", vault >= 0 ? " --vault-fd 4" : "", path);
+    sv_proctitle_set(title);
+
+    sv_vault keys;
+    char err[256] = "";
+    sv_vault_init(&keys);
+    if (vault >= 0) {
+        if (sv_vault_receive(&keys, 4, err, sizeof(err)) != SV_OK)
+            sv_log_warn("job_vault", "error=\"%s\"", err[0] ? err : "the keys could not be read");
+        close(4);
+    }
+    sv_job_relay_enable(cfg->job_spool_dir);
+    int rc = sv_job_supervise(cfg, &keys, path, 3);
+    sv_vault_free(&keys);
+    sv_log_flush();
+    _exit(rc);
+}
+
+static void sv_launcher_spawn(const sv_config *cfg, int conn, const char *path, const int fds[2])
+{
+    char answer[64];
+    if (fds[0] < 0 || !sv_launcher_path_ok(cfg, path)) {
+        sv_launcher_reply(conn, "error the request names no job of this spool");
+        return;
+    }
+    /* Freed chunks the job's first allocation would gather up, page by
+     * page, each a copy-on-write fault: gathered once, here. */
+    malloc_trim(0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(conn);
+        sv_launcher_become_job(cfg, path, fds[0], fds[1]);
+    }
+    if (pid < 0) {
+        sv_log_error("job_launcher", "msg=\"cannot fork\" error=\"%s\"", strerror(errno));
+        sv_launcher_reply(conn, "error fork failed");
+        return;
+    }
+    snprintf(answer, sizeof(answer), "ok %d", (int)pid);
+    sv_launcher_reply(conn, answer);
+}
+
+/* Runs a job's statement; the answer is "ok {fields, rows}", "error …"
+ * (it ran and failed) or "unavailable …" (no database: nothing ran). */
+static void sv_launcher_sql(sv_db *db, int conn, const char *text)
+{
+    json_object *req = NULL, *sql, *params;
+    const char *why;
+    if (sv_json_parse(text, strlen(text), &req, &why) != SV_OK ||
+        !json_object_object_get_ex(req, "sql", &sql) || !json_object_is_type(sql, json_type_string) ||
+        !json_object_object_get_ex(req, "params", &params) || !json_object_is_type(params, json_type_array) ||
+        json_object_array_length(params) > 64) {
+        json_object_put(req);
+        sv_launcher_reply(conn, "error the job launcher could not read the statement");
+        return;
+    }
+    int n = (int)json_object_array_length(params);
+    const char *values[64];
+    for (int i = 0; i < n; i++) {
+        json_object *v = json_object_array_get_idx(params, (size_t)i);
+        values[i] = v == NULL ? NULL : json_object_get_string(v);
+    }
+    PGresult *r = NULL;
+    if (sv_db_query_as(db, "service_role", sv_launcher_claims, json_object_get_string(sql), n, values, &r) !=
+        SV_OK) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "unavailable %s", db->last_error);
+        sv_launcher_reply(conn, msg);
+        json_object_put(req);
+        return;
+    }
+    json_object_put(req);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "error database error %s: %.200s",
+                 PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "-",
+                 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "");
+        PQclear(r);
+        sv_launcher_reply(conn, msg);
+        return;
+    }
+    json_object *out = json_object_new_object(), *fields = json_object_new_array(), *rows = json_object_new_array();
+    for (int c = 0; c < PQnfields(r); c++)
+        json_object_array_add(fields, json_object_new_string(PQfname(r, c)));
+    for (int row = 0; row < PQntuples(r); row++) {
+        json_object *values_out = json_object_new_array();
+        for (int c = 0; c < PQnfields(r); c++)
+            json_object_array_add(values_out, PQgetisnull(r, row, c) ? NULL
+                                  : json_object_new_string_len(PQgetvalue(r, row, c), PQgetlength(r, row, c)));
+        json_object_array_add(rows, values_out);
+    }
+    PQclear(r);
+    json_object_object_add(out, "fields", fields);
+    json_object_object_add(out, "rows", rows);
+    size_t len;
+    const char *body = json_object_to_json_string_length(out, JSON_C_TO_STRING_PLAIN, &len);
+    char *msg = len + 3 <= SV_JOB_RELAY_MAX ? malloc(len + 4) : NULL;
+    if (msg == NULL) {
+        sv_launcher_reply(conn, "error the result is too large for the job launcher");
+    } else {
+        memcpy(msg, "ok ", 3);
+        memcpy(msg + 3, body, len + 1);
+        sv_launcher_reply(conn, msg);
+        free(msg);
+    }
+    json_object_put(out);
+}
+
+/* One exchange on a connection just accepted. */
+static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *buf)
+{
+    struct ucred peer;
+    socklen_t plen = sizeof(peer);
+    int fds[2];
+    /* The spool is the workers' user's alone; a peer of another user
+     * reached the socket through a mistake in its permissions. */
+    if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 ||
+        (peer.uid != geteuid() && peer.uid != 0))
+        return;
+    struct pollfd pfd = { .fd = conn, .events = POLLIN };
+    if (poll(&pfd, 1, 1000) != 1 || sv_launcher_receive(conn, buf, SV_JOB_RELAY_MAX + 1, fds) < 0)
+        return;
+    if (strncmp(buf, "spawn ", 6) == 0)
+        sv_launcher_spawn(cfg, conn, buf + 6, fds);
+    else if (strncmp(buf, "sql ", 4) == 0)
+        sv_launcher_sql(db, conn, buf + 4);
+    else
+        sv_launcher_reply(conn, "error unknown request");
+    for (int i = 0; i < 2; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+}
+
+int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
+{
+    /* It serves the pool that started it and no other: when the master
+     * is gone (even SIGKILLed), so is the launcher (its jobs go on). */
+    pid_t master = getppid();
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != master)
+        return 0;
+    char path[256];
+    if (sv_job_relay_path(cfg->job_spool_dir, path, sizeof(path)) != SV_OK) {
+        sv_log_error("job_launcher", "msg=\"job_spool_dir is too long for a socket path\" dir=%s",
+                     cfg->job_spool_dir);
+        return 1;
+    }
+    ino_t ino = 0;
+    int listen_fd = sv_launcher_listen(path, &ino);
+    if (listen_fd < 0) {
+        sv_log_error("job_launcher", "path=%s error=\"%s\"", path, strerror(errno));
+        return 1;
+    }
+    /* The jobs it forks are nobody's to wait for: the kernel reaps them.
+     * (They reset this, and the parent-death signal, as they start.) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = SA_NOCLDWAIT;
+    sigaction(SIGCHLD, &sa, NULL);
+    sa.sa_flags = 0;
+    sigaction(SIGPIPE, &sa, NULL);
+
+    sv_db db;
+    sv_db_init(&db, cfg->database_url);
+    sv_db_set_application_name(&db, "streamvibe-job-launcher");
+    sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
+    sv_db_set_statement_timeout(&db, SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS);
+    char *buf = malloc(SV_JOB_RELAY_MAX + 2);
+    sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d", path, (int)getpid());
+    while (!*stop && buf != NULL && getppid() == master) {
+        struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+        int db_fd = sv_db_socket(&db);
+        struct pollfd fds[2] = { pfd, { .fd = db_fd, .events = POLLIN } };
+        if (poll(fds, db_fd >= 0 ? 2 : 1, 1000) <= 0)
+            continue;
+        if (db_fd >= 0 && fds[1].revents)   /* the server closed it, or a notice */
+            sv_db_read_idle(&db);
+        if (!fds[0].revents)
+            continue;
+        int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0)
+            continue;
+        sv_launcher_serve(cfg, &db, conn, buf);
+        close(conn);
+    }
+    free(buf);
+    /* The path goes only if it is still ours (a new launcher may have
+     * bound it already). */
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_ino == ino)
+        unlink(path);
+    close(listen_fd);
+    sv_db_close(&db);
+    sv_log_info("job_launcher", "msg=\"stopped\"");
+    return 0;
+}

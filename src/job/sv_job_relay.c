@@ -1,0 +1,232 @@
+#include "job/sv_job_relay.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "core/sv_err.h"
+#include "core/sv_json.h"
+
+/* How long a caller waits for the launcher's answer: a fork or one short
+ * statement, unless the launcher is stuck. */
+#define SV_JOB_RELAY_SPAWN_WAIT_MS 5000
+#define SV_JOB_RELAY_SQL_WAIT_MS   60000
+
+static const char *sv_job_relay_spool;
+
+int sv_job_relay_path(const char *spool_dir, char *buf, size_t len)
+{
+    struct sockaddr_un sa;
+    int n = snprintf(buf, len, "%s/.launcher.sock", spool_dir);
+    return n < 0 || (size_t)n >= len || (size_t)n >= sizeof(sa.sun_path) ? SV_ERROR : SV_OK;
+}
+
+void sv_job_relay_enable(const char *spool_dir)
+{
+    sv_job_relay_spool = spool_dir;
+}
+
+/* A connected socket to the launcher, or -1 with errno. */
+static int sv_job_relay_connect(const char *spool_dir)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    if (spool_dir == NULL || sv_job_relay_path(spool_dir, sa.sun_path, sizeof(sa.sun_path)) != SV_OK) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
+/* Sends one message with up to two descriptors. SV_OK/SV_ERROR. */
+static int sv_job_relay_send(int fd, const char *msg, size_t len, const int *fds, int nfds)
+{
+    struct iovec iov = { .iov_base = (void *)msg, .iov_len = len };
+    union {
+        char buf[CMSG_SPACE(2 * sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds > 0) {
+        memset(&control, 0, sizeof(control));
+        mh.msg_control = control.buf;
+        mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, (size_t)nfds * sizeof(int));
+    }
+    ssize_t w;
+    while ((w = sendmsg(fd, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    return w == (ssize_t)len ? SV_OK : SV_ERROR;
+}
+
+/* The answer, NUL-terminated in a malloc'd buffer (caller frees), or NULL
+ * when none came within wait_ms. */
+static char *sv_job_relay_answer(int fd, int wait_ms)
+{
+    struct pollfd pfd = { .fd = fd, .events = POLLIN };
+    int n;
+    while ((n = poll(&pfd, 1, wait_ms)) < 0 && errno == EINTR)
+        ;
+    if (n <= 0)
+        return NULL;
+    char *buf = malloc(SV_JOB_RELAY_MAX + 1);
+    if (buf == NULL)
+        return NULL;
+    ssize_t r;
+    while ((r = recv(fd, buf, SV_JOB_RELAY_MAX, 0)) < 0 && errno == EINTR)
+        ;
+    if (r <= 0) {
+        free(buf);
+        return NULL;
+    }
+    buf[r] = '\0';
+    return buf;
+}
+
+pid_t sv_job_relay_spawn(const char *spool_dir, const char *path, int lock_fd, int vault_fd)
+{
+    char msg[4200];
+    int n = snprintf(msg, sizeof(msg), "spawn %s", path);
+    if (n < 0 || (size_t)n >= sizeof(msg)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = sv_job_relay_connect(spool_dir);
+    if (fd < 0)
+        return -1;
+    int fds[2] = { lock_fd, vault_fd };
+    if (sv_job_relay_send(fd, msg, (size_t)n, fds, vault_fd >= 0 ? 2 : 1) != SV_OK) {
+        /* A launcher that has gone since the connect: it got nothing. */
+        int saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SPAWN_WAIT_MS);
+    close(fd);
+    long pid = 0;
+    if (answer != NULL && sscanf(answer, "ok %ld", &pid) == 1 && pid > 0) {
+        free(answer);
+        return (pid_t)pid;
+    }
+    int refused = answer != NULL && strncmp(answer, "error", 5) == 0;
+    free(answer);
+    if (refused) {   /* it answered that it did not fork: nothing runs */
+        errno = EAGAIN;
+        return -1;
+    }
+    return 0;
+}
+
+/* The launcher's {"fields":[…],"rows":[[…],…]} as a PGresult. */
+static PGresult *sv_job_relay_result(const char *text, char *error, size_t errlen)
+{
+    json_object *o = NULL, *fields, *rows;
+    const char *why;
+    if (sv_json_parse(text, strlen(text), &o, &why) != SV_OK ||
+        !json_object_object_get_ex(o, "fields", &fields) || !json_object_is_type(fields, json_type_array) ||
+        !json_object_object_get_ex(o, "rows", &rows) || !json_object_is_type(rows, json_type_array)) {
+        json_object_put(o);
+        snprintf(error, errlen, "the job launcher answered what is not a result");
+        return NULL;
+    }
+    int nf = (int)json_object_array_length(fields);
+    PGresult *r = PQmakeEmptyPGresult(NULL, PGRES_TUPLES_OK);
+    PGresAttDesc *att = calloc((size_t)(nf > 0 ? nf : 1), sizeof(*att));
+    int ok = r != NULL && att != NULL;
+    for (int i = 0; ok && i < nf; i++) {
+        att[i].name = (char *)json_object_get_string(json_object_array_get_idx(fields, (size_t)i));
+        att[i].typid = 25;   /* text: every value comes as its text form */
+        att[i].typlen = -1;
+        att[i].atttypmod = -1;
+    }
+    ok = ok && (nf == 0 || PQsetResultAttrs(r, nf, att));
+    free(att);
+    for (size_t row = 0; ok && row < json_object_array_length(rows); row++) {
+        json_object *values = json_object_array_get_idx(rows, row);
+        if (!json_object_is_type(values, json_type_array) || (int)json_object_array_length(values) != nf) {
+            ok = 0;
+            break;
+        }
+        for (int col = 0; ok && col < nf; col++) {
+            json_object *v = json_object_array_get_idx(values, (size_t)col);
+            ok = v == NULL ? PQsetvalue(r, (int)row, col, NULL, -1)
+                           : PQsetvalue(r, (int)row, col, (char *)json_object_get_string(v),
+                                        json_object_get_string_len(v));
+        }
+    }
+    json_object_put(o);
+    if (!ok) {
+        PQclear(r);
+        snprintf(error, errlen, "the job launcher's result could not be read");
+        return NULL;
+    }
+    return r;
+}
+
+PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, char *error,
+                           size_t errlen, sv_job_relay_outcome *outcome)
+{
+    *outcome = SV_JOB_RELAY_UNREACHABLE;
+    snprintf(error, errlen, "no job launcher");
+    if (sv_job_relay_spool == NULL)
+        return NULL;
+    json_object *req = json_object_new_object();
+    json_object *params = json_object_new_array();
+    json_object_object_add(req, "sql", json_object_new_string(sql));
+    for (int i = 0; i < n; i++)
+        json_object_array_add(params, values[i] ? json_object_new_string(values[i]) : NULL);
+    json_object_object_add(req, "params", params);
+    size_t len;
+    const char *body = json_object_to_json_string_length(req, JSON_C_TO_STRING_PLAIN, &len);
+    char *msg = len + 4 <= SV_JOB_RELAY_MAX ? malloc(len + 5) : NULL;
+    int fd = msg != NULL ? sv_job_relay_connect(sv_job_relay_spool) : -1;
+    if (msg != NULL)
+        memcpy(msg, "sql ", 4), memcpy(msg + 4, body, len + 1);
+    json_object_put(req);
+    if (fd < 0 || sv_job_relay_send(fd, msg, len + 4, NULL, 0) != SV_OK) {
+        free(msg);
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    free(msg);
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SQL_WAIT_MS);
+    close(fd);
+    PGresult *r = NULL;
+    if (answer == NULL) {
+        /* The launcher died or is stuck with the statement sent: it may
+         * have run. Said as a failure, not as unreachable, so that it is
+         * not run a second time. */
+        *outcome = SV_JOB_RELAY_LOST;
+        snprintf(error, errlen, "the job launcher did not answer");
+    } else if (strncmp(answer, "ok ", 3) == 0) {
+        *outcome = SV_JOB_RELAY_FAILED;
+        r = sv_job_relay_result(answer + 3, error, errlen);
+    } else if (strncmp(answer, "error ", 6) == 0) {
+        *outcome = SV_JOB_RELAY_FAILED;
+        snprintf(error, errlen, "%s", answer + 6);
+    }
+    /* "unavailable …": the launcher has no database now; nothing ran. */
+    free(answer);
+    return r;
+}

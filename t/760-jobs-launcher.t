@@ -1,0 +1,176 @@
+#!/usr/bin/perl
+# The job launcher (streamvibe-job --launcher) the pool master runs: the
+# workers hand it accepted jobs and it forks them (it is their parent;
+# their title names the descriptor; they hold no descriptor of its own and
+# have a session of their own), and it runs their statements on its own
+# connection, so an AI job opens no PostgreSQL connection. Killed, it is
+# started again, and meanwhile workers start jobs themselves (which then
+# connect on their own); the jobs it forked outlive it; it goes with the
+# master, even a SIGKILLed one; a reload replaces it; nonsense on its
+# socket is refused and changes nothing.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Socket qw(AF_UNIX SOCK_SEQPACKET pack_sockaddr_un);
+use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive proc_children);
+use SV::Test::Fake;
+use SV::Test::Stack;
+
+my $JSON = JSON::PP->new->canonical;
+my $spool = sv_tempdir(prefix => 'svspool');
+my $release = "$spool/release";
+my $ai = SV::Test::Fake->new(name => 'ai', routes => {
+    'POST /v1/chat/completions' => sub {
+        my ($req) = @_;
+        # A title with "held" is answered once the test says so.
+        if (($req->{json}{messages}[1]{content} // '') =~ /held/) {
+            for (1 .. 300) { last if -e $release; select(undef, undef, undef, 0.1) }
+        }
+        my $content = $JSON->encode({ title => 'Better', description => 'Clearer.', tags => ['x'] });
+        return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
+            choices => [{ index => 0, message => { role => 'assistant', content => $content },
+                          finish_reason => 'stop' }] })];
+    },
+});
+
+my $s = SV::Test::Stack->new(workers => 2, conf => {
+    jwt_secret => 'jobs-launcher-secret-' . ('l' x 32), job_spool_dir => "$spool/jobs",
+    job_program => sv_builddir() . '/streamvibe-job', ai_base_url => $ai->url('/v1'),
+    job_max_running_per_user => 20 });
+my ($ngx, $pool) = ($s->ngx, $s->pool);
+my $A = $s->user('a@example.com');
+my $h = $s->handle($A, 'alice');
+my %content = map { $_ => $s->content($h, $_, title => $_) } qw(quick1 quick2 quick3 held1 held2 held3);
+my $tok = $s->jwt(user => $A);
+my $socket = "$spool/jobs/.launcher.sock";
+
+sub rows {
+    my ($job) = @_;
+    return $s->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
+        { Slice => {} }, $job);
+}
+sub accept_job {
+    my ($title, $query) = @_;
+    my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai' . ($query // ''), token => $tok,
+        body => { contentId => $content{$title} });
+    return ($res, $doc);
+}
+sub ppid_of { my ($p) = @_; ((slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/)[0] }
+# The job's supervisor: the process whose title names its descriptor and
+# whose parent does not.
+sub supervisor_of {
+    my ($job) = @_;
+    my $sup;
+    wait_until(sub {
+        my %t;
+        for my $p (grep { /^\d+$/ } map { s{^/proc/}{}r } glob('/proc/[0-9]*')) {
+            my $cmd = slurp_file("/proc/$p/cmdline") // next;
+            $t{$p} = 1 if $cmd =~ /\Q$job\E\.job/;
+        }
+        ($sup) = grep { !$t{ ppid_of($_) // 0 } } keys %t;
+        return $sup;
+    }, 10);
+    return $sup;
+}
+sub job_connections {
+    return scalar $s->su->selectrow_array(
+        q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streamvibe-job'});
+}
+sub uid_of { my ($p) = @_; ((slurp_file("/proc/$p/status") // '') =~ /^Uid:\s+(\d+)/m)[0] }
+
+# --- the launcher runs ----------------------------------------------------------
+my $L;
+ok(wait_until(sub { $L = $pool->launcher_pid }, 10), 'the pool master runs a job launcher') or BAIL_OUT('no launcher');
+ok(wait_until(sub { -S $socket }, 10), 'its socket is in the spool');
+my ($worker) = $pool->worker_pids;
+is(uid_of($L), uid_of($worker), 'it runs as the workers do');
+is(((stat $socket)[2] // 0) & 0077, 0, 'only its user may connect');
+
+# --- a job through it -------------------------------------------------------------
+my ($res, $doc) = accept_job('held1');
+is($res->code, 202, 'a job is accepted') or diag $res->as_string;
+my $held = $doc->{job_id};
+my $sup = supervisor_of($held);
+ok($sup, 'its supervisor runs');
+is(ppid_of($sup), $L, 'forked by the launcher');
+my $cmd = (slurp_file("/proc/$sup/cmdline") // '') =~ s/\0+/ /gr;
+like($cmd, qr{^streamvibe-job --lock-fd 3 \Q$spool\E/jobs/\Q$held\E\.job\s*$}, 'its title is the command line it would have had');
+my ($sid) = (slurp_file("/proc/$sup/stat") // '') =~ /\)\s+\S+\s+\d+\s+\d+\s+(\d+)/;
+is($sid, $sup, 'in a session of its own');
+my @fds = sort { $a <=> $b } map { m{/(\d+)$} } glob("/proc/$sup/fd/*");
+my %target = map { $_ => readlink("/proc/$sup/fd/$_") // '' } @fds;
+is($target{3}, "$spool/jobs/$held.job", 'descriptor 3 is its lock on the job file');
+my @sockets = grep { $target{$_} =~ /^socket:/ } @fds;
+is(scalar @sockets, 0, "no socket of the launcher's (its listener, its database connection)")
+    or diag explain \%target;
+ok(wait_until(sub { $s->su->selectrow_array(q{SELECT count(*) FROM pg_stat_activity
+    WHERE application_name = 'streamvibe-job-launcher'}) == 1 }, 10), 'the launcher holds one database connection');
+is(job_connections(), 0, 'the running job holds none: it read its content through the launcher');
+
+# --- the launcher dies: its jobs go on, workers start jobs meanwhile, it comes back
+kill 'KILL', $L;
+ok(wait_until(sub { !pid_alive($L) || (slurp_file("/proc/$L/stat") // '') =~ /\)\s+Z/ }, 5), 'the launcher is killed');
+($res, $doc) = accept_job('held2');
+is($res->code, 202, 'a job is still accepted') or diag $res->as_string;
+my $fallback = $doc->{job_id};
+my $fsup = supervisor_of($fallback);
+ok($fsup && ppid_of($fsup) != $L, 'started without the launcher');
+ok(wait_until(sub { job_connections() >= 1 }, 10), 'and that job connects to the database itself');
+my $L2;
+ok(wait_until(sub { ($L2 = $pool->launcher_pid) && $L2 != $L && -S $socket }, 15), 'the master starts a new launcher');
+ok(pid_alive($sup), 'the job forked by the dead launcher still runs');
+SV::Test::write_file($release, 'go');
+for my $job ($held, $fallback) {
+    ok(wait_until(sub { @{ rows($job) } }, 20), "job $job ended");
+    is_deeply(rows($job), [{ job_status => 'completed', job_error => undef }], 'completed, one audit row');
+}
+unlink $release;
+
+# --- through the new launcher, and ?wait ------------------------------------------
+($res, $doc) = accept_job('quick1', '?wait=20');
+is($res->code, 200, 'a job accepted with ?wait answers when it ends') or diag $res->as_string;
+is($doc->{success}, JSON::PP::true, 'successfully');
+is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'one audit row');
+is($s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?', undef, $doc->{job_id}),
+    1, 'its suggestion was stored through the launcher');
+
+# --- nonsense on the socket ---------------------------------------------------------
+sub ask {
+    my ($msg) = @_;
+    socket(my $c, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!";
+    connect($c, pack_sockaddr_un($socket)) or die "connect: $!";
+    send($c, $msg, 0);
+    my $answer = '';
+    my $rin = '';
+    vec($rin, fileno($c), 1) = 1;
+    recv($c, $answer, 65536, 0) if select(my $rout = $rin, undef, undef, 5);
+    close $c;
+    return $answer;
+}
+like(ask('spawn /etc/passwd'), qr/^error/, 'a spawn without a lock, outside the spool: refused');
+like(ask("spawn $spool/jobs/../../x.job"), qr/^error/, 'a path leaving the spool, and no lock: refused');
+like(ask('sql {"sql": 1'), qr/^error/, 'a statement it cannot read: refused');
+like(ask('sql {"sql":"SELECT nope FROM nowhere","params":[]}'), qr/^error database error 42P01/,
+    "PostgreSQL's refusal is passed on");
+like(ask('dance'), qr/^error/, 'an unknown request: refused');
+like(ask('sql {"sql":"SELECT $1::int + 1 AS n","params":["41"]}'), qr/^ok \{"fields":\["n"\],"rows":\[\["42"\]\]\}$/,
+    'a statement of its own user runs');
+is($pool->launcher_pid, $L2, 'the launcher is still the same process');
+
+# --- a reload replaces it; a stop ends it; a dead master too ----------------------
+$pool->reload;
+my $L3;
+ok(wait_until(sub { ($L3 = $pool->launcher_pid) && $L3 != $L2 }, 15), 'a reload starts a new launcher');
+ok(wait_until(sub { !pid_alive($L2) }, 10), 'and the old one ends');
+($res, $doc) = accept_job('quick2', '?wait=20');
+is($res->code, 200, 'jobs run after the reload') or diag $res->as_string;
+
+ok(wait_until(sub { -S $socket }, 10), 'its socket is back');
+kill 'KILL', $pool->pid;
+ok(wait_until(sub { !pid_alive($L3) }, 10), 'a SIGKILLed master takes its launcher with it');
+ok(wait_until(sub { !-e $socket }, 5), 'and its socket');
+$pool->stop;
+
+done_testing;
