@@ -218,6 +218,23 @@ static void sv_pool_signal_workers(sv_pool *pool, int signo, int old_generation_
     }
 }
 
+/* Starts streamvibe-job with the pool's configuration and mode
+ * ("--reconcile", "--launcher"): its pid, or -1 with errno. */
+static pid_t sv_pool_start_job_program(sv_pool *pool, const char *mode, char *program, size_t len)
+{
+    sv_job_program(&pool->cfg, program, len);
+    char *args[5];
+    int n = 0;
+    args[n++] = program;
+    if (pool->config_path != NULL) {
+        args[n++] = "--config";
+        args[n++] = (char *)pool->config_path;
+    }
+    args[n++] = (char *)mode;
+    args[n] = NULL;
+    return sv_job_spawn(program, args, -1, -1);
+}
+
 /* Jobs whose supervisor died (SIGKILL, host restart) still hold their
  * spool descriptor: a short-lived streamvibe-job --reconcile, started at
  * start and every job_reconcile_interval seconds, finishes them. The
@@ -229,17 +246,7 @@ static void sv_pool_reconcile(sv_pool *pool)
         return;
     pool->next_reconcile_ms = now + (int64_t)pool->cfg.job_reconcile_interval * 1000;
     char program[4096];
-    sv_job_program(&pool->cfg, program, sizeof(program));
-    char *args[5];
-    int n = 0;
-    args[n++] = program;
-    if (pool->config_path != NULL) {
-        args[n++] = "--config";
-        args[n++] = (char *)pool->config_path;
-    }
-    args[n++] = "--reconcile";
-    args[n] = NULL;
-    pool->reconciler = sv_job_spawn(program, args, -1, -1);
+    pool->reconciler = sv_pool_start_job_program(pool, "--reconcile", program, sizeof(program));
     if (pool->reconciler < 0) {
         sv_log_warn("job_reconcile", "msg=\"cannot start streamvibe-job\" program=%s error=\"%s\"",
                     program, strerror(errno));
@@ -260,17 +267,7 @@ static void sv_pool_launcher_check(sv_pool *pool)
     if (pool->stopping || pool->launcher != 0 || !pool->cfg.job_launcher || now < pool->launcher_next_ms)
         return;
     char program[4096];
-    sv_job_program(&pool->cfg, program, sizeof(program));
-    char *args[5];
-    int n = 0;
-    args[n++] = program;
-    if (pool->config_path != NULL) {
-        args[n++] = "--config";
-        args[n++] = (char *)pool->config_path;
-    }
-    args[n++] = "--launcher";
-    args[n] = NULL;
-    pool->launcher = sv_job_spawn(program, args, -1, -1);
+    pool->launcher = sv_pool_start_job_program(pool, "--launcher", program, sizeof(program));
     pool->launcher_started_ms = now;
     if (pool->launcher < 0) {
         sv_log_warn("job_launcher", "msg=\"cannot start streamvibe-job; workers start jobs themselves\" "
