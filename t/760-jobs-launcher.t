@@ -4,10 +4,11 @@
 # their title names the descriptor; they hold no descriptor of its own and
 # have a session of their own), and it runs their statements on its own
 # connection, so an AI job opens no PostgreSQL connection. Killed, it is
-# started again, and meanwhile workers start jobs themselves (which then
-# connect on their own); the jobs it forked outlive it; it goes with the
-# master, even a SIGKILLed one; a reload replaces it; nonsense on its
-# socket is refused and changes nothing.
+# started again, and jobs are accepted meanwhile; the jobs it forked
+# outlive it; it goes with the
+# master, even a SIGKILLed one; a reload replaces it; with job_launcher
+# off workers start jobs themselves, which then connect on their own;
+# nonsense on its socket is refused and changes nothing.
 
 use strict;
 use warnings;
@@ -26,7 +27,7 @@ my $ai = SV::Test::Fake->new(name => 'ai', routes => {
         my ($req) = @_;
         # A title with "held" is answered once the test says so.
         if (($req->{json}{messages}[1]{content} // '') =~ /held/) {
-            for (1 .. 300) { last if -e $release; select(undef, undef, undef, 0.1) }
+            for (1 .. 1200) { last if -e $release; select(undef, undef, undef, 0.1) }
         }
         my $content = $JSON->encode({ title => 'Better', description => 'Clearer.', tags => ['x'] });
         return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
@@ -38,7 +39,9 @@ my $ai = SV::Test::Fake->new(name => 'ai', routes => {
 my $s = SV::Test::Stack->new(workers => 2, conf => {
     jwt_secret => 'jobs-launcher-secret-' . ('l' x 32), job_spool_dir => "$spool/jobs",
     job_program => sv_builddir() . '/streamvibe-job', ai_base_url => $ai->url('/v1'),
-    job_max_running_per_user => 20 });
+    job_max_running_per_user => 20,
+    # A held job must outlast the slowest run of this test.
+    http_timeout => 150, job_time_limit_ai => 300 });
 my ($ngx, $pool) = ($s->ngx, $s->pool);
 my $A = $s->user('a@example.com');
 my $h = $s->handle($A, 'alice');
@@ -78,12 +81,19 @@ sub job_connections {
     return scalar $s->su->selectrow_array(
         q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streamvibe-job'});
 }
+# Someone accepts connections on the launcher's socket.
+sub listening {
+    socket(my $c, AF_UNIX, SOCK_SEQPACKET, 0) or return 0;
+    my $ok = connect($c, pack_sockaddr_un($socket));
+    close $c;
+    return $ok;
+}
 sub uid_of { my ($p) = @_; ((slurp_file("/proc/$p/status") // '') =~ /^Uid:\s+(\d+)/m)[0] }
 
 # --- the launcher runs ----------------------------------------------------------
 my $L;
 ok(wait_until(sub { $L = $pool->launcher_pid }, 10), 'the pool master runs a job launcher') or BAIL_OUT('no launcher');
-ok(wait_until(sub { -S $socket }, 10), 'its socket is in the spool');
+ok(wait_until(sub { -S $socket && listening() }, 10), 'its socket is in the spool');
 my ($worker) = $pool->worker_pids;
 is(uid_of($L), uid_of($worker), 'it runs as the workers do');
 is(((stat $socket)[2] // 0) & 0077, 0, 'only its user may connect');
@@ -105,31 +115,50 @@ is($target{3}, "$spool/jobs/$held.job", 'descriptor 3 is its lock on the job fil
 my @sockets = grep { $target{$_} =~ /^socket:/ } @fds;
 is(scalar @sockets, 0, "no socket of the launcher's (its listener, its database connection)")
     or diag explain \%target;
+ok(wait_until(sub { grep { ($_->{json}{messages}[1]{content} // '') =~ /held1/ }
+    $ai->requests('POST /v1/chat/completions') }, 30), 'the job read its content and asks the model');
 ok(wait_until(sub { $s->su->selectrow_array(q{SELECT count(*) FROM pg_stat_activity
     WHERE application_name = 'streamvibe-job-launcher'}) == 1 }, 10), 'the launcher holds one database connection');
-is(job_connections(), 0, 'the running job holds none: it read its content through the launcher');
+is(job_connections(), 0, 'the job holds none: it read its content through the launcher');
 
-# --- the launcher dies: its jobs go on, workers start jobs meanwhile, it comes back
+# --- the launcher dies: its jobs go on, jobs are still accepted, it comes back ---
 kill 'KILL', $L;
 ok(wait_until(sub { !pid_alive($L) || (slurp_file("/proc/$L/stat") // '') =~ /\)\s+Z/ }, 5), 'the launcher is killed');
-($res, $doc) = accept_job('held2');
-is($res->code, 202, 'a job is still accepted') or diag $res->as_string;
-my $fallback = $doc->{job_id};
-my $fsup = supervisor_of($fallback);
-ok($fsup && ppid_of($fsup) != $L, 'started without the launcher');
-ok(wait_until(sub { job_connections() >= 1 }, 10), 'and that job connects to the database itself');
+($res, $doc) = accept_job('quick1', '?wait=60');
+is($res->code, 200, 'a job accepted meanwhile runs and ends') or diag $res->as_string;
+is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'completed, one audit row');
 my $L2;
-ok(wait_until(sub { ($L2 = $pool->launcher_pid) && $L2 != $L && -S $socket }, 15), 'the master starts a new launcher');
+ok(wait_until(sub { ($L2 = $pool->launcher_pid) && $L2 != $L && listening() }, 20), 'the master starts a new launcher');
 ok(pid_alive($sup), 'the job forked by the dead launcher still runs');
+
+# --- without a launcher (job_launcher = off): the old way --------------------------
+$pool->conf(job_launcher => 'off');
+$pool->reload;
+ok(wait_until(sub { !pid_alive($L2) && !$pool->launcher_pid }, 15), 'job_launcher = off: no launcher after a reload');
+ok(wait_until(sub { !-e $socket }, 5), 'nor its socket');
+($res, $doc) = accept_job('held2');
+is($res->code, 202, 'a job is accepted') or diag $res->as_string;
+my $spawned = $doc->{job_id};
+my $ssup = supervisor_of($spawned);
+ok($ssup, 'it runs');
+# Exec'd by a worker (which may have exited since, after a reload): its
+# command line is the program's, with the --config the worker passes.
+like((slurp_file("/proc/$ssup/cmdline") // '') =~ s/\0+/ /gr, qr{^\S*streamvibe-job --config \S+ --lock-fd 3 },
+    'exec\'d by a worker, not forked by a launcher');
+ok(wait_until(sub { job_connections() >= 1 }, 20), 'and it connects to the database itself');
+$pool->conf(job_launcher => 'on');
+$pool->reload;
+ok(wait_until(sub { ($L2 = $pool->launcher_pid) && listening() }, 20), 'on again: a launcher after a reload');
+
 SV::Test::write_file($release, 'go');
-for my $job ($held, $fallback) {
-    ok(wait_until(sub { @{ rows($job) } }, 20), "job $job ended");
+for my $job ($held, $spawned) {
+    ok(wait_until(sub { @{ rows($job) } }, 30), "job $job ended");
     is_deeply(rows($job), [{ job_status => 'completed', job_error => undef }], 'completed, one audit row');
 }
 unlink $release;
 
 # --- through the new launcher, and ?wait ------------------------------------------
-($res, $doc) = accept_job('quick1', '?wait=20');
+($res, $doc) = accept_job('quick2', '?wait=60');
 is($res->code, 200, 'a job accepted with ?wait answers when it ends') or diag $res->as_string;
 is($doc->{success}, JSON::PP::true, 'successfully');
 is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'one audit row');
@@ -145,7 +174,9 @@ sub ask {
     my $answer = '';
     my $rin = '';
     vec($rin, fileno($c), 1) = 1;
-    recv($c, $answer, 65536, 0) if select(my $rout = $rin, undef, undef, 5);
+    # "run" says the statement is about to run; the answer follows.
+    do { $answer = ''; recv($c, $answer, 65536, 0) if select(my $rout = $rin, undef, undef, 5) }
+        while $answer eq 'run';
     close $c;
     return $answer;
 }
@@ -164,10 +195,10 @@ $pool->reload;
 my $L3;
 ok(wait_until(sub { ($L3 = $pool->launcher_pid) && $L3 != $L2 }, 15), 'a reload starts a new launcher');
 ok(wait_until(sub { !pid_alive($L2) }, 10), 'and the old one ends');
-($res, $doc) = accept_job('quick2', '?wait=20');
+($res, $doc) = accept_job('quick3', '?wait=60');
 is($res->code, 200, 'jobs run after the reload') or diag $res->as_string;
 
-ok(wait_until(sub { -S $socket }, 10), 'its socket is back');
+ok(wait_until(sub { listening() }, 10), 'its socket is back');
 kill 'KILL', $pool->pid;
 ok(wait_until(sub { !pid_alive($L3) }, 10), 'a SIGKILLed master takes its launcher with it');
 ok(wait_until(sub { !-e $socket }, 5), 'and its socket');

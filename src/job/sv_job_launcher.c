@@ -58,11 +58,13 @@ static int sv_launcher_listen(const char *path, ino_t *ino)
     return fd;
 }
 
-static void sv_launcher_reply(int fd, const char *text)
+/* SV_OK once the peer has the message. */
+static int sv_launcher_reply(int fd, const char *text)
 {
     ssize_t w;
     while ((w = send(fd, text, strlen(text), MSG_NOSIGNAL)) < 0 && errno == EINTR)
         ;
+    return w == (ssize_t)strlen(text) ? SV_OK : SV_ERROR;
 }
 
 /* The message and the descriptors that came with it (-1 where none). */
@@ -178,8 +180,9 @@ static void sv_launcher_spawn(const sv_config *cfg, int conn, const char *path, 
     sv_launcher_reply(conn, answer);
 }
 
-/* Runs a job's statement; the answer is "ok {fields, rows}", "error …"
- * (it ran and failed) or "unavailable …" (no database: nothing ran). */
+/* Runs a job's statement: "run" once it is about to, then "ok {fields,
+ * rows}", "error …" (it failed) or "unavailable …" (no database:
+ * nothing ran). A statement it cannot read is answered "error …" at once. */
 static void sv_launcher_sql(sv_db *db, int conn, const char *text)
 {
     json_object *req = NULL, *sql, *params;
@@ -197,6 +200,13 @@ static void sv_launcher_sql(sv_db *db, int conn, const char *text)
     for (int i = 0; i < n; i++) {
         json_object *v = json_object_array_get_idx(params, (size_t)i);
         values[i] = v == NULL ? NULL : json_object_get_string(v);
+    }
+    /* From here on the statement may run: a caller that loses the
+     * connection after this does not run it itself. A caller that is
+     * gone by now (it gave up waiting) gets nothing run. */
+    if (sv_launcher_reply(conn, "run") != SV_OK) {
+        json_object_put(req);
+        return;
     }
     PGresult *r = NULL;
     if (sv_db_query_as(db, "service_role", sv_launcher_claims, json_object_get_string(sql), n, values, &r) !=

@@ -79,13 +79,16 @@ static int sv_job_relay_send(int fd, const char *msg, size_t len, const int *fds
 }
 
 /* The answer, NUL-terminated in a malloc'd buffer (caller frees), or NULL
- * when none came within wait_ms. */
-static char *sv_job_relay_answer(int fd, int wait_ms)
+ * when none came within wait_ms (*timed_out set, if given) or the
+ * launcher closed the connection. */
+static char *sv_job_relay_answer(int fd, int wait_ms, int *timed_out)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     int n;
     while ((n = poll(&pfd, 1, wait_ms)) < 0 && errno == EINTR)
         ;
+    if (timed_out != NULL)
+        *timed_out = n == 0;
     if (n <= 0)
         return NULL;
     char *buf = malloc(SV_JOB_RELAY_MAX + 1);
@@ -121,7 +124,7 @@ pid_t sv_job_relay_spawn(const char *spool_dir, const char *path, int lock_fd, i
         errno = saved;
         return -1;
     }
-    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SPAWN_WAIT_MS);
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SPAWN_WAIT_MS, NULL);
     close(fd);
     long pid = 0;
     if (answer != NULL && sscanf(answer, "ok %ld", &pid) == 1 && pid > 0) {
@@ -210,15 +213,25 @@ PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, ch
         return NULL;
     }
     free(msg);
-    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SQL_WAIT_MS);
+    /* The launcher says "run" just before it runs the statement, and only
+     * if this end is still open. So a connection closed before "run"
+     * means the statement never reached the database and can go there
+     * directly; a wait that ends without an answer, or a close after
+     * "run", may leave it run or running: lost, never run twice. */
+    int timed_out = 0;
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
+    int started = answer != NULL && strcmp(answer, "run") == 0;
+    if (started) {
+        free(answer);
+        answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
+    }
     close(fd);
     PGresult *r = NULL;
-    if (answer == NULL) {
-        /* The launcher died or is stuck with the statement sent: it may
-         * have run. Said as a failure, not as unreachable, so that it is
-         * not run a second time. */
+    if (answer == NULL && (started || timed_out)) {
         *outcome = SV_JOB_RELAY_LOST;
         snprintf(error, errlen, "the job launcher did not answer");
+    } else if (answer == NULL) {
+        snprintf(error, errlen, "no job launcher");
     } else if (strncmp(answer, "ok ", 3) == 0) {
         *outcome = SV_JOB_RELAY_FAILED;
         r = sv_job_relay_result(answer + 3, error, errlen);

@@ -17,6 +17,7 @@
 #include "core/sv_ratelimit.h"
 #include "core/sv_scoreboard.h"
 #include "crypto/sv_vault.h"
+#include "job/sv_job_relay.h"
 #include "job/sv_job_spawn.h"
 #include "job/sv_spool.h"
 #include "master/sv_identity.h"
@@ -280,6 +281,11 @@ static void sv_pool_launcher_check(sv_pool *pool)
 static void sv_pool_launcher_exited(sv_pool *pool, int status)
 {
     int64_t now = sv_clock_mono_ms();
+    /* A launcher killed outright leaves its socket behind; nothing
+     * listens there until the next one binds it anew. */
+    char sock[256];
+    if (sv_job_relay_path(pool->cfg.job_spool_dir, sock, sizeof(sock)) == SV_OK)
+        unlink(sock);
     int asked = pool->stopping || pool->launcher_next_ms < 0;
     pool->launcher = 0;
     if (asked && !pool->stopping) {   /* restarted for a reload: at once */
