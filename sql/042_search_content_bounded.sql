@@ -32,7 +32,9 @@
 --     idx_handle_content_live_published, stopping at 201 matches;
 -- that is at most 4,233 rows the caller may see, plus the rows it may not
 -- see that those scans pass over (other users' private, unlisted or
--- soft-deleted rows among the newest or among the matches). The GIN step
+-- soft-deleted rows among the matches, or newer than the caller's newest
+-- visible rows: the probe and the window read past them, as any "newest
+-- first" listing under row-level security does). The GIN step
 -- also reads the posting lists of the query's words in the index (no table
 -- rows: 'tips -tips', 200,000 postings that all fail the test, 12 ms at
 -- 2,000,000 rows; a bitmap of 20,000 matching postings ~10 ms at 200,000,
@@ -46,10 +48,11 @@
 -- part: the bitmap of 20,000 postings costs ~10 ms); otherwise the GIN
 -- step goes first and settles it when there are at most 200 matches (a
 -- rare word never reads the window, even with one fresh match among the
--- newest rows). A guess either way costs at most the bound above. Everything the steps look at is the
--- caller's visible rows (the policies apply in every scan, before each
--- LIMIT), so another user's private, unlisted or soft-deleted row can
--- neither take a candidate's place nor change which step runs (t/431).
+-- newest rows). A guess either way costs at most the bound above.
+-- Everything the steps look at is the caller's visible rows (the policies
+-- apply in every scan, before each LIMIT), so another user's private,
+-- unlisted or soft-deleted row can neither take a candidate's place nor
+-- change which step runs (t/431).
 --
 -- Plans. Every statement has one shape whatever the term, so the plans
 -- are generic (plan_cache_mode = force_generic_plan: planned once per
