@@ -197,4 +197,92 @@ for my $who (['anon', undef], ['owner', $owner]) {
     unlike($common, qr/Seq Scan on handle_content/, "search_content('tips') as $label: no sequential scan");
 }
 
+# --- the rpc's bound (sql/042) -----------------------------------------------------------------
+# Whatever the term, search_content reads at most 32 (probe) + 201 (GIN
+# step) + 4,000 (window) rows the caller may see, plus the hidden ones
+# those scans pass over. Counted here from EXPLAIN ANALYZE of every
+# statement it runs (auto_explain, nested), on handle_content only: the
+# rows its scans return are the visible ones, the rows they remove by
+# filter the hidden ones (the match test of the window sits above its
+# LIMIT, not on the scan); the GIN index's postings are index work,
+# reported apart. Before 042, 'antique' below (in the 10,000 oldest rows)
+# read its 10,000 matches or the 20,000 newer rows before them, and
+# 'tips -tips' (no match, but the statistics call 'tips' common) read the
+# whole table.
+sub rpc_reads {
+    my ($role, $uid, $query) = @_;
+    my $claims = encode_json({ role => $role, $uid ? (sub => $uid) : () });
+    (my $q = $query) =~ s/'/''/g;
+    my ($rc, $out, $err) = $pg->psql_rc(<<"SQL");
+LOAD 'auto_explain';
+SET auto_explain.log_min_duration = 0;
+SET auto_explain.log_nested_statements = on;
+SET auto_explain.log_analyze = on;
+SET auto_explain.log_timing = off;
+SET auto_explain.log_format = json;
+SET auto_explain.log_level = notice;
+SET client_min_messages = notice;
+BEGIN;
+SELECT set_config('role', '$role', true), set_config('request.jwt.claims', '$claims', true) \\g /dev/null
+SELECT count(*) FROM public.search_content('$q', 'english', 100);
+COMMIT;
+SQL
+    return { error => $err } if $rc != 0;
+    my %r = (visible => 0, hidden => 0, postings => 0, statements => 0);
+    my $walk;
+    $walk = sub {
+        my ($n) = @_;
+        if (($n->{'Relation Name'} // '') eq 'handle_content') {
+            $r{visible} += $n->{'Actual Rows'} // 0;
+            $r{hidden} += ($n->{'Rows Removed by Filter'} // 0) + ($n->{'Rows Removed by Index Recheck'} // 0);
+        } elsif (($n->{'Node Type'} // '') eq 'Bitmap Index Scan') {
+            $r{postings} += $n->{'Actual Rows'} // 0;
+        }
+        $walk->($_) for @{ $n->{Plans} // [] };
+    };
+    # one JSON document per statement, after each "duration: ... plan:"
+    # (psql puts "psql:<stdin>:N: " before its notices), up to the first
+    # closing brace at the start of a line
+    for my $doc (split /NOTICE:\s+duration: [\d.]+ ms\s+plan:\n/, $err) {
+        my ($json) = $doc =~ /\A(\{.*?^\})/ms or next;
+        my $plan = eval { JSON::PP::decode_json($json) } or next;
+        $r{statements}++;
+        $walk->($plan->{Plan});
+    }
+    ($r{count}) = $out =~ /^(\d+)$/m;
+    return \%r;
+}
+# 'antique' in the 10,000 oldest rows (published 20,001-30,000 minutes
+# ago), beyond anyone's newest 4,000 visible rows.
+$su->do(q{UPDATE handle_content SET description = description || ', antique'
+           WHERE platform_content_id IN (SELECT 'c' || g FROM generate_series(20001, 30000) g)});
+$su->do('VACUUM (ANALYZE) handle_content');
+my $bound = 32 + 201 + 4000;
+for my $who (['anon', undef], ['owner', $owner]) {
+    my ($label, $uid) = @$who;
+    my $role = $uid ? 'authenticated' : 'anon';
+    # results: how many of the 100 asked for ('sourdough': 30 rows, some hidden)
+    for my $t (['antique', 0], ['tips -tips', 0], ['tips', 100], ['sourdough', undef]) {
+        my ($query, $want) = @$t;
+        my $r = rpc_reads($role, $uid, $query);
+        diag $r->{error} if $r->{error};
+        my $what = "search_content('$query') as $label";
+        cmp_ok($r->{statements} // 0, '>=', 2, "$what: its statements' plans were read");
+        cmp_ok($r->{visible} // 1e9, '<=', $bound, "$what: $r->{visible} visible rows read (bound $bound)");
+        cmp_ok(($r->{visible} // 1e9) + ($r->{hidden} // 0), '<', 10_000,
+            "$what: $r->{visible} + $r->{hidden} hidden rows of handle_content read, $r->{postings} postings in GIN bitmaps");
+        if (defined $want) {
+            is($r->{count}, $want, "$what: $want results");
+        } else {
+            cmp_ok($r->{count} // 0, '>', 0, "$what: found");
+            cmp_ok($r->{visible} + $r->{hidden}, '<', 150, "$what: a rare word reads its matches and the probe only");
+        }
+    }
+}
+# A common word ranks among its newest matches: 'tips' (one row in ten)
+# fills its 200 candidates from the newest ~2,000 visible rows and stops.
+my $tips = rpc_reads('anon', undef, 'tips');
+cmp_ok($tips->{visible}, '<', 3000, "search_content('tips') as anon stops at 200 candidates: $tips->{visible} visible rows read");
+is($tips->{postings}, 0, "search_content('tips') as anon: no GIN step (the probe found it common)");
+
 done_testing();

@@ -83,6 +83,23 @@ unlike($snip{$far} // '', qr{<b>}, 'one after them is not');
 like($snip{$far} // '', qr{^Long two — filler1 }, 'that snippet shows the start of the text');
 $su->do('DELETE FROM handle_content WHERE id IN (?, ?)', undef, $near, $far);
 
+# When the title alone matches and the description holds none of the
+# query's words, the snippet is the highlighted title, ' — ' and the
+# description's first 200 characters cut at a word boundary, escaped
+# (sql/042: the description is not parsed).
+my $desc = q{Learn <scales> & "chords". } . join ' ', map { "word$_" } 1 .. 40;    # ~300 characters
+my $xylo = $s->content($hA, 'xylo', title => 'Xylophone lessons', description => $desc,
+    visibility => 'public', published_at => 'now');
+($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'xylophone' });
+(my $cut = substr($desc, 0, 201)) =~ s/\s+\S*$//;
+my %esc = ('&' => '&amp;', '<' => '&lt;', '>' => '&gt;', '"' => '&quot;', "'" => '&#39;');
+(my $want = $cut) =~ s/([&<>"'])/$esc{$1}/g;
+is($doc->[0]{snippet}, "<b>Xylophone</b> lessons — $want", 'title-only match: the title highlighted, the description start escaped')
+    or diag $doc->[0]{snippet};
+cmp_ok(length $cut, '<=', 200, 'at most 200 characters of the description');
+like($desc, qr/^\Q$cut\E\s/, 'cut at a word boundary');
+$su->do('DELETE FROM handle_content WHERE id = ?', undef, $xylo);
+
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'cooking recipe', max_results => 1 }, %A);
 is(scalar @$doc, 1, 'max_results');
 ($res, $doc) = call('POST', '/rest/v1/rpc/search_content', { query => 'private cooking' }, %A);

@@ -225,4 +225,38 @@ my @exec = map { /execute ([^:]+):/ ? $1 : () } @fts;
 cmp_ok(scalar @exec, '>=', 16, scalar(@exec) . ' text-search executions in the log');
 is_deeply([grep { $_ ne '<unnamed>' } @exec], [], 'all of them unnamed');
 
+# --- the window counts the caller's rows only (sql/042) -----------------------------------------
+# search_content ranks a word with more than 200 visible matches among
+# the caller's newest 4,000 visible rows. 4,100 rows without the word,
+# newer than all others, that none of anon, A and B may see (a third
+# user's private, unlisted and private-handle rows): were that window
+# counted over every row, these would fill it and 'quasar' would find
+# nothing. (Run here, after the statistics above: the scans pass over
+# these hidden rows, which costs reads, not results.)
+my $api = $pg->dbh(user => 'authenticator');
+sub rpc_sql {
+    my ($w) = @_;
+    my $r = SV::Test::Pg->run_as_role($api, $w eq 'anon' ? 'anon' : 'authenticated', $w eq 'anon' ? undef : ($w eq 'A' ? $A : $B),
+        q{SELECT id, rank, snippet FROM public.search_content('quasar', 'english', 100)});
+    return $r->{ok} ? $r->{rows} : "ERROR: $r->{err}";
+}
+my %before_window = map { $_ => rpc_sql($_) } qw(anon A B);
+is(scalar @{ $before_window{anon} }, 100, 'quasar as anon through SQL: 100 results');
+$ins = $pg->dbh(user => 'postgres');
+my ($C) = $ins->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('c@example.com') RETURNING id});
+$ins->do(q{UPDATE subscription_settings SET tier = 'business' WHERE user_id = ?}, undef, $C);
+my @hC = map { scalar $ins->selectrow_array(q{INSERT INTO account_handles (user_id, platform_id, handle, visibility)
+                                               VALUES (?, ?, ?, ?) RETURNING id}, undef, $C, $yt, "c_$_", $_) }
+    qw(public private);
+$ins->do(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, visibility,
+                                       published_at)
+    SELECT (ARRAY[?, ?, ?]::uuid[])[1 + g % 3], 'hx' || g, 'Draft ' || g, 'nothing to see',
+           (ARRAY['private', 'unlisted', 'public'])[1 + g % 3]::visibility, now() + interval '2 days'
+      FROM generate_series(1, 4100) g}, undef, $hC[0], $hC[0], $hC[1]);
+$ins->do('ANALYZE handle_content');
+$ins->disconnect;
+for my $w (qw(anon A B)) {
+    is_deeply(rpc_sql($w), $before_window{$w}, "search_content('quasar') as $w after 4,100 newer hidden rows: the same");
+}
+
 done_testing;
