@@ -11,8 +11,10 @@
 --   * Otherwise the newest 200 matches among the caller's newest 4,000
 --     visible live rows (published_at DESC, undated first, as
 --     idx_handle_content_live_published holds them: rows published at the
---     same instant in the index's order), the "window"; fewer, or none,
---     when the term is rare there.
+--     same instant in the index's order), the "window"; when the window
+--     holds fewer matches than max_results, topped up with up to 201
+--     matches found through the GIN index (in no particular order), so a
+--     word with matches never comes back empty.
 -- 021 took the newest 200 of all of M; the two agree whenever the window
 -- holds 200 matches (a term in more than 5% of recent rows). They differ
 -- for a term with more than 200 matches spread thinner than that: 021
@@ -133,7 +135,15 @@ BEGIN
     cand AS (
         SELECT g.* FROM g WHERE (SELECT pick.all_matches FROM pick)
         UNION ALL
-        SELECT w.* FROM w WHERE NOT (SELECT pick.all_matches FROM pick)),
+        SELECT w.* FROM w WHERE NOT (SELECT pick.all_matches FROM pick)
+        UNION ALL
+        -- A window holding fewer matches than asked for is topped up with
+        -- the index's: a word with matches never comes back empty because
+        -- they are all older than the window.
+        SELECT g.* FROM g
+         WHERE NOT (SELECT pick.all_matches FROM pick)
+           AND (SELECT pg_catalog.count(*) FROM w) < lim
+           AND g.id <> ALL (ARRAY(SELECT w.id FROM w))),
     ranked AS (
         SELECT newest.*, pg_catalog.ts_rank(newest.search_vector, tsq) AS rank
           FROM (SELECT cand.* FROM cand ORDER BY cand.published_at DESC, cand.id LIMIT 200) newest

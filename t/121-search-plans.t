@@ -262,7 +262,9 @@ for my $who (['anon', undef], ['owner', $owner]) {
     my ($label, $uid) = @$who;
     my $role = $uid ? 'authenticated' : 'anon';
     # results: how many of the 100 asked for ('sourdough': 30 rows, some hidden)
-    for my $t (['antique', 0], ['tips -tips', 0], ['tips', 100], ['sourdough', undef]) {
+    # 'antique': all its matches are older than the window, which is
+    # topped up from the index's, so it still finds what was asked for.
+    for my $t (['antique', 100], ['tips -tips', 0], ['tips', 100], ['sourdough', undef]) {
         my ($query, $want) = @$t;
         my $r = rpc_reads($role, $uid, $query);
         diag $r->{error} if $r->{error};
