@@ -172,7 +172,7 @@ gotrue_error($res, $ngx->json($res), 401, 'no_authorization', 'GET /user without
 # --- PUT /user ----------------------------------------------------------
 # Bob, for cross-user checks
 ($res, $doc) = post('/auth/v1/signup', { email => 'bob@example.com', password => 'bob password' });
-is($res->code, 200, 'bob signs up');
+is($res->code, 200, 'bob signs up') or diag $res->as_string;
 my $bob = { id => $doc->{user}{id}, access => $doc->{access_token} };
 
 my $put = sub { my ($tok, $body) = @_; $ngx->call('PUT', '/auth/v1/user', token => $tok, body => $body) };
