@@ -41,7 +41,17 @@ static int sv_launcher_listen(const char *path, ino_t *ino)
     int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
-    /* A previous launcher's socket: it is gone (the master runs one). */
+    /* Someone answering there is another pool's launcher on the same
+     * spool (a second pool with this configuration): leave it alone. A
+     * socket nobody answers on was left by a launcher that died. */
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+        close(fd);
+        errno = EADDRINUSE;
+        return -1;
+    }
+    close(fd);
+    if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+        return -1;
     unlink(path);
     mode_t old = umask(0077);
     int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));

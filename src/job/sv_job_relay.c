@@ -53,6 +53,15 @@ static int sv_job_relay_connect(const char *spool_dir)
     return fd;
 }
 
+int sv_job_relay_listening(const char *spool_dir)
+{
+    int fd = sv_job_relay_connect(spool_dir);
+    if (fd < 0)
+        return 0;
+    close(fd);
+    return 1;
+}
+
 /* Sends one message with up to two descriptors. SV_OK/SV_ERROR. */
 static int sv_job_relay_send(int fd, const char *msg, size_t len, const int *fds, int nfds)
 {

@@ -28,6 +28,9 @@
  * not fit an AF_UNIX address. */
 int sv_job_relay_path(const char *spool_dir, char *buf, size_t len);
 
+/* 1 when a launcher accepts connections on spool_dir's socket. */
+int sv_job_relay_listening(const char *spool_dir);
+
 /* Asks the launcher to start the job whose descriptor is at path, passing
  * lock_fd (the descriptor's lock) and vault_fd (the keys' pipe, or -1).
  * Returns the job's pid; 0 when the launcher took the request but its

@@ -282,9 +282,11 @@ static void sv_pool_launcher_exited(sv_pool *pool, int status)
 {
     int64_t now = sv_clock_mono_ms();
     /* A launcher killed outright leaves its socket behind; nothing
-     * listens there until the next one binds it anew. */
+     * listens there until the next one binds it anew. (A socket that
+     * answers is another pool's, on the same spool: not ours to remove.) */
     char sock[256];
-    if (sv_job_relay_path(pool->cfg.job_spool_dir, sock, sizeof(sock)) == SV_OK)
+    if (sv_job_relay_path(pool->cfg.job_spool_dir, sock, sizeof(sock)) == SV_OK &&
+        !sv_job_relay_listening(pool->cfg.job_spool_dir))
         unlink(sock);
     int asked = pool->stopping || pool->launcher_next_ms < 0;
     pool->launcher = 0;

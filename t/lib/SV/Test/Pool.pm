@@ -59,6 +59,9 @@ sub write_config {
         pid_file    => $self->{pidfile},
         log_file    => $self->{logfile},
         workers     => $self->{workers},
+        # Its own job spool (and job launcher socket), not the shared
+        # default every other pool on the machine would use.
+        job_spool_dir => "$self->{dir}/spool",
         ($self->{pg} ? (database_url => $self->{pg}->conninfo(user => 'authenticator')) : ()),
         %{ $self->{conf} },
     );
