@@ -218,8 +218,13 @@ sub _kill_orphans {
 sub worker_pids {
     my ($self) = @_;
     return () unless $self->{pid};
-    my @p = grep { (slurp_file("/proc/$_/cmdline") // '') !~ /streamvibe-(?:job|realtime)/ }
-        proc_children($self->{pid});
+    # The programs it spawns take a session of their own first thing,
+    # before exec gives them their own command line: a worker shares the
+    # master's session.
+    my $sid = sub { ((slurp_file("/proc/$_[0]/stat") // '') =~ /\)\s+\S+\s+\d+\s+\d+\s+(\d+)/)[0] // -1 };
+    my $master_sid = $sid->($self->{pid});
+    my @p = grep { (slurp_file("/proc/$_/cmdline") // '') !~ /streamvibe-(?:job|realtime)/
+                   && $sid->($_) == $master_sid } proc_children($self->{pid});
     return @p;    # in scalar context: how many
 }
 
