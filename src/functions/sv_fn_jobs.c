@@ -213,7 +213,8 @@ static int sv_fn_reserve(sv_ctx *ctx, const sv_job *job, char *path, size_t len)
 static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], const char *path,
                           int *lock_fd, int vault_fd)
 {
-    pid_t pid = sv_job_relay_spawn(ctx->cfg->job_spool_dir, path, *lock_fd, vault_fd);
+    pid_t pid = ctx->cfg->job_launcher ? sv_job_relay_spawn(ctx->cfg->job_spool_dir, path, *lock_fd, vault_fd)
+                                       : -1;
     if (pid > 0)
         return pid;
     if (pid == 0) {

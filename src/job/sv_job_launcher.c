@@ -30,7 +30,7 @@
 
 static const char sv_launcher_claims[] = "{\"role\":\"service_role\"}";
 
-static int sv_launcher_listen(const char *path, ino_t *ino)
+static int sv_launcher_listen(const char *spool_dir, const char *path, ino_t *ino)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
     if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -38,19 +38,15 @@ static int sv_launcher_listen(const char *path, ino_t *ino)
         return -1;
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
-    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
     /* Someone answering there is another pool's launcher on the same
      * spool (a second pool with this configuration): leave it alone. A
      * socket nobody answers on was left by a launcher that died. */
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-        close(fd);
+    if (sv_job_relay_listening(spool_dir)) {
         errno = EADDRINUSE;
         return -1;
     }
-    close(fd);
-    if ((fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) < 0)
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    if (fd < 0)
         return -1;
     unlink(path);
     mode_t old = umask(0077);
@@ -304,7 +300,7 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
         return 1;
     }
     ino_t ino = 0;
-    int listen_fd = sv_launcher_listen(path, &ino);
+    int listen_fd = sv_launcher_listen(cfg->job_spool_dir, path, &ino);
     if (listen_fd < 0) {
         sv_log_error("job_launcher", "path=%s error=\"%s\"", path, strerror(errno));
         return 1;
@@ -319,14 +315,20 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
     sa.sa_flags = 0;
     sigaction(SIGPIPE, &sa, NULL);
 
+    char *buf = malloc(SV_JOB_RELAY_MAX + 2);
+    if (buf == NULL) {
+        sv_log_error("job_launcher", "msg=\"out of memory\"");
+        close(listen_fd);
+        unlink(path);
+        return 1;
+    }
     sv_db db;
     sv_db_init(&db, cfg->database_url);
     sv_db_set_application_name(&db, "streamvibe-job-launcher");
     sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
     sv_db_set_statement_timeout(&db, SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS);
-    char *buf = malloc(SV_JOB_RELAY_MAX + 2);
     sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d", path, (int)getpid());
-    while (!*stop && buf != NULL && getppid() == master) {
+    while (!*stop && getppid() == master) {
         struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
         int db_fd = sv_db_socket(&db);
         struct pollfd fds[2] = { pfd, { .fd = db_fd, .events = POLLIN } };

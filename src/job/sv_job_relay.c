@@ -87,10 +87,10 @@ static int sv_job_relay_send(int fd, const char *msg, size_t len, const int *fds
     return w == (ssize_t)len ? SV_OK : SV_ERROR;
 }
 
-/* The answer, NUL-terminated in a malloc'd buffer (caller frees), or NULL
- * when none came within wait_ms (*timed_out set, if given) or the
- * launcher closed the connection. */
-static char *sv_job_relay_answer(int fd, int wait_ms, int *timed_out)
+/* The answer (at most max bytes), NUL-terminated in a malloc'd buffer
+ * (caller frees), or NULL when none came within wait_ms (*timed_out set,
+ * if given) or the launcher closed the connection. */
+static char *sv_job_relay_answer(int fd, size_t max, int wait_ms, int *timed_out)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     int n;
@@ -100,11 +100,11 @@ static char *sv_job_relay_answer(int fd, int wait_ms, int *timed_out)
         *timed_out = n == 0;
     if (n <= 0)
         return NULL;
-    char *buf = malloc(SV_JOB_RELAY_MAX + 1);
+    char *buf = malloc(max + 1);
     if (buf == NULL)
         return NULL;
     ssize_t r;
-    while ((r = recv(fd, buf, SV_JOB_RELAY_MAX, 0)) < 0 && errno == EINTR)
+    while ((r = recv(fd, buf, max, 0)) < 0 && errno == EINTR)
         ;
     if (r <= 0) {
         free(buf);
@@ -133,7 +133,7 @@ pid_t sv_job_relay_spawn(const char *spool_dir, const char *path, int lock_fd, i
         errno = saved;
         return -1;
     }
-    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SPAWN_WAIT_MS, NULL);
+    char *answer = sv_job_relay_answer(fd, 64, SV_JOB_RELAY_SPAWN_WAIT_MS, NULL);
     close(fd);
     long pid = 0;
     if (answer != NULL && sscanf(answer, "ok %ld", &pid) == 1 && pid > 0) {
@@ -228,11 +228,11 @@ PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, ch
      * directly; a wait that ends without an answer, or a close after
      * "run", may leave it run or running: lost, never run twice. */
     int timed_out = 0;
-    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
     int started = answer != NULL && strcmp(answer, "run") == 0;
     if (started) {
         free(answer);
-        answer = sv_job_relay_answer(fd, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
+        answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
     }
     close(fd);
     PGresult *r = NULL;
