@@ -18,6 +18,8 @@ typedef struct sv_config {
     int   max_requests;
     int   request_timeout;
     int   slow_request_time;
+    int   text_filter_budget;   /* ms a REST text-search read runs on the planner's plan
+                                   before it is re-run on index bitmaps (0 = never) */
     int   shutdown_timeout;
     int   keepalive_idle;
     long  body_limit;

@@ -315,9 +315,9 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
  * trip. A transaction may always turn read-only, also after its first
  * statement began, so SV_DB_READ_ONLY costs no extra round trip. */
 static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, unsigned flags,
-                             const char *stmt_name, const char *sql, int nparams,
-                             const char *const *values, unsigned long *prepared_gen,
-                             PGresult **result)
+                             const char *timeout, const char *stmt_name, const char *sql,
+                             int nparams, const char *const *values,
+                             unsigned long *prepared_gen, PGresult **result)
 {
     static const char set_sql[] =
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
@@ -325,8 +325,14 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
     static const char set_ro_sql[] =
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
         "set_config('statement_timeout', $3, true), set_config('transaction_read_only', 'on', true)";
-    const char *set_values[3] = { role, claims, db->statement_timeout };
+    /* Rare (a retry): not worth a prepared statement of its own. */
+    static const char set_bitmap_sql[] =
+        "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
+        "set_config('statement_timeout', $3, true), set_config('enable_seqscan', 'off', true), "
+        "set_config('enable_indexscan', 'off', true)";
+    const char *set_values[3] = { role, claims, timeout != NULL ? timeout : db->statement_timeout };
     int read_only = (flags & SV_DB_READ_ONLY) != 0;
+    int bitmap_only = (flags & SV_DB_BITMAP_ONLY) != 0;
     const char *set_name = read_only ? "sv_set_ro" : "sv_set";
     unsigned long *set_gen = read_only ? &db->set_ro_prepared_gen : &db->set_prepared_gen;
     PGresult *res;
@@ -345,10 +351,12 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
      * (which waits for locks on the tables it names). */
     /* The set_config statement is the same for every request: prepared
      * once per connection it costs PostgreSQL no parse or plan. */
-    int prepare_set = *set_gen != db->generation;
+    int prepare_set = !bitmap_only && *set_gen != db->generation;
     int sent = (!prepare_set ||
                 PQsendPrepare(db->conn, set_name, read_only ? set_ro_sql : set_sql, 3, NULL)) &&
-               PQsendQueryPrepared(db->conn, set_name, 3, set_values, NULL, NULL, 0) &&
+               (bitmap_only
+                    ? PQsendQueryParams(db->conn, set_bitmap_sql, 3, NULL, set_values, NULL, NULL, 0)
+                    : PQsendQueryPrepared(db->conn, set_name, 3, set_values, NULL, NULL, 0)) &&
                (!prepare || PQsendPrepare(db->conn, stmt_name, sql, nparams, NULL)) &&
                (stmt_name != NULL
                     ? PQsendQueryPrepared(db->conn, stmt_name, nparams, values, NULL, NULL, 0)
@@ -386,7 +394,7 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
             /* 42P05: it exists after all (we lost track); use it next time. */
             set_prepared_ok = st == PGRES_COMMAND_OK || (state && strcmp(state, "42P05") == 0);
         }
-        if (steps[i] == SV_STEP_SET && st == PGRES_FATAL_ERROR) {
+        if (steps[i] == SV_STEP_SET && st == PGRES_FATAL_ERROR && !bitmap_only) {
             const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
             /* 26000: something (DISCARD ALL, a pooler) dropped it. */
             if (state && strcmp(state, "26000") == 0)
@@ -426,7 +434,17 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
                    int nparams, const char *const *values, PGresult **result)
 {
-    return sv_db_pipeline_as(db, role, claims, 0, NULL, sql, nparams, values, NULL, result);
+    return sv_db_pipeline_as(db, role, claims, 0, NULL, NULL, sql, nparams, values, NULL, result);
+}
+
+int sv_db_query_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
+                          long timeout_ms, const char *sql, int nparams,
+                          const char *const *values, PGresult **result)
+{
+    char timeout[24];
+    snprintf(timeout, sizeof(timeout), "%ld", timeout_ms > 0 ? timeout_ms : 0);
+    return sv_db_pipeline_as(db, role, claims, flags, timeout, NULL, sql, nparams, values, NULL,
+                             result);
 }
 
 int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims, unsigned flags,
@@ -434,7 +452,7 @@ int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims, uns
                             const char *const *values, unsigned long *prepared_gen,
                             PGresult **result)
 {
-    return sv_db_pipeline_as(db, role, claims, flags, stmt_name, sql, nparams, values,
+    return sv_db_pipeline_as(db, role, claims, flags, NULL, stmt_name, sql, nparams, values,
                              prepared_gen, result);
 }
 

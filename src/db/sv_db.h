@@ -97,10 +97,21 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
                    int nparams, const char *const *values, PGresult **result);
 
-/* Flags of sv_db_query_as_prepared. SV_DB_READ_ONLY: the transaction
- * is read-only (transaction_read_only set with the role, in the same
- * round trip), so a statement that writes fails with 25006. */
-enum { SV_DB_READ_ONLY = 1 << 0 };
+/* Flags of sv_db_query_as_prepared and sv_db_query_as_within.
+ * SV_DB_READ_ONLY: the transaction is read-only (transaction_read_only
+ * set with the role, in the same round trip), so a statement that writes
+ * fails with 25006. SV_DB_BITMAP_ONLY: the planner may not use a
+ * sequential or a plain index scan (enable_seqscan and enable_indexscan
+ * off for the transaction), so a table with a usable index is read
+ * through a bitmap of its index matches; not with SV_DB_READ_ONLY. */
+enum { SV_DB_READ_ONLY = 1 << 0, SV_DB_BITMAP_ONLY = 1 << 1 };
+
+/* Like sv_db_query_as, with flags (SV_DB_BITMAP_ONLY) and a statement
+ * timeout of timeout_ms (0: none) for this transaction instead of the
+ * connection's. A statement it cancels fails with 57014. */
+int sv_db_query_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
+                          long timeout_ms, const char *sql, int nparams,
+                          const char *const *values, PGresult **result);
 
 /* Like sv_db_query_as, but runs sql as the prepared statement stmt_name,
  * with flags (SV_DB_*). When *prepared_gen differs from db->generation

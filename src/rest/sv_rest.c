@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/sv_clock.h"
+#include "core/sv_log.h"
 #include "db/sv_sqlstate.h"
 #include "rest/sv_rest_query.h"
 
@@ -53,6 +55,64 @@ static void sv_rest_clear_result(void *result)
     PQclear(result);
 }
 
+static int sv_rest_cancelled(const PGresult *r)
+{
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return PQresultStatus(r) == PGRES_FATAL_ERROR && state != NULL && strcmp(state, "57014") == 0;
+}
+
+/* A read with a text-search filter on a tsvector column (index_fallback
+ * in sv_rest_query.h) has two plans worth trying: the planner's own,
+ * which is by far the cheapest when its estimate holds (a common word
+ * under a limit: the first rows a scan meets), and the GIN index's bitmap
+ * of the rows holding the query's words (sequential and plain index
+ * scans disabled), whose cost follows those words' postings and not the
+ * table's size. Neither cost is known beforehand: the estimate is what
+ * goes wrong. So they take turns, each cancelled by statement_timeout
+ * after a budget that starts at text_filter_budget ms and doubles after
+ * every pair, until one finishes; the last turn gets what is left of the
+ * statement timeout. The work done is then within a small constant
+ * factor (about 4) of the cheaper plan's, whichever it is. Both plans
+ * return the same rows (the same statement, all policies applied), so
+ * the answer never depends on which one finished. Returns sv_db's
+ * convention, *r the result. */
+static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult **r)
+{
+    long budget = ctx->cfg->text_filter_budget;
+    long full = strtol(ctx->db->statement_timeout, NULL, 10);
+    if (budget <= 0 || (full > 0 && budget >= full))
+        return sv_db_query_as(ctx->db, ctx->caller.role, ctx->caller.claims, plan->sql,
+                              plan->nparams, plan->params, r);
+    int64_t started = sv_clock_mono_ms();
+    int rc, turn = 0;
+    for (;;) {
+        long limit = budget;
+        if (full > 0) {
+            long left = full - (long)(sv_clock_mono_ms() - started);
+            if (left < 1)
+                left = 1;
+            if (limit >= left)
+                limit = left;
+        }
+        unsigned flags = turn % 2 ? SV_DB_BITMAP_ONLY : 0;
+        rc = sv_db_query_as_within(ctx->db, ctx->caller.role, ctx->caller.claims, flags, limit,
+                                   plan->sql, plan->nparams, plan->params, r);
+        turn++;
+        int out_of_time = full > 0 && sv_clock_mono_ms() - started >= full;
+        if (rc != SV_OK || !sv_rest_cancelled(*r) || out_of_time)
+            break;
+        PQclear(*r);
+        *r = NULL;
+        if (turn % 2 == 0)
+            budget *= 2;
+    }
+    if (turn > 1)
+        sv_log_info("text_filter_fallback", "runs=%d answered_by=%s ms=%lld request_id=%s", turn,
+                    rc != SV_OK || sv_rest_cancelled(*r) ? "none" : turn % 2 ? "planner" : "index",
+                    (long long)(sv_clock_mono_ms() - started), ctx->req->request_id);
+    return rc;
+}
+
 /* Runs the plan's statement as the caller and maps its one result row
  * (total, page, body) to PostgREST's response. */
 static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
@@ -60,15 +120,19 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
     sv_request *req = ctx->req;
     sv_response *res = ctx->res;
     PGresult *r = NULL;
+    int rc;
     /* A read-only call (GET/HEAD rpc) keeps the prepared path, which sets
      * transaction_read_only in the same round trip, even when a text
      * filter would rather have its own plan. */
-    int rc = plan->custom_plan && !plan->read_only
-                 ? sv_db_query_as(ctx->db, ctx->caller.role, ctx->caller.claims, plan->sql,
-                                  plan->nparams, plan->params, &r)
-                 : sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
-                               plan->read_only ? SV_DB_READ_ONLY : 0, plan->sql, plan->nparams,
-                               plan->params, &r);
+    if (plan->custom_plan && !plan->read_only && plan->is_read && plan->index_fallback)
+        rc = sv_rest_run_text_read(ctx, plan, &r);
+    else if (plan->custom_plan && !plan->read_only)
+        rc = sv_db_query_as(ctx->db, ctx->caller.role, ctx->caller.claims, plan->sql,
+                            plan->nparams, plan->params, &r);
+    else
+        rc = sv_stmt_run(&ctx->rest_cache->stmts, ctx->db, ctx->caller.role, ctx->caller.claims,
+                         plan->read_only ? SV_DB_READ_ONLY : 0, plan->sql, plan->nparams,
+                         plan->params, &r);
     if (rc != SV_OK)
         return sv_db_unavailable(ctx->db, ctx->cfg->retry_after, &ctx->err);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {

@@ -519,6 +519,8 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
         if (q->plan)
             q->plan->custom_plan = 1;
         if (strcmp(c->type, "tsvector") == 0) {
+            if (q->plan)
+                q->plan->index_fallback = 1;
             sv_rq_colref(q, buf, c);
             match = " OPERATOR(public.@@) ";
         } else {

@@ -99,6 +99,17 @@ typedef struct sv_rest_plan {
      * scan would stop after `limit` matches (4 ms instead of 0.3 ms at
      * 200,000 rows, growing with the table; bench/README.md). */
     int          custom_plan;
+    /* A text-search filter on a tsvector column (one a GIN index can
+     * answer). The planner estimates a query's matches from each word's
+     * frequency, and for a common word under `limit` prefers a scan that
+     * stops after the first matches. When the matches are few, or lie
+     * where the scan reaches them last ('tips & !tips', a word common
+     * only in rows the caller may not see or only in old rows), that scan
+     * reads the whole table. A read with this flag therefore runs first
+     * within text_filter_budget ms, and past it again on bitmap plans,
+     * whose cost follows the postings of the query's words and not the
+     * table's size (sv_rest.c). */
+    int          index_fallback;
 } sv_rest_plan;
 
 enum { SV_REST_MAX_FILTERS = 256, SV_REST_MAX_DEPTH = 8 };

@@ -1,0 +1,186 @@
+#!/usr/bin/perl
+# A REST text-search read whose plan goes wrong is bounded (src/rest/sv_rest.c,
+# text_filter_budget). PostgreSQL estimates a tsquery's matches from each
+# word's frequency: for '(tips & !tips) | zephyr' ('tips' is in one row in
+# twenty, 'zephyr' in a handful) it expects hundreds of matches and, under
+# a limit, picks a scan that stops after the first ones. Nothing matches
+# 'tips & !tips', so that scan reads the whole table before it finds the
+# few 'zephyr' rows at its end: the worst case of a REST search, seconds
+# at millions of rows. The server gives the planner's plan and the GIN
+# index's bitmap turns, each cancelled after a budget that doubles every
+# two turns, until one finishes. Shown here on 60,000 rows with a budget
+# of 1 ms (the index's run costs about a fifteenth of the scan's here):
+# - the planner's own plan for the statement is that sequential scan (a
+#   backward scan of the published_at index when ordered by it);
+# - every such request ran more than once and was answered by the index
+#   (the pool logs text_filter_fallback), and no run that completed
+#   scanned the table (auto_explain's plan of every completed statement);
+# - the answer is exactly what a pool that never re-runs (budget 0, whose
+#   statements do scan the table) answers, and what the policies admit, as
+#   anon, the owner and another user, with order, offset and count=exact.
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use Digest::SHA qw(hmac_sha256);
+use MIME::Base64 qw(encode_base64url);
+use URI::Escape qw(uri_escape);
+use SV::Test;
+use SV::Test::Pg;
+use SV::Test::Pool;
+use SV::Test::Nginx;
+
+plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
+plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
+
+# auto_explain logs the plan of every statement that completes; a
+# statement cancelled by the budget never completes, so the plans logged
+# for the budgeted pool are those of the runs that answered.
+my $pg = SV::Test::Pg->new(settings => { session_preload_libraries => "'auto_explain'",
+    'auto_explain.log_min_duration' => 0 });
+$pg->start;
+my ($rc, $out) = $pg->migrate;
+is($rc, 0, 'migrate') or diag $out;
+my $su = $pg->dbh(user => 'postgres');
+my $JSON = JSON::PP->new->canonical;
+sub one { scalar $su->selectrow_array(@_) }
+
+my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
+my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
+$su->do(q{UPDATE subscription_settings SET tier = 'business'});
+my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my $hA = one(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'a_pub') RETURNING id}, undef, $A, $yt);
+my $hB = one(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'b_pub') RETURNING id}, undef, $B, $yt);
+
+# 60,000 public rows of B's, 'tips' in one in twenty, none with 'zephyr'.
+$su->do(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, published_at)
+    SELECT ?, 'bg' || g, 'Video ' || g || ' ' || w[1 + g % 7],
+           'About ' || w[1 + (g / 7) % 7] || CASE WHEN g % 20 = 4 THEN ', with tips' ELSE '' END,
+           now() - interval '400 days' + g * interval '1 minute'
+      FROM generate_series(1, 60000) g,
+           (SELECT ARRAY['travel','garden','music','chess','yoga','camera','guitar'] AS w) words},
+    undef, $hB);
+# 'zephyr': two rows of each kind, written last (the end of the table)
+# and older than all the others (the end of a newest-first scan).
+my %kind = (a_pub => [$hA, 'public'], a_private => [$hA, 'private'], a_deleted => [$hA, 'public', 1],
+            b_pub => [$hB, 'public'], b_unlisted => [$hB, 'unlisted']);
+my (%key_of, %age);
+for my $k (sort keys %kind) {
+    my ($h, $vis, $del) = @{ $kind{$k} };
+    for my $n (1, 2) {
+        my $key = "${k}_$n";
+        $age{$key} = 1 + keys %age;    # hours; each row its own
+        my $id = one(q{INSERT INTO handle_content (handle_id, platform_content_id, title, description, visibility,
+                                                    published_at, deleted_at)
+                       VALUES (?, ?, ?, 'zephyr winds over the hills', ?, now() - interval '500 days' - ? * interval '1 hour', ?) RETURNING id},
+                     undef, $h, "z_$key", "Zephyr $key", $vis, $age{$key}, $del ? '2025-06-01' : undef);
+        $key_of{$id} = $key;
+    }
+}
+$su->do('VACUUM (ANALYZE) handle_content');
+my %see = (
+    anon => [map { ("${_}_1", "${_}_2") } qw(a_pub b_pub)],
+    A    => [map { ("${_}_1", "${_}_2") } qw(a_pub a_private b_pub)],
+    B    => [map { ("${_}_1", "${_}_2") } qw(a_pub b_pub b_unlisted)],
+);
+
+my $query = '(tips & !tips) | zephyr';
+my $filter = 'search_vector=fts(english).' . uri_escape($query);
+
+# The precondition: what the planner picks for the statement the server
+# sends (sv_rest_query.c's shape), as the owner.
+$su->begin_work;
+$su->do(q{SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', ?, true)},
+    undef, $JSON->encode({ sub => $A, role => 'authenticated' }));
+my $plan = join "\n", map { $_->[0] } @{ $su->selectall_arrayref(
+    q{EXPLAIN SELECT id FROM public.handle_content WHERE search_vector OPERATOR(public.@@) to_tsquery('english', ?) LIMIT 20},
+    undef, $query) };
+$su->rollback;
+like($plan, qr/Seq Scan on handle_content/, "the planner's own plan for '$query' scans the table")
+    or diag $plan;
+$su->disconnect;
+
+my $secret = 'text-fallback-secret-' . ('s' x 32);
+sub jwt {
+    my ($uid) = @_;
+    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
+    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
+        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
+    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
+}
+my %who = (anon => {}, A => { Authorization => 'Bearer ' . jwt($A) }, B => { Authorization => 'Bearer ' . jwt($B) });
+sub keys_of { [sort map { $key_of{ $_->{id} } // "other:$_->{id}" } @{ ref $_[0] eq 'ARRAY' ? $_[0] : [] }] }
+
+# The requests, each as each caller: [path, Prefer, the planner scans the
+# table for it]. Under count=exact the planner reads the index anyway (it
+# must count every match): such a request may finish within the budget.
+my @requests = (
+    ["/rest/v1/handle_content?select=id&$filter&limit=20", undef, 1],
+    ["/rest/v1/handle_content?select=id,title&$filter&order=published_at.desc&limit=3&offset=1", undef, 1],
+    ["/rest/v1/handle_content?select=id&$filter", 'count=exact', 0],
+    ["/rest/v1/handle_content?select=id&search_vector=fts(english)." . uri_escape('tips & !tips') . '&limit=20', undef, 1],
+);
+my $scan = qr/(?:Seq Scan on|Index Scan (?:Backward )?using \S+ on) handle_content\b/;
+
+# Runs every request as every caller through a pool with this budget.
+# Returns { "who path" => [status, Content-Range, body] }, the pool's log
+# and the plans PostgreSQL logged meanwhile.
+sub run_all {
+    my ($budget) = @_;
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 2,
+        conf => { jwt_secret => $secret, text_filter_budget => $budget });
+    $pool->start;
+    my $ngx = SV::Test::Nginx->new(pool => $pool);
+    $ngx->start;
+    my $pg_from = $pg->log_offset;
+    my %got;
+    for my $r (@requests) {
+        my ($path, $prefer) = @$r;
+        for my $w (sort keys %who) {
+            my $res = $ngx->request('GET', $path, headers => { %{ $who{$w} }, $prefer ? (Prefer => $prefer) : () });
+            $got{"$w $path"} = [$res->code, $res->header('Content-Range') // '', $res->content];
+        }
+    }
+    my $log = $pool->log;
+    $ngx->stop;
+    $pool->stop;
+    return (\%got, $log, $pg->log(from => $pg_from));
+}
+
+my ($fell, $fell_log, $fell_plans) = run_all(1);
+my ($plain, $plain_log, $plain_plans) = run_all(0);
+my $nscan = grep { $_->[2] } @requests;
+$nscan *= keys %who;
+
+my $by_index = () = $fell_log =~ /text_filter_fallback .*answered_by=index/g;
+cmp_ok($by_index, '>=', $nscan, "budget 1 ms: the $nscan requests the planner scans the table for were answered by the index")
+    or diag join "\n", grep { /text_filter_fallback/ } split /\n/, $fell_log;
+unlike($fell_plans, $scan, 'budget 1 ms: no statement that answered scanned the table');
+like($fell_plans, qr/Bitmap Index Scan on idx_handle_content_search/, 'budget 1 ms: they read the GIN index');
+unlike($plain_log, qr/text_filter_fallback/, 'budget 0: nothing runs again');
+my $plain_scans = () = $plain_plans =~ /$scan/g;
+is($plain_scans, $nscan, "budget 0: the same $nscan statements scan the table");
+
+for my $r (@requests) {
+    my ($path, $prefer) = @$r;
+    for my $w (sort keys %who) {
+        my $key = "$w $path";
+        my ($code, $range, $body) = @{ $fell->{$key} };
+        is($code, 200, "$key: 200") or diag $body;
+        is_deeply([$code, $range, $body], $plain->{$key}, "$key: the same answer as without the budget");
+    }
+}
+# What the policies admit, whichever plan answered.
+for my $w (sort keys %who) {
+    my $doc = eval { decode_json($fell->{"$w $requests[0][0]"}[2]) };
+    is_deeply(keys_of($doc), [sort @{ $see{$w} }], "as $w: exactly the rows the policies admit");
+    is($fell->{"$w $requests[2][0]"}[1], '0-' . ($#{ $see{$w} }) . '/' . scalar @{ $see{$w} },
+        "as $w: count=exact counts them only");
+    my $newest = eval { decode_json($fell->{"$w $requests[1][0]"}[2]) };
+    my @newest_first = sort { $age{$a} <=> $age{$b} } @{ $see{$w} };
+    is_deeply([map { $key_of{ $_->{id} } } @{ $newest // [] }], [@newest_first[1 .. 3]],
+        "as $w: newest first, offset 1, limit 3");
+    is($fell->{"$w $requests[3][0]"}[2], '[]', "as $w: 'tips & !tips' matches nothing");
+}
+
+done_testing;
