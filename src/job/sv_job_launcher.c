@@ -318,7 +318,7 @@ static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *b
             close(fds[i]);
 }
 
-int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
+int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen)
 {
     /* It serves the pool that started it and no other: when the master
      * is gone (even SIGKILLed), so is the launcher (its jobs go on). */
@@ -362,6 +362,12 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
     sv_db_set_statement_timeout(&db, SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS);
     sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d", path, (int)getpid());
     while (!*stop && getppid() == master) {
+        if (*reopen) {
+            *reopen = 0;
+            if (sv_log_open(cfg->log_file) != 0)
+                sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
+                             strerror(errno));
+        }
         struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
         int db_fd = sv_db_socket(&db);
         struct pollfd fds[2] = { pfd, { .fd = db_fd, .events = POLLIN } };

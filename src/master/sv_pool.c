@@ -652,6 +652,10 @@ static void sv_pool_reopen_logs(sv_pool *pool)
     sv_pool_share_log(pool);
     sv_log_info("log_reopen", "msg=\"log_file reopened\"");
     sv_pool_signal_workers(pool, SIGUSR1, 0);
+    /* The launcher lives as long as the pool and logs too (the jobs it
+     * forks open log_file by name). */
+    if (pool->launcher > 0)
+        kill(pool->launcher, SIGUSR1);
 }
 
 static void sv_pool_reload(sv_pool *pool)
