@@ -15,10 +15,10 @@ use SV::Test::Stack;
 
 my $JSON = JSON::PP->new->canonical;
 my $hold = sv_tempdir(prefix => 'svhold') . '/release';
-# The model answers once the test creates the file $hold (at most 60 s).
+# The model answers once the test creates the file $hold (at most 300 s).
 my $ai = SV::Test::Fake->new(name => 'ai', routes => {
     'POST /v1/chat/completions' => sub {
-        for (1 .. 600) { last if -e $hold; select(undef, undef, undef, 0.1) }
+        for (1 .. 3000) { last if -e $hold; select(undef, undef, undef, 0.1) }
         my $content = $JSON->encode({ title => 'T', description => 'D', tags => ['t'] });
         return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
             choices => [{ index => 0, message => { role => 'assistant', content => $content },
@@ -32,7 +32,10 @@ my $spool = sv_tempdir(prefix => 'svspool') . '/jobs';
 my $s = SV::Test::Stack->new(workers => 4, nginx_conf => { read_timeout => '330s' }, conf => {
     jwt_secret => 'jobs-load-secret-' . ('l' x 32), job_spool_dir => $spool, job_wait_max => 300,
     job_program => sv_builddir() . '/streamvibe-job', job_max_running_per_user => 3,
-    job_max_running_per_host => 1000, ai_base_url => $ai->url('/v1') });
+    job_max_running_per_host => 1000, ai_base_url => $ai->url('/v1'),
+    # The jobs wait for the model as long as the test may take to park
+    # its 200 waiters (not http_timeout's 30 s nor the AI jobs' 120 s).
+    http_timeout => 330, job_time_limit_ai => 330 });
 my ($ngx, $pool) = ($s->ngx, $s->pool);
 
 my (@users, %content, %token);

@@ -23,12 +23,18 @@
 #include "master/sv_identity.h"
 #include "platform/sv_http_client.h"
 
-static volatile sig_atomic_t sv_job_launcher_stop;
+static volatile sig_atomic_t sv_job_launcher_stop, sv_job_launcher_reopen;
 
 static void sv_job_on_stop(int signo)
 {
     (void)signo;
     sv_job_launcher_stop = 1;
+}
+
+static void sv_job_on_reopen(int signo)
+{
+    (void)signo;
+    sv_job_launcher_reopen = 1;
 }
 
 static void sv_job_usage(FILE *out)
@@ -82,8 +88,15 @@ int main(int argc, char **argv)
         sv_job_usage(stderr);
         return 2;
     }
-    if (launcher)   /* it runs no job itself: it is the reconciler's case */
-        reconcile = 1;
+    if (launcher) {
+        /* The master sends SIGUSR1 after a log rotation: installed first
+         * thing, since its default would end the launcher. */
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = sv_job_on_reopen;
+        sigaction(SIGUSR1, &sa, NULL);
+        reconcile = 1;   /* it runs no job itself: it is the reconciler's case */
+    }
     if (!reconcile && (optind != argc - 1 || lock_fd < 0)) {
         sv_job_usage(stderr);
         return 2;
@@ -142,7 +155,7 @@ int main(int argc, char **argv)
         sa.sa_handler = sv_job_on_stop;
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
-        rc = sv_job_launcher_run(&cfg, &sv_job_launcher_stop);
+        rc = sv_job_launcher_run(&cfg, &sv_job_launcher_stop, &sv_job_launcher_reopen);
     } else if (reconcile) {
         int n = sv_job_reconcile(&cfg);
         if (n > 0)

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/sv_clock.h"
@@ -31,6 +33,12 @@ static const char sv_fn_service_claims[] = "{\"role\":\"service_role\"}";
 /* Most content ids one submit-seo takes (a batch IndexNow accepts many
  * more; this bounds the request). */
 #define SV_FN_SEO_MAX 1000
+
+/* A launcher that took a job's lock and did not answer: how long the
+ * worker tries the lock before it counts as the job's (a killed
+ * launcher's is let go of a moment after its connection closes). */
+#define SV_FN_LOCK_TRIES  50
+#define SV_FN_LOCK_TRY_MS 20
 
 /* How a parked request answers when it resumes. */
 enum { SV_FN_PARK_STATUS, SV_FN_PARK_ACCEPT };
@@ -221,17 +229,35 @@ static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], 
         /* The launcher took the descriptor's lock but did not say whether
          * it forked. Whoever holds the lock runs the job: if a fresh
          * open of the descriptor can take it once this copy is gone,
-         * nobody does, and the job is started here. */
+         * nobody does, and the job is started here. A launcher killed
+         * with the request in hand lets go of the lock as it exits, which
+         * need not be before its end of the connection closed, whereas a
+         * job holds it for its whole life: the lock is tried for a while
+         * before it counts as the job's. */
         close(*lock_fd);
         *lock_fd = open(path, O_RDWR | O_CLOEXEC);
-        if (*lock_fd >= 0 && flock(*lock_fd, LOCK_EX | LOCK_NB) != 0) {
-            close(*lock_fd);
-            *lock_fd = -1;
-            sv_log_warn("job_launcher", "msg=\"no answer; the job holds its lock\" job_path=%s", path);
+        if (*lock_fd < 0 && errno == ENOENT) {
+            /* Only a job's end removes its descriptor: it ran, and ended. */
+            sv_log_warn("job_launcher", "msg=\"no answer; the job has ended already\" job_path=%s", path);
             return 0;
         }
         if (*lock_fd < 0)
             return -1;
+        int taken = 0;
+        for (int i = 0; i < SV_FN_LOCK_TRIES && !(taken = flock(*lock_fd, LOCK_EX | LOCK_NB) == 0); i++) {
+            struct timespec ts = { 0, SV_FN_LOCK_TRY_MS * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+        struct stat st;
+        if (!taken || (fstat(*lock_fd, &st) == 0 && st.st_nlink == 0)) {
+            /* Held: the job runs. Taken on a removed descriptor: the job
+             * ended between the open and the lock. */
+            close(*lock_fd);
+            *lock_fd = -1;
+            sv_log_warn("job_launcher", "msg=\"no answer; the job %s\" job_path=%s",
+                        taken ? "has ended already" : "holds its lock", path);
+            return 0;
+        }
     }
     return sv_job_spawn(program, args, *lock_fd, vault_fd);
 }

@@ -64,6 +64,35 @@ static int sv_launcher_listen(const char *spool_dir, const char *path, ino_t *in
     return fd;
 }
 
+/* The test hook (job_launcher_test_hook; never set in production): the
+ * tests stop the launcher (SIGSTOP) at one instant of the protocol, to
+ * kill it exactly there. The file holds the instant's name and, after a
+ * space, optionally a text the request must contain (a statement, a
+ * job's path). It fires once: the launcher that removes the file stops,
+ * so a launcher started in its place goes on. Nothing a client sends can
+ * set it: only the configuration names the file. */
+static void sv_launcher_test_hook(const sv_config *cfg, const char *point, const char *request)
+{
+    if (cfg->job_launcher_test_hook == NULL || cfg->job_launcher_test_hook[0] == '\0')
+        return;
+    char line[512] = "";
+    FILE *f = fopen(cfg->job_launcher_test_hook, "re");
+    if (f == NULL)
+        return;
+    if (fgets(line, sizeof(line), f) == NULL)
+        line[0] = '\0';
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    size_t n = strlen(point);
+    if (strncmp(line, point, n) != 0 || (line[n] != '\0' && line[n] != ' ') ||
+        (line[n] == ' ' && strstr(request, line + n + 1) == NULL) ||
+        unlink(cfg->job_launcher_test_hook) != 0)
+        return;
+    sv_log_warn("job_launcher_test_hook", "point=%s msg=\"stopping (SIGSTOP)\"", point);
+    sv_log_flush();
+    raise(SIGSTOP);
+}
+
 /* SV_OK once the peer has the message. */
 static int sv_launcher_reply(int fd, const char *text)
 {
@@ -172,6 +201,7 @@ static void sv_launcher_spawn(const sv_config *cfg, int conn, const char *path, 
     /* Freed chunks the job's first allocation would gather up, page by
      * page, each a copy-on-write fault: gathered once, here. */
     malloc_trim(0);
+    sv_launcher_test_hook(cfg, "spawn_received", path);
     pid_t pid = fork();
     if (pid == 0) {
         close(conn);
@@ -182,6 +212,7 @@ static void sv_launcher_spawn(const sv_config *cfg, int conn, const char *path, 
         sv_launcher_reply(conn, "error fork failed");
         return;
     }
+    sv_launcher_test_hook(cfg, "spawn_forked", path);
     snprintf(answer, sizeof(answer), "ok %d", (int)pid);
     sv_launcher_reply(conn, answer);
 }
@@ -189,7 +220,7 @@ static void sv_launcher_spawn(const sv_config *cfg, int conn, const char *path, 
 /* Runs a job's statement: "run" once it is about to, then "ok {fields,
  * rows}", "error …" (it failed) or "unavailable …" (no database:
  * nothing ran). A statement it cannot read is answered "error …" at once. */
-static void sv_launcher_sql(sv_db *db, int conn, const char *text)
+static void sv_launcher_sql(const sv_config *cfg, sv_db *db, int conn, const char *text)
 {
     json_object *req = NULL, *sql, *params;
     const char *why;
@@ -214,9 +245,11 @@ static void sv_launcher_sql(sv_db *db, int conn, const char *text)
         json_object_put(req);
         return;
     }
+    sv_launcher_test_hook(cfg, "sql_run", json_object_get_string(sql));
     PGresult *r = NULL;
-    if (sv_db_query_as(db, "service_role", sv_launcher_claims, json_object_get_string(sql), n, values, &r) !=
-        SV_OK) {
+    int ran = sv_db_query_as(db, "service_role", sv_launcher_claims, json_object_get_string(sql), n, values, &r);
+    sv_launcher_test_hook(cfg, "sql_done", json_object_get_string(sql));
+    if (ran != SV_OK) {
         char msg[320];
         snprintf(msg, sizeof(msg), "unavailable %s", db->last_error);
         sv_launcher_reply(conn, msg);
@@ -277,7 +310,7 @@ static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *b
     if (strncmp(buf, "spawn ", 6) == 0)
         sv_launcher_spawn(cfg, conn, buf + 6, fds);
     else if (strncmp(buf, "sql ", 4) == 0)
-        sv_launcher_sql(db, conn, buf + 4);
+        sv_launcher_sql(cfg, db, conn, buf + 4);
     else
         sv_launcher_reply(conn, "error unknown request");
     for (int i = 0; i < 2; i++)
@@ -285,7 +318,7 @@ static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *b
             close(fds[i]);
 }
 
-int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
+int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen)
 {
     /* It serves the pool that started it and no other: when the master
      * is gone (even SIGKILLed), so is the launcher (its jobs go on). */
@@ -329,6 +362,12 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop)
     sv_db_set_statement_timeout(&db, SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS);
     sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d", path, (int)getpid());
     while (!*stop && getppid() == master) {
+        if (*reopen) {
+            *reopen = 0;
+            if (sv_log_open(cfg->log_file) != 0)
+                sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
+                             strerror(errno));
+        }
         struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
         int db_fd = sv_db_socket(&db);
         struct pollfd fds[2] = { pfd, { .fd = db_fd, .events = POLLIN } };

@@ -13,8 +13,9 @@
 
 #include "core/sv_config.h"
 
-/* Serves until *stop is set (SIGTERM). Returns the exit status. Jobs
- * keep running after it returns: they are not waited for. */
-int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop);
+/* Serves until *stop is set (SIGTERM); opens log_file again when
+ * *reopen is set (SIGUSR1, after a log rotation). Returns the exit
+ * status. Jobs keep running after it returns: they are not waited for. */
+int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen);
 
 #endif

@@ -652,6 +652,10 @@ static void sv_pool_reopen_logs(sv_pool *pool)
     sv_pool_share_log(pool);
     sv_log_info("log_reopen", "msg=\"log_file reopened\"");
     sv_pool_signal_workers(pool, SIGUSR1, 0);
+    /* The launcher lives as long as the pool and logs too (the jobs it
+     * forks open log_file by name). */
+    if (pool->launcher > 0)
+        kill(pool->launcher, SIGUSR1);
 }
 
 static void sv_pool_reload(sv_pool *pool)
@@ -730,6 +734,8 @@ static void sv_pool_kill_overdue(sv_pool *pool)
             kill(pool->rt.pid, SIGKILL);
         if (pool->launcher > 0)
             kill(pool->launcher, SIGKILL);
+        if (pool->reconciler > 0)
+            kill(pool->reconciler, SIGKILL);
         pool->stop_deadline_ms = now + 60000;
     }
 }
@@ -752,6 +758,12 @@ static void sv_pool_begin_stop(sv_pool *pool, int signo)
         kill(pool->rt.pid, SIGTERM);
     if (pool->launcher > 0)
         kill(pool->launcher, SIGTERM);
+    /* Nothing of the pool but jobs may outlive the master: under systemd
+     * (KillMode=process) what is left when it exits stays running. A
+     * reconciler stopped halfway loses nothing: finishing a job is one
+     * idempotent transaction, and the next one redoes what is left. */
+    if (pool->reconciler > 0)
+        kill(pool->reconciler, SIGTERM);
     pool->stop_deadline_ms = sv_clock_mono_ms() + (int64_t)pool->cfg.shutdown_timeout * 1000;
 }
 
@@ -869,7 +881,8 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
         }
         sv_pool_reap(&pool);
         sv_pool_realtime_check(&pool);
-        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0 && pool.rt.pid == 0 && pool.launcher == 0)
+        if (pool.stopping && sv_pool_live_workers(&pool, 0) == 0 && pool.rt.pid == 0 && pool.launcher == 0 &&
+            pool.reconciler == 0)
             break;
         sv_pool_enforce_timeouts(&pool);
         sv_pool_kill_overdue(&pool);

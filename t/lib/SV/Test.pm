@@ -127,16 +127,21 @@ sub wait_until {
 
 # The bytes of one FastCGI request (as nginx sends it: BEGIN_REQUEST with
 # keep_conn, PARAMS, end of PARAMS, STDIN, end of STDIN) for $uri;
-# options: method (GET), body (sent as JSON), remote_addr (127.0.0.1).
+# options: method (GET), body (sent as JSON), remote_addr (127.0.0.1),
+# headers ({ Authorization => ... }, sent as HTTP_AUTHORIZATION ...).
 sub fcgi_request_bytes {
     my ($uri, %opt) = @_;
     my $record = sub { my ($type, $content) = @_; pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content };
-    my $pair = sub { my ($n, $v) = @_; pack('CC', length $n, length $v) . $n . $v };
+    # A length over 127 takes four bytes, the high bit set.
+    my $len = sub { $_[0] > 127 ? pack('N', $_[0] | 0x80000000) : pack('C', $_[0]) };
+    my $pair = sub { my ($n, $v) = @_; $len->(length $n) . $len->(length $v) . $n . $v };
     my ($query) = $uri =~ /\?(.*)\z/s;
     my $body = $opt{body} // '';
+    my %h = %{ $opt{headers} // {} };
     my $params = join '', map { $pair->(@$_) } (
         [REQUEST_METHOD => $opt{method} // 'GET'], [REQUEST_URI => $uri], [QUERY_STRING => $query // ''],
         [REMOTE_ADDR => $opt{remote_addr} // '127.0.0.1'], [SERVER_PROTOCOL => 'HTTP/1.1'],
+        (map { ['HTTP_' . uc(s/-/_/gr) => $h{$_}] } sort keys %h),
         (length $body ? ([CONTENT_TYPE => 'application/json'], [CONTENT_LENGTH => length $body]) : ()));
     return $record->(1, pack('nCx5', 1, 1)) . $record->(4, $params) . $record->(4, '')
         . (length $body ? $record->(5, $body) : '') . $record->(5, '');

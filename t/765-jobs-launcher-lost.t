@@ -1,0 +1,303 @@
+#!/usr/bin/perl
+# The job launcher killed at the worst instants, where an answer it owed
+# is lost. The test hook job_launcher_test_hook makes the launcher stop
+# itself (SIGSTOP) once, at a named point of its protocol; the test then
+# kills it (SIGKILL) there, or lets it go on (SIGCONT).
+#
+# Spawning ("spawn <path>" with the descriptor's lock): the worker that
+# got no "ok <pid>" opens the descriptor again and tries its lock.
+#  - killed after taking the lock, before forking: the lock comes free,
+#    the worker starts the job itself; it runs once.
+#  - killed after forking, before answering: the job holds the lock, the
+#    worker does not start a second one; it runs once.
+#  - stopped past the worker's wait, then continued: the worker leaves the
+#    job to the launcher, which forks it; it runs once.
+#  - stopped past the worker's wait, then killed: nobody ran it; the
+#    reconciler ends it as interrupted and refunds it.
+# Statements ("sql {...}", answered "run" then the result): a job that
+# lost the answer after "run" never sends the statement again, except
+# sv_job_finish, which is idempotent.
+#  - the suggestion's INSERT, killed before it ran / after it ran: the
+#    job fails (one failed row, quota refunded) and there is at most one
+#    suggestion: none / the one that ran.
+#  - sv_job_finish, killed before it ran / after it ran: the job sends it
+#    again; one completed row, the quota spent once.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use POSIX ();
+use Socket qw(AF_UNIX SOCK_SEQPACKET pack_sockaddr_un);
+use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file write_file pid_alive);
+use SV::Test::Fake;
+use SV::Test::Stack;
+
+my $JSON = JSON::PP->new->canonical;
+my $tmp = sv_tempdir(prefix => 'svlost');
+my $release = "$tmp/release";
+my $ai = SV::Test::Fake->new(name => 'ai', routes => {
+    'POST /v1/chat/completions' => sub {
+        my ($req) = @_;
+        # A title with "held" is answered once the test says so.
+        if (($req->{json}{messages}[1]{content} // '') =~ /held/) {
+            for (1 .. 1200) { last if -e $release; select(undef, undef, undef, 0.1) }
+        }
+        my $content = $JSON->encode({ title => 'Better', description => 'Clearer.', tags => ['x'] });
+        return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
+            choices => [{ index => 0, message => { role => 'assistant', content => $content },
+                          finish_reason => 'stop' }] })];
+    },
+});
+
+my $hook = "$tmp/hook";
+my $s = SV::Test::Stack->new(workers => 2, conf => {
+    jwt_secret => 'jobs-lost-secret-' . ('l' x 32), job_program => sv_builddir() . '/streamvibe-job',
+    ai_base_url => $ai->url('/v1'), job_max_running_per_user => 20, job_reconcile_interval => 1,
+    job_launcher_test_hook => $hook });
+my ($ngx, $pool) = ($s->ngx, $s->pool);
+my $A = $s->user('a@example.com');
+$s->su->do(q{UPDATE subscription_settings SET max_ai_per_month = 100 WHERE user_id = ?}, undef, $A);
+my $h = $s->handle($A, 'alice');
+my %content = map { $_ => $s->content($h, $_, title => $_) } qw(quick held);
+my $tok = $s->jwt(user => $A);
+my $socket = $pool->conf('job_spool_dir') // $pool->dir . '/spool';
+$socket .= '/.launcher.sock';
+
+sub used { scalar $s->su->selectrow_array('SELECT current_ai_count FROM subscription_settings WHERE user_id = ?', undef, $A) }
+sub rows {
+    my ($job) = @_;
+    return $s->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
+        { Slice => {} }, $job);
+}
+sub suggestions {
+    my ($job) = @_;
+    return scalar $s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?', undef, $job);
+}
+sub state_of { my ($p) = @_; ((slurp_file("/proc/$p/stat") // '') =~ /\)\s+(\S)/)[0] // '' }
+sub ppid_of { my ($p) = @_; ((slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/)[0] }
+# The job's supervisors: processes whose title names its descriptor and
+# whose parent is not one of those.
+sub supervisors {
+    my ($job) = @_;
+    my %t;
+    for my $p (grep { /^\d+$/ } map { s{^/proc/}{}r } glob('/proc/[0-9]*')) {
+        my $cmd = slurp_file("/proc/$p/cmdline") // next;
+        $t{$p} = $cmd if $cmd =~ /\Q$job\E\.job/;
+    }
+    return map { [$_, $t{$_} =~ s/\0+/ /gr] } grep { !$t{ ppid_of($_) // 0 } } keys %t;
+}
+sub listening {
+    socket(my $c, AF_UNIX, SOCK_SEQPACKET, 0) or return 0;
+    my $ok = connect($c, pack_sockaddr_un($socket));
+    close $c;
+    return $ok;
+}
+# A launcher answers on the socket. After one was killed, a reload starts
+# the next at once (else the master backs off, since the test kills them
+# young).
+my $killed = 0;
+sub launcher {
+    $pool->reload if $killed;
+    $killed = 0;
+    return wait_until(sub { $pool->launcher_pid && listening() }, 20);
+}
+# The launcher that stopped on the hook: whichever of the master's
+# launchers served the request (one a reload is replacing may still).
+sub stopped_launcher {
+    my $L;
+    wait_until(sub {
+        ($L) = grep { (slurp_file("/proc/$_/cmdline") // '') =~ /--launcher/ && state_of($_) eq 'T' }
+            SV::Test::proc_children($pool->pid);
+        return $L;
+    }, 30);
+    return $L;
+}
+# Arms the hook for the launcher $L: it stops at $point (on a request
+# containing $text).
+sub arm {
+    my ($point, $text) = @_;
+    write_file($hook, $point . (defined $text ? " $text" : '') . "\n", 0644);
+}
+# Accepts a job in a child process (the answer may take the worker's
+# whole wait for the launcher); returns a sub giving (code, job_id)
+# once it came.
+sub accept_async {
+    my ($title) = @_;
+    my $out = "$tmp/answer-" . int(rand(1e9));
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        my ($res, $doc) = eval { $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,
+            body => { contentId => $content{$title} }) };
+        write_file($out, join("\n", $res ? $res->code : 0, $doc && ref $doc eq 'HASH' ? $doc->{job_id} // '' : ''));
+        POSIX::_exit(0);
+    }
+    return sub {
+        waitpid($pid, 0);
+        return split /\n/, slurp_file($out) // "0\n";
+    };
+}
+sub ends {
+    my ($job, $want, $name) = @_;
+    ok(wait_until(sub { @{ rows($job) } }, 60), "$name: the job ended");
+    my $r = rows($job);
+    is(scalar @$r, 1, "$name: one audit row");
+    is($r->[0]{job_status}, $want, "$name: $want") or diag explain $r;
+    return $r->[0];
+}
+sub released { write_file($release, 'go') }
+sub hold { unlink $release }
+
+my $L;
+ok(launcher(), 'the pool runs a job launcher') or BAIL_OUT('no launcher');
+
+# --- spawn: killed after taking the lock, before forking ---------------------------
+{
+    my $used = used();
+    arm('spawn_received');
+    my $answer = accept_async('quick');
+    ok($L = stopped_launcher(), 'spawn_received: the launcher stopped holding the lock')
+        or diag $pool->log;
+    ok(!-e $hook, 'the hook fired once');
+    kill 'KILL', $L if $L;
+    $killed = 1;
+    my ($code, $job) = $answer->();
+    is($code, 202, 'the job is accepted all the same');
+    my $row = ends($job, 'completed', 'spawn_received');
+    is(suggestions($job), 1, 'spawn_received: one suggestion');
+    is(used(), $used + 1, 'spawn_received: the quota spent once');
+    unlike($pool->log, qr/no answer; the job holds its lock.*\Q$job\E/,
+        'the worker found the lock free and started the job itself');
+}
+
+# --- spawn: killed after forking, before answering -----------------------------------
+{
+    ok(launcher(), 'a new launcher');
+    my $used = used();
+    hold();
+    arm('spawn_forked');
+    my $answer = accept_async('held');
+    ok($L = stopped_launcher(), 'spawn_forked: the launcher stopped after the fork');
+    kill 'KILL', $L if $L;
+    $killed = 1;
+    my ($code, $job) = $answer->();
+    is($code, 202, 'the job is accepted');
+    my @sup;
+    ok(wait_until(sub { @sup = supervisors($job) }, 20), 'its supervisor runs');
+    # Whatever the worker did, it had its answer before this point.
+    is(scalar(supervisors($job)), 1, 'one supervisor: the worker did not start the job a second time')
+        or diag explain [supervisors($job)];
+    unlike($sup[0][1], qr/--config/, "it is the one the launcher forked (title: $sup[0][1])");
+    like($pool->log, qr/no answer; the job holds its lock.*\Q$job\E/, 'the worker found the job holding its lock');
+    released();
+    ends($job, 'completed', 'spawn_forked');
+    is(suggestions($job), 1, 'spawn_forked: one suggestion');
+    is(used(), $used + 1, 'spawn_forked: the quota spent once');
+}
+
+# --- spawn: killed after forking a job that ends at once ----------------------------
+# The worker tries the lock for a while; the job may end meanwhile (its
+# descriptor removed, its lock let go): that is not a job to start.
+{
+    launcher();
+    my $used = used();
+    my $from = $pool->log_offset;
+    arm('spawn_forked');
+    my $answer = accept_async('quick');
+    ok($L = stopped_launcher(), 'spawn_forked (quick job): the launcher stopped after the fork');
+    kill 'KILL', $L if $L;
+    $killed = 1;
+    my ($code, $job) = $answer->();
+    is($code, 202, 'the job is accepted');
+    ends($job, 'completed', 'spawn_forked, quick');
+    my $log = $pool->log(from => $from);
+    like($log, qr/no answer; the job (?:holds its lock|has ended already).*\Q$job\E/,
+        'the worker left the job to the one the launcher forked');
+    unlike($log, qr/unreadable descriptor.*\Q$job\E/, 'and started no second one on its removed descriptor');
+    is(scalar(() = $log =~ /event=job_start .*job_id=\Q$job\E/g), 1, 'the job started once');
+    is(suggestions($job), 1, 'one suggestion');
+    is(used(), $used + 1, 'the quota spent once');
+}
+
+# --- spawn: stopped past the worker's wait, then continued --------------------------
+{
+    launcher();
+    my $used = used();
+    hold();
+    arm('spawn_received');
+    my $answer = accept_async('held');
+    ok($L = stopped_launcher(), 'stopped before forking');
+    my ($code, $job) = $answer->();    # the worker's wait runs out meanwhile
+    is($code, 202, 'the worker gave up waiting and answered');
+    like($pool->log, qr/no answer; the job holds its lock.*\Q$job\E/, 'leaving the job to the lock\'s holder');
+    is(scalar(supervisors($job)), 0, 'which has not forked it yet');
+    kill 'CONT', $L if $L;
+    my @sup;
+    ok(wait_until(sub { @sup = supervisors($job) }, 20), 'continued, the launcher forks it');
+    is(ppid_of($sup[0][0]), $L, 'the launcher is its parent');
+    released();
+    ends($job, 'completed', 'continued');
+    is(used(), $used + 1, 'continued: the quota spent once');
+}
+
+# --- spawn: stopped past the worker's wait, then killed ------------------------------
+{
+    launcher();
+    my $used = used();
+    arm('spawn_received');
+    my $answer = accept_async('quick');
+    ok($L = stopped_launcher(), 'stopped before forking');
+    my ($code, $job) = $answer->();
+    is($code, 202, 'the worker gave up waiting and answered');
+    kill 'KILL', $L if $L;
+    $killed = 1;
+    my $row = ends($job, 'interrupted', 'killed after the wait');
+    like($row->{job_error} // '', qr/ended before it finished/, 'the reconciler ended it: nobody ran it');
+    is(suggestions($job), 0, 'no suggestion');
+    is(used(), $used, 'the quota refunded');
+}
+
+# --- sql: the suggestion's INSERT, lost before and after it ran ---------------------
+for my $point (qw(sql_run sql_done)) {
+    launcher();
+    my $used = used();
+    arm($point, 'ai_content_suggestions');
+    my $answer = accept_async('quick');
+    ok($L = stopped_launcher(), "$point: the launcher stopped on the INSERT");
+    my ($code, $job) = $answer->();
+    is($code, 202, "$point: accepted");
+    my $ran = $point eq 'sql_done' ? 1 : 0;
+    is(suggestions($job), $ran, $ran ? 'the INSERT ran (committed) before the stop' : 'the INSERT has not run');
+    kill 'KILL', $L if $L;
+    $killed = 1;
+    my $row = ends($job, 'failed', "$point, INSERT");
+    like($row->{job_error} // '', qr/launcher did not answer/, 'the job failed on the lost answer');
+    is(suggestions($job), $ran, "$point: the INSERT was not sent again ($ran suggestion)");
+    is(used(), $used, "$point: a failed job's quota is refunded");
+}
+
+# --- sql: sv_job_finish, lost before and after it ran -------------------------------
+for my $point (qw(sql_run sql_done)) {
+    launcher();
+    my $used = used();
+    arm($point, 'sv_job_finish');
+    my $answer = accept_async('quick');
+    ok($L = stopped_launcher(), "$point: the launcher stopped on sv_job_finish");
+    my ($code, $job) = $answer->();
+    is($code, 202, "$point: accepted");
+    my $ran = $point eq 'sql_done' ? 1 : 0;
+    is(scalar @{ rows($job) }, $ran, $ran ? 'the row was written before the stop' : 'no row yet');
+    kill 'KILL', $L if $L;
+    $killed = 1;
+    ends($job, 'completed', "$point, sv_job_finish");
+    ok(wait_until(sub { $pool->log =~ /event=job_end .*job_id=\Q$job\E.*recorded=yes/ }, 10),
+        'the job sent it again and counts it recorded');
+    is(suggestions($job), 1, "$point: one suggestion");
+    is(used(), $used + 1, "$point: the quota spent once, not refunded");
+}
+
+ok(launcher(), 'a launcher runs at the end');
+ok(!-e $hook, 'every hook fired');
+$s->stop;
+
+done_testing;
