@@ -95,7 +95,8 @@ sv_stop_pidfile() {
 }
 
 # Render nginx/streamvibe.conf.in to $1. Variables: LISTEN PREFIX SOCKET
-# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES READ_TIMEOUT REALTIME (the @X@ placeholders);
+# BODY_LIMIT USER_DIRECTIVE WORKER_PROCESSES READ_TIMEOUT REALTIME ERROR_LOG_LEVEL (the @X@
+# placeholders);
 # the extra hooks are emptied.
 sv_render_nginx() {
     local out=$1 tpl="$SV_ROOT/nginx/streamvibe.conf.in"
@@ -107,6 +108,7 @@ sv_render_nginx() {
         -e "s|@USER_DIRECTIVE@|${USER_DIRECTIVE}|g" \
         -e "s|@WORKER_PROCESSES@|${WORKER_PROCESSES:-auto}|g" \
         -e "s|@READ_TIMEOUT@|${READ_TIMEOUT:-75s}|g" \
+        -e "s|@ERROR_LOG_LEVEL@|${ERROR_LOG_LEVEL:-warn}|g" \
         -e "s|@REALTIME@|${REALTIME:-unix:${PREFIX}/no-realtime.sock}|g" \
         -e "s|@HTTP_EXTRA@||g" -e "s|@SERVER_EXTRA@||g" -e "s|@FASTCGI_EXTRA@||g" \
         "$tpl" > "$out.tmp"

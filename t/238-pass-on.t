@@ -85,6 +85,56 @@ my $json_of = sub {
     $pool->stop;
 }
 
+SKIP: {
+    # The status page counts a connection passed on (and no longer the
+    # passing worker's) as soon as it has left: the worker that takes it
+    # can answer its request, and a status request after it, before the
+    # passing one runs again, as on a loaded machine. A sendmsg that
+    # sleeps after passing a descriptor (t/preload/sendmsg-sleep.c)
+    # plays the passing worker left waiting by the scheduler.
+    my $cc = SV::Test::find_program($ENV{CC} // 'cc') or skip 'no C compiler to build the preload with', 3;
+    my $dir = sv_tempdir(prefix => 'svpreload');
+    my ($rc, $out) = SV::Test::run_command([$cc, '-shared', '-fPIC', '-o', "$dir/sendmsg-sleep.so",
+        sv_srcdir() . '/t/preload/sendmsg-sleep.c', '-ldl'], merge => 1);
+    is($rc, 0, 'the sendmsg preload builds') or diag $out;
+    # An ASan build wants its runtime first among the libraries.
+    my $asan = join ':', grep { length } $ENV{ASAN_OPTIONS} // '', 'verify_asan_link_order=0';
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 2, conf => { request_timeout => 0 },
+        env => { LD_PRELOAD => "$dir/sendmsg-sleep.so", SV_TEST_SENDMSG_SLEEP_MS => 3000,
+                 ASAN_OPTIONS => $asan });
+    $pool->start;
+    my $dbh = $pg->dbh(user => 'postgres');
+    my $hold = sub { $dbh->begin_work; $dbh->do('LOCK TABLE public.schema_migrations IN ACCESS EXCLUSIVE MODE') };
+    my $waiting_on_lock = sub { $dbh->selectrow_array('SELECT count(*) FROM pg_locks WHERE NOT granted') == 1 };
+    # Worker A held: the next two connections are worker B's.
+    $hold->();
+    my $on_a = $pool->connect;
+    $on_a->syswrite(fcgi_request_bytes('/healthz'));
+    wait_until($waiting_on_lock, 10);
+    my @on_b = map { $pool->connect } 1 .. 2;
+    $ask->($_, '/status') for @on_b;
+    $dbh->rollback;
+    fcgi_read_answer($on_a, 10);
+    my $before = $json_of->($ask->($on_a, '/status?full')) // {};
+    my ($b_pid) = map { $_->{pid} } grep { $_->{connections} == 2 } @{ $before->{processes} // [] };
+    # Now B is held, and passes on its other connection's request.
+    $hold->();
+    $on_b[0]->syswrite(fcgi_request_bytes('/healthz'));
+    wait_until($waiting_on_lock, 10);
+    my $passed = $ask->($on_b[1], '/status');
+    my $after = $json_of->($ask->($on_a, '/status?full')) // {};
+    my ($b_now) = map { $_->{connections} } grep { $_->{pid} == ($b_pid // 0) }
+        @{ $after->{processes} // [] };
+    ok(defined $passed && defined $b_pid && $after->{fastcgi_passed} == ($before->{fastcgi_passed} // 0) + 1,
+        'a connection passed on is counted before its request is answered')
+        or diag explain { b_pid => $b_pid, before => $before->{fastcgi_passed}, after => $after };
+    is($b_now, 1, 'and is no longer counted as the passing worker\'s');
+    $dbh->rollback;
+    fcgi_read_answer($on_b[0], 10);
+    $dbh->disconnect;
+    $pool->stop;
+}
+
 {
     # PostgreSQL that accepts connections and never answers: a worker
     # waiting to connect (up to 3 s) passes requests on like one waiting

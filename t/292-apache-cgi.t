@@ -57,6 +57,14 @@ if (my $user = SV::Test::Apache::run_user()) {
     chown $uid, $gid, $conf, $log, $spool;
 }
 
+# A bystander: a process of Apache's user in this test's process group,
+# as another test's nginx worker (user nobody) is when make check or
+# prove -j runs the suite. Apache's prefork MPM signals its whole
+# process group when it stops; that must not reach beyond Apache.
+my $bystander = SV::Test::spawn_process(['sleep', '300'],
+    (SV::Test::Apache::run_user() ? (user => SV::Test::Apache::run_user()) : ()));
+SV::Test::register_cleanup(sub { SV::Test::stop_process($bystander, signals => ['KILL'], timeout => 5) });
+
 my $ap = SV::Test::Apache->new(mode => 'cgi', config => $conf, body_limit => $front_limit);
 $ap->start;
 SV::Test::Deployment::core_checks($ap, name => 'apache mod_cgi + .htaccess', cgi => 1, job => 1,
@@ -87,4 +95,7 @@ for my $path ('/.htaccess', '/streamvibe.conf') {
 
 $ap->stop;
 is_deeply([$ap->left_behind], [], 'nothing of Apache\'s outlives its stop');
+is(getpgrp($bystander), getpgrp(), 'the bystander shares our process group');
+ok(SV::Test::pid_alive($bystander),
+    'and is still running: stopping Apache signals no process of its user outside Apache');
 done_testing;

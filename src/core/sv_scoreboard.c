@@ -182,6 +182,11 @@ void sv_scoreboard_count(sv_scoreboard *sb, sv_counter counter)
     __atomic_add_fetch(&sb->counters[counter], 1, __ATOMIC_RELAXED);
 }
 
+void sv_scoreboard_uncount(sv_scoreboard *sb, sv_counter counter)
+{
+    __atomic_sub_fetch(&sb->counters[counter], 1, __ATOMIC_RELAXED);
+}
+
 uint64_t sv_scoreboard_counter(const sv_scoreboard *sb, sv_counter counter)
 {
     return __atomic_load_n(&sb->counters[counter], __ATOMIC_RELAXED);

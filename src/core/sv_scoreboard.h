@@ -126,6 +126,8 @@ void sv_slot_log_buffer(sv_slot *slot, char **buf, size_t *cap, uint32_t **len);
 /* --- anyone --- */
 
 void sv_scoreboard_count(sv_scoreboard *sb, sv_counter counter);
+/* Takes back a count made ahead of an action that then failed. */
+void sv_scoreboard_uncount(sv_scoreboard *sb, sv_counter counter);
 uint64_t sv_scoreboard_counter(const sv_scoreboard *sb, sv_counter counter);
 int sv_scoreboard_stopping(const sv_scoreboard *sb);
 uint32_t sv_scoreboard_generation(const sv_scoreboard *sb);

@@ -45,11 +45,18 @@ int sv_handoff_pass(sv_worker *w, sv_fcgi_conn *c)
     cm->cmsg_type = SCM_RIGHTS;
     cm->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cm), &c->req.ipcFd, sizeof(int));
-    if (sendmsg(w->handoff_fds[0], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(last_used_ms))
-        return -1;
-    sv_fcgi_conn_close(c);
+    /* Counted before it leaves: the worker that takes it may answer its
+     * request, and a status request after it, before this one runs
+     * again (on a loaded machine, long before), and the status page must
+     * then show it passed and no longer held here. */
     sv_slot_add_connections(w->slot, -1);
     sv_scoreboard_count(w->sb, SV_COUNT_FASTCGI_PASSED);
+    if (sendmsg(w->handoff_fds[0], &msg, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)sizeof(last_used_ms)) {
+        sv_slot_add_connections(w->slot, 1);
+        sv_scoreboard_uncount(w->sb, SV_COUNT_FASTCGI_PASSED);
+        return -1;
+    }
+    sv_fcgi_conn_close(c);
     return 0;
 }
 

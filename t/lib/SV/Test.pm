@@ -67,16 +67,28 @@ sub register_cleanup {
     return scalar @cleanups;
 }
 
+sub _test_failed {
+    return 0 unless $INC{'Test/Builder.pm'};
+    my $tb = Test::Builder->new;
+    return !$tb->is_passing || ($tb->has_plan // '') =~ /^\d+$/ && $tb->current_test != $tb->has_plan;
+}
+
 sub _run_cleanups {
+    my ($status) = @_;
+    $status //= 0;
     while (my $c = pop @cleanups) {
         next unless $c->[0] == $$;
         local $@;
         eval { $c->[1]->(); 1 } or warn "cleanup failed: $@";
     }
+    # SV_KEEP_TMP=failed keeps them only when the test failed (its logs
+    # under load), any other true value always.
+    my $keep = $ENV{SV_KEEP_TMP};
+    $keep = 0 if ($keep // '') eq 'failed' && $status == 0 && !_test_failed();
     for my $d (reverse @tempdirs) {
         next unless $d->[0] == $$;
         next unless -d $d->[1];
-        if ($ENV{SV_KEEP_TMP}) {
+        if ($keep) {
             print STDERR "# SV_KEEP_TMP: kept $d->[1]\n";
             next;
         }
@@ -87,7 +99,7 @@ sub _run_cleanups {
 
 END {
     my $status = $?;
-    _run_cleanups();
+    _run_cleanups($status);
     $? = $status;
 }
 
@@ -97,7 +109,8 @@ for my $sig (qw(INT TERM HUP QUIT ALRM PIPE USR1 USR2)) {
 }
 
 # A fresh directory, mode 0755 so an unprivileged server user (postgres,
-# nobody) can traverse it; removed at exit unless SV_KEEP_TMP=1. Lives
+# nobody) can traverse it; removed at exit unless SV_KEEP_TMP=1 (or
+# SV_KEEP_TMP=failed and the test failed). Lives
 # under $TMPDIR (default /tmp) and its name is short, because unix socket
 # paths are limited to 107 bytes.
 sub sv_tempdir {

@@ -198,7 +198,12 @@ sub start {
     my ($rc, $out, $err) = SV::Test::run_command($self->_cmd('-t'), merge => 1, user => $user, env => \%env);
     croak "apache2 -t failed:\n$out$err" if $rc != 0;
     unlink "$self->{dir}/httpd.pid";
-    my $pid = spawn_process($self->_cmd('-DFOREGROUND'), user => $user, env => \%env,
+    # A process group of its own: stopping, Apache's prefork MPM sends
+    # SIGTERM to its whole process group (killpg(getpgrp())), and ours
+    # is the whole test suite's (make check, prove -j). As nobody it would
+    # reach every process of nobody's: other tests' nginx workers, which
+    # then drop the requests they hold without a word.
+    my $pid = spawn_process($self->_cmd('-DFOREGROUND'), user => $user, env => \%env, new_group => 1,
         stdout => "$self->{dir}/stderr.log", stderr => "$self->{dir}/stderr.log");
     $self->{pid} = $pid;
     my $ok = wait_until(sub {

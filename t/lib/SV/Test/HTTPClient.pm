@@ -9,6 +9,8 @@ package SV::Test::HTTPClient;
 use strict;
 use warnings;
 
+use SV::Test ();
+
 # One keep-alive user agent per server, never through a proxy from the
 # environment, following no redirect (the tests look at them).
 sub ua {
@@ -54,9 +56,16 @@ sub request {
         && $res->content =~ /^Server closed connection without sending any data back/) {
         require Test::More;
         # Why the server closed it is in its error log (nginx: a worker that
-        # died, an upstream that failed after the answer's head).
+        # died, an upstream that failed after the answer's head; at notice,
+        # a worker told to exit, and by whom: named here while it runs).
         my $log = $self->can('error_log') ? $self->error_log // '' : '';
-        my @tail = grep { length } (split /\n/, $log)[-10 .. -1];
+        my @tail = grep { length } (split /\n/, $log)[-12 .. -1];
+        my %sender = map { /signal \d+ \(SIG(?:TERM|INT|QUIT|KILL)\) received from (\d+)/ ? ($1 => 1) : () } @tail;
+        for my $pid (sort keys %sender) {
+            my $cmd = SV::Test::slurp_file("/proc/$pid/cmdline") // next;
+            $cmd =~ tr/\0/ /;
+            push @tail, "(pid $pid is $cmd)";
+        }
         Test::More::diag("$method $path: the connection was closed before any answer"
             . ($safe ? '; sent again' : '') . (@tail ? "; the server's error log ends:\n" . join "\n", @tail : ''));
         if ($safe) {

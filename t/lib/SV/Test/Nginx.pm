@@ -18,6 +18,10 @@ package SV::Test::Nginx;
 #   read_timeout      fastcgi_read_timeout (default 75s)
 #   http_extra, server_extra, fastcgi_extra   raw text for the template's hooks
 #   realtime          streamvibe-realtime's address (host:port or unix:/path)
+#   error_log_level   default notice (SV_NGINX_ERROR_LOG=info or debug: more), so
+#                     that a worker that exits (a signal: its sender's pid) is
+#                     in error_log, which the HTTP client shows when a
+#                     connection closes without an answer
 
 use strict;
 use warnings;
@@ -82,6 +86,7 @@ sub render {
         FASTCGI_EXTRA    => $c->{fastcgi_extra} // '',
         READ_TIMEOUT     => $c->{read_timeout} // '75s',
         REALTIME         => $c->{realtime} // "unix:$self->{dir}/no-realtime.sock",
+        ERROR_LOG_LEVEL  => $c->{error_log_level} // $ENV{SV_NGINX_ERROR_LOG} // 'notice',
     );
     $v{USER_DIRECTIVE} = 'user nobody nobody;'
         if $> == 0 && !defined getgrnam('nogroup');
