@@ -179,7 +179,8 @@ my @codes = run_parallel(4, sub {
     return $ngx->call('POST', '/auth/v1/token?grant_type=refresh_token', ua => $ua,
         body => { refresh_token => $p->{refresh_token} })->code;
 });
-is(scalar(grep { $_ eq '200' } @codes), 1, 'four concurrent refreshes with one token: exactly one succeeds');
+is(scalar(grep { $_ eq '200' } @codes), 1, 'four concurrent refreshes with one token: exactly one succeeds')
+    or diag "codes: @codes";
 
 unlike($pool->log, qr/status=500/, 'no 500 at all');
 $s->stop;
