@@ -133,20 +133,8 @@ my $spoolparent = $spooldir =~ s{/[^/]+$}{}r;
 
 # The model the jobs ask (enhance-ai): it answers a content whose title
 # says "held" once the test says so.
-my $JSON = JSON::PP->new->canonical;
 my $release = "$T/release";
-my $ai = SV::Test::Fake->new(name => 'ai', routes => {
-    'POST /v1/chat/completions' => sub {
-        my ($req) = @_;
-        if (($req->{json}{messages}[1]{content} // '') =~ /held/) {
-            for (1 .. 3000) { last if -e $release; select(undef, undef, undef, 0.1) }
-        }
-        my $content = $JSON->encode({ title => 'Better', description => 'Clearer.', tags => ['x'] });
-        return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
-            choices => [{ index => 0, message => { role => 'assistant', content => $content },
-                          finish_reason => 'stop' }] })];
-    },
-});
+my $ai = SV::Test::Fake->held_model(release => $release, seconds => 300);
 my $jwt_secret = 'systemd-jobs-secret-' . ('s' x 32);
 
 mkdir "$T/etc";

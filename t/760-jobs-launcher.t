@@ -19,22 +19,9 @@ use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive proc_chil
 use SV::Test::Fake;
 use SV::Test::Stack;
 
-my $JSON = JSON::PP->new->canonical;
 my $spool = sv_tempdir(prefix => 'svspool');
 my $release = "$spool/release";
-my $ai = SV::Test::Fake->new(name => 'ai', routes => {
-    'POST /v1/chat/completions' => sub {
-        my ($req) = @_;
-        # A title with "held" is answered once the test says so.
-        if (($req->{json}{messages}[1]{content} // '') =~ /held/) {
-            for (1 .. 1200) { last if -e $release; select(undef, undef, undef, 0.1) }
-        }
-        my $content = $JSON->encode({ title => 'Better', description => 'Clearer.', tags => ['x'] });
-        return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
-            choices => [{ index => 0, message => { role => 'assistant', content => $content },
-                          finish_reason => 'stop' }] })];
-    },
-});
+my $ai = SV::Test::Fake->held_model(release => $release);
 
 my $s = SV::Test::Stack->new(workers => 2, conf => {
     jwt_secret => 'jobs-launcher-secret-' . ('l' x 32), job_spool_dir => "$spool/jobs",

@@ -55,6 +55,29 @@ sub new {
     return $self;
 }
 
+# The jobs tests' model (enhance-ai's chat completions, started like new):
+# a content whose title says "held" is answered only once the file
+# release => FILE exists (for at most seconds => N, default 120), any
+# other at once; the answer is always the same valid suggestion.
+sub held_model {
+    my ($class, %opt) = @_;
+    my $release = $opt{release} or croak 'held_model: release => FILE';
+    my $polls = 10 * ($opt{seconds} // 120);
+    my $json = JSON::PP->new->canonical;
+    return $class->new(name => $opt{name} // 'ai', routes => {
+        'POST /v1/chat/completions' => sub {
+            my ($req) = @_;
+            if (($req->{json}{messages}[1]{content} // '') =~ /held/) {
+                for (1 .. $polls) { last if -e $release; Time::HiRes::sleep(0.1) }
+            }
+            my $content = $json->encode({ title => 'Better', description => 'Clearer.', tags => ['x'] });
+            return [200, { 'Content-Type' => 'application/json' }, $json->encode({
+                choices => [{ index => 0, message => { role => 'assistant', content => $content },
+                              finish_reason => 'stop' }] })];
+        },
+    });
+}
+
 sub port { $_[0]{port} }
 
 # The base URL, with an optional path: $fake->url('/v1').
