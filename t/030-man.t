@@ -75,7 +75,7 @@ for my $prog (qw(streamvibe-job streamvibe-realtime)) {
     # it is parsed and the program prints its usage and exits 0; an
     # unknown option is refused before --help is reached.
     for my $o (@$from_help) {
-        my @args = $o =~ /^--(?:config|lock-fd|vault-fd)$/ ? ($o, $o eq '--config' ? '/dev/null' : '3', '--help')
+        my @args = $o =~ /^--(?:config|config-fd|lock-fd|vault-fd)$/ ? ($o, $o eq '--config' ? '/dev/null' : '3', '--help')
             : $o eq '--help' ? ($o) : ($o, '--help');
         my ($orc, $oout) = run_command(["$build/$prog", @args], merge => 1,
             env => { map { $_ => undef } grep { /^STREAMVIBE_/ } keys %ENV });

@@ -395,7 +395,7 @@ my $hid = $su->selectrow_array(q{INSERT INTO account_handles (user_id, platform_
     SELECT ?, id, 'sd' FROM platforms WHERE name = 'youtube' RETURNING id}, undef, $uid);
 my %content = map { $_ => scalar $su->selectrow_array(q{INSERT INTO handle_content
     (handle_id, platform_content_id, title) VALUES (?, ?, ?) RETURNING id}, undef, $hid, $_, $_) }
-    ('held one', 'held two');
+    ('held one', 'held two', 'quick one');
 my $token = SV::Test::jwt(secret => $jwt_secret, user => $uid);
 register_cleanup(sub { write_file($release, 'go') });    # a held job ends, whatever happened
 sub used {
@@ -516,6 +516,26 @@ is(scalar $su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHER
     'its suggestion is stored, once');
 is(used(), $used0 + 1, 'the quota: the completed job spent once, the interrupted one refunded');
 ok(wait_until(sub { !grep { pid_alive($_) } @j1 }, 10), 'its processes are gone');
+
+# --- a job a worker starts itself (no launcher) -------------------------------------
+# The configuration file is root's (0640) and the workers run as `user`:
+# a job a worker execs gets the worker's configuration through a pipe
+# (--config-fd), since it could not read the file.
+SKIP: {
+    skip 'not root: the workers run as ourselves and can read the file', 4 unless defined $user;
+    my $conf_file = "$T/etc/streamvibe/streamvibe.conf";
+    write_file($conf_file, (slurp_file($conf_file) // '') . "job_launcher = off\n", 0640);
+    my @reload_now = exec_line('ExecReload');
+    s/\$MAINPID/$pid/ for @reload_now;
+    my ($rrc, $rout) = run_command(\@reload_now, env => \%sd_env, merge => 1);
+    is($rrc, 0, 'job_launcher = off, reloaded') or diag $rout;
+    ok(wait_until(sub { !grep { (slurp_file("/proc/$_/cmdline") // '') =~ /--launcher/ } SV::Test::proc_children($pid) }, 15),
+        'no launcher');
+    my ($code3, $j3) = accept_job('quick one');
+    is($code3, 202, "a job is accepted and exec'd by a worker");
+    ok(wait_until(sub { @{ rows($j3) } && rows($j3)->[0]{job_status} eq 'completed' }, 30),
+        'it reads its configuration from the worker and completes') or diag explain rows($j3), log_since($from);
+}
 
 # --- stop with no job running ----------------------------------------------------------
 my $ns3 = mntns($pid);

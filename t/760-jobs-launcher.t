@@ -130,7 +130,7 @@ my $ssup = supervisor_of($spawned);
 ok($ssup, 'it runs');
 # Exec'd by a worker (which may have exited since, after a reload): its
 # command line is the program's, with the --config the worker passes.
-like((slurp_file("/proc/$ssup/cmdline") // '') =~ s/\0+/ /gr, qr{^\S*streamvibe-job --config \S+ --lock-fd 3 },
+like((slurp_file("/proc/$ssup/cmdline") // '') =~ s/\0+/ /gr, qr{^\S*streamvibe-job --config \S+ --config-fd 5 --lock-fd 3 },
     'exec\'d by a worker, not forked by a launcher');
 ok(wait_until(sub { job_connections() >= 1 }, 20), 'and it connects to the database itself');
 $pool->conf(job_launcher => 'on');

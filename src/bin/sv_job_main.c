@@ -39,10 +39,12 @@ static void sv_job_on_reopen(int signo)
 
 static void sv_job_usage(FILE *out)
 {
-    fputs("usage: streamvibe-job [--config FILE] --lock-fd N [--vault-fd N] DESCRIPTOR\n"
+    fputs("usage: streamvibe-job [--config FILE | --config-fd N] --lock-fd N [--vault-fd N] DESCRIPTOR\n"
           "       streamvibe-job [--config FILE] --reconcile\n"
           "       streamvibe-job [--config FILE] --launcher\n"
           "  --config FILE   configuration file (default: $STREAMVIBE_CONFIG)\n"
+          "  --config-fd N   read the configuration from this pipe (a worker passes\n"
+          "                  its own: the file may be root's alone)\n"
           "  --lock-fd N     the descriptor's lock, held for the job's life\n"
           "  --vault-fd N    read the vault's keys from this pipe (the worker passes\n"
           "                  them) instead of the key files\n"
@@ -61,6 +63,7 @@ int main(int argc, char **argv)
 {
     static const struct option options[] = {
         { "config", required_argument, NULL, 'c' },
+        { "config-fd", required_argument, NULL, 'C' },
         { "lock-fd", required_argument, NULL, 'l' },
         { "vault-fd", required_argument, NULL, 'k' },
         { "reconcile", no_argument, NULL, 'r' },
@@ -70,11 +73,12 @@ int main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     const char *config_path = NULL;
-    int lock_fd = -1, vault_fd = -1, reconcile = 0, launcher = 0, opt;
+    int lock_fd = -1, vault_fd = -1, config_fd = -1, reconcile = 0, launcher = 0, opt;
 
-    while ((opt = getopt_long(argc, argv, "c:l:k:rLhV", options, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:C:l:k:rLhV", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
+        case 'C': config_fd = atoi(optarg); break;
         case 'l': lock_fd = atoi(optarg); break;
         case 'k': vault_fd = atoi(optarg); break;
         case 'r': reconcile = 1; break;
@@ -118,7 +122,12 @@ int main(int argc, char **argv)
     }
 
     sv_config cfg;
-    if (sv_config_load(&cfg, config_path, err, sizeof(err)) != SV_OK) {
+    int loaded;
+    if (config_fd >= 0)   /* a worker's configuration (the file may be root's alone) */
+        loaded = sv_config_load_fd(&cfg, config_fd, err, sizeof(err));
+    else
+        loaded = sv_config_load(&cfg, config_path, err, sizeof(err));
+    if (loaded != SV_OK) {
         fprintf(stderr, "streamvibe-job: %s\n", err);
         sv_config_free(&cfg);
         return 1;

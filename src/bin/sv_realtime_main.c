@@ -56,15 +56,8 @@ int main(int argc, char **argv)
     const char *cfd = getenv("STREAMVIBE_CONFIG_FD");
     if (cfd != NULL && atoi(cfd) > 2) {
         int fd = atoi(cfd);
-        char *data = malloc(65537);
-        size_t len = 0;
-        ssize_t n;
-        while (data != NULL && len < 65536 && (n = read(fd, data + len, 65536 - len)) > 0)
-            len += (size_t)n;
-        close(fd);
         unsetenv("STREAMVIBE_CONFIG_FD");
-        rc = data ? sv_config_load_serialized(&cfg, data, len, err, sizeof(err)) : SV_ERROR;
-        free(data);
+        rc = sv_config_load_fd(&cfg, fd, err, sizeof(err));
         config_path = SV_RT_CONFIG_FROM_POOL;
     } else {
         rc = sv_config_load(&cfg, config_path, err, sizeof(err));

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "core/sv_err.h"
@@ -379,6 +380,28 @@ char *sv_config_serialize(const sv_config *cfg, size_t *len)
     }
     *len = n;
     return out;
+}
+
+int sv_config_load_fd(sv_config *cfg, int fd, char *err, size_t errlen)
+{
+    enum { SV_CONFIG_FD_MAX = 65536 };
+    char *data = malloc(SV_CONFIG_FD_MAX);
+    size_t len = 0;
+    ssize_t got;
+    while (data != NULL && len < SV_CONFIG_FD_MAX &&
+           (got = read(fd, data + len, SV_CONFIG_FD_MAX - len)) > 0)
+        len += (size_t)got;
+    close(fd);
+    int rc;
+    if (data == NULL) {
+        sv_config_defaults(cfg);
+        snprintf(err, errlen, "serialized configuration: out of memory");
+        rc = SV_ERROR;
+    } else {
+        rc = sv_config_load_serialized(cfg, data, len, err, errlen);
+    }
+    free(data);
+    return rc;
 }
 
 int sv_config_load_serialized(sv_config *cfg, const char *data, size_t len, char *err, size_t errlen)

@@ -137,6 +137,9 @@ int sv_config_set(sv_config *cfg, const char *key, const char *value,
 char *sv_config_serialize(const sv_config *cfg, size_t *len);
 /* Defaults, then the pairs of sv_config_serialize. */
 int sv_config_load_serialized(sv_config *cfg, const char *data, size_t len, char *err, size_t errlen);
+/* sv_config_load_serialized of what can be read from fd (a pipe the
+ * parent filled, at most 64 KB); closes fd. */
+int sv_config_load_fd(sv_config *cfg, int fd, char *err, size_t errlen);
 
 void sv_config_free(sv_config *cfg);
 

@@ -37,6 +37,10 @@ static const char sv_fn_service_claims[] = "{\"role\":\"service_role\"}";
 /* A launcher that took a job's lock and did not answer: how long the
  * worker tries the lock before it counts as the job's (a killed
  * launcher's is let go of a moment after its connection closes). */
+/* A serialized configuration larger than a pipe's buffer would block the
+ * worker before the job exists to read it. */
+#define SV_FN_CONFIG_PIPE_MAX 65536
+
 #define SV_FN_LOCK_TRIES  50
 #define SV_FN_LOCK_TRY_MS 20
 
@@ -219,7 +223,7 @@ static int sv_fn_reserve(sv_ctx *ctx, const sv_job *job, char *path, size_t len)
  * is not known, or -1 with errno. *lock_fd may be replaced (or closed and
  * set to -1). */
 static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], const char *path,
-                          int *lock_fd, int vault_fd)
+                          int *lock_fd, int vault_fd, int config_fd)
 {
     pid_t pid = ctx->cfg->job_launcher ? sv_job_relay_spawn(ctx->cfg->job_spool_dir, path, *lock_fd, vault_fd)
                                        : -1;
@@ -259,7 +263,7 @@ static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], 
             return 0;
         }
     }
-    return sv_job_spawn(program, args, *lock_fd, vault_fd);
+    return sv_job_spawn(program, args, *lock_fd, vault_fd, config_fd);
 }
 
 /* Starts streamvibe-job on the descriptor at path (lock_fd holds its
@@ -268,13 +272,32 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
 {
     char program_buf[PATH_MAX];
     const char *program = sv_job_program(ctx->cfg, program_buf, sizeof(program_buf));
-    char *args[10];
+    char *args[12];
     int n = 0;
     args[n++] = (char *)program;
     if (ctx->cfg->config_path != NULL) {
         args[n++] = "--config";
         args[n++] = ctx->cfg->config_path;
     }
+    /* The configuration file is root's (0640, as installed) when the
+     * pool drops to `user`: a job started here, which runs as that user,
+     * could not read it, and would die before it could say so. It gets
+     * this worker's configuration through a pipe instead, as the Realtime
+     * daemon gets the master's (the launcher's jobs have the launcher's). */
+    int conf[2] = { -1, -1 };
+    size_t conf_len = 0;
+    char *conf_text = sv_config_serialize(ctx->cfg, &conf_len);
+    if (conf_text != NULL && conf_len <= SV_FN_CONFIG_PIPE_MAX && pipe2(conf, O_CLOEXEC) == 0 &&
+        write(conf[1], conf_text, conf_len) == (ssize_t)conf_len) {
+        args[n++] = "--config-fd";
+        args[n++] = "5";
+    } else if (conf[0] >= 0) {
+        close(conf[0]);
+        conf[0] = -1;
+    }
+    if (conf[1] >= 0)
+        close(conf[1]);
+    free(conf_text);
     args[n++] = "--lock-fd";
     args[n++] = "3";
     /* A sync opens the user's sealed platform token. The key files are
@@ -290,6 +313,8 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
                 close(keys[0]);
                 close(keys[1]);
             }
+            if (conf[0] >= 0)
+                close(conf[0]);
             close(lock_fd);
             sv_log_error("job_spawn", "job_id=%s error=\"vault pipe: %s\"", job->job_id, strerror(saved));
             unlink(path);
@@ -302,8 +327,10 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
     }
     args[n++] = (char *)path;
     args[n] = NULL;
-    pid_t pid = sv_fn_launch(ctx, program, args, path, &lock_fd, keys[0]);
+    pid_t pid = sv_fn_launch(ctx, program, args, path, &lock_fd, keys[0], conf[0]);
     int spawn_errno = errno;
+    if (conf[0] >= 0)
+        close(conf[0]);
     if (lock_fd >= 0)
         close(lock_fd);
     if (keys[0] >= 0)

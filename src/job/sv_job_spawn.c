@@ -11,34 +11,35 @@
 
 extern char **environ;
 
-/* A close-on-exec copy of fd at 5 or above, so that dup2 onto 3 and 4
- * cannot overwrite one descriptor with the other (and always clears the
+/* A close-on-exec copy of fd at 6 or above, so that dup2 onto 3, 4 and
+ * 5 cannot overwrite one descriptor with another (and always clears the
  * close-on-exec flag in the job). -1 stays -1. */
 static int sv_job_spawn_high(int fd)
 {
-    return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 5);
+    return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 6);
 }
 
-pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd)
+pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd, int config_fd)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
     sigset_t none, all;
     pid_t pid = -1;
-    int rc;
+    int rc = 0;
 
     sigemptyset(&none);
     sigfillset(&all);
-    int keep = sv_job_spawn_high(keep_fd), pass = sv_job_spawn_high(pass_fd);
-    if ((keep_fd >= 0 && keep < 0) || (pass_fd >= 0 && pass < 0)) {
-        int saved = errno;
-        if (keep >= 0)
-            close(keep);
-        if (pass >= 0)
-            close(pass);
-        errno = saved;
-        return -1;
+    /* The job's descriptors 3, 4 and 5, in that order. */
+    int given[3] = { keep_fd, pass_fd, config_fd }, high[3] = { -1, -1, -1 }, last = 2;
+    for (int i = 0; i < 3; i++) {
+        if (given[i] < 0)
+            continue;
+        last = 3 + i;
+        if ((high[i] = sv_job_spawn_high(given[i])) < 0)
+            rc = errno;
     }
+    if (rc != 0)
+        goto out;
     if ((rc = posix_spawn_file_actions_init(&fa)) != 0)
         goto out;
     if ((rc = posix_spawnattr_init(&attr)) != 0) {
@@ -55,25 +56,22 @@ pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pas
         rc = posix_spawnattr_setsigdefault(&attr, &all);
     for (int fd = 0; rc == 0 && fd < 3; fd++)
         rc = posix_spawn_file_actions_addopen(&fa, fd, "/dev/null", fd == 0 ? O_RDONLY : O_WRONLY, 0);
-    if (rc == 0 && keep >= 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, keep, 3);
-    else if (rc == 0 && pass >= 0)   /* 3 must not keep whatever the caller has there */
-        rc = posix_spawn_file_actions_addopen(&fa, 3, "/dev/null", O_RDONLY, 0);
-    if (rc == 0 && pass >= 0)
-        rc = posix_spawn_file_actions_adddup2(&fa, pass, 4);
+    /* A slot below one in use must not keep whatever the caller has there. */
+    for (int i = 0; rc == 0 && 3 + i <= last; i++)
+        rc = high[i] >= 0 ? posix_spawn_file_actions_adddup2(&fa, high[i], 3 + i)
+                          : posix_spawn_file_actions_addopen(&fa, 3 + i, "/dev/null", O_RDONLY, 0);
     /* Everything else the worker has open stays behind, whatever its
      * close-on-exec flag says. */
     if (rc == 0)
-        rc = posix_spawn_file_actions_addclosefrom_np(&fa, pass >= 0 ? 5 : keep >= 0 ? 4 : 3);
+        rc = posix_spawn_file_actions_addclosefrom_np(&fa, last + 1);
     if (rc == 0)
         rc = posix_spawn(&pid, program, &fa, &attr, args, environ);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
 out:
-    if (keep >= 0)
-        close(keep);
-    if (pass >= 0)
-        close(pass);
+    for (int i = 0; i < 3; i++)
+        if (high[i] >= 0)
+            close(high[i]);
     if (rc != 0) {
         errno = rc;
         return -1;

@@ -14,13 +14,14 @@
  * inherited descriptor but keep_fd, which becomes its descriptor 3 (the
  * job's locked spool descriptor; -1 for none), and pass_fd, which becomes
  * its descriptor 4 (the read end of the pipe the vault's keys come
- * through, which the job reads and closes at once; -1 for none). Nothing
- * of the caller
- * stays open in it: not the web server's socket, not the database
+ * through, which the job reads and closes at once; -1 for none), and
+ * config_fd, which becomes its descriptor 5 (the read end of the pipe its
+ * configuration comes through: --config-fd; -1 for none). Nothing of the
+ * caller stays open in it: not the web server's socket, not the database
  * connection, not the listening socket. Returns the pid, or -1 with
  * errno set. The caller does not wait for it: workers ignore SIGCHLD,
  * so a job that ends is reaped by the kernel, never a zombie. */
-pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd);
+pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd, int config_fd);
 
 /* streamvibe-job's path: job_program, else the streamvibe-job next to
  * the running program. Written into buf. */

@@ -233,7 +233,7 @@ static pid_t sv_pool_start_job_program(sv_pool *pool, const char *mode, char *pr
     }
     args[n++] = (char *)mode;
     args[n] = NULL;
-    return sv_job_spawn(program, args, -1, -1);
+    return sv_job_spawn(program, args, -1, -1, -1);
 }
 
 /* Jobs whose supervisor died (SIGKILL, host restart) still hold their
