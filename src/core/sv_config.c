@@ -393,9 +393,11 @@ int sv_config_load_fd(sv_config *cfg, int fd, char *err, size_t errlen)
         len += (size_t)got;
     close(fd);
     int rc;
-    if (data == NULL) {
+    if (data == NULL || len == 0) {
+        /* Nothing at all is an error, not the defaults: those would name
+         * another database. */
         sv_config_defaults(cfg);
-        snprintf(err, errlen, "serialized configuration: out of memory");
+        snprintf(err, errlen, "serialized configuration: %s", data == NULL ? "out of memory" : "empty");
         rc = SV_ERROR;
     } else {
         rc = sv_config_load_serialized(cfg, data, len, err, errlen);

@@ -34,13 +34,13 @@ static const char sv_fn_service_claims[] = "{\"role\":\"service_role\"}";
  * more; this bounds the request). */
 #define SV_FN_SEO_MAX 1000
 
-/* A launcher that took a job's lock and did not answer: how long the
- * worker tries the lock before it counts as the job's (a killed
- * launcher's is let go of a moment after its connection closes). */
 /* A serialized configuration larger than a pipe's buffer would block the
  * worker before the job exists to read it. */
 #define SV_FN_CONFIG_PIPE_MAX 65536
 
+/* A launcher that took a job's lock and did not answer: how long the
+ * worker tries the lock before it counts as the job's (a killed
+ * launcher's is let go of a moment after its connection closes). */
 #define SV_FN_LOCK_TRIES  50
 #define SV_FN_LOCK_TRY_MS 20
 
@@ -222,8 +222,38 @@ static int sv_fn_reserve(sv_ctx *ctx, const sv_job *job, char *path, size_t len)
  * one, else spawned from this worker. The pid, 0 when it runs but its pid
  * is not known, or -1 with errno. *lock_fd may be replaced (or closed and
  * set to -1). */
+/* The read end of a pipe holding this worker's configuration, for a job
+ * it starts itself (--config-fd): the configuration file is root's (0640,
+ * as installed) when the pool drops to `user`, and such a job, running as
+ * that user, could not read it. The Realtime daemon gets the master's the
+ * same way; the launcher's jobs have the launcher's. -1 with errno. */
+static int sv_fn_config_pipe(const sv_config *cfg)
+{
+    size_t len = 0;
+    char *text = sv_config_serialize(cfg, &len);
+    int fds[2] = { -1, -1 }, saved;
+    if (text == NULL) {
+        saved = ENOMEM;
+    } else if (len > SV_FN_CONFIG_PIPE_MAX) {
+        saved = E2BIG;
+    } else if (pipe2(fds, O_CLOEXEC) != 0) {
+        saved = errno;
+    } else {
+        ssize_t written = write(fds[1], text, len);
+        saved = written == (ssize_t)len ? 0 : written < 0 ? errno : EIO;
+        close(fds[1]);
+    }
+    free(text);
+    if (saved != 0 && fds[0] >= 0) {
+        close(fds[0]);
+        fds[0] = -1;
+    }
+    errno = saved;
+    return fds[0];
+}
+
 static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], const char *path,
-                          int *lock_fd, int vault_fd, int config_fd)
+                          int *lock_fd, int vault_fd)
 {
     pid_t pid = ctx->cfg->job_launcher ? sv_job_relay_spawn(ctx->cfg->job_spool_dir, path, *lock_fd, vault_fd)
                                        : -1;
@@ -263,7 +293,14 @@ static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], 
             return 0;
         }
     }
-    return sv_job_spawn(program, args, *lock_fd, vault_fd, config_fd);
+    int config_fd = sv_fn_config_pipe(ctx->cfg);
+    if (config_fd < 0)
+        return -1;
+    pid_t spawned = sv_job_spawn(program, args, *lock_fd, vault_fd, config_fd);
+    int saved = errno;
+    close(config_fd);
+    errno = saved;
+    return spawned;
 }
 
 /* Starts streamvibe-job on the descriptor at path (lock_fd holds its
@@ -279,25 +316,10 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
         args[n++] = "--config";
         args[n++] = ctx->cfg->config_path;
     }
-    /* The configuration file is root's (0640, as installed) when the
-     * pool drops to `user`: a job started here, which runs as that user,
-     * could not read it, and would die before it could say so. It gets
-     * this worker's configuration through a pipe instead, as the Realtime
-     * daemon gets the master's (the launcher's jobs have the launcher's). */
-    int conf[2] = { -1, -1 };
-    size_t conf_len = 0;
-    char *conf_text = sv_config_serialize(ctx->cfg, &conf_len);
-    if (conf_text != NULL && conf_len <= SV_FN_CONFIG_PIPE_MAX && pipe2(conf, O_CLOEXEC) == 0 &&
-        write(conf[1], conf_text, conf_len) == (ssize_t)conf_len) {
-        args[n++] = "--config-fd";
-        args[n++] = "5";
-    } else if (conf[0] >= 0) {
-        close(conf[0]);
-        conf[0] = -1;
-    }
-    if (conf[1] >= 0)
-        close(conf[1]);
-    free(conf_text);
+    /* Read by a job this worker starts itself (sv_fn_config_pipe); the
+     * launcher forks its jobs and passes no arguments. */
+    args[n++] = "--config-fd";
+    args[n++] = "5";
     args[n++] = "--lock-fd";
     args[n++] = "3";
     /* A sync opens the user's sealed platform token. The key files are
@@ -313,8 +335,6 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
                 close(keys[0]);
                 close(keys[1]);
             }
-            if (conf[0] >= 0)
-                close(conf[0]);
             close(lock_fd);
             sv_log_error("job_spawn", "job_id=%s error=\"vault pipe: %s\"", job->job_id, strerror(saved));
             unlink(path);
@@ -327,10 +347,8 @@ static int sv_fn_start(sv_ctx *ctx, sv_job *job, const char *path, int lock_fd)
     }
     args[n++] = (char *)path;
     args[n] = NULL;
-    pid_t pid = sv_fn_launch(ctx, program, args, path, &lock_fd, keys[0], conf[0]);
+    pid_t pid = sv_fn_launch(ctx, program, args, path, &lock_fd, keys[0]);
     int spawn_errno = errno;
-    if (conf[0] >= 0)
-        close(conf[0]);
     if (lock_fd >= 0)
         close(lock_fd);
     if (keys[0] >= 0)

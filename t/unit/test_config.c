@@ -95,6 +95,27 @@ int main(void)
     ok(sv_config_set(&cfg, "oauth_youtube_pkce", "maybe", err, sizeof(err)) != 0, "pkce maybe refused");
     is_str(cfg.oauth_youtube_token_url, "https://oauth2.googleapis.com/token", "Google's token endpoint by default");
     is_str(cfg.oauth_tiktok_authorize_url, "https://www.tiktok.com/v2/auth/authorize/", "TikTok's authorize URL by default");
+
+    /* --config-fd: a worker's configuration through a pipe, as a job
+     * reads it; an empty pipe is an error, never the defaults. */
+    ok(sv_config_set(&cfg, "database_url", "postgresql:///from_the_worker", err, sizeof(err)) == 0 &&
+           sv_config_set(&cfg, "text_filter_budget", "7", err, sizeof(err)) == 0,
+       "worker settings");
+    size_t len = 0;
+    char *text = sv_config_serialize(&cfg, &len);
+    int fds[2];
+    ok(text != NULL && pipe(fds) == 0 && write(fds[1], text, len) == (ssize_t)len, "serialized into a pipe");
+    close(fds[1]);
+    free(text);
+    sv_config_free(&cfg);
+    ok(sv_config_load_fd(&cfg, fds[0], err, sizeof(err)) == 0, "loaded from the pipe");
+    is_str(cfg.database_url, "postgresql:///from_the_worker", "database_url came through");
+    ok(cfg.text_filter_budget == 7, "text_filter_budget came through");
+    sv_config_free(&cfg);
+    ok(pipe(fds) == 0, "an empty pipe");
+    close(fds[1]);
+    ok(sv_config_load_fd(&cfg, fds[0], err, sizeof(err)) != 0, "nothing in it: refused");
+    ok(strstr(err, "empty") != NULL, "the error says so");
     sv_config_free(&cfg);
     return tap_done();
 }
