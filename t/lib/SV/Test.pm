@@ -527,6 +527,10 @@ sub run_command {
     my $o = slurp_file($out) // '';
     my $e = slurp_file($err) // '';
     unlink $out, $err, $in;
+    # File::Temp's CLEANUP runs only at a normal exit; a forked child that
+    # leaves with POSIX::_exit, or a test killed by its timeout, would
+    # leave one empty directory per command behind in /tmp.
+    rmdir $dir unless defined $opt{tmpdir};
     my $code = !defined $status ? -1
         : ($status & 127) ? 128 + ($status & 127)
         : $status >> 8;
