@@ -10,7 +10,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive);
+use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive job_pids);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -45,37 +45,14 @@ my $h = $s->handle($A, 'alice');
 my %content = map { $_ => $s->content($h, "c-$_", title => $_) } ('sleep 30', 'sleep 4', 'fast');
 my $tok = $s->jwt(user => $A);
 
-sub used { scalar $s->su->selectrow_array('SELECT current_ai_count FROM subscription_settings WHERE user_id = ?', undef, $A) }
-sub rows {
-    my ($job) = @_;
-    return $s->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
-        { Slice => {} }, $job);
-}
+sub used { $s->quota_used($A, 'ai') }
+sub rows { $s->job_rows(@_) }
 sub accept_job {
     my ($title) = @_;
     my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,
         body => { contentId => $content{$title} });
     is($res->code, 202, "job on '$title' accepted") or diag $res->as_string;
     return $doc->{job_id};
-}
-# The job's processes: the supervisor (its argv names the descriptor) and
-# the child it forked for the work.
-sub job_pids {
-    my ($job) = @_;
-    my ($sup, $child);
-    wait_until(sub {
-        my %ppid;
-        for my $p (grep { /^\d+$/ } map { s{^/proc/}{}r } glob('/proc/[0-9]*')) {
-            my $cmd = slurp_file("/proc/$p/cmdline") // next;
-            next unless $cmd =~ /\Q$job\E\.job/;
-            my ($pp) = (slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/ or next;
-            $ppid{$p} = $pp;
-        }
-        ($sup) = grep { !exists $ppid{ $ppid{$_} } } keys %ppid;
-        ($child) = grep { $ppid{$_} == ($sup // -1) } keys %ppid;
-        return $sup && $child;
-    }, 10);
-    return ($sup, $child);
 }
 sub ends_with {
     my ($job, $status, $error_re, $name) = @_;
