@@ -168,6 +168,26 @@ is(scalar(grep { $_ } @won), 1, 'eight finishers: exactly one writes the row');
 is(scalar @{ rows($race) }, 1, 'one audit row');
 is(used(), $base + 2, 'and the quota is refunded once');
 
+# --- an ai job's suggestion: stored once, kept only by a job that completes ----
+# (t/765 runs these through the processes, killing or stopping the launcher.)
+my $sj = '5b0f8c2e-7c5c-4d1e-9a3b-000000000002';
+$svc->do(q{SELECT public.sv_job_accept(?, ?, 'ai_enhancement', ARRAY[?]::uuid[], 20, 60)},
+    undef, $sj, $A, $content{fast});
+my $store = q{SELECT public.sv_job_store_suggestion(?, ?, ?, 'T', 'D', '["t"]', 'm', 'v1')};
+my $count = q{SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?};
+my ($first) = $svc->selectrow_array($store, undef, $sj, $content{fast}, $A);
+my ($again) = $svc->selectrow_array($store, undef, $sj, $content{fast}, $A);
+ok($first, 'a job stores its suggestion');
+is($again, $first, 'stored again (an answer lost), it is the same suggestion');
+is(scalar $svc->selectrow_array($count, undef, $sj), 1, 'one suggestion for the job');
+$svc->do(q{SELECT public.sv_job_finish(?, ?, 'ai_enhancement', 'failed', '{}', NULL, 'x', now(), now())},
+    undef, $sj, $A);
+is(scalar $svc->selectrow_array($count, undef, $sj), 0, 'the job failed: its suggestion is removed');
+is(used(), $base + 2, 'and its quota refunded');
+ok(!eval { $svc->selectrow_array($store, undef, $sj, $content{fast}, $A); 1 }, 'a store after the job ended fails');
+like($@, qr/has ended/, 'saying so');
+is(scalar $svc->selectrow_array($count, undef, $sj), 0, 'and stores nothing');
+
 # --- no zombies ------------------------------------------------------------------------
 my @workers = $pool->worker_pids;
 my @zombies = grep {
