@@ -237,6 +237,41 @@ SQL
     $fresh->stop;
 }
 
+# --- 044 on a database whose suggestions share a job id ---------------------
+# 044 makes ai_content_suggestions.job_id unique. Rows that share one
+# (only an import from V1 could hold them) keep it on the oldest row.
+{
+    my $dir = sv_tempdir(prefix => 'svsql');
+    copy("$srcdir/$_", "$dir/$_") or die "copy $_: $!" for grep { $_ lt '044' } @files;
+    $pg->psql('CREATE DATABASE dupjobs', dbname => 'postgres');
+    my $env = { STREAMVIBE_ADMIN_DATABASE_URL => $pg->conninfo(dbname => 'dupjobs', user => 'postgres') };
+    my ($rc, undef, $err) = admin({ %$env, STREAMVIBE_SQL_DIR => $dir }, 'migrate');
+    is($rc, 0, 'migrated up to 043') or diag $err;
+    $pg->psql(<<'SQL', dbname => 'dupjobs');
+INSERT INTO auth.users (id, email) VALUES ('11111111-1111-1111-1111-111111111111', 'a@example.com');
+INSERT INTO account_handles (id, user_id, platform_id, handle)
+  SELECT '22222222-2222-2222-2222-222222222222', '11111111-1111-1111-1111-111111111111', id, 'alice'
+    FROM platforms WHERE name = 'youtube';
+INSERT INTO handle_content (id, handle_id, platform_content_id)
+  VALUES ('33333333-3333-3333-3333-333333333333', '22222222-2222-2222-2222-222222222222', 'v1');
+INSERT INTO ai_content_suggestions (id, content_id, user_id, suggested_title, job_id, created_at)
+  SELECT ('44444444-4444-4444-4444-00000000000' || n)::uuid, '33333333-3333-3333-3333-333333333333',
+         '11111111-1111-1111-1111-111111111111', 't' || n,
+         CASE WHEN n < 4 THEN '55555555-5555-5555-5555-555555555555'::uuid END, '2025-01-01'::timestamptz + n * interval '1 day'
+    FROM generate_series(1, 4) n;
+SQL
+    ($rc, undef, $err) = admin({ %$env, STREAMVIBE_SQL_DIR => $srcdir }, 'migrate');
+    is($rc, 0, 'then 044 and on') or diag $err;
+    is($pg->psql(q{SELECT string_agg(suggested_title || ':' || coalesce(job_id::text, '-'), ' ' ORDER BY suggested_title)
+        FROM ai_content_suggestions}, dbname => 'dupjobs'),
+        't1:55555555-5555-5555-5555-555555555555 t2:- t3:- t4:-',
+        'the oldest of the rows sharing a job id keeps it; every row is kept');
+    my ($dup) = $pg->psql_rc(q{INSERT INTO ai_content_suggestions (content_id, user_id, suggested_title, job_id)
+        VALUES ('33333333-3333-3333-3333-333333333333', '11111111-1111-1111-1111-111111111111', 'x',
+                '55555555-5555-5555-5555-555555555555')}, dbname => 'dupjobs');
+    isnt($dup, 0, 'a second suggestion for the job is refused');
+}
+
 # --- the server's login role runs without JIT (short RLS queries) ------------
 {
     my $api = $pg->dbh(user => 'authenticator');

@@ -10,7 +10,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive);
+use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive job_pids);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -45,37 +45,14 @@ my $h = $s->handle($A, 'alice');
 my %content = map { $_ => $s->content($h, "c-$_", title => $_) } ('sleep 30', 'sleep 4', 'fast');
 my $tok = $s->jwt(user => $A);
 
-sub used { scalar $s->su->selectrow_array('SELECT current_ai_count FROM subscription_settings WHERE user_id = ?', undef, $A) }
-sub rows {
-    my ($job) = @_;
-    return $s->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
-        { Slice => {} }, $job);
-}
+sub used { $s->quota_used($A, 'ai') }
+sub rows { $s->job_rows(@_) }
 sub accept_job {
     my ($title) = @_;
     my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,
         body => { contentId => $content{$title} });
     is($res->code, 202, "job on '$title' accepted") or diag $res->as_string;
     return $doc->{job_id};
-}
-# The job's processes: the supervisor (its argv names the descriptor) and
-# the child it forked for the work.
-sub job_pids {
-    my ($job) = @_;
-    my ($sup, $child);
-    wait_until(sub {
-        my %ppid;
-        for my $p (grep { /^\d+$/ } map { s{^/proc/}{}r } glob('/proc/[0-9]*')) {
-            my $cmd = slurp_file("/proc/$p/cmdline") // next;
-            next unless $cmd =~ /\Q$job\E\.job/;
-            my ($pp) = (slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/ or next;
-            $ppid{$p} = $pp;
-        }
-        ($sup) = grep { !exists $ppid{ $ppid{$_} } } keys %ppid;
-        ($child) = grep { $ppid{$_} == ($sup // -1) } keys %ppid;
-        return $sup && $child;
-    }, 10);
-    return ($sup, $child);
 }
 sub ends_with {
     my ($job, $status, $error_re, $name) = @_;
@@ -190,6 +167,26 @@ my @won = SV::Test::run_parallel(8, sub {
 is(scalar(grep { $_ } @won), 1, 'eight finishers: exactly one writes the row');
 is(scalar @{ rows($race) }, 1, 'one audit row');
 is(used(), $base + 2, 'and the quota is refunded once');
+
+# --- an ai job's suggestion: stored once, kept only by a job that completes ----
+# (t/765 runs these through the processes, killing or stopping the launcher.)
+my $sj = '5b0f8c2e-7c5c-4d1e-9a3b-000000000002';
+$svc->do(q{SELECT public.sv_job_accept(?, ?, 'ai_enhancement', ARRAY[?]::uuid[], 20, 60)},
+    undef, $sj, $A, $content{fast});
+my $store = q{SELECT public.sv_job_store_suggestion(?, ?, ?, 'T', 'D', '["t"]', 'm', 'v1')};
+my $count = q{SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?};
+my ($first) = $svc->selectrow_array($store, undef, $sj, $content{fast}, $A);
+my ($again) = $svc->selectrow_array($store, undef, $sj, $content{fast}, $A);
+ok($first, 'a job stores its suggestion');
+is($again, $first, 'stored again (an answer lost), it is the same suggestion');
+is(scalar $svc->selectrow_array($count, undef, $sj), 1, 'one suggestion for the job');
+$svc->do(q{SELECT public.sv_job_finish(?, ?, 'ai_enhancement', 'failed', '{}', NULL, 'x', now(), now())},
+    undef, $sj, $A);
+is(scalar $svc->selectrow_array($count, undef, $sj), 0, 'the job failed: its suggestion is removed');
+is(used(), $base + 2, 'and its quota refunded');
+ok(!eval { $svc->selectrow_array($store, undef, $sj, $content{fast}, $A); 1 }, 'a store after the job ended fails');
+like($@, qr/has ended/, 'saying so');
+is(scalar $svc->selectrow_array($count, undef, $sj), 0, 'and stores nothing');
 
 # --- no zombies ------------------------------------------------------------------------
 my @workers = $pool->worker_pids;

@@ -279,19 +279,7 @@ is($doc2->{code}, 'already_syncing', 'already_syncing');
 
 # What the running job holds: its descriptor's lock, no worker socket, and
 # no pipe but the one to its own child (the keys' pipe is read and closed).
-my (%ppid, $sup, $child);
-wait_until(sub {
-    %ppid = ();
-    for my $p (grep { /^\d+$/ } map { s{^/proc/}{}r } glob('/proc/[0-9]*')) {
-        my $cmd = slurp_file("/proc/$p/cmdline") // next;
-        next unless $cmd =~ /\Q$slow\E\.job/;
-        my ($pp) = (slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/ or next;
-        $ppid{$p} = $pp;
-    }
-    ($sup) = grep { !exists $ppid{ $ppid{$_} } } keys %ppid;
-    ($child) = grep { $ppid{$_} == ($sup // -1) } keys %ppid;
-    return $sup && $child;
-}, 10);
+my ($sup, $child) = SV::Test::job_pids($slow);
 ok($sup && $child, 'the sync job runs (supervisor and child)');
 like((slurp_file("/proc/$sup/cmdline") // '') =~ s/\0/ /gr, qr/--vault-fd 4/, 'it was given the keys on descriptor 4');
 my %worker_sock;

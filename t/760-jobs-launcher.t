@@ -153,17 +153,23 @@ is($s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE jo
     1, 'its suggestion was stored through the launcher');
 
 # --- nonsense on the socket ---------------------------------------------------------
+# Sends $msg, answers "go" to "ready" (unless $no_go: then it hangs up
+# there), and returns the answer.
 sub ask {
-    my ($msg) = @_;
+    my ($msg, $no_go) = @_;
     socket(my $c, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!";
     connect($c, pack_sockaddr_un($socket)) or die "connect: $!";
     send($c, $msg, 0);
     my $answer = '';
     my $rin = '';
     vec($rin, fileno($c), 1) = 1;
-    # "run" says the statement is about to run; the answer follows.
-    do { $answer = ''; recv($c, $answer, 65536, 0) if select(my $rout = $rin, undef, undef, 5) }
-        while $answer eq 'run';
+    # "ready": the statement runs once this end says "go"; the answer follows.
+    for (1 .. 2) {
+        $answer = '';
+        recv($c, $answer, 65536, 0) if select(my $rout = $rin, undef, undef, 5);
+        last if $answer ne 'ready' || $no_go;
+        send($c, 'go', 0);
+    }
     close $c;
     return $answer;
 }
@@ -175,6 +181,15 @@ like(ask('sql {"sql":"SELECT nope FROM nowhere","params":[]}'), qr/^error databa
 like(ask('dance'), qr/^error/, 'an unknown request: refused');
 like(ask('sql {"sql":"SELECT $1::int + 1 AS n","params":["41"]}'), qr/^ok \{"fields":\["n"\],"rows":\[\["42"\]\]\}$/,
     'a statement of its own user runs');
+# A statement whose sender hangs up at "ready" is not run; told "go", it is.
+my $note = 'INSERT INTO public.audit_log (action) VALUES ($1)';
+my $from = $pool->log_offset;
+is(ask(qq{sql {"sql":"$note","params":["nogo"]}}, 1), 'ready', 'a statement is answered "ready"');
+ok($pool->wait_log(qr/the job did not confirm: the statement was not run/, 10, from => $from),
+    'hung up on, the launcher does not run it');
+like(ask(qq{sql {"sql":"$note","params":["go"]}}), qr/^ok /, 'told "go", it runs it');
+is($s->su->selectrow_array(q{SELECT string_agg(action, ',') FROM audit_log WHERE action IN ('nogo', 'go')}),
+    'go', 'only the statement told "go" ran');
 is($pool->launcher_pid, $L2, 'the launcher is still the same process');
 
 # --- a reload replaces it; a stop ends it; a dead master too ----------------------

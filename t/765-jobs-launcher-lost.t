@@ -14,14 +14,21 @@
 #    job to the launcher, which forks it; it runs once.
 #  - stopped past the worker's wait, then killed: nobody ran it; the
 #    reconciler ends it as interrupted and refunds it.
-# Statements ("sql {...}", answered "run" then the result): a job that
-# lost the answer after "run" never sends the statement again, except
-# sv_job_finish, which is idempotent.
-#  - the suggestion's INSERT, killed before it ran / after it ran: the
-#    job fails (one failed row, quota refunded) and there is at most one
-#    suggestion: none / the one that ran.
-#  - sv_job_finish, killed before it ran / after it ran: the job sends it
-#    again; one completed row, the quota spent once.
+# Statements ("sql {...}", answered "ready"; the job says "go"; then the
+# result): until it said "go" a job that gives up waiting runs the
+# statement itself on its own connection (the launcher will not); after
+# "go", a lost answer is never sent again through the launcher, and only
+# an idempotent statement (a read, the suggestion's store, sv_job_finish)
+# is sent again, on the job's own connection.
+#  - the suggestion's store, killed before it ran / after it ran: the job
+#    completes with exactly one suggestion, its own, the quota spent once.
+#  - stopped (SIGSTOP, not killed) before "ready" / after "go": the job
+#    does not wait the launcher out; it completes, with one suggestion,
+#    while the launcher is still stopped. Continued, the launcher does not
+#    run the statement the job took back, and storing late adds nothing.
+#  - sv_job_finish, killed before it ran / after it ran, or stopped after
+#    it ran: the job sends it again; one completed row, the quota spent
+#    once.
 
 use strict;
 use warnings;
@@ -29,7 +36,8 @@ use Test::More;
 use JSON::PP;
 use POSIX ();
 use Socket qw(AF_UNIX SOCK_SEQPACKET pack_sockaddr_un);
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file write_file pid_alive);
+use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file write_file proc_state proc_ppid
+    job_supervisors job_pids);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -51,28 +59,22 @@ my $tok = $s->jwt(user => $A);
 my $socket = $pool->conf('job_spool_dir') // $pool->dir . '/spool';
 $socket .= '/.launcher.sock';
 
-sub used { scalar $s->su->selectrow_array('SELECT current_ai_count FROM subscription_settings WHERE user_id = ?', undef, $A) }
-sub rows {
-    my ($job) = @_;
-    return $s->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
-        { Slice => {} }, $job);
-}
+sub used { $s->quota_used($A, 'ai') }
+sub rows { $s->job_rows(@_) }
 sub suggestions {
     my ($job) = @_;
     return scalar $s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?', undef, $job);
 }
-sub state_of { my ($p) = @_; ((slurp_file("/proc/$p/stat") // '') =~ /\)\s+(\S)/)[0] // '' }
-sub ppid_of { my ($p) = @_; ((slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/)[0] }
-# The job's supervisors: processes whose title names its descriptor and
-# whose parent is not one of those.
+# The stored suggestion's id, and the one the job's result names.
+sub suggestion_ids {
+    my ($job) = @_;
+    return $s->su->selectrow_array(q{SELECT (SELECT id::text FROM ai_content_suggestions WHERE job_id = $1),
+        (SELECT job_result->>'suggestion_id' FROM audit_log WHERE job_id = $1)}, undef, $job);
+}
+# The job's supervisors, with their titles.
 sub supervisors {
     my ($job) = @_;
-    my %t;
-    for my $p (grep { /^\d+$/ } map { s{^/proc/}{}r } glob('/proc/[0-9]*')) {
-        my $cmd = slurp_file("/proc/$p/cmdline") // next;
-        $t{$p} = $cmd if $cmd =~ /\Q$job\E\.job/;
-    }
-    return map { [$_, $t{$_} =~ s/\0+/ /gr] } grep { !$t{ ppid_of($_) // 0 } } keys %t;
+    return map { [$_, (slurp_file("/proc/$_/cmdline") // '') =~ s/\0+/ /gr] } job_supervisors($job);
 }
 sub listening {
     socket(my $c, AF_UNIX, SOCK_SEQPACKET, 0) or return 0;
@@ -94,7 +96,7 @@ sub launcher {
 sub stopped_launcher {
     my $L;
     wait_until(sub {
-        ($L) = grep { (slurp_file("/proc/$_/cmdline") // '') =~ /--launcher/ && state_of($_) eq 'T' }
+        ($L) = grep { (slurp_file("/proc/$_/cmdline") // '') =~ /--launcher/ && proc_state($_) eq 'T' }
             SV::Test::proc_children($pool->pid);
         return $L;
     }, 30);
@@ -221,7 +223,7 @@ ok(launcher(), 'the pool runs a job launcher') or BAIL_OUT('no launcher');
     kill 'CONT', $L if $L;
     my @sup;
     ok(wait_until(sub { @sup = supervisors($job) }, 20), 'continued, the launcher forks it');
-    is(ppid_of($sup[0][0]), $L, 'the launcher is its parent');
+    is(proc_ppid($sup[0][0]), $L, 'the launcher is its parent');
     released();
     ends($job, 'completed', 'continued');
     is(used(), $used + 1, 'continued: the quota spent once');
@@ -244,43 +246,83 @@ ok(launcher(), 'the pool runs a job launcher') or BAIL_OUT('no launcher');
     is(used(), $used, 'the quota refunded');
 }
 
-# --- sql: the suggestion's INSERT, lost before and after it ran ---------------------
-for my $point (qw(sql_run sql_done)) {
+# --- statements: the launcher killed or stopped at each point ----------------
+# Each case: where the launcher stops (the point, on the statement holding
+# the text), whether it had run the statement there, and what is done to
+# it: killed, or left stopped until the job has ended, then continued.
+my @cases = (
+    [qw(sql_received suggestion 0 KILL)],
+    [qw(sql_run suggestion 0 KILL)],
+    [qw(sql_done suggestion 1 KILL)],
+    [qw(sql_received suggestion 0 STOP)],
+    [qw(sql_run suggestion 0 STOP)],
+    [qw(sql_run sv_job_finish 0 KILL)],
+    [qw(sql_done sv_job_finish 1 KILL)],
+    [qw(sql_done sv_job_finish 1 STOP)],
+);
+for my $case (@cases) {
+    my ($point, $text, $ran, $what) = @$case;
+    my $name = "$point on $text, " . ($what eq 'KILL' ? 'killed' : 'stopped');
     launcher();
     my $used = used();
-    arm($point, 'ai_content_suggestions');
+    my $from = $pool->log_offset;
+    arm($point, $text);
     my $answer = accept_async('quick');
-    ok($L = stopped_launcher(), "$point: the launcher stopped on the INSERT");
+    ok($L = stopped_launcher(), "$name: the launcher stopped there");
     my ($code, $job) = $answer->();
-    is($code, 202, "$point: accepted");
-    my $ran = $point eq 'sql_done' ? 1 : 0;
-    is(suggestions($job), $ran, $ran ? 'the INSERT ran (committed) before the stop' : 'the INSERT has not run');
-    kill 'KILL', $L if $L;
-    $killed = 1;
-    my $row = ends($job, 'failed', "$point, INSERT");
-    like($row->{job_error} // '', qr/launcher did not answer/, 'the job failed on the lost answer');
-    is(suggestions($job), $ran, "$point: the INSERT was not sent again ($ran suggestion)");
-    is(used(), $used, "$point: a failed job's quota is refunded");
+    is($code, 202, "$name: accepted");
+    if ($text eq 'suggestion') {
+        is(suggestions($job), $ran, "$name: " . ($ran ? 'the store ran (committed) before the stop' : 'the store has not run'));
+    } else {
+        is(scalar @{ rows($job) }, $ran, "$name: " . ($ran ? 'the row was written before the stop' : 'no row yet'));
+    }
+    if ($what eq 'KILL') {
+        kill 'KILL', $L if $L;
+        $killed = 1;
+    }
+    ends($job, 'completed', $name);
+    is($L && proc_state($L), 'T', "$name: the launcher is still stopped: the job did not wait for it")
+        if $what eq 'STOP';
+    ok(wait_until(sub { $pool->log =~ /event=job_end .*job_id=\Q$job\E.*recorded=yes/ }, 10),
+        "$name: the job counts its end recorded");
+    if ($what eq 'STOP') {
+        kill 'CONT', $L if $L;
+        # What the continued launcher makes of the statement it held.
+        my $says = $point eq 'sql_received' ? qr/the job did not confirm: the statement was not run/
+                                            : qr/the job is gone: the statement ran, its answer is lost/;
+        ok($pool->wait_log($says, 20, from => $from), "$name: continued, the launcher says: $says");
+    }
+    is(suggestions($job), 1, "$name: exactly one suggestion");
+    my ($stored, $named) = suggestion_ids($job);
+    is($named, $stored, "$name: the job's result names the stored suggestion");
+    is(used(), $used + 1, "$name: the quota spent once, not refunded");
+    my $log = $pool->log(from => $from);
+    if ($text eq 'suggestion' && $point ne 'sql_received') {
+        like($log, qr/event=job_relay_lost .*launcher did not answer/, "$name: the job sent the store again itself");
+    } elsif ($text eq 'suggestion') {
+        unlike($log, qr/event=job_relay_lost/, "$name: nothing was lost: the job ran the store itself, once");
+    }
 }
 
-# --- sql: sv_job_finish, lost before and after it ran -------------------------------
-for my $point (qw(sql_run sql_done)) {
+# --- the job's child killed just after its store ran ----------------------------
+# Not the launcher's doing, but the same question: a job that fails after
+# its suggestion was stored keeps none (sv_job_finish removes it).
+{
     launcher();
     my $used = used();
-    arm($point, 'sv_job_finish');
+    arm('sql_done', 'suggestion');
     my $answer = accept_async('quick');
-    ok($L = stopped_launcher(), "$point: the launcher stopped on sv_job_finish");
+    ok($L = stopped_launcher(), 'child killed: the launcher stopped after the store ran');
     my ($code, $job) = $answer->();
-    is($code, 202, "$point: accepted");
-    my $ran = $point eq 'sql_done' ? 1 : 0;
-    is(scalar @{ rows($job) }, $ran, $ran ? 'the row was written before the stop' : 'no row yet');
-    kill 'KILL', $L if $L;
-    $killed = 1;
-    ends($job, 'completed', "$point, sv_job_finish");
-    ok(wait_until(sub { $pool->log =~ /event=job_end .*job_id=\Q$job\E.*recorded=yes/ }, 10),
-        'the job sent it again and counts it recorded');
-    is(suggestions($job), 1, "$point: one suggestion");
-    is(used(), $used + 1, "$point: the quota spent once, not refunded");
+    is(suggestions($job), 1, 'child killed: the suggestion is stored');
+    my ($sup, $child) = job_pids($job);
+    ok($child && kill('KILL', $child), "child killed: the job's child is killed");
+    my $row = ends($job, 'failed', 'child killed after the store');
+    like($row->{job_error} // '', qr/signal 9/, 'child killed: with the reason');
+    is(suggestions($job), 0, 'child killed: the failed job keeps no suggestion');
+    is(used(), $used, 'child killed: the quota refunded');
+    kill 'CONT', $L if $L;
+    ok($pool->wait_log(qr/the job is gone: the statement ran/, 20), 'continued, the launcher finds the job gone');
 }
 
 ok(launcher(), 'a launcher runs at the end');

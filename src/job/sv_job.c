@@ -147,13 +147,11 @@ int sv_job_finish(sv_db *db, const sv_job *job, const sv_job_end *end, int *writ
 
 static const char sv_job_service_claims[] = "{\"role\":\"service_role\"}";
 
-PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
-                     size_t errlen)
+/* sql on the job's own connection to the database. */
+static PGresult *sv_job_sql_direct(sv_db *db, const char *sql, int n, const char *const *values, char *error,
+                                   size_t errlen)
 {
-    sv_job_relay_outcome how;
-    PGresult *r = sv_job_relay_sql(sql, n, values, error, errlen, &how);
-    if (r != NULL || how != SV_JOB_RELAY_UNREACHABLE)
-        return r;
+    PGresult *r = NULL;
     if (sv_db_query_as(db, "service_role", sv_job_service_claims, sql, n, values, &r) != SV_OK) {
         snprintf(error, errlen, "the database is unavailable: %s", db->last_error);
         return NULL;
@@ -166,4 +164,28 @@ PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *value
         return NULL;
     }
     return r;
+}
+
+PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
+                     size_t errlen)
+{
+    sv_job_relay_outcome how;
+    PGresult *r = sv_job_relay_sql(sql, n, values, error, errlen, &how);
+    if (r != NULL || how != SV_JOB_RELAY_UNREACHABLE)
+        return r;
+    return sv_job_sql_direct(db, sql, n, values, error, errlen);
+}
+
+PGresult *sv_job_sql_idempotent(sv_db *db, const char *sql, int n, const char *const *values, char *error,
+                                size_t errlen)
+{
+    sv_job_relay_outcome how;
+    PGresult *r = sv_job_relay_sql(sql, n, values, error, errlen, &how);
+    if (r != NULL || how == SV_JOB_RELAY_FAILED)
+        return r;
+    /* Lost: the launcher that did not answer is not asked again. */
+    if (how == SV_JOB_RELAY_LOST)
+        sv_log_warn("job_relay_lost", "msg=\"sending the statement again on the job's own connection\" "
+                    "error=\"%s\"", error);
+    return sv_job_sql_direct(db, sql, n, values, error, errlen);
 }

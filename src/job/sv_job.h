@@ -62,10 +62,18 @@ typedef struct sv_job_end {
 int sv_job_finish(sv_db *db, const sv_job *job, const sv_job_end *end, int *written,
                   sv_error *err);
 
-/* Runs sql as service_role on db (the work of each kind, and finishing).
- * The result (caller PQclears) when it succeeded, else NULL with the
- * reason in error. */
+/* Runs sql as service_role through the job launcher when it takes it,
+ * else on db (the work of each kind). The result (caller PQclears) when
+ * it succeeded, else NULL with the reason in error: a statement the
+ * launcher took but whose answer was lost (the launcher killed, or
+ * stopped) is not sent again, since it may have run. */
 PGresult *sv_job_sql(sv_db *db, const char *sql, int n, const char *const *values, char *error,
                      size_t errlen);
+
+/* The same for a statement that may run twice with the effect of once (a
+ * read, or a write such as public.sv_job_store_suggestion): after a
+ * lost answer it is sent once more, on db. */
+PGresult *sv_job_sql_idempotent(sv_db *db, const char *sql, int n, const char *const *values, char *error,
+                                size_t errlen);
 
 #endif

@@ -27,6 +27,9 @@
 
 /* A statement of a job may not hold the launcher longer than this. */
 #define SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS 30000
+/* How long it waits for a job's "go": the job answers "ready" at once,
+ * unless it gave up and is gone (then the connection closes sooner). */
+#define SV_JOB_LAUNCHER_GO_WAIT_MS 5000
 
 static const char sv_launcher_claims[] = "{\"role\":\"service_role\"}";
 
@@ -217,9 +220,19 @@ static void sv_launcher_spawn(const sv_config *cfg, int conn, const char *path, 
     sv_launcher_reply(conn, answer);
 }
 
-/* Runs a job's statement: "run" once it is about to, then "ok {fields,
- * rows}", "error …" (it failed) or "unavailable …" (no database:
- * nothing ran). A statement it cannot read is answered "error …" at once. */
+/* The answer to a statement that ran: a job that is no longer there to
+ * read it (it gave up waiting) is worth a line in the log, since it
+ * counts the statement as lost. */
+static void sv_launcher_answer(int conn, const char *text)
+{
+    if (sv_launcher_reply(conn, text) != SV_OK)
+        sv_log_warn("job_launcher_sql", "msg=\"the job is gone: the statement ran, its answer is lost\"");
+}
+
+/* Runs a job's statement: "ready", and once the job has answered "go",
+ * the statement, then "ok {fields, rows}", "error …" (it failed) or
+ * "unavailable …" (no database, or no "go": nothing ran). A statement it
+ * cannot read is answered "error …" at once. */
 static void sv_launcher_sql(const sv_config *cfg, sv_db *db, int conn, const char *text)
 {
     json_object *req = NULL, *sql, *params;
@@ -238,10 +251,20 @@ static void sv_launcher_sql(const sv_config *cfg, sv_db *db, int conn, const cha
         json_object *v = json_object_array_get_idx(params, (size_t)i);
         values[i] = v == NULL ? NULL : json_object_get_string(v);
     }
-    /* From here on the statement may run: a caller that loses the
-     * connection after this does not run it itself. A caller that is
-     * gone by now (it gave up waiting) gets nothing run. */
-    if (sv_launcher_reply(conn, "run") != SV_OK) {
+    /* The statement runs only once the job says "go" to "ready": a job
+     * that gave up waiting (this launcher stopped, or busy) before it
+     * said so runs the statement itself, and this one must not. From
+     * "go" on, the job counts the statement as run by the launcher. */
+    sv_launcher_test_hook(cfg, "sql_received", json_object_get_string(sql));
+    char go[8];
+    struct pollfd pfd = { .fd = conn, .events = POLLIN };
+    ssize_t got = -1;
+    if (sv_launcher_reply(conn, "ready") == SV_OK && poll(&pfd, 1, SV_JOB_LAUNCHER_GO_WAIT_MS) == 1)
+        while ((got = recv(conn, go, sizeof(go), 0)) < 0 && errno == EINTR)
+            ;
+    if (got != 2 || memcmp(go, "go", 2) != 0) {
+        sv_log_info("job_launcher_sql", "msg=\"the job did not confirm: the statement was not run\"");
+        sv_launcher_reply(conn, "unavailable the job did not confirm the statement");
         json_object_put(req);
         return;
     }
@@ -252,7 +275,7 @@ static void sv_launcher_sql(const sv_config *cfg, sv_db *db, int conn, const cha
     if (ran != SV_OK) {
         char msg[320];
         snprintf(msg, sizeof(msg), "unavailable %s", db->last_error);
-        sv_launcher_reply(conn, msg);
+        sv_launcher_answer(conn, msg);
         json_object_put(req);
         return;
     }
@@ -263,7 +286,7 @@ static void sv_launcher_sql(const sv_config *cfg, sv_db *db, int conn, const cha
                  PQresultErrorField(r, PG_DIAG_SQLSTATE) ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : "-",
                  PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : "");
         PQclear(r);
-        sv_launcher_reply(conn, msg);
+        sv_launcher_answer(conn, msg);
         return;
     }
     json_object *out = json_object_new_object(), *fields = json_object_new_array(), *rows = json_object_new_array();
@@ -283,11 +306,11 @@ static void sv_launcher_sql(const sv_config *cfg, sv_db *db, int conn, const cha
     const char *body = json_object_to_json_string_length(out, JSON_C_TO_STRING_PLAIN, &len);
     char *msg = len + 3 <= SV_JOB_RELAY_MAX ? malloc(len + 4) : NULL;
     if (msg == NULL) {
-        sv_launcher_reply(conn, "error the result is too large for the job launcher");
+        sv_launcher_answer(conn, "error the result is too large for the job launcher");
     } else {
         memcpy(msg, "ok ", 3);
         memcpy(msg + 3, body, len + 1);
-        sv_launcher_reply(conn, msg);
+        sv_launcher_answer(conn, msg);
         free(msg);
     }
     json_object_put(out);

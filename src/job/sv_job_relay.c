@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -15,9 +16,16 @@
 #include "core/sv_json.h"
 
 /* How long a caller waits for the launcher's answer: a fork or one short
- * statement, unless the launcher is stuck. */
+ * statement, unless the launcher is stuck. The launcher serves one
+ * exchange at a time, each statement bounded by its statement_timeout
+ * (30 s), so a statement may wait that long behind another's. */
 #define SV_JOB_RELAY_SPAWN_WAIT_MS 5000
 #define SV_JOB_RELAY_SQL_WAIT_MS   60000
+/* A launcher stopped (SIGSTOP, a debugger) this long is not waited for:
+ * it answers nobody until someone continues it. Longer than a debugger's
+ * or strace's passing stops. */
+#define SV_JOB_RELAY_STOPPED_MS    2000
+#define SV_JOB_RELAY_SLICE_MS      250
 
 static const char *sv_job_relay_spool;
 
@@ -87,15 +95,41 @@ static int sv_job_relay_send(int fd, const char *msg, size_t len, const int *fds
     return w == (ssize_t)len ? SV_OK : SV_ERROR;
 }
 
+/* 1 when process pid is stopped (job control or a tracer), from its
+ * /proc/<pid>/stat state; 0 when it runs, is gone, or cannot be read. */
+static int sv_job_relay_stopped(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    FILE *f = pid > 0 ? fopen(path, "re") : NULL;
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');   /* the name may hold spaces and ')' */
+    return p != NULL && p[1] == ' ' && (p[2] == 'T' || p[2] == 't');
+}
+
 /* The answer (at most max bytes), NUL-terminated in a malloc'd buffer
- * (caller frees), or NULL when none came within wait_ms (*timed_out set,
- * if given) or the launcher closed the connection. */
-static char *sv_job_relay_answer(int fd, size_t max, int wait_ms, int *timed_out)
+ * (caller frees), or NULL when none came within wait_ms or while the
+ * launcher (peer, its pid; 0: unknown) stayed stopped for
+ * SV_JOB_RELAY_STOPPED_MS (*timed_out set, if given), or the launcher
+ * closed the connection. */
+static char *sv_job_relay_answer(int fd, size_t max, int wait_ms, pid_t peer, int *timed_out)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
-    int n;
-    while ((n = poll(&pfd, 1, wait_ms)) < 0 && errno == EINTR)
-        ;
+    int n = 0, waited = 0, stopped = 0;
+    while (waited < wait_ms && stopped < SV_JOB_RELAY_STOPPED_MS) {
+        int slice = wait_ms - waited < SV_JOB_RELAY_SLICE_MS ? wait_ms - waited : SV_JOB_RELAY_SLICE_MS;
+        n = poll(&pfd, 1, slice);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n != 0)
+            break;
+        waited += slice;
+        stopped = sv_job_relay_stopped(peer) ? stopped + slice : 0;
+    }
     if (timed_out != NULL)
         *timed_out = n == 0;
     if (n <= 0)
@@ -133,7 +167,7 @@ pid_t sv_job_relay_spawn(const char *spool_dir, const char *path, int lock_fd, i
         errno = saved;
         return -1;
     }
-    char *answer = sv_job_relay_answer(fd, 64, SV_JOB_RELAY_SPAWN_WAIT_MS, NULL);
+    char *answer = sv_job_relay_answer(fd, 64, SV_JOB_RELAY_SPAWN_WAIT_MS, 0, NULL);
     close(fd);
     long pid = 0;
     if (answer != NULL && sscanf(answer, "ok %ld", &pid) == 1 && pid > 0) {
@@ -222,25 +256,35 @@ PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, ch
         return NULL;
     }
     free(msg);
-    /* The launcher says "run" just before it runs the statement, and only
-     * if this end is still open. So a connection closed before "run"
-     * means the statement never reached the database and can go there
-     * directly; a wait that ends without an answer, or a close after
-     * "run", may leave it run or running: lost, never run twice. */
+    /* The launcher that took the connection (it made the listening
+     * socket): its state tells a stopped launcher from a busy one. */
+    struct ucred cred = { .pid = 0 };
+    socklen_t clen = sizeof(cred);
+    pid_t peer = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 ? cred.pid : 0;
+    /* The launcher answers "ready" and runs the statement only once this
+     * end has answered "go". So until "go" is sent nothing can have run:
+     * no answer by then (the launcher stopped, stuck or gone), or "go"
+     * not delivered, and the statement goes to the database directly.
+     * Once "go" is sent, a wait that ends without the result may leave it
+     * run or running: lost, never run twice. ("run" is what a launcher
+     * of the previous version says instead of "ready": it has started.) */
     int timed_out = 0;
-    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
-    int started = answer != NULL && strcmp(answer, "run") == 0;
-    if (started) {
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, peer, &timed_out);
+    int started = 0;
+    if (answer != NULL && (strcmp(answer, "ready") == 0 || strcmp(answer, "run") == 0)) {
+        started = strcmp(answer, "run") == 0 || sv_job_relay_send(fd, "go", 2, NULL, 0) == SV_OK;
         free(answer);
-        answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, &timed_out);
+        answer = started ? sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, peer, &timed_out)
+                         : NULL;
     }
     close(fd);
     PGresult *r = NULL;
-    if (answer == NULL && (started || timed_out)) {
+    if (answer == NULL && started) {
         *outcome = SV_JOB_RELAY_LOST;
-        snprintf(error, errlen, "the job launcher did not answer");
+        snprintf(error, errlen, "the job launcher did not answer%s",
+                 timed_out && sv_job_relay_stopped(peer) ? " (it is stopped)" : "");
     } else if (answer == NULL) {
-        snprintf(error, errlen, "no job launcher");
+        snprintf(error, errlen, timed_out ? "the job launcher did not take the statement" : "no job launcher");
     } else if (strncmp(answer, "ok ", 3) == 0) {
         *outcome = SV_JOB_RELAY_FAILED;
         r = sv_job_relay_result(answer + 3, error, errlen);
@@ -248,7 +292,8 @@ PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, ch
         *outcome = SV_JOB_RELAY_FAILED;
         snprintf(error, errlen, "%s", answer + 6);
     }
-    /* "unavailable …": the launcher has no database now; nothing ran. */
+    /* "unavailable …": the launcher has no database now, or gave up
+     * waiting for "go": nothing ran. */
     free(answer);
     return r;
 }

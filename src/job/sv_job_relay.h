@@ -46,13 +46,18 @@ void sv_job_relay_enable(const char *spool_dir);
 /* How a relayed statement went when sv_job_relay_sql returns NULL. */
 typedef enum {
     SV_JOB_RELAY_FAILED,       /* it ran and failed (error says why) */
-    SV_JOB_RELAY_UNREACHABLE,  /* no launcher took it: nothing ran, run it yourself */
-    SV_JOB_RELAY_LOST,         /* sent, but no answer came: it may have run */
+    SV_JOB_RELAY_UNREACHABLE,  /* no launcher took it (none there, or none answered "ready"
+                                  before it stopped, died or ran out of time): nothing ran,
+                                  run it yourself */
+    SV_JOB_RELAY_LOST,         /* told "go", but no answer came (the launcher died, stopped
+                                  or ran out of time): it may have run */
 } sv_job_relay_outcome;
 
 /* Runs sql as service_role on the launcher's connection, if relaying is
- * enabled. The result (the caller PQclears), or NULL with *outcome and
- * the reason in error. */
+ * enabled: sends it, waits for "ready", answers "go", waits for the
+ * result. Each wait lasts up to 60 s, less for a launcher that stays
+ * stopped (SIGSTOP, a debugger) for 2 s. The result (the caller
+ * PQclears), or NULL with *outcome and the reason in error. */
 PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, char *error,
                            size_t errlen, sv_job_relay_outcome *outcome);
 

@@ -112,7 +112,7 @@ static int sv_job_sync_confirm(sv_job_sync_state *st, sv_sync_run *run, long lon
         "AND NOT (c.platform_content_id = ANY (ARRAY(SELECT jsonb_object_keys($3::jsonb))))";
     const char *v[3] = { st->handle_id, st->job->user_id,
                          json_object_to_json_string_ext(st->seen, JSON_C_TO_STRING_PLAIN) };
-    PGresult *r = sv_job_sql(st->db, sql, 3, v, why, whylen);
+    PGresult *r = sv_job_sql_idempotent(st->db, sql, 3, v, why, whylen);
     if (r == NULL)
         return SV_ERROR;
     json_object *missing = NULL, *still = NULL;
@@ -154,7 +154,7 @@ int sv_job_sync(const sv_config *cfg, const sv_vault *vault, sv_db *db, sv_arena
     long long deadline = sv_clock_mono_ms() + limit_ms - margin;
 
     const char *hv[2] = { handle_id, job->user_id };
-    PGresult *r = sv_job_sql(db, handle_sql, 2, hv, error, errlen);
+    PGresult *r = sv_job_sql_idempotent(db, handle_sql, 2, hv, error, errlen);
     if (r == NULL)
         return SV_ERROR;
     if (PQntuples(r) != 1) {

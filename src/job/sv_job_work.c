@@ -24,18 +24,17 @@ static int sv_job_ai(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv_
     static const char get_sql[] =
         "SELECT title, description, to_json(tags)::text FROM public.handle_content "
         "WHERE id = $1::uuid AND user_id = $2::uuid AND deleted_at IS NULL";
+    /* Once per job (sql/044): sent again after a lost answer, it returns
+     * the suggestion the first sending stored. */
     static const char put_sql[] =
-        "INSERT INTO public.ai_content_suggestions (content_id, user_id, suggested_title, "
-        "suggested_description, suggested_tags, model, prompt_version, job_id) "
-        "VALUES ($1::uuid, $2::uuid, $3, $4, ARRAY(SELECT jsonb_array_elements_text($5::jsonb)), "
-        "$6, $7, $8::uuid) RETURNING id::text";
+        "SELECT public.sv_job_store_suggestion($8::uuid, $1::uuid, $2::uuid, $3, $4, $5::jsonb, $6, $7)::text";
     const char *content_id = sv_job_payload_string(job, "contentId");
     if (content_id == NULL) {
         snprintf(error, errlen, "the job has no contentId");
         return SV_ERROR;
     }
     const char *gv[2] = { content_id, job->user_id };
-    PGresult *r = sv_job_sql(db, get_sql, 2, gv, error, errlen);
+    PGresult *r = sv_job_sql_idempotent(db, get_sql, 2, gv, error, errlen);
     if (r == NULL)
         return SV_ERROR;
     if (PQntuples(r) != 1) {
@@ -63,7 +62,7 @@ static int sv_job_ai(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv_
                           json_object_get_string(description),
                           json_object_to_json_string_ext(stags, JSON_C_TO_STRING_PLAIN),
                           cfg->ai_model, SV_AI_PROMPT_VERSION, job->job_id };
-    r = sv_job_sql(db, put_sql, 8, pv, error, errlen);
+    r = sv_job_sql_idempotent(db, put_sql, 8, pv, error, errlen);
     if (r == NULL) {
         json_object_put(suggestion);
         return SV_ERROR;
@@ -93,7 +92,7 @@ static int sv_job_seo(const sv_config *cfg, sv_db *db, sv_arena *arena, const sv
         return SV_ERROR;
     }
     const char *v[2] = { json_object_to_json_string_ext(ids, JSON_C_TO_STRING_PLAIN), job->user_id };
-    PGresult *r = sv_job_sql(db, sql, 2, v, error, errlen);
+    PGresult *r = sv_job_sql_idempotent(db, sql, 2, v, error, errlen);
     if (r == NULL)
         return SV_ERROR;
     size_t n = (size_t)PQntuples(r);

@@ -23,7 +23,8 @@ use Time::HiRes qw(time sleep);
 use Exporter 'import';
 our @EXPORT = qw(sv_builddir sv_srcdir free_tcp_port sv_tempdir wait_until);
 our @EXPORT_OK = qw(fcgi_request_bytes fcgi_read_answer fcgi_ask peer_closed run_command spawn_process
-    stop_process pid_alive slurp_file write_file proc_children proc_cpu_ticks find_program
+    stop_process pid_alive slurp_file write_file proc_children proc_cpu_ticks proc_state proc_ppid
+    job_supervisors job_pids find_program
     register_cleanup as_unprivileged unprivileged_user jwt run_parallel vault_key throttled_ok);
 
 # The repository root, found from this file: t/lib/SV/Test.pm.
@@ -475,6 +476,48 @@ sub proc_children {
     closedir $dh;
     my @sorted = sort { $a <=> $b } @kids;
     return @sorted;    # in scalar context: how many
+}
+
+# $pid's state letter (R, S, T for stopped, ...) and its parent's pid,
+# from /proc/<pid>/stat ('' and undef when it is gone).
+sub proc_state { ((slurp_file("/proc/$_[0]/stat") // '') =~ /\)\s+(\S)/)[0] // '' }
+sub proc_ppid  { ((slurp_file("/proc/$_[0]/stat") // '') =~ /\)\s+\S+\s+(\d+)/)[0] }
+
+# The processes of streamvibe-job's job $job_id: those whose command line
+# names its descriptor (<job_id>.job), as { pid => parent's pid }.
+sub _job_processes {
+    my ($job) = @_;
+    my %ppid;
+    opendir my $dh, '/proc' or return {};
+    for my $p (grep { /^\d+$/ } readdir $dh) {
+        my $cmd = slurp_file("/proc/$p/cmdline") // next;
+        next unless $cmd =~ /\Q$job\E\.job/;
+        $ppid{$p} = proc_ppid($p) // next;
+    }
+    closedir $dh;
+    return \%ppid;
+}
+
+# The job's supervisors (normally one): its processes whose parent is not
+# one of them.
+sub job_supervisors {
+    my ($job) = @_;
+    my $ppid = _job_processes($job);
+    return sort { $a <=> $b } grep { !exists $ppid->{ $ppid->{$_} } } keys %$ppid;
+}
+
+# (supervisor, child) of a running job, once both are there (waiting up
+# to $timeout seconds, default 10); undef for one that is not.
+sub job_pids {
+    my ($job, $timeout) = @_;
+    my ($sup, $child);
+    wait_until(sub {
+        my $ppid = _job_processes($job);
+        ($sup) = grep { !exists $ppid->{ $ppid->{$_} } } keys %$ppid;
+        ($child) = grep { $ppid->{$_} == ($sup // -1) } keys %$ppid;
+        return $sup && $child;
+    }, $timeout // 10);
+    return ($sup, $child);
 }
 
 # utime + stime of $pid in clock ticks (0 when gone). With $waited true,

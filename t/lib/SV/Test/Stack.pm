@@ -13,6 +13,7 @@ package SV::Test::Stack;
 #   my $c = $s->content($h, 'v1', title => 'First', tags => ['a']);
 #   my ($res, $doc) = $ngx->call('GET', '/rest/v1/handle_content', token => $s->jwt(user => $A));
 #   my $r = $s->as_role('authenticated', $A, 'SELECT ...', @bind);   # SQL as the server runs it
+#   $s->quota_used($A, 'ai'); $s->job_rows($job_id);    # a month's count; a job's audit_log rows
 #   $s->stop;                                          # nginx, then the pool (all of it at exit anyway)
 #
 # new's options: pool => 0 for PostgreSQL alone, nginx => 0 for no nginx;
@@ -136,6 +137,22 @@ sub fixture_content {
     my ($self, $hid, $pcid, $vis, $deleted) = @_;
     return $self->content($hid, $pcid, title => "title $pcid", visibility => $vis,
         deleted_at => $deleted ? '2025-06-01' : undef);
+}
+
+# What the jobs tests check behind the API's back: a quota's month count
+# for a user ('syncs', 'ai', 'indexing'), and a job's audit_log rows
+# ([{job_status, job_error}], one once it ended).
+sub quota_used {
+    my ($self, $uid, $quota) = @_;
+    my %column = (syncs => 'current_syncs_count', ai => 'current_ai_count', indexing => 'current_indexing_count');
+    my $col = $column{$quota} or die "quota_used: no quota $quota";
+    return scalar $self->su->selectrow_array("SELECT $col FROM subscription_settings WHERE user_id = ?", undef, $uid);
+}
+
+sub job_rows {
+    my ($self, $job) = @_;
+    return $self->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
+        { Slice => {} }, $job);
 }
 
 sub _insert {
