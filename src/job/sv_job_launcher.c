@@ -356,13 +356,12 @@ static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *b
             close(fds[i]);
 }
 
-/* A serving process's stop (SIGTERM: from the launcher, or its
- * parent-death signal). It also puts /dev/null in the place of its copy
- * of the listening socket, at once, even in the middle of a statement:
- * once every process of a launcher whose parent is gone has let go of
- * it, connecting is refused and callers fall back, rather than queueing
- * where nobody will accept. dup2 keeps the number taken, so no other
- * descriptor can come to have it. */
+/* A serving process's stop (SIGTERM from the launcher, which has closed
+ * its own copy of the listening socket already). It puts /dev/null in the
+ * place of its copy at once, even in the middle of a statement: once all
+ * of them have, connections still queued are dropped and their callers
+ * fall back, rather than waiting where nobody will accept. dup2 keeps the
+ * number taken, so no other descriptor can come to have it. */
 static volatile sig_atomic_t sv_launcher_child_stop;
 static int sv_launcher_listen_copy = -1, sv_launcher_devnull = -1;
 
@@ -389,7 +388,12 @@ static void sv_launcher_on_child(int signo)
 static int sv_launcher_serve_loop(const sv_config *cfg, int listen_fd, pid_t parent, volatile sig_atomic_t *stop,
                                   volatile sig_atomic_t *reopen)
 {
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    /* A launcher that stops asks them to stop and waits; one that is
+     * gone all at once (SIGKILL: the master's stop deadline, a crash)
+     * takes them with it, as the launcher was gone before it had them:
+     * nothing of it outlives it, and a job whose statement's answer is
+     * lost so knows what to do (doc/jobs.md). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         return 0;
     sv_log_set_pid(getpid());
