@@ -86,13 +86,18 @@ sub listening {
     return $ok;
 }
 # A launcher answers on the socket. After one was killed, a reload starts
-# the next at once (else the master backs off, since the test kills them
-# young).
+# a new launcher at once (else the back-off, since the test kills them
+# young); it is the new one that must answer, not the one it replaces,
+# which may still be listening until it has seen its SIGTERM.
 my $killed = 0;
 sub launcher {
+    my $old = $killed ? $pool->launcher_pid : undef;
     $pool->reload if $killed;
     $killed = 0;
-    return wait_until(sub { $pool->launcher_pid && listening() }, 20);
+    return wait_until(sub {
+        my $L = $pool->launcher_pid;
+        return $L && (!defined $old || $L != $old) && listening();
+    }, 20);
 }
 # The launcher process that stopped on the hook: whichever serving
 # process of whichever of the master's launchers served the request (one
