@@ -375,13 +375,17 @@ ok(wait_until(sub { -s "$host_log/streamvibe.log" }, 10), 'SIGUSR1: a new log fi
 # Once every process has let go of the renamed file (a request served
 # before a worker got the signal is rightly logged there).
 sub holds_old {
-    for my $p ($pid, SV::Test::proc_children($pid)) {
+    my @kids = SV::Test::proc_children($pid);
+    # The job launcher's serving processes too: it passes SIGUSR1 on.
+    my @serving = map { SV::Test::proc_children($_) }
+        grep { (slurp_file("/proc/$_/cmdline") // '') =~ /--launcher/ } @kids;
+    for my $p ($pid, @kids, @serving) {
         opendir my $dh, "/proc/$p/fd" or next;
         return $p if grep { (readlink("/proc/$p/fd/$_") // '') =~ /streamvibe\.log\.1$/ } readdir $dh;
     }
     return 0;
 }
-ok(wait_until(sub { !holds_old() }, 10), 'master, workers and job launcher write to the new file')
+ok(wait_until(sub { !holds_old() }, 10), 'master, workers, job launcher and its serving processes write to the new file')
     or diag titles(grep { $_ } holds_old());
 like(healthz(), qr/^Status: 200/, 'a request after the rotation');
 ok(wait_until(sub { (slurp_file("$host_log/streamvibe.log") // '') =~ /event=access/ }, 10),

@@ -1,6 +1,8 @@
 #!/usr/bin/perl
-# The job launcher (streamvibe-job --launcher) the pool master runs: the
-# workers hand it accepted jobs and it forks them (it is their parent;
+# The job launcher (streamvibe-job --launcher) the pool master runs, here
+# with one serving process (job_launcher_processes = 1; t/762 runs
+# several): the workers hand it accepted jobs and it forks them (its
+# serving process is their parent;
 # their title names the descriptor; they hold no descriptor of its own and
 # have a session of their own), and it runs their statements on its own
 # connection, so an AI job opens no PostgreSQL connection. Killed, it is
@@ -26,7 +28,7 @@ my $ai = SV::Test::Fake->held_model(release => $release);
 my $s = SV::Test::Stack->new(workers => 2, conf => {
     jwt_secret => 'jobs-launcher-secret-' . ('l' x 32), job_spool_dir => "$spool/jobs",
     job_program => sv_builddir() . '/streamvibe-job', ai_base_url => $ai->url('/v1'),
-    job_max_running_per_user => 20,
+    job_max_running_per_user => 20, job_launcher_processes => 1,
     # A held job must outlast the slowest run of this test.
     http_timeout => 150, job_time_limit_ai => 300 });
 my ($ngx, $pool) = ($s->ngx, $s->pool);
@@ -91,7 +93,10 @@ is($res->code, 202, 'a job is accepted') or diag $res->as_string;
 my $held = $doc->{job_id};
 my $sup = supervisor_of($held);
 ok($sup, 'its supervisor runs');
-is(ppid_of($sup), $L, 'forked by the launcher');
+my $S = ppid_of($sup);
+is(ppid_of($S), $L, "forked by the launcher's serving process");
+like((slurp_file("/proc/$S/cmdline") // '') =~ s/\0+/ /gr, qr/--launcher/, 'which has its title');
+is(uid_of($S), uid_of($worker), 'and runs as the workers do');
 my $cmd = (slurp_file("/proc/$sup/cmdline") // '') =~ s/\0+/ /gr;
 like($cmd, qr{^streamvibe-job --lock-fd 3 \Q$spool\E/jobs/\Q$held\E\.job\s*$}, 'its title is the command line it would have had');
 my ($sid) = (slurp_file("/proc/$sup/stat") // '') =~ /\)\s+\S+\s+\d+\s+\d+\s+(\d+)/;
@@ -111,6 +116,7 @@ is(job_connections(), 0, 'the job holds none: it read its content through the la
 # --- the launcher dies: its jobs go on, jobs are still accepted, it comes back ---
 kill 'KILL', $L;
 ok(wait_until(sub { !pid_alive($L) || (slurp_file("/proc/$L/stat") // '') =~ /\)\s+Z/ }, 5), 'the launcher is killed');
+ok(wait_until(sub { !pid_alive($S) }, 10), 'and its serving process leaves with it');
 ($res, $doc) = accept_job('quick1', '?wait=60');
 is($res->code, 200, 'a job accepted meanwhile runs and ends') or diag $res->as_string;
 is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'completed, one audit row');
@@ -155,6 +161,7 @@ is($s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE jo
 # --- nonsense on the socket ---------------------------------------------------------
 # Sends $msg, answers "go" to "ready" (unless $no_go: then it hangs up
 # there), and returns the answer.
+my $greeting;
 sub ask {
     my ($msg, $no_go) = @_;
     socket(my $c, AF_UNIX, SOCK_SEQPACKET, 0) or die "socket: $!";
@@ -163,6 +170,9 @@ sub ask {
     my $answer = '';
     my $rin = '';
     vec($rin, fileno($c), 1) = 1;
+    # "launcher <pid>" first: the serving process that took it.
+    recv($c, $answer, 65536, 0) if select(my $rout = $rin, undef, undef, 5);
+    $greeting = $answer;
     # "ready": the statement runs once this end says "go"; the answer follows.
     for (1 .. 2) {
         $answer = '';
@@ -179,6 +189,8 @@ like(ask('sql {"sql": 1'), qr/^error/, 'a statement it cannot read: refused');
 like(ask('sql {"sql":"SELECT nope FROM nowhere","params":[]}'), qr/^error database error 42P01/,
     "PostgreSQL's refusal is passed on");
 like(ask('dance'), qr/^error/, 'an unknown request: refused');
+my ($S2) = SV::Test::proc_children($L2);
+is($greeting, "launcher $S2", 'a connection is greeted with the pid of the serving process that took it');
 like(ask('sql {"sql":"SELECT $1::int + 1 AS n","params":["41"]}'), qr/^ok \{"fields":\["n"\],"rows":\[\["42"\]\]\}$/,
     'a statement of its own user runs');
 # A statement whose sender hangs up at "ready" is not run; told "go", it is.

@@ -2,7 +2,10 @@
 # The job launcher killed at the worst instants, where an answer it owed
 # is lost. The test hook job_launcher_test_hook makes the launcher stop
 # itself (SIGSTOP) once, at a named point of its protocol; the test then
-# kills it (SIGKILL) there, or lets it go on (SIGCONT).
+# kills it (SIGKILL) there, or lets it go on (SIGCONT). "The launcher"
+# here is the serving process that took the request (it runs two,
+# job_launcher_processes = 2); its parent starts another in place of one
+# that is killed.
 #
 # Spawning ("spawn <path>" with the descriptor's lock): the worker that
 # got no "ok <pid>" opens the descriptor again and tries its lock.
@@ -49,7 +52,7 @@ my $hook = "$tmp/hook";
 my $s = SV::Test::Stack->new(workers => 2, conf => {
     jwt_secret => 'jobs-lost-secret-' . ('l' x 32), job_program => sv_builddir() . '/streamvibe-job',
     ai_base_url => $ai->url('/v1'), job_max_running_per_user => 20, job_reconcile_interval => 1,
-    job_launcher_test_hook => $hook });
+    job_launcher_test_hook => $hook, job_launcher_processes => 2 });
 my ($ngx, $pool) = ($s->ngx, $s->pool);
 my $A = $s->user('a@example.com');
 $s->su->do(q{UPDATE subscription_settings SET max_ai_per_month = 100 WHERE user_id = ?}, undef, $A);
@@ -83,21 +86,27 @@ sub listening {
     return $ok;
 }
 # A launcher answers on the socket. After one was killed, a reload starts
-# the next at once (else the master backs off, since the test kills them
-# young).
+# a new launcher at once (else the back-off, since the test kills them
+# young); it is the new one that must answer, not the one it replaces,
+# which may still be listening until it has seen its SIGTERM.
 my $killed = 0;
 sub launcher {
+    my $old = $killed ? $pool->launcher_pid : undef;
     $pool->reload if $killed;
     $killed = 0;
-    return wait_until(sub { $pool->launcher_pid && listening() }, 20);
+    return wait_until(sub {
+        my $L = $pool->launcher_pid;
+        return $L && (!defined $old || $L != $old) && listening();
+    }, 20);
 }
-# The launcher that stopped on the hook: whichever of the master's
-# launchers served the request (one a reload is replacing may still).
+# The launcher process that stopped on the hook: whichever serving
+# process of whichever of the master's launchers served the request (one
+# a reload is replacing may still).
 sub stopped_launcher {
     my $L;
     wait_until(sub {
         ($L) = grep { (slurp_file("/proc/$_/cmdline") // '') =~ /--launcher/ && proc_state($_) eq 'T' }
-            SV::Test::proc_children($pool->pid);
+            map { SV::Test::proc_children($_) } SV::Test::proc_children($pool->pid);
         return $L;
     }, 30);
     return $L;

@@ -115,6 +115,7 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(job_time_limit_seo, SV_CONF_INT,   1, 86400, "120"),
     SV_KEY(job_reconcile_interval, SV_CONF_INT, 1, 86400, "30"),
     SV_KEY(job_launcher,      SV_CONF_BOOL,   0, 1, "on"),
+    SV_KEY(job_launcher_processes, SV_CONF_INT, 1, 64, "4"),
     SV_KEY(job_launcher_test_hook, SV_CONF_STRING, 0, 0, ""),
     SV_KEY(job_wait_max,      SV_CONF_INT,    0, 3600, "60"),
     SV_KEY(http_timeout,      SV_CONF_INT,    1, 3600, "30"),

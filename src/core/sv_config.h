@@ -92,6 +92,7 @@ typedef struct sv_config {
     int   job_time_limit_seo;
     int   job_reconcile_interval; /* seconds between spool reconciliations (pool) */
     int   job_launcher;         /* the pool runs streamvibe-job --launcher (job/sv_job_launcher.c) */
+    int   job_launcher_processes; /* the launcher's serving processes, each with its own connection */
     char *job_launcher_test_hook; /* tests only: a file that stops the launcher once (doc/jobs.md) */
     int   job_wait_max;         /* longest ?wait=N, seconds */
     int   http_timeout;         /* outbound HTTP, seconds per exchange */

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
@@ -32,6 +34,13 @@
 #define SV_JOB_LAUNCHER_GO_WAIT_MS 5000
 
 static const char sv_launcher_claims[] = "{\"role\":\"service_role\"}";
+
+static int64_t sv_launcher_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int sv_launcher_listen(const char *spool_dir, const char *path, ino_t *ino)
 {
@@ -327,8 +336,14 @@ static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *b
     if (getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &peer, &plen) != 0 ||
         (peer.uid != geteuid() && peer.uid != 0))
         return;
+    /* Which of the launcher's processes took the connection: the peer's
+     * credentials name the one that listened (the launcher's parent),
+     * and a job tells a stopped launcher from a busy one by this. */
+    char hello[32];
+    snprintf(hello, sizeof(hello), "launcher %d", (int)getpid());
     struct pollfd pfd = { .fd = conn, .events = POLLIN };
-    if (poll(&pfd, 1, 1000) != 1 || sv_launcher_receive(conn, buf, SV_JOB_RELAY_MAX + 1, fds) < 0)
+    if (sv_launcher_reply(conn, hello) != SV_OK || poll(&pfd, 1, 1000) != 1 ||
+        sv_launcher_receive(conn, buf, SV_JOB_RELAY_MAX + 1, fds) < 0)
         return;
     if (strncmp(buf, "spawn ", 6) == 0)
         sv_launcher_spawn(cfg, conn, buf + 6, fds);
@@ -339,6 +354,102 @@ static void sv_launcher_serve(const sv_config *cfg, sv_db *db, int conn, char *b
     for (int i = 0; i < 2; i++)
         if (fds[i] >= 0)
             close(fds[i]);
+}
+
+/* A serving process's stop (SIGTERM from the launcher, which has closed
+ * its own copy of the listening socket already). It puts /dev/null in the
+ * place of its copy at once, even in the middle of a statement: once all
+ * of them have, connections still queued are dropped and their callers
+ * fall back, rather than waiting where nobody will accept. dup2 keeps the
+ * number taken, so no other descriptor can come to have it. */
+static volatile sig_atomic_t sv_launcher_child_stop;
+static int sv_launcher_listen_copy = -1, sv_launcher_devnull = -1;
+
+static void sv_launcher_on_stop(int signo)
+{
+    int saved = errno;
+    (void)signo;
+    sv_launcher_child_stop = 1;
+    if (sv_launcher_listen_copy >= 0 && sv_launcher_devnull >= 0)
+        dup2(sv_launcher_devnull, sv_launcher_listen_copy);
+    errno = saved;
+}
+
+/* Wakes the parent's wait when a serving process ends. */
+static void sv_launcher_on_child(int signo)
+{
+    (void)signo;
+}
+
+/* One serving process: accepts on listen_fd, forks jobs and runs their
+ * statements on a connection of its own, one exchange at a time, until
+ * it is told to stop or its parent (the launcher) is gone. Returns the
+ * exit status. */
+static int sv_launcher_serve_loop(const sv_config *cfg, int listen_fd, pid_t parent, volatile sig_atomic_t *stop,
+                                  volatile sig_atomic_t *reopen)
+{
+    /* A launcher that stops asks them to stop and waits; one that is
+     * gone all at once (SIGKILL: the master's stop deadline, a crash)
+     * takes them with it, as the launcher was gone before it had them:
+     * nothing of it outlives it, and a job whose statement's answer is
+     * lost so knows what to do (doc/jobs.md). */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        return 0;
+    sv_log_set_pid(getpid());
+    sv_launcher_devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    sv_launcher_listen_copy = listen_fd;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = sv_launcher_on_stop;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    /* The jobs it forks are nobody's to wait for: the kernel reaps them.
+     * (They reset this, and the parent-death signal, as they start.) */
+    sa.sa_handler = SIG_IGN;
+    sa.sa_flags = SA_NOCLDWAIT;
+    sigaction(SIGCHLD, &sa, NULL);
+    char *buf = malloc(SV_JOB_RELAY_MAX + 2);
+    if (buf == NULL) {
+        sv_log_error("job_launcher", "msg=\"out of memory\"");
+        return 1;
+    }
+    sv_db db;
+    sv_db_init(&db, cfg->database_url);
+    sv_db_set_application_name(&db, "streamvibe-job-launcher");
+    sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
+    sv_db_set_statement_timeout(&db, SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS);
+    /* Connected before the first statement needs it; a database that is
+     * not there yet is tried again when a statement comes. */
+    if (sv_db_ensure(&db) != SV_OK)
+        sv_log_warn("job_launcher", "msg=\"no database yet\" error=\"%s\"", db.last_error);
+    while (!*stop && !sv_launcher_child_stop && getppid() == parent) {
+        if (*reopen) {
+            *reopen = 0;
+            if (sv_log_open(cfg->log_file) != 0)
+                sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
+                             strerror(errno));
+        }
+        struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
+        int db_fd = sv_db_socket(&db);
+        struct pollfd fds[2] = { pfd, { .fd = db_fd, .events = POLLIN } };
+        if (poll(fds, db_fd >= 0 ? 2 : 1, 1000) <= 0)
+            continue;
+        if (db_fd >= 0 && fds[1].revents)   /* the server closed it, or a notice */
+            sv_db_read_idle(&db);
+        if (!fds[0].revents)
+            continue;
+        /* Its siblings poll the same socket: whoever accepts first serves,
+         * the others find nothing (the socket is non-blocking). */
+        int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (conn < 0)
+            continue;
+        sv_launcher_serve(cfg, &db, conn, buf);
+        close(conn);
+    }
+    free(buf);
+    sv_db_close(&db);
+    return 0;
 }
 
 int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volatile sig_atomic_t *reopen)
@@ -361,59 +472,105 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volat
         sv_log_error("job_launcher", "path=%s error=\"%s\"", path, strerror(errno));
         return 1;
     }
-    /* The jobs it forks are nobody's to wait for: the kernel reaps them.
-     * (They reset this, and the parent-death signal, as they start.) */
+    int fl = fcntl(listen_fd, F_GETFL);
+    if (fl < 0 || fcntl(listen_fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        sv_log_error("job_launcher", "path=%s error=\"%s\"", path, strerror(errno));
+        close(listen_fd);
+        unlink(path);
+        return 1;
+    }
+    /* Its serving processes accept the connections; the parent only
+     * waits for them (woken when one ends) and starts them again. */
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = SIG_IGN;
-    sa.sa_flags = SA_NOCLDWAIT;
+    sa.sa_handler = sv_launcher_on_child;
     sigaction(SIGCHLD, &sa, NULL);
-    sa.sa_flags = 0;
+    sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
 
-    char *buf = malloc(SV_JOB_RELAY_MAX + 2);
-    if (buf == NULL) {
+    /* Several processes, each with its own connection, so that a
+     * statement waiting (on a row lock, say) holds up only the one
+     * serving it, not every job of the host. */
+    int n = cfg->job_launcher_processes > 0 ? cfg->job_launcher_processes : 1;
+    pid_t *kids = calloc((size_t)n, sizeof(*kids));
+    if (kids == NULL) {
         sv_log_error("job_launcher", "msg=\"out of memory\"");
         close(listen_fd);
         unlink(path);
         return 1;
     }
-    sv_db db;
-    sv_db_init(&db, cfg->database_url);
-    sv_db_set_application_name(&db, "streamvibe-job-launcher");
-    sv_db_set_connect_timeout(&db, SV_JOB_CONNECT_TIMEOUT_MS);
-    sv_db_set_statement_timeout(&db, SV_JOB_LAUNCHER_STATEMENT_TIMEOUT_MS);
-    sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d", path, (int)getpid());
+    int64_t started[64] = { 0 }, next_ms = 0;
+    int quick_deaths = 0;
+    pid_t self = getpid();
+    sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d processes=%d", path, (int)self, n);
     while (!*stop && getppid() == master) {
         if (*reopen) {
             *reopen = 0;
             if (sv_log_open(cfg->log_file) != 0)
                 sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
                              strerror(errno));
+            for (int i = 0; i < n; i++)
+                if (kids[i] > 0)
+                    kill(kids[i], SIGUSR1);
         }
-        struct pollfd pfd = { .fd = listen_fd, .events = POLLIN };
-        int db_fd = sv_db_socket(&db);
-        struct pollfd fds[2] = { pfd, { .fd = db_fd, .events = POLLIN } };
-        if (poll(fds, db_fd >= 0 ? 2 : 1, 1000) <= 0)
-            continue;
-        if (db_fd >= 0 && fds[1].revents)   /* the server closed it, or a notice */
-            sv_db_read_idle(&db);
-        if (!fds[0].revents)
-            continue;
-        int conn = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
-        if (conn < 0)
-            continue;
-        sv_launcher_serve(cfg, &db, conn, buf);
-        close(conn);
+        int status;
+        pid_t gone;
+        int64_t now = sv_launcher_now_ms();
+        while ((gone = waitpid(-1, &status, WNOHANG)) > 0)
+            for (int i = 0; i < n; i++) {
+                if (kids[i] != gone)
+                    continue;
+                kids[i] = 0;
+                /* One that keeps dying young is started again after a
+                 * back-off; its siblings serve meanwhile. */
+                quick_deaths = now - started[i % 64] < 10000 ? quick_deaths + 1 : 0;
+                int64_t delay = quick_deaths > 1 ? 500LL << (quick_deaths < 8 ? quick_deaths : 8) : 0;
+                next_ms = now + (delay > 60000 ? 60000 : delay);
+                if (WIFSIGNALED(status))
+                    sv_log_warn("job_launcher", "msg=\"a serving process was killed; starting another\" "
+                                "pid=%d signal=%d", (int)gone, WTERMSIG(status));
+                else
+                    sv_log_warn("job_launcher", "msg=\"a serving process exited; starting another\" "
+                                "pid=%d status=%d", (int)gone, WEXITSTATUS(status));
+            }
+        for (int i = 0; i < n && now >= next_ms; i++) {
+            if (kids[i] != 0)
+                continue;
+            pid_t pid = fork();
+            if (pid == 0) {
+                free(kids);
+                int rc = sv_launcher_serve_loop(cfg, listen_fd, self, stop, reopen);
+                close(listen_fd);
+                return rc;
+            }
+            if (pid < 0) {
+                sv_log_error("job_launcher", "msg=\"cannot fork a serving process\" error=\"%s\"", strerror(errno));
+                next_ms = now + 1000;
+                break;
+            }
+            kids[i] = pid;
+            started[i % 64] = now;
+        }
+        /* SIGCHLD, SIGTERM or SIGUSR1 cut it short. */
+        poll(NULL, 0, 1000);
     }
-    free(buf);
-    /* The path goes only if it is still ours (a new launcher may have
-     * bound it already). */
+    /* Nobody new is taken: a caller that cannot connect falls back at
+     * once. The path goes only if it is still ours (a new launcher may
+     * have bound it already). */
     struct stat st;
     if (stat(path, &st) == 0 && st.st_ino == ino)
         unlink(path);
     close(listen_fd);
-    sv_db_close(&db);
+    /* They finish the exchange they are in (a statement lasts at most its
+     * statement_timeout), so that nothing of the launcher outlives it. */
+    for (int i = 0; i < n; i++)
+        if (kids[i] > 0)
+            kill(kids[i], SIGTERM);
+    for (int i = 0; i < n; i++)
+        if (kids[i] > 0)
+            while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+                ;
+    free(kids);
     sv_log_info("job_launcher", "msg=\"stopped\"");
     return 0;
 }

@@ -16,9 +16,10 @@
 #include "core/sv_json.h"
 
 /* How long a caller waits for the launcher's answer: a fork or one short
- * statement, unless the launcher is stuck. The launcher serves one
- * exchange at a time, each statement bounded by its statement_timeout
- * (30 s), so a statement may wait that long behind another's. */
+ * statement, unless the launcher is stuck. Each of the launcher's
+ * processes (job_launcher_processes) serves one exchange at a time, each
+ * statement bounded by its statement_timeout (30 s), so when all of them
+ * are busy a statement may wait that long behind another's. */
 #define SV_JOB_RELAY_SPAWN_WAIT_MS 5000
 #define SV_JOB_RELAY_SQL_WAIT_MS   60000
 /* A launcher stopped (SIGSTOP, a debugger) this long is not waited for:
@@ -113,39 +114,49 @@ static int sv_job_relay_stopped(pid_t pid)
 
 /* The answer (at most max bytes), NUL-terminated in a malloc'd buffer
  * (caller frees), or NULL when none came within wait_ms or while the
- * launcher (peer, its pid; 0: unknown) stayed stopped for
- * SV_JOB_RELAY_STOPPED_MS (*timed_out set, if given), or the launcher
- * closed the connection. */
-static char *sv_job_relay_answer(int fd, size_t max, int wait_ms, pid_t peer, int *timed_out)
+ * launcher process serving the connection (*peer; 0: unknown) stayed
+ * stopped for SV_JOB_RELAY_STOPPED_MS (*timed_out set, if given), or the
+ * launcher closed the connection. The launcher's greeting ("launcher
+ * <pid>": which of its processes took the connection) is not an answer:
+ * it sets *peer, and the wait goes on. */
+static char *sv_job_relay_answer(int fd, size_t max, int wait_ms, pid_t *peer, int *timed_out)
 {
     struct pollfd pfd = { .fd = fd, .events = POLLIN };
     int n = 0, waited = 0, stopped = 0;
-    while (waited < wait_ms && stopped < SV_JOB_RELAY_STOPPED_MS) {
-        int slice = wait_ms - waited < SV_JOB_RELAY_SLICE_MS ? wait_ms - waited : SV_JOB_RELAY_SLICE_MS;
-        n = poll(&pfd, 1, slice);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n != 0)
-            break;
-        waited += slice;
-        stopped = sv_job_relay_stopped(peer) ? stopped + slice : 0;
+    char *buf = NULL;
+    for (;;) {
+        while (waited < wait_ms && stopped < SV_JOB_RELAY_STOPPED_MS) {
+            int slice = wait_ms - waited < SV_JOB_RELAY_SLICE_MS ? wait_ms - waited : SV_JOB_RELAY_SLICE_MS;
+            n = poll(&pfd, 1, slice);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n != 0)
+                break;
+            waited += slice;
+            stopped = sv_job_relay_stopped(*peer) ? stopped + slice : 0;
+        }
+        if (timed_out != NULL)
+            *timed_out = n == 0;
+        if (n <= 0)
+            return NULL;
+        if (buf == NULL && (buf = malloc(max + 1)) == NULL)
+            return NULL;
+        ssize_t r;
+        while ((r = recv(fd, buf, max, 0)) < 0 && errno == EINTR)
+            ;
+        if (r <= 0) {
+            free(buf);
+            return NULL;
+        }
+        buf[r] = '\0';
+        long pid;
+        char end;
+        if (strncmp(buf, "launcher ", 9) != 0 || sscanf(buf + 9, "%ld%c", &pid, &end) != 1 || pid <= 0)
+            return buf;
+        *peer = (pid_t)pid;
+        stopped = 0;
+        n = 0;
     }
-    if (timed_out != NULL)
-        *timed_out = n == 0;
-    if (n <= 0)
-        return NULL;
-    char *buf = malloc(max + 1);
-    if (buf == NULL)
-        return NULL;
-    ssize_t r;
-    while ((r = recv(fd, buf, max, 0)) < 0 && errno == EINTR)
-        ;
-    if (r <= 0) {
-        free(buf);
-        return NULL;
-    }
-    buf[r] = '\0';
-    return buf;
 }
 
 pid_t sv_job_relay_spawn(const char *spool_dir, const char *path, int lock_fd, int vault_fd)
@@ -167,7 +178,8 @@ pid_t sv_job_relay_spawn(const char *spool_dir, const char *path, int lock_fd, i
         errno = saved;
         return -1;
     }
-    char *answer = sv_job_relay_answer(fd, 64, SV_JOB_RELAY_SPAWN_WAIT_MS, 0, NULL);
+    pid_t peer = 0;
+    char *answer = sv_job_relay_answer(fd, 64, SV_JOB_RELAY_SPAWN_WAIT_MS, &peer, NULL);
     close(fd);
     long pid = 0;
     if (answer != NULL && sscanf(answer, "ok %ld", &pid) == 1 && pid > 0) {
@@ -256,8 +268,9 @@ PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, ch
         return NULL;
     }
     free(msg);
-    /* The launcher that took the connection (it made the listening
-     * socket): its state tells a stopped launcher from a busy one. */
+    /* The launcher that made the listening socket, until the greeting
+     * names its process that took the connection: its state tells a
+     * stopped launcher from a busy one. */
     struct ucred cred = { .pid = 0 };
     socklen_t clen = sizeof(cred);
     pid_t peer = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0 ? cred.pid : 0;
@@ -269,12 +282,12 @@ PGresult *sv_job_relay_sql(const char *sql, int n, const char *const *values, ch
      * run or running: lost, never run twice. ("run" is what a launcher
      * of the previous version says instead of "ready": it has started.) */
     int timed_out = 0;
-    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, peer, &timed_out);
+    char *answer = sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, &peer, &timed_out);
     int started = 0;
     if (answer != NULL && (strcmp(answer, "ready") == 0 || strcmp(answer, "run") == 0)) {
         started = strcmp(answer, "run") == 0 || sv_job_relay_send(fd, "go", 2, NULL, 0) == SV_OK;
         free(answer);
-        answer = started ? sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, peer, &timed_out)
+        answer = started ? sv_job_relay_answer(fd, SV_JOB_RELAY_MAX, SV_JOB_RELAY_SQL_WAIT_MS, &peer, &timed_out)
                          : NULL;
     }
     close(fd);

@@ -1,7 +1,7 @@
 /* Talking to the job launcher (job/sv_job_launcher.c), the long-lived
  * streamvibe-job the pool master runs: a worker hands it an accepted job
  * to fork, and a job sends it its statements to run on the launcher's
- * database connection. On this kind of machine a process exec'd with
+ * database connections (one per serving process). On this kind of machine a process exec'd with
  * libcurl and libpq costs ~17 ms of CPU before main() and a PostgreSQL
  * connection ~20 ms (bench/README.md, "Jobs"); through the launcher a job
  * pays for neither. Every call falls back: without a launcher (CGI,
@@ -10,7 +10,8 @@
  *
  * One connection per exchange on a SOCK_SEQPACKET socket in the spool
  * directory (mode 0700, the workers' user's), so only that user reaches
- * it, and a message is never split or merged. */
+ * it, and a message is never split or merged. The launcher's first
+ * message on each is "launcher <pid>": which of its processes took it. */
 #ifndef SV_JOB_RELAY_H
 #define SV_JOB_RELAY_H
 
