@@ -155,8 +155,7 @@ unlink $release;
 is($res->code, 200, 'a job accepted with ?wait answers when it ends') or diag $res->as_string;
 is($doc->{success}, JSON::PP::true, 'successfully');
 is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'one audit row');
-is($s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?', undef, $doc->{job_id}),
-    1, 'its suggestion was stored through the launcher');
+is($s->job_suggestions($doc->{job_id}), 1, 'its suggestion was stored through the launcher');
 
 # --- nonsense on the socket ---------------------------------------------------------
 # Sends $msg, answers "go" to "ready" (unless $no_go: then it hangs up

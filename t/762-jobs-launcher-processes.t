@@ -39,10 +39,7 @@ my $tok = $s->jwt(user => $A);
 
 sub used { $s->quota_used($A, 'ai') }
 sub rows { $s->job_rows(@_) }
-sub suggestions {
-    my ($job) = @_;
-    return scalar $s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?', undef, $job);
-}
+sub suggestions { $s->job_suggestions(@_) }
 sub accept_job {
     my ($title) = @_;
     my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,

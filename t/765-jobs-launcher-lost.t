@@ -64,10 +64,7 @@ $socket .= '/.launcher.sock';
 
 sub used { $s->quota_used($A, 'ai') }
 sub rows { $s->job_rows(@_) }
-sub suggestions {
-    my ($job) = @_;
-    return scalar $s->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?', undef, $job);
-}
+sub suggestions { $s->job_suggestions(@_) }
 # The stored suggestion's id, and the one the job's result names.
 sub suggestion_ids {
     my ($job) = @_;

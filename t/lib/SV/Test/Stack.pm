@@ -155,6 +155,13 @@ sub job_rows {
         { Slice => {} }, $job);
 }
 
+# How many suggestions the AI job $job stored (one at most, sql/044).
+sub job_suggestions {
+    my ($self, $job) = @_;
+    return scalar $self->su->selectrow_array('SELECT count(*) FROM ai_content_suggestions WHERE job_id = ?',
+        undef, $job);
+}
+
 sub _insert {
     my ($self, $table, %col) = @_;
     my @k = sort keys %col;
