@@ -286,6 +286,13 @@ my %worker_sock;
 for my $w ($pool->worker_pids) {
     $worker_sock{ readlink($_) // '' } = 1 for grep { (readlink($_) // '') =~ /^socket:/ } glob("/proc/$w/fd/*");
 }
+# The child is found the moment it is forked, when it and its supervisor
+# still hold both ends of their pipe for an instant (each closes its
+# unused end first thing): wait for that, so what is checked is what
+# they keep.
+wait_until(sub {
+    !grep { (grep { (readlink($_) // '') =~ /^pipe:/ } glob("/proc/$_/fd/*")) > 1 } $sup, $child
+}, 5);
 for my $pair ([$sup, 'supervisor'], [$child, 'child']) {
     my @fds = map { readlink($_) // '' } glob("/proc/$pair->[0]/fd/*");
     is(scalar(grep { $worker_sock{$_} } @fds), 0, "the $pair->[1] holds none of the workers' sockets");
