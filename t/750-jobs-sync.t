@@ -20,40 +20,13 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use FindBin;
-use lib "$FindBin::Bin/fake";
-use FakeOAuth;
-use FakePlatform;
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file run_command free_tcp_port unprivileged_user);
-use SV::Test::Stack;
+use SV::Test qw(wait_until slurp_file);
+use SV::Test::Sync;
 
 my $JSON = JSON::PP->new->canonical;
-my $oauth = FakeOAuth->new(client_id => 'sync-client', client_secret => 'sync-client-secret');
-my %fake = map { $_ => FakePlatform->new($_, oauth => $oauth) } qw(youtube instagram tiktok);
-
-my $keys = sv_tempdir(prefix => 'svkeys');
-my ($krc) = run_command([sv_builddir() . '/streamvibe-admin', 'keygen', "$keys/vault.key"]);
-is($krc, 0, 'a vault key file');
-is((stat "$keys/vault.key")[2] & 0777, 0600, "readable by its owner only");
-
-my $port = free_tcp_port();
-my $spool = sv_tempdir(prefix => 'svspool') . '/jobs';
-my %conf = (jwt_secret => 'jobs-sync-secret-' . ('s' x 32), job_spool_dir => $spool,
-    job_program => sv_builddir() . '/streamvibe-job', vault_key_file => "$keys/vault.key",
-    api_external_url => "http://127.0.0.1:$port", site_url => 'https://app.example.com',
-    rate_limit_functions => 'off', oauth_http_timeout => 5, http_timeout => 3, sync_max_pages => 3,
-    youtube_api_url => $fake{youtube}->url, instagram_api_url => $fake{instagram}->url,
-    tiktok_api_url => $fake{tiktok}->url);
-for my $p (qw(youtube instagram tiktok)) {
-    $conf{"oauth_${p}_$_"} = $oauth->can($_) ? $oauth->$_ : undef for qw(client_id client_secret);
-    $conf{"oauth_${p}_authorize_url"} = $oauth->url('/authorize');
-    $conf{"oauth_${p}_token_url"} = $oauth->url('/token');
-    $conf{"oauth_${p}_revoke_url"} = $oauth->url('/revoke');
-}
-# As root the workers (and so the jobs) run as an unprivileged user.
-my $as_user = $> == 0 ? unprivileged_user() : undef;
-$conf{user} = $as_user if $as_user;
-my $s = SV::Test::Stack->new(workers => 2, conf => \%conf, nginx_port => $port);
+my $x = SV::Test::Sync->new(workers => 2, conf => { sync_max_pages => 3 });
+my ($s, $oauth, $as_user) = ($x->stack, $x->oauth, $x->user);
+my %fake = map { $_ => $x->fake($_) } qw(youtube instagram tiktok);
 my ($ngx, $pool, $su) = ($s->ngx, $s->pool, $s->su);
 
 my $A = $s->user('a@example.com');
@@ -62,14 +35,7 @@ $su->do('UPDATE subscription_settings SET max_syncs_per_month = 1000 WHERE user_
 my %h = map { $_ => $s->handle($A, "alice-$_", platform => $_) } qw(youtube instagram tiktok);
 my $hB = $s->handle($B, 'bob', platform => 'youtube');
 my ($tokA, $tokB) = ($s->jwt(user => $A), $s->jwt(user => $B));
-# Starting an OAuth flow wants a session (its id binds the flow to it).
-my %browser = (apikey => $s->jwt(role => 'anon'), Authorization => 'Bearer ' . $s->jwt(claims => { sub => $A,
-    role => 'authenticated', aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001',
-    iat => time, exp => time + 3600 }));
-for my $p (qw(youtube instagram tiktok)) {
-    my ($final) = FakeOAuth::browse($ngx, "/functions/v1/oauth/$p/start", \%browser);
-    is($final, "https://app.example.com?connected=$p", "A connected $p through the OAuth flow");
-}
+$x->connect($A, $_, "A connected $_ through the OAuth flow") for qw(youtube instagram tiktok);
 
 sub used { scalar $su->selectrow_array('SELECT current_syncs_count FROM subscription_settings WHERE user_id = ?', undef, $_[0] // $A) }
 sub audit {
@@ -306,7 +272,7 @@ is($sp[0], $cp[0], 'and it is the same pipe');
 if ($as_user) {
     my ($uid) = (slurp_file("/proc/$sup/status") // '') =~ /^Uid:\s+(\d+)/m;
     is($uid, scalar getpwnam($as_user), "the job runs as $as_user, who cannot read the key file");
-    ok(!-r "$keys/vault.key" || $uid != 0, 'the key file is root-only');
+    ok(!-r $x->key_file || $uid != 0, 'the key file is root-only');
 }
 ($res, $doc) = $ngx->call('GET', "/functions/v1/jobs/$slow?wait=50", token => $tokA);
 is($doc->{status}, 'completed', 'the slow sync completed') or diag explain $doc;
