@@ -12,11 +12,11 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <json-c/json.h>
 
+#include "core/sv_clock.h"
 #include "core/sv_json.h"
 #include "core/sv_log.h"
 #include "core/sv_proctitle.h"
@@ -34,13 +34,6 @@
 #define SV_JOB_LAUNCHER_GO_WAIT_MS 5000
 
 static const char sv_launcher_claims[] = "{\"role\":\"service_role\"}";
-
-static int64_t sv_launcher_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int sv_launcher_listen(const char *spool_dir, const char *path, ino_t *ino)
 {
@@ -492,14 +485,14 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volat
      * statement waiting (on a row lock, say) holds up only the one
      * serving it, not every job of the host. */
     int n = cfg->job_launcher_processes > 0 ? cfg->job_launcher_processes : 1;
-    pid_t *kids = calloc((size_t)n, sizeof(*kids));
+    struct { pid_t pid; int64_t started_ms; } *kids = calloc((size_t)n, sizeof(*kids));
     if (kids == NULL) {
         sv_log_error("job_launcher", "msg=\"out of memory\"");
         close(listen_fd);
         unlink(path);
         return 1;
     }
-    int64_t started[64] = { 0 }, next_ms = 0;
+    int64_t next_ms = 0;
     int quick_deaths = 0;
     pid_t self = getpid();
     sv_log_info("job_launcher", "msg=\"started\" socket=%s pid=%d processes=%d", path, (int)self, n);
@@ -510,20 +503,20 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volat
                 sv_log_error("log_reopen", "msg=\"cannot open log_file, keeping the old one\" error=\"%s\"",
                              strerror(errno));
             for (int i = 0; i < n; i++)
-                if (kids[i] > 0)
-                    kill(kids[i], SIGUSR1);
+                if (kids[i].pid > 0)
+                    kill(kids[i].pid, SIGUSR1);
         }
         int status;
         pid_t gone;
-        int64_t now = sv_launcher_now_ms();
+        int64_t now = sv_clock_mono_ms();
         while ((gone = waitpid(-1, &status, WNOHANG)) > 0)
             for (int i = 0; i < n; i++) {
-                if (kids[i] != gone)
+                if (kids[i].pid != gone)
                     continue;
-                kids[i] = 0;
+                kids[i].pid = 0;
                 /* One that keeps dying young is started again after a
                  * back-off; its siblings serve meanwhile. */
-                quick_deaths = now - started[i % 64] < 10000 ? quick_deaths + 1 : 0;
+                quick_deaths = now - kids[i].started_ms < 10000 ? quick_deaths + 1 : 0;
                 int64_t delay = quick_deaths > 1 ? 500LL << (quick_deaths < 8 ? quick_deaths : 8) : 0;
                 next_ms = now + (delay > 60000 ? 60000 : delay);
                 if (WIFSIGNALED(status))
@@ -534,7 +527,7 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volat
                                 "pid=%d status=%d", (int)gone, WEXITSTATUS(status));
             }
         for (int i = 0; i < n && now >= next_ms; i++) {
-            if (kids[i] != 0)
+            if (kids[i].pid != 0)
                 continue;
             pid_t pid = fork();
             if (pid == 0) {
@@ -548,8 +541,8 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volat
                 next_ms = now + 1000;
                 break;
             }
-            kids[i] = pid;
-            started[i % 64] = now;
+            kids[i].pid = pid;
+            kids[i].started_ms = now;
         }
         /* SIGCHLD, SIGTERM or SIGUSR1 cut it short. */
         poll(NULL, 0, 1000);
@@ -564,11 +557,11 @@ int sv_job_launcher_run(const sv_config *cfg, volatile sig_atomic_t *stop, volat
     /* They finish the exchange they are in (a statement lasts at most its
      * statement_timeout), so that nothing of the launcher outlives it. */
     for (int i = 0; i < n; i++)
-        if (kids[i] > 0)
-            kill(kids[i], SIGTERM);
+        if (kids[i].pid > 0)
+            kill(kids[i].pid, SIGTERM);
     for (int i = 0; i < n; i++)
-        if (kids[i] > 0)
-            while (waitpid(kids[i], NULL, 0) < 0 && errno == EINTR)
+        if (kids[i].pid > 0)
+            while (waitpid(kids[i].pid, NULL, 0) < 0 && errno == EINTR)
                 ;
     free(kids);
     sv_log_info("job_launcher", "msg=\"stopped\"");
