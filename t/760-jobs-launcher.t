@@ -206,7 +206,15 @@ is($pool->launcher_pid, $L2, 'the launcher is still the same process');
 # --- a reload replaces it; a stop ends it; a dead master too ----------------------
 $pool->reload;
 my $L3;
-ok(wait_until(sub { ($L3 = $pool->launcher_pid) && $L3 != $L2 }, 15), 'a reload starts a new launcher');
+# Watched without a pause, so that the rotation's SIGUSR1 below reaches
+# the new launcher while it is still starting (before its main()).
+my $until = time + 15;
+1 until (($L3 = $pool->launcher_pid) && $L3 != $L2) || time > $until;
+ok($L3 && $L3 != $L2, 'a reload starts a new launcher');
+kill 'USR1', $pool->pid;
+sleep 1;
+ok(pid_alive($L3) && ($pool->launcher_pid // 0) == $L3,
+    'a log rotation (SIGUSR1) as it starts does not end it');
 ok(wait_until(sub { !pid_alive($L2) }, 10), 'and the old one ends');
 ($res, $doc) = accept_job('quick3', '?wait=60');
 is($res->code, 200, 'jobs run after the reload') or diag $res->as_string;

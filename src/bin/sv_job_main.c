@@ -99,6 +99,10 @@ int main(int argc, char **argv)
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = sv_job_on_reopen;
         sigaction(SIGUSR1, &sa, NULL);
+        sigset_t reopen;
+        sigemptyset(&reopen);
+        sigaddset(&reopen, SIGUSR1);
+        sigprocmask(SIG_UNBLOCK, &reopen, NULL);   /* the master started it blocked */
         reconcile = 1;   /* it runs no job itself: it is the reconciler's case */
     }
     if (!reconcile && (optind != argc - 1 || lock_fd < 0)) {

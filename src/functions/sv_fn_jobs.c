@@ -296,7 +296,7 @@ static pid_t sv_fn_launch(sv_ctx *ctx, const char *program, char *const args[], 
     int config_fd = sv_fn_config_pipe(ctx->cfg);
     if (config_fd < 0)
         return -1;
-    pid_t spawned = sv_job_spawn(program, args, *lock_fd, vault_fd, config_fd);
+    pid_t spawned = sv_job_spawn(program, args, *lock_fd, vault_fd, config_fd, NULL);
     int saved = errno;
     close(config_fd);
     errno = saved;

@@ -19,7 +19,8 @@ static int sv_job_spawn_high(int fd)
     return fd < 0 ? -1 : fcntl(fd, F_DUPFD_CLOEXEC, 6);
 }
 
-pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd, int config_fd)
+pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd, int config_fd,
+                   const sigset_t *blocked)
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
@@ -51,7 +52,7 @@ pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pas
     rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                              POSIX_SPAWN_SETSIGDEF);
     if (rc == 0)
-        rc = posix_spawnattr_setsigmask(&attr, &none);
+        rc = posix_spawnattr_setsigmask(&attr, blocked != NULL ? blocked : &none);
     if (rc == 0)
         rc = posix_spawnattr_setsigdefault(&attr, &all);
     for (int fd = 0; rc == 0 && fd < 3; fd++)

@@ -3,6 +3,7 @@
 #ifndef SV_JOB_SPAWN_H
 #define SV_JOB_SPAWN_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <sys/types.h>
 
@@ -10,7 +11,7 @@
 
 /* Starts program (streamvibe-job) with args (NULL-terminated, args[0]
  * being the program) in a session of its own, with every signal at its
- * default and unblocked, stdin/stdout/stderr on /dev/null, and no
+ * default and unblocked but those in blocked (NULL: none), stdin/stdout/stderr on /dev/null, and no
  * inherited descriptor but keep_fd, which becomes its descriptor 3 (the
  * job's locked spool descriptor; -1 for none), and pass_fd, which becomes
  * its descriptor 4 (the read end of the pipe the vault's keys come
@@ -21,7 +22,8 @@
  * connection, not the listening socket. Returns the pid, or -1 with
  * errno set. The caller does not wait for it: workers ignore SIGCHLD,
  * so a job that ends is reaped by the kernel, never a zombie. */
-pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd, int config_fd);
+pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pass_fd, int config_fd,
+                   const sigset_t *blocked);
 
 /* streamvibe-job's path: job_program, else the streamvibe-job next to
  * the running program. Written into buf. */

@@ -233,7 +233,14 @@ static pid_t sv_pool_start_job_program(sv_pool *pool, const char *mode, char *pr
     }
     args[n++] = (char *)mode;
     args[n] = NULL;
-    return sv_job_spawn(program, args, -1, -1, -1);
+    /* The master passes SIGUSR1 (reopen the log) on to the launcher, and
+     * its default would end a launcher that has not yet installed its
+     * handler (the dynamic loader alone takes ~17 ms, far longer under
+     * ASan): it starts with SIGUSR1 blocked, held until it unblocks. */
+    sigset_t reopen;
+    sigemptyset(&reopen);
+    sigaddset(&reopen, SIGUSR1);
+    return sv_job_spawn(program, args, -1, -1, -1, &reopen);
 }
 
 /* Jobs whose supervisor died (SIGKILL, host restart) still hold their
