@@ -78,7 +78,8 @@ static int sv_db_wait_socket(sv_db *db, short events, int64_t deadline_ms)
             if (timeout_ms < 0 || left < timeout_ms)
                 timeout_ms = (int)left;
         }
-        if (poll(fds, (nfds_t)(1 + n), timeout_ms) < 0) {
+        struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+        if (ppoll(fds, (nfds_t)(1 + n), timeout_ms >= 0 ? &ts : NULL, hook != NULL ? hook->sigmask : NULL) < 0) {
             if (errno == EINTR)
                 continue;
             return -1;

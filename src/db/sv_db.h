@@ -6,6 +6,7 @@
 #define SV_DB_H
 
 #include <poll.h>
+#include <signal.h>
 
 #include <libpq-fe.h>
 
@@ -23,6 +24,10 @@ typedef struct sv_db_wait_hook {
     /* After each wait, with the watched descriptors' revents. */
     void (*ready)(void *ctx, const struct pollfd *fds, int n);
     void *ctx;
+    /* The signal mask while waiting (ppoll's), or NULL to keep the
+     * process's: a worker blocks its stop signal outside its waits, and a
+     * statement can wait for a long time. */
+    const sigset_t *sigmask;
 } sv_db_wait_hook;
 
 #define SV_DB_WAIT_MAX_FDS 64

@@ -180,14 +180,14 @@ static int sv_fcgi_start(sv_fcgi_loop *l, sv_worker *w, int listen_fd)
     /* Migrations announce themselves (NOTIFY pgrst): the schema cache
      * reloads without a pool reload. */
     sv_db_listen(&w->db, "pgrst");
-    sv_handoff_install(&l->server, &l->hook);
+    sv_handoff_install(&l->server, &l->hook, &l->waiting_mask);
     char *buf;
     size_t cap;
     uint32_t *len;
     sv_slot_log_buffer(w->slot, &buf, &cap, &len);
     sv_log_set_buffer(buf, cap, len);
     /* Stop and reopen signals arrive only while the worker waits
-     * (ppoll): the connections' reads have a timeout, and a socket with
+     * (ppoll), here or on PostgreSQL (the hook): the connections' reads have a timeout, and a socket with
      * one lets a signal interrupt a read despite SA_RESTART, which
      * libfcgi would take for the end of the request's parameters. */
     sigset_t handled;

@@ -1,5 +1,6 @@
 #include "worker/sv_handoff.h"
 
+#include <errno.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -115,6 +116,29 @@ static int64_t sv_handoff_request_ran_ms(const sv_worker *w)
     return sv_clock_mono_ms() - sv_slot_request_start(w->slot);
 }
 
+/* The pool is stopping and this worker is busy: nothing can be passed on
+ * any more, and a request nginx sent on one of its other connections
+ * would wait for the current one, however long it runs (until
+ * shutdown_timeout). Idle connections are closed at once, so nginx stops
+ * choosing them and a new request meets the refused socket (a 502) like
+ * any other; a request already sent is answered after the current one.
+ * An idle worker instead answers on its connections for a moment
+ * (sv_fcgi_check_leaving): it can answer at once. */
+static void sv_handoff_close_idle(sv_fcgi_server *s)
+{
+    for (int i = 0; i < SV_WORKER_MAX_CONNS; i++) {
+        sv_fcgi_conn *c = &s->conns[i];
+        if (c->req.ipcFd < 0 || c == s->current || c->park != NULL || c->waiting)
+            continue;
+        char byte;
+        ssize_t n = recv(c->req.ipcFd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0)
+            c->waiting = 1;
+        else if (n == 0 || errno != EINTR)
+            sv_fcgi_conn_close(c);
+    }
+}
+
 /* Wait hook, while the current request waits on PostgreSQL: watch the
  * other connections, except those already known to have a request. Not
  * before it can matter (someone idle, or SV_PASS_ON_AFTER_MS): under
@@ -123,6 +147,10 @@ static int64_t sv_handoff_request_ran_ms(const sv_worker *w)
 static int sv_handoff_watch(void *ctx, struct pollfd *fds, int max, int *timeout_ms)
 {
     sv_fcgi_server *s = ctx;
+    if (sv_scoreboard_stopping(s->w->sb)) {
+        sv_handoff_close_idle(s);
+        return 0;
+    }
     if (!sv_handoff_can_pass(s->w))
         return 0;
     int64_t ran = sv_handoff_request_ran_ms(s->w);
@@ -176,11 +204,11 @@ static void sv_handoff_shed(void *arg)
         sv_handoff_pass_all(s);
 }
 
-void sv_handoff_install(sv_fcgi_server *s, sv_db_wait_hook *hook)
+void sv_handoff_install(sv_fcgi_server *s, sv_db_wait_hook *hook, const sigset_t *waiting_mask)
 {
     if (s->w->handoff_fds[0] < 0)
         return;
-    *hook = (sv_db_wait_hook){ sv_handoff_watch, sv_handoff_ready, s };
+    *hook = (sv_db_wait_hook){ sv_handoff_watch, sv_handoff_ready, s, waiting_mask };
     sv_db_set_wait_hook(&s->w->db, hook);
     s->w->shed_connections = sv_handoff_shed;
     s->w->shed_arg = s;

@@ -38,9 +38,10 @@ void sv_handoff_take(sv_worker *w, sv_fcgi_conn *c);
 int sv_handoff_pending(const sv_worker *w);
 
 /* Installs, for the life of s, the database wait hook that passes on
- * requests arriving while the current one waits on PostgreSQL, and the
- * request context's shed hook. No-op outside a pool. */
-void sv_handoff_install(sv_fcgi_server *s, sv_db_wait_hook *hook);
+ * requests arriving while the current one waits on PostgreSQL (with
+ * waiting_mask, the signals the worker waits for, let in meanwhile), and
+ * the request context's shed hook. No-op outside a pool. */
+void sv_handoff_install(sv_fcgi_server *s, sv_db_wait_hook *hook, const sigset_t *waiting_mask);
 void sv_handoff_uninstall(sv_fcgi_server *s);
 
 #endif
