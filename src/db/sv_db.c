@@ -107,6 +107,9 @@ void sv_db_close(sv_db *db)
     if (db->conn != NULL)
         PQfinish(db->conn);
     db->conn = NULL;
+    if (db->pipe.result != NULL)
+        PQclear(db->pipe.result);
+    db->pipe = (sv_db_pipe){ 0 };
     free(db->conninfo);
     db->conninfo = NULL;
 }
@@ -121,6 +124,9 @@ static void sv_db_drop(sv_db *db)
     if (db->conn != NULL)
         PQfinish(db->conn);
     db->conn = NULL;
+    if (db->pipe.result != NULL)
+        PQclear(db->pipe.result);
+    db->pipe = (sv_db_pipe){ 0 };
 }
 
 /* What the server says outside a result (a FATAL before it closes the
@@ -307,18 +313,12 @@ int sv_db_query(sv_db *db, const char *sql, int nparams, const char *const *valu
     return sv_db_check_connection(db, result);
 }
 
-/* The one pipeline behind sv_db_query_as and sv_db_query_as_prepared:
- * set_config(role, claims, statement_timeout[, transaction_read_only]),
- * [Parse stmt_name], the query (prepared when stmt_name is given, else
- * unnamed), Sync. Statements between two Syncs form one implicit
- * transaction, so the role and claims are local to this request and an
- * error anywhere rolls everything back without a separate ROLLBACK round
- * trip. A transaction may always turn read-only, also after its first
- * statement began, so SV_DB_READ_ONLY costs no extra round trip. */
-static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, unsigned flags,
-                             const char *timeout, const char *stmt_name, const char *sql,
-                             int nparams, const char *const *values,
-                             unsigned long *prepared_gen, PGresult **result)
+enum { SV_STEP_PREPARE_SET, SV_STEP_SET, SV_STEP_PREPARE, SV_STEP_QUERY };
+
+static int sv_db_pipeline_send(sv_db *db, const char *role, const char *claims, unsigned flags,
+                                const char *timeout, const char *stmt_name, const char *sql,
+                                int nparams, const char *const *values,
+                                unsigned long *prepared_gen)
 {
     static const char set_sql[] =
         "SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true), "
@@ -336,10 +336,7 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
     int bitmap_only = (flags & SV_DB_BITMAP_ONLY) != 0;
     const char *set_name = read_only ? "sv_set_ro" : "sv_set";
     unsigned long *set_gen = read_only ? &db->set_ro_prepared_gen : &db->set_prepared_gen;
-    PGresult *res;
-    int failed = 0;
 
-    *result = NULL;
     if (sv_db_ensure(db) != SV_OK)
         return SV_ERROR;
     int prepare = stmt_name != NULL && *prepared_gen != db->generation;
@@ -368,68 +365,141 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
         return SV_ERROR;
     }
 
+    /* Results arrive in send order: [Parse set], set_config, [Parse], the
+     * query, then the Sync. */
+    sv_db_pipe *p = &db->pipe;
+    *p = (sv_db_pipe){ .active = 1, .bitmap_only = bitmap_only, .set_gen = set_gen,
+                       .prepared_gen = prepared_gen };
+    if (prepare_set)
+        p->steps[p->nsteps++] = SV_STEP_PREPARE_SET;
+    p->steps[p->nsteps++] = SV_STEP_SET;
+    if (prepare)
+        p->steps[p->nsteps++] = SV_STEP_PREPARE;
+    p->steps[p->nsteps++] = SV_STEP_QUERY;
+    return SV_OK;
+}
+
+/* Takes one result of the pipeline's current step (its first). */
+static void sv_db_pipe_take(sv_db_pipe *p, PGresult *res)
+{
+    int step = p->steps[p->at];
+    ExecStatusType st = PQresultStatus(res);
+    if (step == SV_STEP_PREPARE && st == PGRES_COMMAND_OK)
+        p->prepared_ok = 1;
+    if (step == SV_STEP_PREPARE_SET) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        /* 42P05: it exists after all (we lost track); use it next time. */
+        p->set_prepared_ok = st == PGRES_COMMAND_OK || (state && strcmp(state, "42P05") == 0);
+    }
+    if (step == SV_STEP_SET && st == PGRES_FATAL_ERROR && !p->bitmap_only) {
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        /* 26000: something (DISCARD ALL, a pooler) dropped it. */
+        if (state && strcmp(state, "26000") == 0)
+            *p->set_gen = 0;
+    }
     /* The first error is the one to report: after it the pipeline only
      * yields PGRES_PIPELINE_ABORTED for the remaining commands. */
-    /* Results arrive in send order: [Parse set], set_config, [Parse], the
-     * query. */
-    enum { SV_STEP_PREPARE_SET, SV_STEP_SET, SV_STEP_PREPARE, SV_STEP_QUERY };
-    int steps[4], nsteps = 0, prepared_ok = 0, set_prepared_ok = 0;
-    if (prepare_set)
-        steps[nsteps++] = SV_STEP_PREPARE_SET;
-    steps[nsteps++] = SV_STEP_SET;
-    if (prepare)
-        steps[nsteps++] = SV_STEP_PREPARE;
-    steps[nsteps++] = SV_STEP_QUERY;
-    for (int i = 0; i < nsteps; i++) {
-        sv_db_await(db);
-        res = PQgetResult(db->conn);
-        if (res == NULL) {
-            failed = 1;
-            break;
+    if (p->result == NULL && (step == SV_STEP_QUERY || (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
+                                                        st != PGRES_PIPELINE_ABORTED)))
+        p->result = res;
+    else
+        PQclear(res);
+}
+
+/* Reads the pipeline's results as far as they have arrived, or, with
+ * block, to the end (running the wait hook meanwhile). Returns 1 once
+ * the Sync has been read or the pipeline failed, else 0. */
+static int sv_db_pipe_advance(sv_db *db, int block)
+{
+    sv_db_pipe *p = &db->pipe;
+    while (!p->done) {
+        if (block)
+            sv_db_await(db);
+        else if (PQisBusy(db->conn))
+            return 0;
+        PGresult *res = PQgetResult(db->conn);
+        if (p->at == p->nsteps) {          /* the Sync */
+            ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+            if (res != NULL && st == PGRES_FATAL_ERROR && !p->late_error) {
+                /* An error after the last command's results, before the
+                 * Sync (a statement timeout that fired as the query
+                 * ended): the transaction did not commit, so that error
+                 * is the outcome. Its end (NULL) and the Sync follow. */
+                if (p->result != NULL)
+                    PQclear(p->result);
+                p->result = res;
+                res = NULL;
+                p->late_error = 1;
+                continue;
+            }
+            if (res == NULL && p->late_error == 1) {
+                p->late_error = 2;
+                continue;
+            }
+            p->failed = st != PGRES_PIPELINE_SYNC;
+            p->done = 1;
+        } else if (!p->in_step) {
+            if (res == NULL) {
+                p->failed = p->done = 1;
+                break;
+            }
+            sv_db_pipe_take(p, res);
+            res = NULL;
+            p->in_step = 1;
+        } else if (res == NULL) {          /* the end of this command */
+            p->at++;
+            p->in_step = 0;
         }
-        ExecStatusType st = PQresultStatus(res);
-        if (steps[i] == SV_STEP_PREPARE && st == PGRES_COMMAND_OK)
-            prepared_ok = 1;
-        if (steps[i] == SV_STEP_PREPARE_SET) {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            /* 42P05: it exists after all (we lost track); use it next time. */
-            set_prepared_ok = st == PGRES_COMMAND_OK || (state && strcmp(state, "42P05") == 0);
-        }
-        if (steps[i] == SV_STEP_SET && st == PGRES_FATAL_ERROR && !bitmap_only) {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            /* 26000: something (DISCARD ALL, a pooler) dropped it. */
-            if (state && strcmp(state, "26000") == 0)
-                *set_gen = 0;
-        }
-        if (*result == NULL && (steps[i] == SV_STEP_QUERY ||
-                                (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK &&
-                                 st != PGRES_PIPELINE_ABORTED)))
-            *result = res;
-        else
-            PQclear(res);
-        while ((res = PQgetResult(db->conn)) != NULL) /* end of this command */
-            PQclear(res);
-    }
-    if (!failed) {
-        sv_db_await(db);
-        res = PQgetResult(db->conn); /* the Sync */
-        if (res == NULL || PQresultStatus(res) != PGRES_PIPELINE_SYNC)
-            failed = 1;
         if (res != NULL)
             PQclear(res);
     }
-    if (failed || !PQexitPipelineMode(db->conn)) {
-        if (*result != NULL)
-            PQclear(*result);
-        *result = NULL;
+    return 1;
+}
+
+/* Reads the pipeline sent by sv_db_pipeline_send to its end: *result is
+ * the query's result (or the first error). */
+static int sv_db_pipeline_collect(sv_db *db, PGresult **result)
+{
+    sv_db_pipe *p = &db->pipe;
+    *result = NULL;
+    if (!p->active)
+        return SV_ERROR;
+    sv_db_pipe_advance(db, 1);
+    p->active = 0;
+    if (p->failed || !PQexitPipelineMode(db->conn)) {
+        if (p->result != NULL)
+            PQclear(p->result);
+        p->result = NULL;
         sv_db_drop(db);
         return SV_ERROR;
     }
-    if (prepared_ok)
-        *prepared_gen = db->generation;
-    if (set_prepared_ok)
-        *set_gen = db->generation;
+    if (p->prepared_ok)
+        *p->prepared_gen = db->generation;
+    if (p->set_prepared_ok)
+        *p->set_gen = db->generation;
+    *result = p->result;
+    p->result = NULL;
     return sv_db_check_connection(db, result);
+}
+
+/* The one pipeline behind sv_db_query_as and sv_db_query_as_prepared:
+ * set_config(role, claims, statement_timeout[, transaction_read_only]),
+ * [Parse stmt_name], the query (prepared when stmt_name is given, else
+ * unnamed), Sync. Statements between two Syncs form one implicit
+ * transaction, so the role and claims are local to this request and an
+ * error anywhere rolls everything back without a separate ROLLBACK round
+ * trip. A transaction may always turn read-only, also after its first
+ * statement began, so SV_DB_READ_ONLY costs no extra round trip. */
+static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, unsigned flags,
+                             const char *timeout, const char *stmt_name, const char *sql,
+                             int nparams, const char *const *values,
+                             unsigned long *prepared_gen, PGresult **result)
+{
+    *result = NULL;
+    if (sv_db_pipeline_send(db, role, claims, flags, timeout, stmt_name, sql, nparams, values,
+                            prepared_gen) != SV_OK)
+        return SV_ERROR;
+    return sv_db_pipeline_collect(db, result);
 }
 
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
@@ -446,6 +516,39 @@ int sv_db_query_as_within(sv_db *db, const char *role, const char *claims, unsig
     snprintf(timeout, sizeof(timeout), "%ld", timeout_ms > 0 ? timeout_ms : 0);
     return sv_db_pipeline_as(db, role, claims, flags, timeout, NULL, sql, nparams, values, NULL,
                              result);
+}
+
+int sv_db_send_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
+                         long timeout_ms, const char *sql, int nparams, const char *const *values)
+{
+    char timeout[24];
+    snprintf(timeout, sizeof(timeout), "%ld", timeout_ms > 0 ? timeout_ms : 0);
+    return sv_db_pipeline_send(db, role, claims, flags, timeout, NULL, sql, nparams, values, NULL);
+}
+
+int sv_db_sent_done(sv_db *db)
+{
+    if (db->pipe.active && !db->pipe.done && !PQconsumeInput(db->conn))
+        db->pipe.failed = db->pipe.done = 1;
+    if (db->pipe.active && !db->pipe.done && !sv_db_pipe_advance(db, 0))
+        return 0;
+    return db->pipe.active && !db->pipe.failed ? 1 : -1;
+}
+
+int sv_db_collect(sv_db *db, PGresult **result)
+{
+    return sv_db_pipeline_collect(db, result);
+}
+
+void sv_db_cancel(sv_db *db)
+{
+    if (db->conn == NULL)
+        return;
+    PGcancel *cancel = PQgetCancel(db->conn);
+    char err[256];
+    if (cancel != NULL && !PQcancel(cancel, err, sizeof(err)))
+        sv_log_warn("db_cancel", "error=\"%s\"", err);
+    PQfreeCancel(cancel);
 }
 
 int sv_db_query_as_prepared(sv_db *db, const char *role, const char *claims, unsigned flags,

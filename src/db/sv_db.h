@@ -32,6 +32,17 @@ typedef struct sv_db_wait_hook {
 
 #define SV_DB_WAIT_MAX_FDS 64
 
+/* A pipeline sent and not yet read to its end (one at a time per
+ * connection): its steps, and what has arrived. */
+typedef struct sv_db_pipe {
+    int steps[4], nsteps;
+    int at, in_step;           /* the step being read; its first result is in */
+    int active, done, failed, bitmap_only, prepared_ok, set_prepared_ok;
+    int late_error;            /* 1: an error came before the Sync; 2: and its end */
+    unsigned long *set_gen, *prepared_gen;
+    PGresult *result;          /* the query's, or the first error */
+} sv_db_pipe;
+
 typedef struct sv_db {
     PGconn *conn;
     char   *conninfo;
@@ -53,6 +64,7 @@ typedef struct sv_db {
     int     several_hosts;     /* connect blocking: libpq's per-host timeout */
     unsigned long notified;    /* reload messages received on listen_channel */
     const char *application_name; /* what pg_stat_activity shows (static) */
+    sv_db_pipe  pipe;
 } sv_db;
 
 void sv_db_init(sv_db *db, const char *conninfo);
@@ -117,6 +129,24 @@ enum { SV_DB_READ_ONLY = 1 << 0, SV_DB_BITMAP_ONLY = 1 << 1 };
 int sv_db_query_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
                           long timeout_ms, const char *sql, int nparams,
                           const char *const *values, PGresult **result);
+
+/* sv_db_query_as_within in two halves, so that one process can run
+ * statements on two connections at once: sends it (SV_OK, or SV_ERROR
+ * when the connection is gone); sv_db_sent_done reads what has arrived
+ * without blocking and says whether it has all come (1), not yet (0),
+ * or never will (-1: the connection failed, or nothing was sent);
+ * sv_db_collect waits for the rest and returns the result as
+ * sv_db_query_as_within does. Every send is collected before the
+ * connection's next use. */
+int sv_db_send_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
+                         long timeout_ms, const char *sql, int nparams, const char *const *values);
+int sv_db_sent_done(sv_db *db);
+int sv_db_collect(sv_db *db, PGresult **result);
+
+/* Asks the server to cancel what db's connection is running (a blocking
+ * connection to the server; its statement then fails with 57014). A
+ * statement that has already ended is not affected. */
+void sv_db_cancel(sv_db *db);
 
 /* Like sv_db_query_as, but runs sql as the prepared statement stmt_name,
  * with flags (SV_DB_*). When *prepared_gen differs from db->generation
