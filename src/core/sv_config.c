@@ -46,6 +46,7 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(request_timeout,   SV_CONF_INT,    0, 86400, "30"),
     SV_KEY(slow_request_time, SV_CONF_INT,    0, 86400, "5"),
     SV_KEY(text_filter_budget, SV_CONF_INT,   0, 3600000, "50"),
+    SV_KEY(text_filter_race,  SV_CONF_BOOL,   0, 1, "on"),
     SV_KEY(shutdown_timeout,  SV_CONF_INT,    0, 3600, "30"),
     SV_KEY(keepalive_idle,    SV_CONF_INT,    0, 3600, "60"),
     SV_KEY(body_limit,        SV_CONF_LONG,   0, 1L << 30, "1048576"),

@@ -20,6 +20,7 @@ typedef struct sv_config {
     int   slow_request_time;
     int   text_filter_budget;   /* ms a REST text-search read runs on the planner's plan
                                    before it is re-run on index bitmaps (0 = never) */
+    int   text_filter_race;     /* past the budget, both plans at once on two connections */
     int   shutdown_timeout;
     int   keepalive_idle;
     long  body_limit;

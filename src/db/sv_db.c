@@ -540,10 +540,26 @@ int sv_db_collect(sv_db *db, PGresult **result)
     return sv_db_pipeline_collect(db, result);
 }
 
-void sv_db_cancel(sv_db *db)
+void sv_db_cancel(sv_db *db, sv_db *via)
 {
     if (db->conn == NULL)
         return;
+    /* pg_cancel_backend sends the same signal as a cancel request; on a
+     * connection already open it costs a round trip, where a cancel
+     * request costs a new connection (a fork in the postmaster, several
+     * ms on a VM). Both connections log in as the same user, which may
+     * signal its own backends. */
+    if (via != NULL && via->conn != NULL && !via->pipe.active) {
+        char pid[16];
+        snprintf(pid, sizeof(pid), "%d", PQbackendPID(db->conn));
+        const char *values[1] = { pid };
+        PGresult *r = NULL;
+        int ok = sv_db_query(via, "SELECT pg_cancel_backend($1::int)", 1, values, &r) == SV_OK &&
+                 PQresultStatus(r) == PGRES_TUPLES_OK;
+        PQclear(r);
+        if (ok)
+            return;
+    }
     PGcancel *cancel = PQgetCancel(db->conn);
     char err[256];
     if (cancel != NULL && !PQcancel(cancel, err, sizeof(err)))

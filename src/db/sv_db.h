@@ -1,4 +1,5 @@
-/* The worker's one persistent PostgreSQL connection. It is opened lazily,
+/* A persistent PostgreSQL connection (a worker's: it may hold a second
+ * one for a text search that races two plans). It is opened lazily,
  * kept across requests, and dropped as soon as libpq reports it broken so
  * the next request reconnects: a PostgreSQL restart costs the requests
  * made during the outage a 503, never a worker. */
@@ -143,10 +144,12 @@ int sv_db_send_as_within(sv_db *db, const char *role, const char *claims, unsign
 int sv_db_sent_done(sv_db *db);
 int sv_db_collect(sv_db *db, PGresult **result);
 
-/* Asks the server to cancel what db's connection is running (a blocking
- * connection to the server; its statement then fails with 57014). A
- * statement that has already ended is not affected. */
-void sv_db_cancel(sv_db *db);
+/* Asks the server to cancel what db's connection is running: through
+ * via, an idle connection of the same user, when given (one round trip),
+ * else with a cancel request (a new connection to the server). The
+ * statement then fails with 57014; one that has already ended is not
+ * affected. */
+void sv_db_cancel(sv_db *db, sv_db *via);
 
 /* Like sv_db_query_as, but runs sql as the prepared statement stmt_name,
  * with flags (SV_DB_*). When *prepared_gen differs from db->generation

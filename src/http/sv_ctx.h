@@ -52,6 +52,10 @@ struct sv_rest_cache;
 typedef struct sv_ctx {
     const sv_config     *cfg;
     sv_db               *db;
+    /* A second connection, opened on first use, for a statement that
+     * runs alongside one on db (a text search racing two plans); NULL:
+     * none. */
+    sv_db               *race_db;
     sv_arena            *arena;
     sv_request          *req;
     sv_response         *res;

@@ -68,14 +68,108 @@ static int sv_rest_cancelled(const PGresult *r)
  * of the rows holding the query's words (sequential and plain index
  * scans disabled), whose cost follows those words' postings and not the
  * table's size. Neither cost is known beforehand: the estimate is what
- * goes wrong. So they take turns, each cancelled by statement_timeout
- * after a budget that starts at text_filter_budget ms and doubles after
- * every pair, until one finishes; the last turn gets what is left of the
- * statement timeout. The work done is then within a small constant
- * factor (about 4) of the cheaper plan's, whichever it is. Both plans
- * return the same rows (the same statement, all policies applied), so
- * the answer never depends on which one finished. Returns sv_db's
- * convention, *r the result. */
+ * goes wrong. The planner's plan runs first, cancelled by
+ * statement_timeout after text_filter_budget ms; most reads end there.
+ * Past it, both plans run at once, the bitmap on the worker's second
+ * connection (sv_rest_race_text_read), and the first to finish answers:
+ * the time is then about the budget plus the cheaper plan's. Without a
+ * second connection they take turns on the one connection instead, the
+ * budget doubling after every pair, the last turn getting what is left
+ * of the statement timeout: the work is then within about 4 times the
+ * cheaper plan's. Both plans return the same rows (the same statement,
+ * all policies applied), so the answer never depends on which one
+ * finished. Returns sv_db's convention, *r the result. */
+typedef struct sv_rest_race {
+    sv_db_wait_hook        hook;
+    const sv_db_wait_hook *inner;        /* the worker's own, or NULL */
+    sv_db                 *main, *other;
+    int                    other_done;   /* its statement's end has been read */
+    int                    other_rc;     /* then: sv_db_collect's return, */
+    PGresult              *theirs;       /* and its result */
+} sv_rest_race;
+
+/* The main connection's wait hook during a race: the second connection's
+ * socket first, then whatever the worker's own hook watches. */
+static int sv_rest_race_watch(void *ctx, struct pollfd *fds, int max, int *timeout_ms)
+{
+    sv_rest_race *race = ctx;
+    int n = 0;
+    if (!race->other_done && sv_db_socket(race->other) < 0) {
+        race->other_done = 1;           /* gone */
+        race->other_rc = SV_ERROR;
+    }
+    if (!race->other_done)
+        fds[n++] = (struct pollfd){ .fd = sv_db_socket(race->other), .events = POLLIN };
+    if (race->inner != NULL)
+        n += race->inner->watch(race->inner->ctx, fds + n, max - n, timeout_ms);
+    return n;
+}
+
+/* The bitmap finished first: its result is taken, and the planner's
+ * statement cancelled through the now idle second connection; its 57014
+ * ends the main connection's wait. A second connection that failed
+ * leaves the planner's to finish. */
+static void sv_rest_race_ready(void *ctx, const struct pollfd *fds, int n)
+{
+    sv_rest_race *race = ctx;
+    int own = 0;
+    if (!race->other_done) {
+        own = 1;
+        int done = fds[0].revents != 0 ? sv_db_sent_done(race->other) : 0;
+        if (done != 0) {
+            race->other_done = 1;
+            race->other_rc = sv_db_collect(race->other, &race->theirs);
+            if (race->other_rc == SV_OK)
+                sv_db_cancel(race->main, race->other);
+        }
+    }
+    if (race->inner != NULL)
+        race->inner->ready(race->inner->ctx, fds + own, n - own);
+}
+
+/* Runs the planner's plan on the worker's connection and the bitmap on
+ * its second one, both within limit ms. SV_RETRY: the second connection
+ * is not there, nothing was run. *winner says which plan answered. */
+#define SV_RETRY (-2)
+static int sv_rest_race_text_read(sv_ctx *ctx, const sv_rest_plan *plan, long limit,
+                                  PGresult **r, const char **winner)
+{
+    sv_db *other = ctx->race_db;
+    if (other == NULL || !ctx->cfg->text_filter_race ||
+        sv_db_send_as_within(other, ctx->caller.role, ctx->caller.claims, SV_DB_BITMAP_ONLY, limit,
+                             plan->sql, plan->nparams, plan->params) != SV_OK)
+        return SV_RETRY;
+    sv_rest_race race = { .inner = ctx->db->wait_hook, .main = ctx->db, .other = other };
+    race.hook = (sv_db_wait_hook){ sv_rest_race_watch, sv_rest_race_ready, &race,
+                                   race.inner != NULL ? race.inner->sigmask : NULL };
+    sv_db_set_wait_hook(ctx->db, &race.hook);
+    int rc = sv_db_query_as_within(ctx->db, ctx->caller.role, ctx->caller.claims, 0, limit,
+                                   plan->sql, plan->nparams, plan->params, r);
+    sv_db_set_wait_hook(ctx->db, race.inner);
+
+    if (rc == SV_OK && !sv_rest_cancelled(*r)) {
+        /* The planner's plan answered (or failed on its own: that error
+         * stands); the bitmap's statement is stopped and its end read. */
+        if (!race.other_done) {
+            if (sv_db_sent_done(other) == 0)
+                sv_db_cancel(other, ctx->db);
+            race.other_rc = sv_db_collect(other, &race.theirs);
+        }
+        PQclear(race.theirs);
+        *winner = "planner";
+        return rc;
+    }
+    if (!race.other_done)
+        race.other_rc = sv_db_collect(other, &race.theirs);
+    if (race.other_rc != SV_OK)
+        return rc;                      /* the second connection failed: the first's outcome */
+    if (rc == SV_OK)
+        PQclear(*r);
+    *r = race.theirs;
+    *winner = sv_rest_cancelled(race.theirs) ? "none" : "index";
+    return SV_OK;
+}
+
 static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult **r)
 {
     long budget = ctx->cfg->text_filter_budget;
@@ -84,15 +178,24 @@ static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult
         return sv_db_query_as(ctx->db, ctx->caller.role, ctx->caller.claims, plan->sql,
                               plan->nparams, plan->params, r);
     int64_t started = sv_clock_mono_ms();
+    const char *winner = NULL, *mode = "turns";
     int rc, turn = 0;
     for (;;) {
-        long limit = budget;
+        long limit = budget, left = 0;
         if (full > 0) {
-            long left = full - (long)(sv_clock_mono_ms() - started);
+            left = full - (long)(sv_clock_mono_ms() - started);
             if (left < 1)
                 left = 1;
             if (limit >= left)
                 limit = left;
+        }
+        if (turn == 1) {
+            rc = sv_rest_race_text_read(ctx, plan, left, r, &winner);
+            if (rc != SV_RETRY) {
+                mode = "race";
+                turn = 3;                /* the first turn, then both at once */
+                break;
+            }
         }
         unsigned flags = turn % 2 ? SV_DB_BITMAP_ONLY : 0;
         rc = sv_db_query_as_within(ctx->db, ctx->caller.role, ctx->caller.claims, flags, limit,
@@ -106,10 +209,12 @@ static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult
         if (turn % 2 == 0)
             budget *= 2;
     }
+    if (winner == NULL)
+        winner = rc != SV_OK || sv_rest_cancelled(*r) ? "none" : turn % 2 ? "planner" : "index";
     if (turn > 1)
-        sv_log_info("text_filter_fallback", "runs=%d answered_by=%s ms=%lld request_id=%s", turn,
-                    rc != SV_OK || sv_rest_cancelled(*r) ? "none" : turn % 2 ? "planner" : "index",
-                    (long long)(sv_clock_mono_ms() - started), ctx->req->request_id);
+        sv_log_info("text_filter_fallback", "mode=%s runs=%d answered_by=%s ms=%lld request_id=%s",
+                    mode, turn, winner, (long long)(sv_clock_mono_ms() - started),
+                    ctx->req->request_id);
     return rc;
 }
 

@@ -106,9 +106,9 @@ typedef struct sv_rest_plan {
      * where the scan reaches them last ('tips & !tips', a word common
      * only in rows the caller may not see or only in old rows), that scan
      * reads the whole table. A read with this flag therefore runs first
-     * within text_filter_budget ms, and past it again on bitmap plans,
+     * within text_filter_budget ms, and past it also on bitmap plans,
      * whose cost follows the postings of the query's words and not the
-     * table's size (sv_rest.c). */
+     * table's size, the first to finish answering (sv_rest.c). */
     int          index_fallback;
 } sv_rest_plan;
 

@@ -34,6 +34,7 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
      * answer (a 20-row page is ~20 kB) so a request does no malloc. */
     sv_arena_init(&w->arena, 96 * 1024);
     sv_db_init(&w->db, cfg->database_url);
+    sv_db_init(&w->race_db, cfg->database_url);
     /* Half a second before the master's kill, so the client gets a clean
      * 504 and the query stops rather than running on orphaned. */
     if (cfg->request_timeout > 1)
@@ -51,6 +52,7 @@ void sv_worker_init(sv_worker *w, const sv_config *cfg, sv_scoreboard *sb,
 void sv_worker_cleanup(sv_worker *w)
 {
     sv_db_close(&w->db);
+    sv_db_close(&w->race_db);
     sv_caller_cache_free(&w->callers);
     sv_rest_cache_free(&w->rest);
     sv_arena_free(&w->arena);
@@ -63,6 +65,7 @@ static void sv_worker_ctx(sv_worker *w, sv_ctx *ctx, sv_request *req, sv_respons
     *ctx = (sv_ctx){
         .cfg = w->cfg,
         .db = &w->db,
+        .race_db = &w->race_db,
         .arena = &w->arena,
         .req = req,
         .res = res,

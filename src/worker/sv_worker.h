@@ -27,6 +27,7 @@
 typedef struct sv_worker {
     const sv_config *cfg;
     sv_db            db;
+    sv_db            race_db;      /* sv_ctx's race_db */
     sv_scoreboard   *sb;
     sv_slot         *slot;
     sv_arena         arena;
