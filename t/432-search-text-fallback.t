@@ -31,7 +31,7 @@ use JSON::PP;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
 use URI::Escape qw(uri_escape);
-use SV::Test;
+use SV::Test qw(:DEFAULT slurp_file);
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Nginx;
@@ -170,7 +170,11 @@ unlike($turns_plans, qr/due to user request/, 'taking turns: only the budget can
 # Racing, either may finish first (a second connection's first
 # statements are slower: its caches are cold), and the other is
 # cancelled by the server, not by its timeout: a race the index won
-# cancelled the planner's run, whose 57014 told the worker so.
+# cancelled the planner's run, whose 57014 told the worker so. The pool
+# races only while fewer of its workers are busy than there are CPUs:
+# here one at a time.
+SKIP: {
+skip 'one CPU: the pool never races', 5 unless (grep { /^processor\s*:/ } split /\n/, slurp_file('/proc/cpuinfo') // '') > 1;
 my @raced = $fell_log =~ /text_filter_fallback mode=race runs=\d+ answered_by=(\w+)/g;
 cmp_ok(scalar @raced, '>=', $nscan, "racing: the $nscan requests the planner scans the table for ran both plans at once")
     or diag join "\n", grep { /text_filter_fallback/ } split /\n/, $fell_log;
@@ -179,6 +183,7 @@ my $won = grep { $_ eq 'index' } @raced;
 my $cancelled = () = $fell_plans =~ /canceling statement due to user request/g;
 cmp_ok($cancelled, '>=', $won, "racing: the planner's run was cancelled in each of the $won races the index won");
 like($fell_plans, qr/Bitmap Index Scan on idx_handle_content_search/, 'racing: the index was read');
+}
 unlike($plain_log, qr/text_filter_fallback/, 'budget 0: nothing runs again');
 my $plain_scans = () = $plain_plans =~ /$scan/g;
 is($plain_scans, $nscan, "budget 0: the same $nscan statements scan the table");

@@ -100,7 +100,7 @@ static void sv_slot_copy(char *dst, size_t size, const char *src)
 /* How many workers are busy: only the slots ever handed out, because
  * the rest of the 256 are cache lines nobody writes, and reading them
  * costs on every request. */
-static uint32_t sv_scoreboard_busy(const sv_scoreboard *sb)
+uint32_t sv_scoreboard_busy(const sv_scoreboard *sb)
 {
     uint32_t active = 0, used = __atomic_load_n(&sb->slots_used, __ATOMIC_ACQUIRE);
     if (used == 0 || used > SV_SCOREBOARD_SLOTS)

@@ -135,6 +135,8 @@ uint32_t sv_scoreboard_generation(const sv_scoreboard *sb);
  * since idle_before (monotonic ms) or longer. */
 int sv_scoreboard_someone_idle(const sv_scoreboard *sb, const sv_slot *self, int64_t idle_before);
 void sv_scoreboard_summary(const sv_scoreboard *sb, sv_scoreboard_view *v);
+/* How many workers are serving a request (of any generation). */
+uint32_t sv_scoreboard_busy(const sv_scoreboard *sb);
 /* Copies slot index into *v; 0 when the slot is free. */
 int sv_scoreboard_slot_view(const sv_scoreboard *sb, int index, sv_slot_view *v);
 
