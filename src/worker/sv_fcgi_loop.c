@@ -187,9 +187,10 @@ static int sv_fcgi_start(sv_fcgi_loop *l, sv_worker *w, int listen_fd)
     sv_slot_log_buffer(w->slot, &buf, &cap, &len);
     sv_log_set_buffer(buf, cap, len);
     /* Stop and reopen signals arrive only while the worker waits
-     * (ppoll), here or on PostgreSQL (the hook): the connections' reads have a timeout, and a socket with
-     * one lets a signal interrupt a read despite SA_RESTART, which
-     * libfcgi would take for the end of the request's parameters. */
+     * (ppoll), here or on PostgreSQL (the hook): the connections' reads
+     * have a timeout, and a socket with one lets a signal interrupt a
+     * read despite SA_RESTART, which libfcgi would take for the end of
+     * the request's parameters. */
     sigset_t handled;
     sigemptyset(&handled);
     sigaddset(&handled, SIGTERM);
