@@ -458,7 +458,7 @@ static int sv_db_pipe_advance(sv_db *db, int block)
 
 /* Reads the pipeline sent by sv_db_pipeline_send to its end: *result is
  * the query's result (or the first error). */
-static int sv_db_pipeline_collect(sv_db *db, PGresult **result)
+int sv_db_collect(sv_db *db, PGresult **result)
 {
     sv_db_pipe *p = &db->pipe;
     *result = NULL;
@@ -499,23 +499,13 @@ static int sv_db_pipeline_as(sv_db *db, const char *role, const char *claims, un
     if (sv_db_pipeline_send(db, role, claims, flags, timeout, stmt_name, sql, nparams, values,
                             prepared_gen) != SV_OK)
         return SV_ERROR;
-    return sv_db_pipeline_collect(db, result);
+    return sv_db_collect(db, result);
 }
 
 int sv_db_query_as(sv_db *db, const char *role, const char *claims, const char *sql,
                    int nparams, const char *const *values, PGresult **result)
 {
     return sv_db_pipeline_as(db, role, claims, 0, NULL, NULL, sql, nparams, values, NULL, result);
-}
-
-int sv_db_query_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
-                          long timeout_ms, const char *sql, int nparams,
-                          const char *const *values, PGresult **result)
-{
-    char timeout[24];
-    snprintf(timeout, sizeof(timeout), "%ld", timeout_ms > 0 ? timeout_ms : 0);
-    return sv_db_pipeline_as(db, role, claims, flags, timeout, NULL, sql, nparams, values, NULL,
-                             result);
 }
 
 int sv_db_send_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
@@ -526,6 +516,16 @@ int sv_db_send_as_within(sv_db *db, const char *role, const char *claims, unsign
     return sv_db_pipeline_send(db, role, claims, flags, timeout, NULL, sql, nparams, values, NULL);
 }
 
+int sv_db_query_as_within(sv_db *db, const char *role, const char *claims, unsigned flags,
+                          long timeout_ms, const char *sql, int nparams,
+                          const char *const *values, PGresult **result)
+{
+    *result = NULL;
+    if (sv_db_send_as_within(db, role, claims, flags, timeout_ms, sql, nparams, values) != SV_OK)
+        return SV_ERROR;
+    return sv_db_collect(db, result);
+}
+
 int sv_db_sent_done(sv_db *db)
 {
     if (db->pipe.active && !db->pipe.done && !PQconsumeInput(db->conn))
@@ -533,11 +533,6 @@ int sv_db_sent_done(sv_db *db)
     if (db->pipe.active && !db->pipe.done && !sv_db_pipe_advance(db, 0))
         return 0;
     return db->pipe.active && !db->pipe.failed ? 1 : -1;
-}
-
-int sv_db_collect(sv_db *db, PGresult **result)
-{
-    return sv_db_pipeline_collect(db, result);
 }
 
 void sv_db_cancel(sv_db *db, sv_db *via)
