@@ -31,7 +31,7 @@ use JSON::PP;
 use Digest::SHA qw(hmac_sha256);
 use MIME::Base64 qw(encode_base64url);
 use URI::Escape qw(uri_escape);
-use SV::Test qw(:DEFAULT slurp_file);
+use SV::Test qw(:DEFAULT slurp_file fcgi_request_bytes fcgi_read_answer);
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Nginx;
@@ -153,6 +153,7 @@ sub run_all {
     return (\%got, $log, $pg->log(from => $pg_from));
 }
 
+my $cpus = grep { /^processor\s*:/ } split /\n/, slurp_file('/proc/cpuinfo') // '';
 my ($fell, $fell_log, $fell_plans) = run_all(1);
 my ($turns, $turns_log, $turns_plans) = run_all(1, 'off');
 my ($plain, $plain_log, $plain_plans) = run_all(0);
@@ -174,7 +175,7 @@ unlike($turns_plans, qr/due to user request/, 'taking turns: only the budget can
 # races only while fewer of its workers are busy than there are CPUs:
 # here one at a time.
 SKIP: {
-skip 'one CPU: the pool never races', 5 unless (grep { /^processor\s*:/ } split /\n/, slurp_file('/proc/cpuinfo') // '') > 1;
+skip 'one CPU: the pool never races', 5 unless $cpus > 1;
 my @raced = $fell_log =~ /text_filter_fallback mode=race runs=\d+ answered_by=(\w+)/g;
 cmp_ok(scalar @raced, '>=', $nscan, "racing: the $nscan requests the planner scans the table for ran both plans at once")
     or diag join "\n", grep { /text_filter_fallback/ } split /\n/, $fell_log;
@@ -209,6 +210,41 @@ for my $w (sort keys %who) {
     is_deeply([map { $key_of{ $_->{id} } } @{ $newest // [] }], [@newest_first[1 .. 3]],
         "as $w: newest first, offset 1, limit 3");
     is($fell->{"$w $requests[3][0]"}[2], '[]', "as $w: 'tips & !tips' matches nothing");
+}
+
+# Racing waits for a spare CPU: with as many workers busy as there are
+# CPUs (this one included), a read past the budget takes turns, and once
+# they are free again it races. The others are held on a lock by
+# /healthz, which reads schema_migrations.
+SKIP: {
+    skip 'one CPU: the pool never races', 4 unless $cpus > 1;
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => $cpus + 1,
+        conf => { jwt_secret => $secret, text_filter_budget => 1 });
+    $pool->start;
+    my $path = $requests[0][0];
+    my $search = sub {
+        my $from = $pool->log_offset;
+        my ($text) = SV::Test::fcgi_ask($pool->connect, $path, headers => $who{A});
+        my ($body) = ($text // '') =~ /\r?\n\r?\n(.*)\z/s;
+        my ($mode) = $pool->log(from => $from) =~ /text_filter_fallback mode=(\w+)/;
+        return ($body, $mode // 'none');
+    };
+    my $su2 = $pg->dbh(user => 'postgres');
+    my $lock = $pg->lock_table('public.schema_migrations');
+    my @held = map { my $c = $pool->connect; $c->syswrite(fcgi_request_bytes('/healthz')); $c } 1 .. $cpus - 1;
+    wait_until(sub { $su2->selectrow_array(q{SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'}) == $cpus - 1 }, 10)
+        or diag 'the held requests did not all wait on the lock';
+    my ($body, $mode) = $search->();
+    is($mode, 'turns', "with $cpus workers busy, a read past the budget takes turns");
+    is($body, $plain->{"A $path"}[2], 'and answers the same');
+    $lock->rollback;
+    fcgi_read_answer($_, 10) for @held;
+    ($body, $mode) = $search->();
+    is($mode, 'race', 'with the others idle again, it races');
+    is($body, $plain->{"A $path"}[2], 'and answers the same');
+    $lock->disconnect;
+    $su2->disconnect;
+    $pool->stop;
 }
 
 done_testing;
