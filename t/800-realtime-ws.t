@@ -277,4 +277,30 @@ $pid = undef;
 my $log = slurp_file("$dir/rt.log") // '';
 unlike($log, qr/level=error/, 'no error in the log') or diag $log;
 unlike(slurp_file("$dir/stderr") // '', qr/Sanitizer|runtime error/, 'no sanitizer report');
+
+# base_path: the API in a folder of a site (/api/realtime/v1/...), the
+# same key as the pool's, so one proxy prefix serves both.
+{
+    my $bport = free_tcp_port();
+    my $conf = slurp_file("$dir/rt.conf");
+    $conf =~ s/^realtime_listen = .*$/realtime_listen = 127.0.0.1:$bport/m;
+    $conf =~ s/^log_file = .*$/log_file = $dir\/rt-base.log/m;
+    write_file("$dir/rt-base.conf", "${conf}base_path = /api\n");
+    my $bpid = spawn_process([$bin, '--config', "$dir/rt-base.conf"],
+        stdout => "$dir/stderr-base", stderr => "$dir/stderr-base");
+    register_cleanup(sub { stop_process($bpid) if $bpid });
+    ok(wait_until(sub { (eval { SV::Test::WebSocket::raw_request($bport,
+            "GET /api/realtime/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n", 2) } // '') =~ /^HTTP\/1\.1 200 / }, 15),
+       'base_path /api: /api/realtime/v1/healthz answers 200')
+        or diag((slurp_file("$dir/stderr-base") // '') . (slurp_file("$dir/rt-base.log") // ''));
+    like(SV::Test::WebSocket::raw_request($bport, "GET /realtime/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+         qr{^HTTP/1\.1 404 }, 'the path without the base: 404');
+    like(SV::Test::WebSocket::raw_request($bport, "GET /apix/realtime/v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n"),
+         qr{^HTTP/1\.1 404 }, 'nor a longer first segment: 404');
+    my $ws = SV::Test::WebSocket->connect(port => $bport, path => "/api$url2");
+    is($ws->status, 101, 'the WebSocket below the base: 101');
+    $ws->close;
+    stop_process($bpid);
+    $bpid = undef;
+}
 done_testing;

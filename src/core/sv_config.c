@@ -13,9 +13,13 @@
 
 /* SV_CONF_RATE: nginx's limit_req rate, "10r/s" or "30r/m" ("off" or
  * "0": no limit), stored as the interval between requests in
- * microseconds. SV_CONF_BOOL: on/off, yes/no, true/false, 1/0. */
+ * microseconds. SV_CONF_BOOL: on/off, yes/no, true/false, 1/0.
+ * SV_CONF_URL_PATH: a string that is empty or a URL path prefix such as
+ * "/api/v2": segments of unreserved characters, no trailing slash, so
+ * that a request path can be compared with it byte for byte. */
 typedef enum {
-    SV_CONF_STRING, SV_CONF_INT, SV_CONF_LONG, SV_CONF_OCTAL, SV_CONF_RATE, SV_CONF_BOOL
+    SV_CONF_STRING, SV_CONF_INT, SV_CONF_LONG, SV_CONF_OCTAL, SV_CONF_RATE, SV_CONF_BOOL,
+    SV_CONF_URL_PATH
 } sv_conf_type;
 
 typedef struct sv_conf_key {
@@ -52,6 +56,7 @@ static const sv_conf_key sv_conf_keys[] = {
     SV_KEY(body_limit,        SV_CONF_LONG,   0, 1L << 30, "1048576"),
     SV_KEY(pid_file,          SV_CONF_STRING, 0, 0, ""),
     SV_KEY(log_file,          SV_CONF_STRING, 0, 0, "-"),
+    SV_KEY(base_path,         SV_CONF_URL_PATH, 0, 0, ""),
     SV_KEY(status_path,       SV_CONF_STRING, 0, 0, "/status"),
     SV_KEY(status_allow,      SV_CONF_STRING, 0, 0, "127.0.0.1, ::1"),
     SV_KEY(retry_after,       SV_CONF_INT,    0, 3600, "1"),
@@ -178,6 +183,21 @@ static int sv_conf_bool(const char *value)
     return -1;
 }
 
+/* Whether value is "" or "/seg[/seg...]" with each segment made of
+ * RFC 3986 unreserved characters and not "." or "..". */
+static int sv_conf_url_path_ok(const char *value)
+{
+    const char *p = value;
+
+    while (*p == '/') {
+        size_t len = strspn(++p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~");
+        if (len == 0 || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+            return 0;
+        p += len;
+    }
+    return *p == '\0';
+}
+
 static int sv_conf_assign(sv_config *cfg, const sv_conf_key *key, const char *value,
                           char *err, size_t errlen)
 {
@@ -186,6 +206,13 @@ static int sv_conf_assign(sv_config *cfg, const sv_conf_key *key, const char *va
     long n;
 
     switch (key->type) {
+    case SV_CONF_URL_PATH:
+        if (!sv_conf_url_path_ok(value)) {
+            snprintf(err, errlen, "%s: \"%s\" is not empty or a path such as /api "
+                     "(letters, digits, - . _ ~ between slashes, no slash at the end)", key->name, value);
+            return SV_ERROR;
+        }
+        /* fall through */
     case SV_CONF_STRING: {
         char *copy = strdup(value);
         if (copy == NULL) {
@@ -357,7 +384,8 @@ char *sv_config_serialize(const sv_config *cfg, size_t *len)
         char num[32];
         const char *value = num;
         switch (key->type) {
-        case SV_CONF_STRING: value = *(char *const *)field ? *(char *const *)field : ""; break;
+        case SV_CONF_STRING:
+        case SV_CONF_URL_PATH: value = *(char *const *)field ? *(char *const *)field : ""; break;
         case SV_CONF_INT: snprintf(num, sizeof(num), "%d", *(const int *)field); break;
         case SV_CONF_LONG: snprintf(num, sizeof(num), "%ld", *(const long *)field); break;
         case SV_CONF_OCTAL: snprintf(num, sizeof(num), "%o", (unsigned)*(const int *)field); break;
@@ -435,7 +463,7 @@ int sv_config_load_serialized(sv_config *cfg, const char *data, size_t len, char
 void sv_config_free(sv_config *cfg)
 {
     for (size_t i = 0; i < SV_NKEYS; i++) {
-        if (sv_conf_keys[i].type == SV_CONF_STRING) {
+        if (sv_conf_keys[i].type == SV_CONF_STRING || sv_conf_keys[i].type == SV_CONF_URL_PATH) {
             char **field = (char **)((char *)cfg + sv_conf_keys[i].offset);
             free(*field);
             *field = NULL;

@@ -26,6 +26,7 @@ typedef struct sv_config {
     long  body_limit;
     char *pid_file;
     char *log_file;
+    char *base_path;            /* "" or "/api": the API's URL path prefix */
     char *status_path;
     char *status_allow;
     int   retry_after;

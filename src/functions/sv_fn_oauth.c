@@ -208,8 +208,8 @@ static const char *sv_fn_redirect_uri(sv_ctx *ctx, const char *platform)
     if (base == NULL || base[0] == '\0') {
         const char *scheme = sv_http_param(ctx->req->envp, "REQUEST_SCHEME");
         const char *host = sv_request_header(ctx->req, "Host");
-        base = sv_arena_printf(ctx->arena, "%s://%s", scheme && strcmp(scheme, "https") == 0 ? "https" : "http",
-                               host ? host : "localhost");
+        base = sv_arena_printf(ctx->arena, "%s://%s%s", scheme && strcmp(scheme, "https") == 0 ? "https" : "http",
+                               host ? host : "localhost", ctx->cfg->base_path);
     }
     size_t n = strlen(base);
     while (n > 0 && base[n - 1] == '/')

@@ -124,6 +124,27 @@ void sv_request_init(sv_request *req, sv_arena *arena, char **envp)
     }
 }
 
+const char *sv_http_path_under(const char *base, const char *path)
+{
+    size_t len = strlen(base);
+
+    if (len == 0)
+        return path;
+    if (strncmp(path, base, len) != 0 || (path[len] != '\0' && path[len] != '/'))
+        return NULL;
+    return path[len] != '\0' && path[len + 1] != '\0' ? path + len : "/";
+}
+
+void sv_request_strip_base(sv_request *req, const char *base)
+{
+    const char *below = base != NULL ? sv_http_path_under(base, req->path) : req->path;
+
+    if (below == NULL)
+        req->outside_base = 1;
+    else
+        req->path = below;
+}
+
 const char *sv_request_header(const sv_request *req, const char *name)
 {
     char key[128];

@@ -37,7 +37,9 @@ typedef struct sv_request {
     char      **envp;
     const char *method_name;
     int         method;          /* sv_http_method bit, 0 if unknown */
-    const char *path;            /* the raw (not percent-decoded) URI path */
+    const char *path;            /* the raw (not percent-decoded) URI path,
+                                    below base_path once sv_request_strip_base ran */
+    int         outside_base;    /* the path is not under base_path: 404 */
     const char *query;           /* raw query string, "" when absent */
     const char *request_id;
     const char *remote_addr;
@@ -68,6 +70,15 @@ const char *sv_http_param(char *const *envp, const char *name);
 /* Builds the request from the params in io->envp. Strings point into the
  * arena or into envp, which outlives the request. */
 void sv_request_init(sv_request *req, sv_arena *arena, char **envp);
+
+/* What is left of path below base (base_path: "" or "/api"): "/api/x"
+ * gives "/x", "/api" and "/api/" give "/", "" gives path itself. NULL
+ * when path is not under base ("/apix", "/x"). Points into path, or at a
+ * static "/". */
+const char *sv_http_path_under(const char *base, const char *path);
+
+/* req->path below base, or outside_base set (path left as sent). */
+void sv_request_strip_base(sv_request *req, const char *base);
 
 /* Looks up a request header by its HTTP name ("Content-Type"). */
 const char *sv_request_header(const sv_request *req, const char *name);

@@ -30,6 +30,7 @@
 #include "core/sv_clock.h"
 #include "core/sv_log.h"
 #include "crypto/sv_jwt.h"
+#include "http/sv_http.h"
 #include "realtime/sv_rt_http.h"
 
 sv_rt_conn *sv_rt_conn_find(sv_rt *rt, int fd, uint32_t serial)
@@ -453,6 +454,14 @@ static void sv_rt_conn_request(sv_rt *rt, sv_rt_conn *c, size_t head)
     c->buf[head] = saved;
 
     int head_only = strcmp(req.method, "HEAD") == 0;
+    /* The same base_path as the API's, so one nginx location prefix
+     * serves both. */
+    const char *below = sv_http_path_under(rt->cfg.base_path, req.path);
+    if (below == NULL) {
+        sv_rt_conn_http_error(rt, c, 404, "Not Found", NULL, "not found: outside base_path");
+        return;
+    }
+    req.path = below;
     if (sv_rt_path_is(req.path, "/healthz") || sv_rt_path_is(req.path, "/realtime/v1/healthz")) {
         if (strcmp(req.method, "GET") != 0 && !head_only) {
             sv_rt_conn_http_error(rt, c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n", "method not allowed");

@@ -91,7 +91,8 @@ int sv_rest_openapi(sv_ctx *ctx)
                            json_object_new_string("PostgREST-compatible data API over the exposed tables and functions"));
     json_object_object_add(info, "version", json_object_new_string(PACKAGE_VERSION));
     json_object_object_add(doc, "info", info);
-    json_object_object_add(doc, "basePath", json_object_new_string("/rest/v1"));
+    json_object_object_add(doc, "basePath",
+                           json_object_new_string(sv_arena_printf(ctx->arena, "%s/rest/v1", ctx->cfg->base_path)));
     json_object *schemes = json_object_new_array();
     json_object_array_add(schemes, json_object_new_string("http"));
     json_object_array_add(schemes, json_object_new_string("https"));

@@ -40,6 +40,8 @@ static int sv_phase_route(sv_ctx *ctx)
     sv_request *req = ctx->req;
     sv_route_match m;
 
+    if (req->outside_base)
+        return sv_fail(&ctx->err, 404, "PGRST125", "Invalid path specified in request URL");
     switch (sv_route_find(sv_routes, sv_routes_count, ctx->cfg, req->method, req->path,
                           &m)) {
     case SV_ROUTE_FOUND:

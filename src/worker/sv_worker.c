@@ -82,6 +82,7 @@ static void sv_worker_ctx(sv_worker *w, sv_ctx *ctx, sv_request *req, sv_respons
     };
     sv_arena_reset(&w->arena);
     sv_request_init(req, &w->arena, io->envp);
+    sv_request_strip_base(req, w->cfg->base_path);
     sv_response_init(res, &w->arena);
     sv_error_init(&ctx->err);
     sv_slot_busy(w->sb, w->slot, req->method_name, req->path, req->request_id, ctx->started_ms);

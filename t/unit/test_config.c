@@ -93,6 +93,24 @@ int main(void)
     ok(sv_config_set(&cfg, "oauth_youtube_pkce", "YES", err, sizeof(err)) == 0 && cfg.oauth_youtube_pkce == 1,
        "pkce YES");
     ok(sv_config_set(&cfg, "oauth_youtube_pkce", "maybe", err, sizeof(err)) != 0, "pkce maybe refused");
+    is_str(cfg.base_path, "", "no base path by default");
+    ok(sv_config_set(&cfg, "base_path", "/api", err, sizeof(err)) == 0 && strcmp(cfg.base_path, "/api") == 0,
+       "base_path /api accepted");
+    ok(sv_config_set(&cfg, "base_path", "/my-site/api.v2/~x_y", err, sizeof(err)) == 0,
+       "base_path of several unreserved segments accepted");
+    ok(sv_config_set(&cfg, "base_path", "", err, sizeof(err)) == 0 && cfg.base_path[0] == '\0',
+       "empty base_path accepted");
+    {
+        static const char *const bad[] = { "api", "/api/", "/", "//api", "/a//b", "/./api", "/api/..",
+                                           "/a b", "/a%20b", "/a?b", "/a#b", "/é" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+            char name[64];
+            snprintf(name, sizeof(name), "base_path \"%s\" refused", bad[i]);
+            ok(sv_config_set(&cfg, "base_path", bad[i], err, sizeof(err)) != 0 && strstr(err, "base_path") != NULL,
+               name);
+        }
+        is_str(cfg.base_path, "", "a refused value leaves the setting as it was");
+    }
     is_str(cfg.oauth_youtube_token_url, "https://oauth2.googleapis.com/token", "Google's token endpoint by default");
     is_str(cfg.oauth_tiktok_authorize_url, "https://www.tiktok.com/v2/auth/authorize/", "TikTok's authorize URL by default");
 

@@ -88,6 +88,21 @@ int main(void)
     sv_request_init(&req, &arena, env_cgi);
     is_str(req.path, "/healthz", "PATH_INFO used without REQUEST_URI");
     is_str(req.request_id, "-", "missing request id is '-'");
+    ok(sv_http_path_under("", "*") != NULL && strcmp(sv_http_path_under("", "*"), "*") == 0,
+       "no base path: any path as sent");
+    is_str(sv_http_path_under("/api", "/api/rest/v1/x"), "/rest/v1/x", "base path removed");
+    is_str(sv_http_path_under("/api", "/api"), "/", "the base itself is /");
+    is_str(sv_http_path_under("/api", "/api/"), "/", "and so is the base with a slash");
+    ok(sv_http_path_under("/api", "/apix/rest/v1/x") == NULL, "a longer first segment is not under the base");
+    ok(sv_http_path_under("/api", "/rest/v1/x") == NULL, "a path without the base is not under it");
+    ok(sv_http_path_under("/a/b", "/a") == NULL, "nor is a part of the base");
+    char *env_base[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/api/healthz?x=1", NULL };
+    sv_request_init(&req, &arena, env_base);
+    sv_request_strip_base(&req, "/api");
+    ok(!req.outside_base && strcmp(req.path, "/healthz") == 0, "request path below the base");
+    sv_request_init(&req, &arena, env_base);
+    sv_request_strip_base(&req, "/other");
+    ok(req.outside_base && strcmp(req.path, "/api/healthz") == 0, "outside another base, the path kept as sent");
     char *env_rid[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/", "HTTP_X_REQUEST_ID=a b<script>", NULL };
     sv_request_init(&req, &arena, env_rid);
     is_str(req.request_id, "-", "request id with foreign characters is dropped");

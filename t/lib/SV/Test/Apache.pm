@@ -7,6 +7,7 @@ package SV::Test::Apache;
 #   my $ap = SV::Test::Apache->new(mode => 'proxy_fcgi', pool => $pool);
 #   my $ap = SV::Test::Apache->new(mode => 'fcgid', config => $file, body_limit => N);
 #   my $ap = SV::Test::Apache->new(mode => 'cgi',   config => $file, body_limit => N);
+#   my $ap = SV::Test::Apache->new(mode => 'cgi', subdir => 'api', ...);   # DOCROOT/api/
 #   $ap->start;
 #   my $res = $ap->request('GET', '/healthz');
 #   $ap->stop;               # also at exit, by pid
@@ -71,6 +72,7 @@ sub new {
         config     => $opt{config},
         body_limit => $opt{body_limit} // ($pool && $pool->conf('body_limit')) // 1048576,
         max_processes => $opt{max_processes} // 2,
+        subdir     => $opt{subdir},
         pid        => undef,
         kids       => [],
     }, $class;
@@ -92,7 +94,11 @@ sub pid       { $_[0]{pid} }
 sub mode      { $_[0]{mode} }
 sub docroot   { "$_[0]{dir}/htdocs" }
 sub conf_file { "$_[0]{dir}/httpd.conf" }
-sub site_file { $_[0]{mode} eq 'cgi' ? "$_[0]{dir}/htdocs/.htaccess" : "$_[0]{dir}/site.conf" }
+sub site_file {
+    my ($self) = @_;
+    return "$self->{dir}/site.conf" if $self->{mode} ne 'cgi';
+    return join '/', $self->docroot, (defined $self->{subdir} ? $self->{subdir} : ()), '.htaccess';
+}
 sub error_log { slurp_file("$_[0]{dir}/error.log") // '' }
 sub access_log { slurp_file("$_[0]{dir}/access.log") // '' }
 
@@ -164,9 +170,17 @@ CONF
         # the customer controls through .htaccess.
         my $docroot = $self->docroot;
         mkdir $docroot;
-        copy($bin, "$docroot/streamvibe.cgi") or croak "copy $bin: $!";
-        chmod 0755, "$docroot/streamvibe.cgi";
-        write_file("$docroot/.htaccess", render_template('htaccess.in',
+        # subdir: the API in a folder of a site whose own pages stay
+        # Apache's (the configuration then sets base_path = /SUBDIR).
+        my $apidir = $docroot;
+        if (defined $self->{subdir}) {
+            $apidir = "$docroot/$self->{subdir}";
+            mkdir $apidir or croak "mkdir $apidir: $!";
+            write_file("$docroot/index.html", "<p>the site's own page</p>\n", 0644);
+        }
+        copy($bin, "$apidir/streamvibe.cgi") or croak "copy $bin: $!";
+        chmod 0755, "$apidir/streamvibe.cgi";
+        write_file("$apidir/.htaccess", render_template('htaccess.in',
             SCRIPT => 'streamvibe.cgi', CONFIG => $self->{config},
             BODY_LIMIT => $self->{body_limit}), 0644);
         $server .= <<"CONF";

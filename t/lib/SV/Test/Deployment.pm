@@ -7,6 +7,9 @@ package SV::Test::Deployment;
 #   SV::Test::Deployment::core_checks($front, name => 'apache cgi',
 #       body_limit => 1024, front_limit => 1048576);
 #
+# With prefix => '/api' every path is sent below it (the API served from
+# a folder of a site, base_path = /api).
+#
 # They are what a user would try first: the health check, signing up and
 # logging in, a write, a read that row-level security limits to the
 # caller's rows, the Authorization header reaching the server, an unknown
@@ -34,9 +37,10 @@ sub core_checks {
     my ($front, %opt) = @_;
     my $name = $opt{name} // 'deployment';
     my $run = sprintf '%d%d', $$, ++$counter;
+    my $prefix = $opt{prefix} // '';
     my $req = sub {
         my ($method, $path, $body, %h) = @_;
-        my $res = $front->request($method, $path, headers => { %h },
+        my $res = $front->request($method, "$prefix$path", headers => { %h },
             defined $body ? (body => ref $body ? $JSON->encode($body) : $body) : ());
         return ($res, $front->json($res));
     };
