@@ -23,18 +23,8 @@ my $pg = SV::Test::Stack->new(pool => 0)->pg;
 # runs the application as.
 my $body_limit = 1024;
 my $front_limit = 65536;
-my $etc = sv_tempdir(prefix => 'svfcgid');
-my $log = "$etc/streamvibe.log";
-my $conf = write_file("$etc/streamvibe.conf", join('',
-    'database_url = ', $pg->conninfo(user => 'authenticator'), "\n",
-    'jwt_secret = apache-fcgid-secret-', 'f' x 32, "\n",
-    "body_limit = $body_limit\n",
-    "log_file = $log\n"), 0644);
-write_file($log, '', 0644);
-if (my $user = SV::Test::Apache::run_user()) {
-    my ($uid, $gid) = (getpwnam($user))[2, 3];
-    chown $uid, $gid, $log;
-}
+my (undef, $conf, $log) = SV::Test::Apache::app_config(pg => $pg, prefix => 'svfcgid',
+    secret => 'apache-fcgid-secret-' . 'f' x 32, settings => { body_limit => $body_limit });
 
 my $ap = SV::Test::Apache->new(mode => 'fcgid', config => $conf, body_limit => $front_limit,
     max_processes => 2);

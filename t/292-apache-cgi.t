@@ -27,8 +27,6 @@ my $pg = SV::Test::Stack->new(pool => 0)->pg;
 # the document root, the user's own (Apache runs CGI programs as it).
 my $body_limit = 1024;
 my $front_limit = 65536;
-my $home = sv_tempdir(prefix => 'svcgihome');
-my $log = "$home/streamvibe.log";
 # A job accepted by a CGI process: a fake model that takes its time over
 # a "slow" title, so the job is seen running after its CGI process ended.
 my $ai = SV::Test::Fake->new(name => 'ai', routes => {
@@ -41,21 +39,10 @@ my $ai = SV::Test::Fake->new(name => 'ai', routes => {
                           finish_reason => 'stop' }] }), $slow ? 3 : 0];
     },
 });
-my $spool = "$home/jobs";
-mkdir $spool, 0700 or die "mkdir $spool: $!";
-my $conf = write_file("$home/streamvibe.conf", join('',
-    'database_url = ', $pg->conninfo(user => 'authenticator'), "\n",
-    'jwt_secret = apache-cgi-secret-', 'c' x 32, "\n",
-    "body_limit = $body_limit\n",
-    "log_file = $log\n",
-    'job_program = ', sv_builddir() . '/streamvibe-job', "\n",
-    "job_spool_dir = $spool\n",
-    'ai_base_url = ', $ai->url('/v1'), "\n"), 0600);
-write_file($log, '', 0600);
-if (my $user = SV::Test::Apache::run_user()) {
-    my ($uid, $gid) = (getpwnam($user))[2, 3];
-    chown $uid, $gid, $conf, $log, $spool;
-}
+my (undef, $conf, $log) = SV::Test::Apache::app_config(pg => $pg, prefix => 'svcgihome', dirs => ['jobs'],
+    secret => 'apache-cgi-secret-' . 'c' x 32, settings => {
+        body_limit => $body_limit, job_program => sv_builddir() . '/streamvibe-job',
+        job_spool_dir => sub { "$_[0]/jobs" }, ai_base_url => $ai->url('/v1') });
 
 # A bystander: a process of Apache's user in this test's process group,
 # as another test's nginx worker (user nobody) is when make check or

@@ -21,19 +21,8 @@ my $pg = SV::Test::Stack->new(pool => 0)->pg;
 
 my $body_limit = 1024;
 my $front_limit = 65536;
-my $home = sv_tempdir(prefix => 'svcgihome');
-my $log = "$home/streamvibe.log";
-my $conf = write_file("$home/streamvibe.conf", join('',
-    'database_url = ', $pg->conninfo(user => 'authenticator'), "\n",
-    'jwt_secret = apache-cgi-folder-', 'f' x 32, "\n",
-    "body_limit = $body_limit\n",
-    "base_path = /api\n",
-    "log_file = $log\n"), 0600);
-write_file($log, '', 0600);
-if (my $user = SV::Test::Apache::run_user()) {
-    my ($uid, $gid) = (getpwnam($user))[2, 3];
-    chown $uid, $gid, $conf, $log;
-}
+my (undef, $conf, $log) = SV::Test::Apache::app_config(pg => $pg, prefix => 'svcgihome',
+    secret => 'apache-cgi-folder-' . 'f' x 32, settings => { body_limit => $body_limit, base_path => '/api' });
 
 my $ap = SV::Test::Apache->new(mode => 'cgi', subdir => 'api', config => $conf, body_limit => $front_limit);
 $ap->start;

@@ -58,6 +58,33 @@ sub unavailable {
 # The user Apache runs as: nobody when we are root, else ourselves.
 sub run_user { return $> == 0 ? 'nobody' : undef }
 
+# The application's configuration and log as a customer keeps them: in a
+# directory of their own, outside any document root, owned by the user
+# Apache runs the application as (mode 0600: the file holds the database
+# password and jwt_secret). settings: more "key = value" lines (a code
+# value is called with the directory); dirs: directories to create
+# there, owned the same way (a job spool). Returns the directory, the
+# configuration file and the log file.
+sub app_config {
+    my (%opt) = @_;
+    my $dir = sv_tempdir(prefix => $opt{prefix} // 'svapphome');
+    my $log = "$dir/streamvibe.log";
+    my @dirs = map { "$dir/$_" } @{ $opt{dirs} // [] };
+    for my $d (@dirs) { mkdir $d, 0700 or croak "mkdir $d: $!" }
+    my $conf = write_file("$dir/streamvibe.conf", join('',
+        'database_url = ', $opt{pg}->conninfo(user => 'authenticator'), "\n",
+        'jwt_secret = ', ($opt{secret} // croak 'secret'), "\n",
+        "log_file = $log\n",
+        map { my $v = $opt{settings}{$_}; "$_ = " . (ref $v ? $v->($dir) : $v) . "\n" }
+            sort keys %{ $opt{settings} // {} }), 0600);
+    write_file($log, '', 0600);
+    if (my $user = run_user()) {
+        my ($uid, $gid) = (getpwnam($user))[2, 3];
+        chown $uid, $gid, $conf, $log, @dirs;
+    }
+    return ($dir, $conf, $log);
+}
+
 sub new {
     my ($class, %opt) = @_;
     my $mode = $opt{mode} // croak 'mode';
