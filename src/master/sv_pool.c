@@ -109,6 +109,7 @@ static int sv_pool_install_signals(void)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
     sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
     return 0;
@@ -871,6 +872,7 @@ int sv_pool_run(sv_config *cfg, const char *config_path)
                 case SIGCHLD:
                     break;
                 case SIGHUP:
+                case SIGUSR2:           /* php-fpm's reload: its operators send it */
                     if (!pool.stopping) {
                         sv_pool_notify("RELOADING=1");
                         sv_pool_reload(&pool);

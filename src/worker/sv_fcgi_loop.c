@@ -54,8 +54,10 @@ static void sv_fcgi_signals(void)
      * worker. */
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    /* Reload is the master's business; a worker keeps serving. */
+    /* Reload is the master's business; a worker keeps serving (and must
+     * not run the master's handler it inherited for SIGUSR2). */
     sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
     /* Jobs this worker spawns are not waited for: the kernel reaps them,
      * so none is ever a zombie. */
     sigaction(SIGCHLD, &sa, NULL);

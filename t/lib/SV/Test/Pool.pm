@@ -162,10 +162,11 @@ sub start {
     return $self;
 }
 
+# SIGHUP, or signal => 'USR2' (php-fpm's reload signal).
 sub reload {
-    my ($self) = @_;
+    my ($self, %opt) = @_;
     croak "pool not running" unless $self->{pid};
-    kill 'HUP', $self->{pid};
+    kill $opt{signal} // 'HUP', $self->{pid};
     return $self;
 }
 
