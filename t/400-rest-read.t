@@ -54,6 +54,18 @@ like($res->header('Content-Type') // '', qr{^application/json}, 'JSON content ty
 ($res, $doc) = get('/rest/v1/platforms?select=n:name,active:is_active::text&name=eq.youtube');
 is_deeply($doc, [{ n => 'youtube', active => 'true' }], 'alias and cast');
 
+# The tiers, for a pricing page: anyone reads them, nobody but the
+# database owner changes them.
+($res, $doc) = get('/rest/v1/subscription_tiers?select=tier,max_handles&order=max_handles');
+is($res->code, 200, 'anon reads subscription_tiers') or diag $res->as_string;
+is_deeply($doc, [{ tier => 'free', max_handles => 3 }, { tier => 'pro', max_handles => 10 },
+                 { tier => 'business', max_handles => 50 }], 'the three tiers and their limits');
+($res) = $ngx->call('PATCH', '/rest/v1/subscription_tiers?tier=eq.free', headers => { %A },
+    body => { max_handles => 1000 });
+is($res->code, 403, 'a user may not raise a limit') or diag $res->as_string;
+is($su->selectrow_array(q{SELECT max_handles FROM subscription_tiers WHERE tier = 'free'}), 3,
+   'the free tier is unchanged');
+
 # --- content as owner -------------------------------------------------------------
 ($res, $doc) = get("/rest/v1/handle_content?select=title&platform_id=eq.$yt&order=published_at.desc.nullslast", %A);
 is($res->code, 200, 'owner list') or diag $res->as_string;

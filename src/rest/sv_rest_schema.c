@@ -24,6 +24,8 @@ static const struct {
     { "ai_content_suggestions", 0 },
     { "content_edit_history", 0 },
     { "audit_log", 0 },
+    /* The tiers and their limits: a pricing or upgrade page reads them. */
+    { "subscription_tiers", 0 },
     { "subscription_settings", 0 },
     { "quota_usage_history", 0 },
     { "platform_connections", SV_REST_TABLE_VIEW },
