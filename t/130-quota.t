@@ -214,4 +214,43 @@ my $V = $stack->user('v@example.com');
     is_deeply([map { $_->{tier} } @{ $r->{rows} }], [qw(free pro business)], 'tiers are public');
 }
 
+# --- 'handles' is counted by the handles themselves ---------------------------
+# The V2 document calls decrement_quota(uid, 'handles', 1) after deleting
+# a handle; the delete's trigger has already uncounted it, so the call
+# must not take it off again (nor increment_quota count one twice).
+{
+    my $W = $stack->user('w@example.com');
+    my $count = sub { one('SELECT current_handles_count FROM subscription_settings WHERE user_id = ?', undef, $W) };
+    my $call = sub {
+        my ($fn, $amount) = @_;
+        my $r = as_role('service_role', undef, "SELECT $fn(?, 'handles', ?) AS ok", $W, $amount // 1);
+        return $r;
+    };
+    $su->do('UPDATE subscription_settings SET max_handles = 2 WHERE user_id = ?', undef, $W);
+    my @h = map { $stack->handle($W, "w$_") } 1 .. 2;
+    is($count->(), 2, 'two handles linked: 2 used');
+    my $r = $call->('increment_quota');
+    ok($r->{ok}, 'increment_quota(handles) as service_role') or diag $r->{err};
+    ok(!$r->{rows}[0]{ok}, 'at the limit: one more does not fit');
+    is($count->(), 2, 'and nothing was counted');
+
+    $su->do('DELETE FROM account_handles WHERE id = ?', undef, $h[1]);
+    is($count->(), 1, 'a handle deleted: 1 used');
+    $r = $call->('decrement_quota');
+    ok($r->{ok} && $r->{rows}[0]{ok}, "the V2 document's decrement_quota(handles) after the delete: true")
+        or diag $r->{err};
+    is($count->(), 1, 'and the deleted handle is not taken off a second time');
+    $r = $call->('increment_quota');
+    ok($r->{rows}[0]{ok}, 'one more fits again');
+    is($count->(), 1, 'asking spends nothing');
+    $stack->handle($W, 'w3');
+    is($count->(), 2, 'linking it counts it');
+    my $err = eval { $stack->handle($W, 'w4'); 1 } ? '' : "$@";
+    like($err, qr/handle limit reached/, 'and the limit still holds on insert');
+    $r = $call->('decrement_quota', 0);
+    is($r->{state}, '22023', 'a non-positive amount is still refused');
+    $r = as_role('authenticated', $W, q{SELECT decrement_quota(?, 'handles', 1) AS ok}, $W);
+    ok(!$r->{ok}, 'users still may not call it');
+}
+
 done_testing();
