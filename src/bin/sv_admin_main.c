@@ -1,6 +1,7 @@
 /* streamvibe-admin: operator command line. Parses arguments, connects, and
  * hands the work to the library (sv_migrate.c); keep logic out of here. */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,10 +10,12 @@
 #include <libpq-fe.h>
 #include <sodium.h>
 
+#include "auth/sv_auth_admin.h"
 #include "core/sv_config.h"
 #include "core/sv_err.h"
 #include "crypto/sv_crypto.h"
 #include "crypto/sv_jwt.h"
+#include "crypto/sv_password.h"
 #include "crypto/sv_vault.h"
 #include "db/sv_migrate.h"
 #include "platform/sv_credentials.h"
@@ -61,6 +64,17 @@ static void sv_admin_usage(FILE *f)
             "      fingerprint (the first 12 hex digits of its SHA-256). Exit 0 when\n"
             "      a token is at hand, 2 when the credential is missing, inactive or\n"
             "      expired (the user must connect again), 1 on other errors\n"
+            "  user list [--database CONNINFO]\n"
+            "      list the accounts: id, email, created_at, last_sign_in_at\n"
+            "  user set-password --email EMAIL [--config FILE] [--database CONNINFO]\n"
+            "      give the account a new password, read from the first line of\n"
+            "      standard input (at least password_min_length characters of the\n"
+            "      configuration), sign out all its sessions and forget its failed\n"
+            "      logins (no e-mail is sent: a forgotten password is reset here)\n"
+            "  user delete --email EMAIL [--database CONNINFO]\n"
+            "      delete the account and everything it owns (handles, content,\n"
+            "      credentials; its audit rows stay, without the user)\n"
+            "      user commands exit 2 when no account has that email\n"
             "  help (also --help, -h)\n"
             "      show this text\n"
             "\n"
@@ -422,6 +436,89 @@ static int sv_admin_credentials(int argc, char **argv)
     return rc;
 }
 
+/* The first line of standard input, without its line end, into buf
+ * (room for SV_PASSWORD_MAX bytes and one more to tell a longer line).
+ * Returns its length, or -1 when nothing could be read. */
+static long sv_admin_read_line(char *buf, size_t size)
+{
+    if (fgets(buf, (int)size, stdin) == NULL)
+        return -1;
+    size_t n = strlen(buf);
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    return (long)n;
+}
+
+/* `user list|set-password|delete`; argv[0] is "user". */
+static int sv_admin_user(int argc, char **argv)
+{
+    const char *email = NULL, *config = NULL, *database = NULL;
+    const char *action = argc >= 2 ? argv[1] : "";
+    int list = strcmp(action, "list") == 0, set = strcmp(action, "set-password") == 0;
+    int del = strcmp(action, "delete") == 0;
+    const sv_admin_opt opts[] = {
+        { "email", &email, NULL },      /* not for list: it starts after this one */
+        { "config", &config, NULL },
+        { "database", &database, NULL },
+        { NULL, NULL, NULL },
+    };
+    char cmd[32], err[1024], id[SV_AUTH_ADMIN_ID_BYTES] = "";
+    int rc, found = 0;
+
+    if (!list && !set && !del) {
+        fprintf(stderr, "%s user: expected the action list, set-password or delete\n", sv_admin_prog);
+        sv_admin_usage(stderr);
+        return 1;
+    }
+    snprintf(cmd, sizeof(cmd), "user %s", action);
+    if ((rc = sv_admin_options(cmd, argc - 1, argv + 1, list ? opts + 1 : opts, 1)) >= 0)
+        return rc;
+    if (!list && (email == NULL || email[0] == '\0')) {
+        fprintf(stderr, "%s %s: --email is required\n", sv_admin_prog, cmd);
+        return 1;
+    }
+    sv_config cfg;
+    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
+        fprintf(stderr, "%s %s: %s\n", sv_admin_prog, cmd, err);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    char pw[SV_PASSWORD_MAX + 2];
+    long len = 0;
+    if (set && (len = sv_admin_read_line(pw, sizeof(pw))) < 0) {
+        fprintf(stderr, "%s %s: no password on standard input\n", sv_admin_prog, cmd);
+        sv_config_free(&cfg);
+        return 1;
+    }
+    PGconn *conn = sv_admin_open(database, cmd);
+    rc = 1;
+    if (conn != NULL) {
+        long revoked = 0;
+        if (list)
+            rc = sv_auth_admin_list(conn, stdout, err, sizeof(err)) == SV_OK ? 0 : 1;
+        else if (set)
+            rc = sv_auth_admin_set_password(conn, email, pw, (size_t)len, cfg.password_min_length, id, &revoked,
+                                            &found, err, sizeof(err)) == SV_OK ? 0 : 1;
+        else
+            rc = sv_auth_admin_delete(conn, email, id, &found, err, sizeof(err)) == SV_OK ? 0 : 1;
+        if (rc != 0)
+            fprintf(stderr, "%s %s: %s\n", sv_admin_prog, cmd, err);
+        else if (!list && !found) {
+            fprintf(stderr, "%s %s: no account has the email %s\n", sv_admin_prog, cmd, email);
+            rc = 2;
+        } else if (set)
+            printf("user=%s password=set sessions_revoked=%ld\n", id, revoked);
+        else if (del)
+            printf("user=%s deleted\n", id);
+        if (fflush(stdout) != 0)
+            rc = 1;
+        PQfinish(conn);
+    }
+    sodium_memzero(pw, sizeof(pw));
+    sv_config_free(&cfg);
+    return rc;
+}
+
 /* `keys rotate`; argv[0] is "rotate". */
 static int sv_admin_keys_rotate(int argc, char **argv)
 {
@@ -510,6 +607,8 @@ int main(int argc, char **argv)
         return sv_admin_credentials(argc - 1, argv + 1);
     if (strcmp(cmd, "keygen") == 0)
         return sv_admin_keygen(argc - 1, argv + 1);
+    if (strcmp(cmd, "user") == 0)
+        return sv_admin_user(argc - 1, argv + 1);
 
     fprintf(stderr, "%s: unknown command '%s'\n", sv_admin_prog, cmd);
     sv_admin_usage(stderr);
