@@ -35,26 +35,22 @@ use SV::Test qw(:DEFAULT slurp_file fcgi_request_bytes fcgi_read_answer);
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
 plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 
 # auto_explain logs the plan of every statement that completes; a
 # statement cancelled by the budget never completes, so the plans logged
 # for the budgeted pool are those of the runs that answered.
-my $pg = SV::Test::Pg->new(settings => { session_preload_libraries => "'auto_explain'",
+my $s = SV::Test::Stack->new(pool => 0, pg_settings => { session_preload_libraries => "'auto_explain'",
     'auto_explain.log_min_duration' => 0 });
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $su = $pg->dbh(user => 'postgres');
+my ($pg, $su) = ($s->pg, $s->su);
 my $JSON = JSON::PP->new->canonical;
 sub one { scalar $su->selectrow_array(@_) }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
+my ($A, $B) = map { $s->user($_) } 'a@example.com', 'b@example.com';
 $su->do(q{UPDATE subscription_settings SET tier = 'business'});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my $yt = $s->platform('youtube');
 my $hA = one(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'a_pub') RETURNING id}, undef, $A, $yt);
 my $hB = one(q{INSERT INTO account_handles (user_id, platform_id, handle) VALUES (?, ?, 'b_pub') RETURNING id}, undef, $B, $yt);
 
