@@ -17,8 +17,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
 use SV::Test::Pg;
 use SV::Test::Pool;
@@ -115,13 +113,7 @@ $pool->start;
 my $ngx = SV::Test::Nginx->new(pool => $pool);
 $ngx->start;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
+sub jwt { SV::Test::jwt(secret => $secret, user => $_[0], email => "$_[0]\@example.com") }
 my %who = (anon => {}, A => { Authorization => 'Bearer ' . jwt($A) }, B => { Authorization => 'Bearer ' . jwt($B) });
 my $requests = 0;
 sub call {

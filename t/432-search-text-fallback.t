@@ -28,8 +28,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use URI::Escape qw(uri_escape);
 use SV::Test qw(:DEFAULT slurp_file fcgi_request_bytes fcgi_read_answer);
 use SV::Test::Pg;
@@ -103,13 +101,7 @@ like($plan, qr/Seq Scan on handle_content/, "the planner's own plan for '$query'
 $su->disconnect;
 
 my $secret = 'text-fallback-secret-' . ('s' x 32);
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
+sub jwt { SV::Test::jwt(secret => $secret, user => $_[0], email => "$_[0]\@example.com") }
 my %who = (anon => {}, A => { Authorization => 'Bearer ' . jwt($A) }, B => { Authorization => 'Bearer ' . jwt($B) });
 sub keys_of { [sort map { $key_of{ $_->{id} } // "other:$_->{id}" } @{ ref $_[0] eq 'ARRAY' ? $_[0] : [] }] }
 
