@@ -17,18 +17,12 @@ use warnings;
 
 use JSON::PP qw(encode_json);
 use Test::More;
-use SV::Test qw(sv_builddir);
-use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
 
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-my $su = $pg->dbh(user => 'postgres');
+my $s = SV::Test::Stack->new(pool => 0);
+my ($pg, $su) = ($s->pg, $s->su);
 $su->do('SET client_min_messages = warning');   # websearch_to_tsquery('the') below
 
 # Two users; the owner has a public and a private handle, the other user
@@ -87,7 +81,7 @@ ok(!$builtin, 'pg_catalog.ts_match_vq is left as PostgreSQL ships it');
 # What src/rest/sv_rest_query.c writes for
 #   GET /rest/v1/handle_content?select=id,title&search_vector=<op>(english).<term>[&user_id=eq.<uid>]&limit=20
 # (t/unit/test_rest_query.c pins the operator; t/431 runs them through the server).
-my $api = $pg->dbh(user => 'authenticator');
+my $api = $s->api;
 sub rest_sql {
     my ($fn, $mine) = @_;
     return 'WITH pgrst_source AS (SELECT "handle_content"."id" AS "id", "handle_content"."title" AS "title" '

@@ -8,24 +8,13 @@ use strict;
 use warnings;
 
 use Test::More;
-use SV::Test qw(sv_builddir);
-use SV::Test::Pg;
+use SV::Test::Stack;
 
-plan skip_all => 'PostgreSQL server programs not found' unless SV::Test::Pg::available();
 plan skip_all => 'DBD::Pg not installed' unless eval { require DBD::Pg; 1 };
-plan skip_all => 'streamvibe-admin not built' unless -x sv_builddir() . '/streamvibe-admin';
 
-my $pg = SV::Test::Pg->new();
-$pg->start;
-my ($mrc, $mout) = $pg->migrate;
-BAIL_OUT("migrate failed: $mout") if $mrc != 0;
-
-my $su = $pg->dbh(user => 'postgres');
-my $api = $pg->dbh(user => 'authenticator');
-sub as_role {
-    my ($role, $uid, $sql, @bind) = @_;
-    return SV::Test::Pg->run_as_role($api, $role, $uid, $sql, \@bind);
-}
+my $s = SV::Test::Stack->new(pool => 0);
+my $su = $s->su;
+sub as_role { $s->as_role(@_) }
 sub one { scalar $su->selectrow_array(@_) }
 
 my $A = one(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});

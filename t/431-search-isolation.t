@@ -17,30 +17,24 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test;
 use SV::Test::Pg;
 use SV::Test::Pool;
 use SV::Test::Nginx;
+use SV::Test::Stack;
 
 plan skip_all => 'nginx not installed' unless SV::Test::Nginx::available();
-plan skip_all => 'PostgreSQL server not installed' unless SV::Test::Pg::available();
 
 # Every statement in the log: the REST text searches must run unnamed
 # (planned for their own term), checked at the end.
-my $pg = SV::Test::Pg->new(settings => { log_statement => 'all' });
-$pg->start;
-my ($rc, $out) = $pg->migrate;
-is($rc, 0, 'migrate') or diag $out;
-my $su = $pg->dbh(user => 'postgres');
+my $s = SV::Test::Stack->new(pool => 0, pg_settings => { log_statement => 'all' });
+my ($pg, $su) = ($s->pg, $s->su);
 my $JSON = JSON::PP->new->canonical;
 sub one { scalar $su->selectrow_array(@_) }
 
-my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my ($B) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('b@example.com') RETURNING id});
+my ($A, $B) = map { $s->user($_) } 'a@example.com', 'b@example.com';
 $su->do(q{UPDATE subscription_settings SET tier = 'business'});
-my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});
+my $yt = $s->platform('youtube');
 sub handle {
     my ($uid, $name, $vis, $status) = @_;
     return one(q{INSERT INTO account_handles (user_id, platform_id, handle, visibility, active_status)
@@ -119,13 +113,7 @@ $pool->start;
 my $ngx = SV::Test::Nginx->new(pool => $pool);
 $ngx->start;
 
-sub jwt {
-    my ($uid) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ sub => $uid, role => 'authenticated', aud => 'authenticated',
-        email => "$uid\@example.com", iat => time, exp => time + 3600 }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
+sub jwt { SV::Test::jwt(secret => $secret, user => $_[0], email => "$_[0]\@example.com") }
 my %who = (anon => {}, A => { Authorization => 'Bearer ' . jwt($A) }, B => { Authorization => 'Bearer ' . jwt($B) });
 my $requests = 0;
 sub call {

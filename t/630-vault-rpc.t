@@ -11,8 +11,6 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use Digest::SHA qw(hmac_sha256);
-use MIME::Base64 qw(encode_base64url);
 use SV::Test qw(:DEFAULT run_command);
 use SV::Test::Pg;
 use SV::Test::Pool;
@@ -37,17 +35,12 @@ $ngx->start;
 my $su = $pg->dbh(user => 'postgres');
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 
-sub jwt {
-    my (%c) = @_;
-    my $h = encode_base64url($JSON->encode({ alg => 'HS256', typ => 'JWT' }));
-    my $p = encode_base64url($JSON->encode({ iat => time, exp => time + 3600, %c }));
-    return "$h.$p." . encode_base64url(hmac_sha256("$h.$p", $secret));
-}
-my ($service, $anon) = (jwt(role => 'service_role', iss => 'streamvibe'), jwt(role => 'anon', iss => 'streamvibe'));
+sub jwt { SV::Test::jwt(secret => $secret, @_) }
+my ($service, $anon) = (jwt(role => 'service_role'), jwt(role => 'anon'));
 my %S = (apikey => $service, Authorization => "Bearer $service", 'X-Client-Info' => 'supabase-js-node/2');
 my %N = (apikey => $anon, Authorization => "Bearer $anon");
 my ($A) = $su->selectrow_array(q{INSERT INTO auth.users (email) VALUES ('a@example.com') RETURNING id});
-my $userA = jwt(sub => $A, role => 'authenticated', aud => 'authenticated', session_id => '00000000-0000-4000-8000-000000000001');
+my $userA = jwt(user => $A, session_id => '00000000-0000-4000-8000-000000000001');
 my %U = (apikey => $anon, Authorization => "Bearer $userA");
 my @bodies;
 sub rpc {

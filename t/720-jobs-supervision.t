@@ -10,7 +10,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive job_pids);
+use SV::Test qw(sv_tempdir wait_until slurp_file pid_alive job_pids);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -33,27 +33,12 @@ my $ai = SV::Test::Fake->new(name => 'ai', routes => {
 # ASan's own report and exit status 1.
 $ENV{ASAN_OPTIONS} = join ':', grep { length } $ENV{ASAN_OPTIONS} // '', 'handle_segv=0';
 my $spool = sv_tempdir(prefix => 'svspool') . '/jobs';
-my $s = SV::Test::Stack->new(workers => 2, conf => {
-    jwt_secret => 'jobs-sup-secret-' . ('j' x 32), job_spool_dir => $spool,
-    job_program => sv_builddir() . '/streamvibe-job', job_reconcile_interval => 1,
-    job_max_running_per_user => 20, ai_base_url => $ai->url('/v1') });
-my ($ngx, $pool) = ($s->ngx, $s->pool);
-
-my $A = $s->user('a@example.com');
-$s->su->do(q{UPDATE subscription_settings SET max_ai_per_month = 100 WHERE user_id = ?}, undef, $A);
-my $h = $s->handle($A, 'alice');
-my %content = map { $_ => $s->content($h, "c-$_", title => $_) } ('sleep 30', 'sleep 4', 'fast');
-my $tok = $s->jwt(user => $A);
+my $s = SV::Test::Stack->ai_jobs(ai => $ai, titles => ['sleep 30', 'sleep 4', 'fast'], pcid => sub { "c-$_[0]" },
+    conf => { jwt_secret => 'jobs-sup-secret-' . ('j' x 32), job_spool_dir => $spool, job_reconcile_interval => 1 });
+my ($ngx, $pool, $A, $tok, %content) = ($s->ngx, $s->pool, $s->jobs_user, $s->jobs_token, $s->jobs_content);
 
 sub used { $s->quota_used($A, 'ai') }
 sub rows { $s->job_rows(@_) }
-sub accept_job {
-    my ($title) = @_;
-    my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,
-        body => { contentId => $content{$title} });
-    is($res->code, 202, "job on '$title' accepted") or diag $res->as_string;
-    return $doc->{job_id};
-}
 sub ends_with {
     my ($job, $status, $error_re, $name) = @_;
     ok(wait_until(sub { @{ rows($job) } }, 20), "$name: the job ended") or return;
@@ -67,7 +52,7 @@ sub ends_with {
 my $base = used();
 
 # --- what a job inherits ------------------------------------------------------
-my $job = accept_job('sleep 30');
+my $job = $s->accept_ai_job('sleep 30');
 my ($sup, $child) = job_pids($job);
 ok($sup && $child, 'the supervisor and its child run') or BAIL_OUT('no job processes');
 my %worker_inode;
@@ -98,14 +83,14 @@ ends_with($job, 'failed', qr/signal 9/, 'child SIGKILL');
 is(used(), $base, 'child SIGKILL: the quota is refunded');
 
 # --- the child crashing -----------------------------------------------------------
-$job = accept_job('sleep 30');
+$job = $s->accept_ai_job('sleep 30');
 ($sup, $child) = job_pids($job);
 kill 'SEGV', $child;
 ends_with($job, 'failed', qr/signal 11/, 'child SIGSEGV');
 is(used(), $base, 'child SIGSEGV: refunded');
 
 # --- the supervisor killed: the reconciler finishes the job ---------------------
-$job = accept_job('sleep 30');
+$job = $s->accept_ai_job('sleep 30');
 ($sup, $child) = job_pids($job);
 kill 'KILL', $sup;
 ends_with($job, 'interrupted', qr/ended before it finished/, 'supervisor SIGKILL');
@@ -113,7 +98,7 @@ ok(wait_until(sub { !pid_alive($child) }, 5), 'supervisor SIGKILL: its child wen
 is(used(), $base, 'supervisor SIGKILL: refunded');
 
 # --- the whole process group killed ----------------------------------------------
-$job = accept_job('sleep 30');
+$job = $s->accept_ai_job('sleep 30');
 ($sup, $child) = job_pids($job);
 kill 'KILL', -$sup;
 ends_with($job, 'interrupted', undef, 'group SIGKILL');
@@ -125,7 +110,7 @@ $pool->conf(job_time_limit_ai => 2);
 $pool->reload;
 ok($pool->wait_log(qr/event=reload generation=2/, 10, from => $off), 'reloaded with a 2 s limit');
 sleep 1;
-$job = accept_job('sleep 30');
+$job = $s->accept_ai_job('sleep 30');
 ends_with($job, 'failed', qr/timed out after 2 s/, 'timeout');
 is(used(), $base, 'timeout: refunded');
 $pool->conf(job_time_limit_ai => 120);
@@ -135,7 +120,7 @@ $pool->wait_log(qr/event=reload generation=3/, 10, from => $off);
 sleep 1;
 
 # --- the pool master killed mid-job ----------------------------------------------------
-$job = accept_job('sleep 4');
+$job = $s->accept_ai_job('sleep 4');
 ($sup, $child) = job_pids($job);
 kill 'KILL', $pool->pid;
 ends_with($job, 'completed', undef, 'master SIGKILL');
@@ -144,7 +129,7 @@ $pool->stop;    # what is left of it (its workers leave on their own)
 $pool->start;
 
 # --- a job outliving a pool stop and start ------------------------------------------
-$job = accept_job('sleep 4');
+$job = $s->accept_ai_job('sleep 4');
 ($sup, $child) = job_pids($job);
 $pool->stop;
 ok(pid_alive($sup), 'the job outlives the pool stop');

@@ -17,7 +17,7 @@ use warnings;
 use Test::More;
 use JSON::PP;
 use Socket qw(AF_UNIX SOCK_SEQPACKET pack_sockaddr_un);
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file pid_alive proc_children);
+use SV::Test qw(sv_tempdir wait_until slurp_file pid_alive proc_children);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -25,30 +25,15 @@ my $spool = sv_tempdir(prefix => 'svspool');
 my $release = "$spool/release";
 my $ai = SV::Test::Fake->held_model(release => $release);
 
-my $s = SV::Test::Stack->new(workers => 2, conf => {
-    jwt_secret => 'jobs-launcher-secret-' . ('l' x 32), job_spool_dir => "$spool/jobs",
-    job_program => sv_builddir() . '/streamvibe-job', ai_base_url => $ai->url('/v1'),
-    job_max_running_per_user => 20, job_launcher_processes => 1,
+my $s = SV::Test::Stack->ai_jobs(ai => $ai, ai_quota => undef,
+    titles => [qw(quick1 quick2 quick3 held1 held2 held3)], conf => {
+    jwt_secret => 'jobs-launcher-secret-' . ('l' x 32), job_spool_dir => "$spool/jobs", job_launcher_processes => 1,
     # A held job must outlast the slowest run of this test.
     http_timeout => 150, job_time_limit_ai => 300 });
 my ($ngx, $pool) = ($s->ngx, $s->pool);
-my $A = $s->user('a@example.com');
-my $h = $s->handle($A, 'alice');
-my %content = map { $_ => $s->content($h, $_, title => $_) } qw(quick1 quick2 quick3 held1 held2 held3);
-my $tok = $s->jwt(user => $A);
 my $socket = "$spool/jobs/.launcher.sock";
 
-sub rows {
-    my ($job) = @_;
-    return $s->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
-        { Slice => {} }, $job);
-}
-sub accept_job {
-    my ($title, $query) = @_;
-    my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai' . ($query // ''), token => $tok,
-        body => { contentId => $content{$title} });
-    return ($res, $doc);
-}
+sub rows { $s->job_rows(@_) }
 sub ppid_of { my ($p) = @_; ((slurp_file("/proc/$p/stat") // '') =~ /\)\s+\S+\s+(\d+)/)[0] }
 # The job's supervisor: the process whose title names its descriptor and
 # whose parent does not.
@@ -88,7 +73,7 @@ is(uid_of($L), uid_of($worker), 'it runs as the workers do');
 is(((stat $socket)[2] // 0) & 0077, 0, 'only its user may connect');
 
 # --- a job through it -------------------------------------------------------------
-my ($res, $doc) = accept_job('held1');
+my ($res, $doc) = $s->enhance_ai('held1');
 is($res->code, 202, 'a job is accepted') or diag $res->as_string;
 my $held = $doc->{job_id};
 my $sup = supervisor_of($held);
@@ -117,7 +102,7 @@ is(job_connections(), 0, 'the job holds none: it read its content through the la
 kill 'KILL', $L;
 ok(wait_until(sub { !pid_alive($L) || (slurp_file("/proc/$L/stat") // '') =~ /\)\s+Z/ }, 5), 'the launcher is killed');
 ok(wait_until(sub { !pid_alive($S) }, 10), 'and its serving process leaves with it');
-($res, $doc) = accept_job('quick1', '?wait=60');
+($res, $doc) = $s->enhance_ai('quick1', '?wait=60');
 is($res->code, 200, 'a job accepted meanwhile runs and ends') or diag $res->as_string;
 is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'completed, one audit row');
 my $L2;
@@ -129,7 +114,7 @@ $pool->conf(job_launcher => 'off');
 $pool->reload;
 ok(wait_until(sub { !pid_alive($L2) && !$pool->launcher_pid }, 15), 'job_launcher = off: no launcher after a reload');
 ok(wait_until(sub { !-e $socket }, 5), 'nor its socket');
-($res, $doc) = accept_job('held2');
+($res, $doc) = $s->enhance_ai('held2');
 is($res->code, 202, 'a job is accepted') or diag $res->as_string;
 my $spawned = $doc->{job_id};
 my $ssup = supervisor_of($spawned);
@@ -151,7 +136,7 @@ for my $job ($held, $spawned) {
 unlink $release;
 
 # --- through the new launcher, and ?wait ------------------------------------------
-($res, $doc) = accept_job('quick2', '?wait=60');
+($res, $doc) = $s->enhance_ai('quick2', '?wait=60');
 is($res->code, 200, 'a job accepted with ?wait answers when it ends') or diag $res->as_string;
 is($doc->{success}, JSON::PP::true, 'successfully');
 is_deeply(rows($doc->{job_id}), [{ job_status => 'completed', job_error => undef }], 'one audit row');
@@ -216,7 +201,7 @@ sleep 1;
 ok(pid_alive($L3) && ($pool->launcher_pid // 0) == $L3,
     'a log rotation (SIGUSR1) as it starts does not end it');
 ok(wait_until(sub { !pid_alive($L2) }, 10), 'and the old one ends');
-($res, $doc) = accept_job('quick3', '?wait=60');
+($res, $doc) = $s->enhance_ai('quick3', '?wait=60');
 is($res->code, 200, 'jobs run after the reload') or diag $res->as_string;
 
 ok(wait_until(sub { listening() }, 10), 'its socket is back');

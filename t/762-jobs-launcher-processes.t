@@ -18,7 +18,7 @@
 use strict;
 use warnings;
 use Test::More;
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file write_file pid_alive proc_children);
+use SV::Test qw(sv_tempdir wait_until slurp_file write_file pid_alive proc_children);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -27,26 +27,13 @@ my $tmp = sv_tempdir(prefix => 'svlconn');
 my $release = "$tmp/release";
 my $ai = SV::Test::Fake->held_model(release => $release);
 
-my $s = SV::Test::Stack->new(workers => 2, conf => {
-    jwt_secret => 'jobs-lconn-secret-' . ('l' x 32), job_program => sv_builddir() . '/streamvibe-job',
-    ai_base_url => $ai->url('/v1'), job_max_running_per_user => 20, job_launcher_processes => $N });
-my ($ngx, $pool) = ($s->ngx, $s->pool);
-my $A = $s->user('a@example.com');
-$s->su->do(q{UPDATE subscription_settings SET max_ai_per_month = 100 WHERE user_id = ?}, undef, $A);
-my $h = $s->handle($A, 'alice');
-my %content = map { $_ => $s->content($h, $_, title => $_) } qw(held1 quick1 quick2 quick3);
-my $tok = $s->jwt(user => $A);
+my $s = SV::Test::Stack->ai_jobs(ai => $ai, titles => [qw(held1 quick1 quick2 quick3)],
+    conf => { jwt_secret => 'jobs-lconn-secret-' . ('l' x 32), job_launcher_processes => $N });
+my ($ngx, $pool, $A, %content) = ($s->ngx, $s->pool, $s->jobs_user, $s->jobs_content);
 
 sub used { $s->quota_used($A, 'ai') }
 sub rows { $s->job_rows(@_) }
 sub suggestions { $s->job_suggestions(@_) }
-sub accept_job {
-    my ($title) = @_;
-    my ($res, $doc) = $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,
-        body => { contentId => $content{$title} });
-    is($res->code, 202, "$title: accepted") or diag $res->as_string;
-    return $doc->{job_id};
-}
 sub completed_once {
     my ($job, $name) = @_;
     ok(wait_until(sub { @{ rows($job) } }, 60), "$name: the job ended");
@@ -88,7 +75,7 @@ is(sockets_of($_), 2, "serving process $_: the listening socket and its connecti
 # --- a statement waiting on a lock holds up nobody else -----------------------------
 my $used = used();
 unlink $release;
-my $job1 = accept_job('held1');
+my $job1 = $s->accept_ai_job('held1');
 ok(wait_until(sub { grep { ($_->{json}{messages}[1]{content} // '') =~ /held1/ }
     $ai->requests('POST /v1/chat/completions') }, 30), 'job 1 read its content and asks the model');
 # A transaction that holds job 1's content row, as an edit in progress would.
@@ -100,7 +87,7 @@ ok(wait_until(sub { $backend = waiting_backend('sv_job_store_suggestion') }, 30)
     "job 1's suggestion store waits on the row lock, on a launcher's connection");
 is_deeply(rows($job1), [], 'job 1 has not ended');
 
-my $job2 = accept_job('quick1');
+my $job2 = $s->accept_ai_job('quick1');
 completed_once($job2, 'job 2, while job 1 waits');
 is(waiting_backend('sv_job_store_suggestion'), $backend, "job 1's statement is still waiting meanwhile");
 is_deeply(rows($job1), [], 'and job 1 has not ended');
@@ -112,7 +99,7 @@ is(used(), $used + 2, 'the quota spent once for each');
 # --- a serving process killed: the others' jobs go on -----------------------------
 $used = used();
 $lk->selectrow_array('SELECT id FROM public.handle_content WHERE id = ? FOR UPDATE', undef, $content{quick2});
-my $job3 = accept_job('quick2');
+my $job3 = $s->accept_ai_job('quick2');
 ok(wait_until(sub { $backend = waiting_backend('sv_job_store_suggestion') }, 30),
     "job 3's suggestion store waits on the row lock");
 # The busy one holds the job's connection besides its two.
@@ -126,7 +113,7 @@ ok(wait_until(sub {
 my $victim = $idle[0];
 kill 'KILL', $victim;
 ok(wait_until(sub { !pid_alive($victim) }, 10), "an idle serving process is killed ($victim)");
-my $job4 = accept_job('quick3');
+my $job4 = $s->accept_ai_job('quick3');
 completed_once($job4, 'job 4, accepted after the kill');
 is(waiting_backend('sv_job_store_suggestion'), $backend, "job 3's statement still waits, on the same connection");
 ok(pid_alive($busy), 'in the same serving process');

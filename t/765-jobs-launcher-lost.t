@@ -39,7 +39,7 @@ use Test::More;
 use JSON::PP;
 use POSIX ();
 use Socket qw(AF_UNIX SOCK_SEQPACKET pack_sockaddr_un);
-use SV::Test qw(sv_builddir sv_tempdir wait_until slurp_file write_file proc_state proc_ppid
+use SV::Test qw(sv_tempdir wait_until slurp_file write_file proc_state proc_ppid
     job_supervisors job_pids);
 use SV::Test::Fake;
 use SV::Test::Stack;
@@ -49,16 +49,10 @@ my $release = "$tmp/release";
 my $ai = SV::Test::Fake->held_model(release => $release);
 
 my $hook = "$tmp/hook";
-my $s = SV::Test::Stack->new(workers => 2, conf => {
-    jwt_secret => 'jobs-lost-secret-' . ('l' x 32), job_program => sv_builddir() . '/streamvibe-job',
-    ai_base_url => $ai->url('/v1'), job_max_running_per_user => 20, job_reconcile_interval => 1,
+my $s = SV::Test::Stack->ai_jobs(ai => $ai, titles => [qw(quick held)], conf => {
+    jwt_secret => 'jobs-lost-secret-' . ('l' x 32), job_reconcile_interval => 1,
     job_launcher_test_hook => $hook, job_launcher_processes => 2 });
-my ($ngx, $pool) = ($s->ngx, $s->pool);
-my $A = $s->user('a@example.com');
-$s->su->do(q{UPDATE subscription_settings SET max_ai_per_month = 100 WHERE user_id = ?}, undef, $A);
-my $h = $s->handle($A, 'alice');
-my %content = map { $_ => $s->content($h, $_, title => $_) } qw(quick held);
-my $tok = $s->jwt(user => $A);
+my ($ngx, $pool, $A) = ($s->ngx, $s->pool, $s->jobs_user);
 my $socket = $pool->conf('job_spool_dir') // $pool->dir . '/spool';
 $socket .= '/.launcher.sock';
 
@@ -122,8 +116,7 @@ sub accept_async {
     my $out = "$tmp/answer-" . int(rand(1e9));
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        my ($res, $doc) = eval { $ngx->call('POST', '/functions/v1/enhance-ai', token => $tok,
-            body => { contentId => $content{$title} }) };
+        my ($res, $doc) = eval { $s->enhance_ai($title) };
         write_file($out, join("\n", $res ? $res->code : 0, $doc && ref $doc eq 'HASH' ? $doc->{job_id} // '' : ''));
         POSIX::_exit(0);
     }

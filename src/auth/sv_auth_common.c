@@ -37,18 +37,9 @@ int sv_auth_require_secret(sv_ctx *ctx)
 
 int sv_auth_body(sv_ctx *ctx, json_object **body)
 {
-    const char *why;
-
-    if (ctx->req->body == NULL || ctx->req->body_len == 0) {
-        *body = json_object_new_object();
-        return SV_OK;
-    }
-    if (sv_json_parse(ctx->req->body, ctx->req->body_len, body, &why) == SV_OK &&
-        json_object_is_type(*body, json_type_object))
-        return SV_OK;
-    json_object_put(*body);
-    *body = NULL;
-    return sv_fail(&ctx->err, 400, "bad_json", "Could not parse request body as JSON");
+    if (sv_ctx_body_object(ctx, body, NULL) != SV_OK)
+        return sv_fail(&ctx->err, 400, "bad_json", "Could not parse request body as JSON");
+    return SV_OK;
 }
 
 PGresult *sv_auth_db(sv_ctx *ctx, const char *step, const char *sql, int n,

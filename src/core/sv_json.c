@@ -173,3 +173,16 @@ void sv_json_put_wiped(json_object *obj)
     sv_json_wipe(obj, 0);
     json_object_put(obj);
 }
+
+void sv_json_add_words(json_object *arr, const char *s, const char *seps, size_t max_len, size_t max_items)
+{
+    while (*s) {
+        s += strspn(s, seps);
+        size_t n = strcspn(s, seps);
+        if (n == 0)
+            break;
+        if ((max_len == 0 || n <= max_len) && (max_items == 0 || json_object_array_length(arr) < max_items))
+            json_object_array_add(arr, json_object_new_string_len(s, (int)n));
+        s += n;
+    }
+}

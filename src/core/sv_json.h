@@ -30,4 +30,11 @@ int sv_json_string(json_object *obj, const char *key, const char **s, size_t *le
  * secret (a token, a Vault secret). Keys are left alone. NULL is fine. */
 void sv_json_put_wiped(json_object *obj);
 
+/* Appends the words of s (runs of characters not in seps) to the array
+ * arr as strings, in order; a word longer than max_len is left out, and
+ * words stop once arr holds max_items (0: no limit for either). For
+ * scope lists, which OAuth writes separated by spaces and some
+ * providers by commas. */
+void sv_json_add_words(json_object *arr, const char *s, const char *seps, size_t max_len, size_t max_items);
+
 #endif

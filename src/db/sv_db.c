@@ -102,7 +102,9 @@ static void sv_db_await(sv_db *db)
             return;
 }
 
-void sv_db_close(sv_db *db)
+/* Ends the connection and forgets the pipeline's state (its held result
+ * freed); the conninfo stays, for a reconnect. */
+static void sv_db_disconnect(sv_db *db)
 {
     if (db->conn != NULL)
         PQfinish(db->conn);
@@ -110,6 +112,11 @@ void sv_db_close(sv_db *db)
     if (db->pipe.result != NULL)
         PQclear(db->pipe.result);
     db->pipe = (sv_db_pipe){ 0 };
+}
+
+void sv_db_close(sv_db *db)
+{
+    sv_db_disconnect(db);
     free(db->conninfo);
     db->conninfo = NULL;
 }
@@ -121,12 +128,7 @@ static void sv_db_drop(sv_db *db)
     char *nl = strchr(db->last_error, '\n');
     if (nl != NULL)
         *nl = '\0';
-    if (db->conn != NULL)
-        PQfinish(db->conn);
-    db->conn = NULL;
-    if (db->pipe.result != NULL)
-        PQclear(db->pipe.result);
-    db->pipe = (sv_db_pipe){ 0 };
+    sv_db_disconnect(db);
 }
 
 /* What the server says outside a result (a FATAL before it closes the

@@ -181,23 +181,33 @@ static void sv_mig_result_err(PGconn *conn, const PGresult *res, const char *wha
         sv_mig_append_err(err, errlen, "\nCONTEXT: %s", context);
 }
 
+/* Runs sql, with nparams text params when nparams > 0 (else as a simple
+ * query, which may hold several statements), and expects a command or
+ * rows. Returns the result (caller PQclears), or NULL with err describing
+ * the failure (prefixed by what). */
+static PGresult *sv_mig_query(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                              const char *what, char *err, size_t errlen)
+{
+    PGresult *res = nparams > 0 ? PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0)
+                                : PQexec(conn, sql);
+    ExecStatusType st = res != NULL ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        sv_mig_result_err(conn, res, what, sql, err, errlen);
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
 /* Runs one command that returns no rows we need. Returns 0, or -1 with
  * err describing the failure (prefixed by what). */
 static int sv_mig_exec(PGconn *conn, const char *sql, const char *what, char *err, size_t errlen)
 {
-    PGresult *res = PQexec(conn, sql);
-    ExecStatusType st;
+    PGresult *res = sv_mig_query(conn, sql, 0, NULL, what, err, errlen);
 
-    if (res == NULL) {
-        sv_mig_conn_err(conn, what, err, errlen);
+    if (res == NULL)
         return SV_ERROR;
-    }
-    st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-        sv_mig_result_err(conn, res, what, sql, err, errlen);
-        PQclear(res);
-        return SV_ERROR;
-    }
     PQclear(res);
     return SV_OK;
 }
@@ -408,23 +418,18 @@ static int sv_mig_load_applied(PGconn *conn, sv_mig_state *st, char *err, size_t
     PGresult *res;
     int exists, i, n;
 
-    res = PQexec(conn, "SELECT pg_catalog.to_regclass('public.schema_migrations') IS NOT NULL");
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sv_mig_result_err(conn, res, "reading schema_migrations", NULL, err, errlen);
-        PQclear(res);
+    res = sv_mig_query(conn, "SELECT pg_catalog.to_regclass('public.schema_migrations') IS NOT NULL", 0,
+                       NULL, "reading schema_migrations", err, errlen);
+    if (res == NULL)
         return SV_ERROR;
-    }
     exists = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     if (!exists)
         return SV_OK;
 
-    res = PQexec(conn, SV_MIGRATE_SELECT_SQL);
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sv_mig_result_err(conn, res, "reading schema_migrations", NULL, err, errlen);
-        PQclear(res);
+    res = sv_mig_query(conn, SV_MIGRATE_SELECT_SQL, 0, NULL, "reading schema_migrations", err, errlen);
+    if (res == NULL)
         return SV_ERROR;
-    }
     n = PQntuples(res);
     if (n > 0) {
         st->applied = calloc((size_t)n, sizeof(*st->applied));
@@ -500,13 +505,10 @@ static int sv_mig_apply_one(PGconn *conn, const sv_mig_file *f, int *skipped, ch
         goto fail;
 
     params[0] = f->name;
-    res = PQexecParams(conn, "SELECT 1 FROM public.schema_migrations WHERE version = $1",
-                       1, NULL, params, NULL, NULL, 0);
-    if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        sv_mig_result_err(conn, res, what, NULL, err, errlen);
-        PQclear(res);
+    res = sv_mig_query(conn, "SELECT 1 FROM public.schema_migrations WHERE version = $1", 1, params, what,
+                       err, errlen);
+    if (res == NULL)
         goto fail;
-    }
     if (PQntuples(res) > 0) {
         PQclear(res);
         *skipped = 1;
@@ -541,23 +543,15 @@ static int sv_mig_apply_one(PGconn *conn, const sv_mig_file *f, int *skipped, ch
     }
 
     params[1] = f->checksum;
-    res = PQexecParams(conn, "INSERT INTO public.schema_migrations (version, checksum) VALUES ($1, $2)",
-                       2, NULL, params, NULL, NULL, 0);
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sv_mig_result_err(conn, res, what, NULL, err, errlen);
-        PQclear(res);
+    res = sv_mig_query(conn, "INSERT INTO public.schema_migrations (version, checksum) VALUES ($1, $2)", 2,
+                       params, what, err, errlen);
+    if (res == NULL)
         goto fail;
-    }
     PQclear(res);
 
     /* COMMIT can still fail (deferred constraints, serialization). */
-    res = PQexec(conn, "COMMIT");
-    if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sv_mig_result_err(conn, res, what, NULL, err, errlen);
-        PQclear(res);
+    if (sv_mig_exec(conn, "COMMIT", what, err, errlen) != 0)
         goto fail;
-    }
-    PQclear(res);
     return SV_OK;
 
 fail:

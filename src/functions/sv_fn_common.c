@@ -28,12 +28,10 @@ int sv_fn_body(sv_ctx *ctx, json_object **obj)
     const char *why = NULL;
 
     *obj = NULL;
+    /* Unlike GoTrue and PostgREST, an empty body is not {} here. */
     if (ctx->req->body == NULL || ctx->req->body_len == 0)
         return sv_fail(&ctx->err, 400, "invalid_json", "the request body must be a JSON object");
-    if (sv_json_parse(ctx->req->body, ctx->req->body_len, obj, &why) != SV_OK ||
-        !json_object_is_type(*obj, json_type_object)) {
-        sv_json_put_wiped(*obj);
-        *obj = NULL;
+    if (sv_ctx_body_object(ctx, obj, &why) != SV_OK) {
         return sv_fail(&ctx->err, 400, "invalid_json",
                        why ? sv_arena_printf(ctx->arena, "the request body is not a JSON object: %s", why)
                            : "the request body is not a JSON object");

@@ -65,15 +65,8 @@ static int sv_fn_scopes(sv_ctx *ctx, json_object *body, const char **json)
         return SV_OK;
     arr = json_object_new_array();
     if (json_object_is_type(v, json_type_string)) {
-        const char *s = json_object_get_string(v);
-        while (*s) {
-            s += strspn(s, " ,");
-            size_t n = strcspn(s, " ,");
-            if (n == 0)
-                break;
-            json_object_array_add(arr, json_object_new_string_len(s, (int)n));
-            s += n;
-        }
+        /* Limits are checked below, to refuse rather than cut. */
+        sv_json_add_words(arr, json_object_get_string(v), " ,", 0, 0);
     } else if (json_object_is_type(v, json_type_array)) {
         for (size_t i = 0; i < json_object_array_length(v); i++) {
             json_object *e = json_object_array_get_idx(v, i);

@@ -29,6 +29,7 @@
 
 #include <sodium.h>
 
+#include "core/sv_json.h"
 #include "core/sv_log.h"
 #include "crypto/sv_jwt.h"
 #include "functions/sv_fn_common.h"
@@ -301,14 +302,7 @@ int sv_fn_oauth_start(sv_ctx *ctx)
 static const char *sv_fn_scopes_asked(sv_arena *arena, const sv_oauth_provider *p)
 {
     json_object *arr = json_object_new_array();
-    for (const char *s = p->scopes ? p->scopes : ""; *s;) {
-        s += strspn(s, " ,\t");
-        size_t n = strcspn(s, " ,\t");
-        if (n == 0)
-            break;
-        json_object_array_add(arr, json_object_new_string_len(s, (int)n));
-        s += n;
-    }
+    sv_json_add_words(arr, p->scopes ? p->scopes : "", " ,\t", 0, 0);
     const char *text = sv_arena_strdup(arena, json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
     json_object_put(arr);
     return text;

@@ -86,4 +86,13 @@ void sv_ctx_shed(sv_ctx *ctx);
 /* 1 when the caller runs as role anon. */
 int sv_ctx_is_anon(const sv_ctx *ctx);
 
+/* Parses the request body as one JSON object; an empty body is {}.
+ * SV_OK with *obj (caller puts it; sv_json_put_wiped when it may hold a
+ * secret), or SV_ERROR with *obj NULL and, when why is not NULL, *why:
+ * sv_json_parse's phrase, or NULL (also when the JSON is not an object).
+ * A parsed value that is not an object is wiped before it is freed: a
+ * body may carry a password or a secret. Fills no error: each API
+ * answers a bad body in its own dialect. */
+int sv_ctx_body_object(sv_ctx *ctx, json_object **obj, const char **why);
+
 #endif

@@ -46,7 +46,7 @@ const char *sv_http_param(char *const *envp, const char *name)
     return NULL;
 }
 
-static int sv_hexval(int c)
+int sv_http_hex_digit(int c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -62,8 +62,8 @@ char *sv_http_url_decode(sv_arena *arena, const char *s, size_t len, int plus_is
     size_t o = 0;
     for (size_t i = 0; i < len; i++) {
         int hi, lo;
-        if (s[i] == '%' && i + 2 < len && (hi = sv_hexval((unsigned char)s[i + 1])) >= 0 &&
-            (lo = sv_hexval((unsigned char)s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = sv_http_hex_digit((unsigned char)s[i + 1])) >= 0 &&
+            (lo = sv_http_hex_digit((unsigned char)s[i + 2])) >= 0) {
             out[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else if (s[i] == '+' && plus_is_space) {

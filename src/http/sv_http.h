@@ -120,6 +120,9 @@ int sv_http_method_from_name(const char *name);
 /* "GET, HEAD, POST" for a method bit mask; result in the arena. */
 const char *sv_http_allow_header(sv_arena *arena, int methods);
 
+/* The value of one hexadecimal digit (either case), or -1. */
+int sv_http_hex_digit(int c);
+
 /* Percent-decodes s[0..len) ('+' as space when plus_is_space). */
 char *sv_http_url_decode(sv_arena *arena, const char *s, size_t len, int plus_is_space);
 

@@ -271,7 +271,8 @@ typedef struct sv_cred_row {
 } sv_cred_row;
 
 /* Loads (user, platform)'s row; lock: FOR UPDATE inside the caller's
- * transaction. Returns 1 found, 0 not found, -1 error. */
+ * transaction. Returns SV_OK, or SV_ERROR with err filled: a 404
+ * credential_not_found when the user has no such credential. */
 static int sv_cred_load(sv_platform_env *env, const char *user_id, const char *platform, int lock,
                         sv_cred_row *row, sv_error *err)
 {
@@ -289,10 +290,11 @@ static int sv_cred_load(sv_platform_env *env, const char *user_id, const char *p
     PGresult *r = lock ? sv_cred_in_tx(env, "load_locked", sql_lock, 2, v, err)
                        : sv_cred_query(env, "load", sql, 2, v, err);
     if (r == NULL)
-        return -1;
+        return SV_ERROR;
     if (PQntuples(r) != 1) {
         PQclear(r);
-        return 0;
+        return sv_fail(err, 404, "credential_not_found",
+                       sv_arena_printf(env->arena, "no %.40s credential for this user", platform));
     }
     row->id = sv_arena_strdup(env->arena, PQgetvalue(r, 0, 0));
     row->platform_id = sv_arena_strdup(env->arena, PQgetvalue(r, 0, 1));
@@ -301,7 +303,7 @@ static int sv_cred_load(sv_platform_env *env, const char *user_id, const char *p
     row->expires_at = atoll(PQgetvalue(r, 0, 4));
     row->active = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
     PQclear(r);
-    return 1;
+    return SV_OK;
 }
 
 /* Writes value's new plaintext where the old one lived: into the row
@@ -396,12 +398,8 @@ int sv_platform_token_get(sv_platform_env *env, const char *user_id, const char 
     long long now = (long long)time(NULL), margin = env->cfg->oauth_refresh_margin;
 
     memset(out, 0, sizeof(*out));
-    int found = sv_cred_load(env, user_id, platform, 0, &row, err);
-    if (found < 0)
+    if (sv_cred_load(env, user_id, platform, 0, &row, err) != SV_OK)
         return SV_ERROR;
-    if (found == 0)
-        return sv_fail(err, 404, "credential_not_found",
-                       sv_arena_printf(env->arena, "no %.40s credential for this user", platform));
     if (!row.active)
         return sv_fail(err, 409, "credential_inactive",
                        "the credential was refused by the platform: connect the account again");
@@ -433,12 +431,9 @@ int sv_platform_token_get(sv_platform_env *env, const char *user_id, const char 
     /* Serialise on the row: whoever comes second finds the work done. */
     if (sv_cred_begin(env, err) != SV_OK)
         return SV_ERROR;
-    found = sv_cred_load(env, user_id, platform, 1, &locked, err);
-    if (found <= 0) {
+    if (sv_cred_load(env, user_id, platform, 1, &locked, err) != SV_OK) {
         sv_cred_end(env, "ROLLBACK", NULL);
-        return found < 0 ? SV_ERROR
-                         : sv_fail(err, 404, "credential_not_found",
-                                   sv_arena_printf(env->arena, "no %.40s credential for this user", platform));
+        return SV_ERROR;
     }
     if (!locked.active) {
         sv_cred_end(env, "ROLLBACK", NULL);
@@ -513,12 +508,8 @@ int sv_credentials_delete(sv_platform_env *env, const char *user_id, const char 
 
     *revoked = 0;
     *why = NULL;
-    int found = sv_cred_load(env, user_id, platform, 0, &row, err);
-    if (found < 0)
+    if (sv_cred_load(env, user_id, platform, 0, &row, err) != SV_OK)
         return SV_ERROR;
-    if (found == 0)
-        return sv_fail(err, 404, "credential_not_found",
-                       sv_arena_printf(env->arena, "no %.40s credential for this user", platform));
     if (!sv_oauth_provider_get(env->cfg, platform, &prov) || !sv_oauth_ready(&prov)) {
         *why = "no OAuth client is configured for this platform";
     } else if (prov.revoke_url == NULL || prov.revoke_url[0] == '\0') {

@@ -28,20 +28,26 @@ void sv_http_form_init(sv_http_form *f, sv_arena *arena)
     f->len = 0;
 }
 
-/* Grows the buffer: a fresh secret allocation (the old one is wiped
- * with the arena). */
+/* Makes room for need bytes in the secret buffer *buf of *cap bytes, of
+ * which len are used: a fresh secret allocation, doubled until it fits,
+ * and the outgrown one wiped at once rather than with the arena. */
+static void sv_http_secret_grow(sv_arena *arena, char **buf, size_t *cap, size_t len, size_t need)
+{
+    if (need <= *cap)
+        return;
+    size_t ncap = *cap * 2;
+    while (ncap < need)
+        ncap *= 2;
+    char *data = sv_arena_secret_alloc(arena, ncap);
+    memcpy(data, *buf, len);
+    sodium_memzero(*buf, *cap);
+    *buf = data;
+    *cap = ncap;
+}
+
 static void sv_http_form_reserve(sv_http_form *f, size_t extra)
 {
-    if (f->len + extra + 1 <= f->cap)
-        return;
-    size_t cap = f->cap * 2;
-    while (cap < f->len + extra + 1)
-        cap *= 2;
-    char *data = sv_arena_secret_alloc(f->arena, cap);
-    memcpy(data, f->data, f->len);
-    sodium_memzero(f->data, f->cap);
-    f->data = data;
-    f->cap = cap;
+    sv_http_secret_grow(f->arena, &f->data, &f->cap, f->len, f->len + extra + 1);
 }
 
 static int sv_http_unreserved(unsigned char c)
@@ -50,20 +56,30 @@ static int sv_http_unreserved(unsigned char c)
            c == '.' || c == '_' || c == '~';
 }
 
-static void sv_http_form_escape(sv_http_form *f, const char *s)
+/* Percent-encodes s (all but RFC 3986's unreserved characters) into out,
+ * which has room for 3 * strlen(s) + 1 bytes. Returns the length written
+ * (out is NUL-terminated). */
+static size_t sv_http_percent_encode(char *out, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
+    char *o = out;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        sv_http_form_reserve(f, 3);
         if (sv_http_unreserved(*p)) {
-            f->data[f->len++] = (char)*p;
+            *o++ = (char)*p;
         } else {
-            f->data[f->len++] = '%';
-            f->data[f->len++] = hex[*p >> 4];
-            f->data[f->len++] = hex[*p & 15];
+            *o++ = '%';
+            *o++ = hex[*p >> 4];
+            *o++ = hex[*p & 15];
         }
     }
-    f->data[f->len] = '\0';
+    *o = '\0';
+    return (size_t)(o - out);
+}
+
+static void sv_http_form_escape(sv_http_form *f, const char *s)
+{
+    sv_http_form_reserve(f, 3 * strlen(s));
+    f->len += sv_http_percent_encode(f->data + f->len, s);
 }
 
 void sv_http_form_add(sv_http_form *f, const char *name, const char *value)
@@ -82,19 +98,8 @@ void sv_http_form_add(sv_http_form *f, const char *name, const char *value)
 
 char *sv_http_client_escape(sv_arena *arena, const char *s)
 {
-    static const char hex[] = "0123456789ABCDEF";
-    size_t n = strlen(s);
-    char *out = sv_arena_alloc(arena, 3 * n + 1), *o = out;
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (sv_http_unreserved(*p)) {
-            *o++ = (char)*p;
-        } else {
-            *o++ = '%';
-            *o++ = hex[*p >> 4];
-            *o++ = hex[*p & 15];
-        }
-    }
-    *o = '\0';
+    char *out = sv_arena_alloc(arena, 3 * strlen(s) + 1);
+    sv_http_percent_encode(out, s);
     return out;
 }
 
@@ -115,16 +120,7 @@ static size_t sv_http_write(char *data, size_t size, size_t n, void *arg)
         sink->too_large = 1;
         return 0;   /* aborts the transfer */
     }
-    if (sink->len + bytes + 1 > sink->cap) {
-        size_t cap = sink->cap;
-        while (cap < sink->len + bytes + 1)
-            cap *= 2;
-        char *buf = sv_arena_secret_alloc(sink->arena, cap);
-        memcpy(buf, sink->buf, sink->len);
-        sodium_memzero(sink->buf, sink->cap);
-        sink->buf = buf;
-        sink->cap = cap;
-    }
+    sv_http_secret_grow(sink->arena, &sink->buf, &sink->cap, sink->len, sink->len + bytes + 1);
     memcpy(sink->buf + sink->len, data, bytes);
     sink->len += bytes;
     return bytes;

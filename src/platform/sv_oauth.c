@@ -155,16 +155,7 @@ static const char *sv_oauth_scopes_json(sv_arena *arena, json_object *obj)
                 json_object_array_add(arr, json_object_new_string(json_object_get_string(e)));
         }
     } else if (json_object_is_type(v, json_type_string)) {
-        const char *s = json_object_get_string(v);
-        while (*s) {
-            s += strspn(s, " ,");
-            size_t n = strcspn(s, " ,");
-            if (n == 0)
-                break;
-            if (n <= 256 && json_object_array_length(arr) < 64)
-                json_object_array_add(arr, json_object_new_string_len(s, (int)n));
-            s += n;
-        }
+        sv_json_add_words(arr, json_object_get_string(v), " ,", 256, 64);
     }
     const char *text = sv_arena_strdup(arena, json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
     json_object_put(arr);

@@ -116,6 +116,17 @@ char *sv_sync_first_line(sv_arena *arena, const char *text, size_t max)
     return i == 0 ? NULL : sv_arena_strndup(arena, text, i);
 }
 
+int sv_sync_deliver(sv_sync_run *run, json_object *page, int last, char *why, size_t whylen)
+{
+    int rc = run->page(run->arg, page, why, whylen);
+    json_object_put(page);
+    if (rc != SV_OK)
+        return SV_ERROR;
+    if (last)
+        run->complete = 1;
+    return SV_OK;
+}
+
 int sv_sync_may_continue(sv_sync_run *run)
 {
     if (run->pages >= run->max_pages) {

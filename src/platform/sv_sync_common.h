@@ -41,6 +41,11 @@ int sv_sync_call(sv_sync_run *run, const sv_sync_api *api, sv_arena *arena, cons
  * run->stopped set (page limit or deadline). */
 int sv_sync_may_continue(sv_sync_run *run);
 
+/* Hands one listing page to run->page and puts it. SV_ERROR when the
+ * callback refused it (why says why); else SV_OK, with run->complete set
+ * when last says the listing ends with this page. */
+int sv_sync_deliver(sv_sync_run *run, json_object *page, int last, char *why, size_t whylen);
+
 /* Members of a parsed answer. */
 json_object *sv_sync_get(json_object *o, const char *key);               /* any type, or NULL */
 const char *sv_sync_str(json_object *o, const char *key);                /* a string, or NULL */

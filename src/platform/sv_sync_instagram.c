@@ -145,13 +145,9 @@ int sv_sync_instagram(sv_sync_run *run, sv_arena *arena, char *why, size_t whyle
         if (more)
             snprintf(cursor, sizeof(cursor), "%s", after);
         sv_json_put_wiped(answer);
-        int rc = run->page(run->arg, page, why, whylen);
-        json_object_put(page);
-        if (rc != SV_OK)
+        if (sv_sync_deliver(run, page, !more, why, whylen) != SV_OK)
             return SV_ERROR;
-        if (!more) {
-            run->complete = 1;
+        if (!more)
             return SV_OK;
-        }
     }
 }

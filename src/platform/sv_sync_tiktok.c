@@ -112,14 +112,10 @@ int sv_sync_tiktok(sv_sync_run *run, sv_arena *arena, char *why, size_t whylen)
             snprintf(why, whylen, "TikTok announced more videos without a new cursor");
             return SV_ERROR;
         }
-        int rc = run->page(run->arg, page, why, whylen);
-        json_object_put(page);
-        if (rc != SV_OK)
+        if (sv_sync_deliver(run, page, !more, why, whylen) != SV_OK)
             return SV_ERROR;
-        if (!more) {
-            run->complete = 1;
+        if (!more)
             return SV_OK;
-        }
         cursor = next;
     }
 }

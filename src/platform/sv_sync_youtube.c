@@ -208,13 +208,9 @@ int sv_sync_youtube(sv_sync_run *run, sv_arena *arena, char *why, size_t whylen)
             }
             json_object_put(answer);
         }
-        int rc = run->page(run->arg, page, why, whylen);
-        json_object_put(page);
-        if (rc != SV_OK)
+        if (sv_sync_deliver(run, page, token[0] == '\0', why, whylen) != SV_OK)
             return SV_ERROR;
-        if (token[0] == '\0') {
-            run->complete = 1;
+        if (token[0] == '\0')
             return SV_OK;
-        }
     }
 }

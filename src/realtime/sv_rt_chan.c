@@ -538,21 +538,7 @@ static void sv_rt_chan_check_result(sv_rt *rt, sv_rt_chan *ch, sv_rt_ident *iden
     if (ch->want != NULL ? ch->want != ident : ch->ident != ident)
         return;
     ch->checking = 0;
-    if (error == NULL) {
-        if (ch->want != NULL) {
-            sv_rt_ident_put(rt, ch->ident);
-            ch->ident = ch->want;
-            ch->exp = ch->want_exp;
-            ch->want = NULL;
-        }
-        ch->active = 1;
-        sv_rt_pg_list_add(rt, ch);
-        sv_rt_chan_reply_join(rt, ch);
-        if (!ch->conn->dead)
-            sv_rt_chan_system(rt, ch, "postgres_changes", "ok", "Subscribed to PostgreSQL");
-        return;
-    }
-    if (db_down) {
+    if (error != NULL && db_down) {
         /* The database is unreachable: a join is refused (the client
          * retries after 1, 2, 5, 10 s), a re-check keeps what was live. */
         sv_rt_ident_put(rt, ch->want);
@@ -565,20 +551,25 @@ static void sv_rt_chan_check_result(sv_rt *rt, sv_rt_chan *ch, sv_rt_ident *iden
         }
         return;
     }
-    /* The bindings are wrong for this subscriber (unknown or unpublished
-     * table, bad filter): the join still succeeds, as with Supabase, and
-     * a system message says why nothing will arrive. */
+    /* Live, or the bindings are wrong for this subscriber (unknown or
+     * unpublished table, bad filter): either way the newer token is
+     * adopted and the join succeeds, as with Supabase; a system message
+     * says which, and why nothing will arrive in the second case. */
     if (ch->want != NULL) {
         sv_rt_ident_put(rt, ch->ident);
         ch->ident = ch->want;
         ch->exp = ch->want_exp;
         ch->want = NULL;
     }
-    ch->active = 0;
-    sv_rt_pg_list_del(rt, ch);
+    ch->active = error == NULL;
+    if (ch->active)
+        sv_rt_pg_list_add(rt, ch);
+    else
+        sv_rt_pg_list_del(rt, ch);
     sv_rt_chan_reply_join(rt, ch);
     if (!ch->conn->dead)
-        sv_rt_chan_system(rt, ch, "postgres_changes", "error", error);
+        sv_rt_chan_system(rt, ch, "postgres_changes", error == NULL ? "ok" : "error",
+                          error == NULL ? "Subscribed to PostgreSQL" : error);
 }
 
 void sv_rt_chan_store_tinfos(sv_rt *rt, const char *role, PGresult **res, int n)

@@ -7,6 +7,8 @@
 #include <openssl/evp.h>
 #include <sodium.h>
 
+#include "http/sv_http.h"
+
 size_t sv_rt_http_head_len(const char *buf, size_t len)
 {
     for (size_t i = 3; i < len; i++)
@@ -132,16 +134,6 @@ int sv_rt_http_has_token(const char *value, const char *token)
     return 0;
 }
 
-static int sv_rt_hex(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = tolower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
 int sv_rt_http_query_param(const char *q, const char *name, char *out, size_t outlen)
 {
     size_t nlen = strlen(name);
@@ -156,8 +148,8 @@ int sv_rt_http_query_param(const char *q, const char *name, char *out, size_t ou
             for (const char *v = eq ? eq + 1 : stop; v < stop; v++) {
                 int ch = (unsigned char)*v;
                 if (ch == '%') {
-                    int hi = v + 2 < stop ? sv_rt_hex(v[1]) : -1;
-                    int lo = hi >= 0 ? sv_rt_hex(v[2]) : -1;
+                    int hi = v + 2 < stop ? sv_http_hex_digit((unsigned char)v[1]) : -1;
+                    int lo = hi >= 0 ? sv_http_hex_digit((unsigned char)v[2]) : -1;
                     if (lo < 0)
                         return -2;
                     ch = hi * 16 + lo;

@@ -57,18 +57,9 @@ static const char *sv_rest_vault_uuid(sv_arena *arena)
  * is {}. */
 static int sv_rest_vault_body(sv_ctx *ctx, json_object **obj)
 {
-    const char *why;
-    *obj = NULL;
-    if (ctx->req->body == NULL || ctx->req->body_len == 0) {
-        *obj = json_object_new_object();
-        return SV_OK;
-    }
-    if (sv_json_parse(ctx->req->body, ctx->req->body_len, obj, &why) == SV_OK &&
-        json_object_is_type(*obj, json_type_object))
-        return SV_OK;
-    sv_json_put_wiped(*obj);
-    *obj = NULL;
-    return sv_fail(&ctx->err, 400, "PGRST102", "Empty or invalid json");
+    if (sv_ctx_body_object(ctx, obj, NULL) != SV_OK)
+        return sv_fail(&ctx->err, 400, "PGRST102", "Empty or invalid json");
+    return SV_OK;
 }
 
 /* PostgREST's answer when no function takes the arguments given. */

@@ -16,6 +16,12 @@ package SV::Test::Stack;
 #   $s->quota_used($A, 'ai'); $s->job_rows($job_id);    # a month's count; a job's audit_log rows
 #   $s->stop;                                          # nginx, then the pool (all of it at exit anyway)
 #
+# The AI jobs tests open with ai_jobs instead of new (see there):
+#
+#   my $s = SV::Test::Stack->ai_jobs(ai => $fake_model, titles => [qw(held quick)], conf => { ... });
+#   my ($A, $tok, %content) = ($s->jobs_user, $s->jobs_token, $s->jobs_content);
+#   my $job = $s->accept_ai_job('quick');              # a test: 202; the job id
+#
 # new's options: pool => 0 for PostgreSQL alone, nginx => 0 for no nginx;
 # workers, conf, env, args as SV::Test::Pool; nginx_conf as SV::Test::Nginx's
 # conf (nginx_port: its port, when the test must know it first); pg => an existing cluster, to start another pool on it (not
@@ -153,6 +159,57 @@ sub job_rows {
     my ($self, $job) = @_;
     return $self->su->selectall_arrayref('SELECT job_status, job_error FROM audit_log WHERE job_id = ?',
         { Slice => {} }, $job);
+}
+
+# The AI jobs tests' opening: new with two workers and a pool that runs
+# jobs with the built streamvibe-job against the fake model ai => (an
+# SV::Test::Fake), up to 20 at once per user; conf adds to that or
+# overrides it, the other options are new's. Then user a@example.com,
+# allowed 100 AI jobs a month (ai_quota => another number, or undef for
+# her tier's), her handle 'alice' holding a content item titled after
+# each of titles => [...] (platform id: pcid->($title), else the title),
+# and her token: jobs_user, jobs_token, and jobs_content (title => id, or
+# the id of one title).
+sub ai_jobs {
+    my ($class, %opt) = @_;
+    my $ai = delete $opt{ai} or die "ai_jobs: ai => the fake model\n";
+    my $titles = delete $opt{titles} // [];
+    my $pcid = delete $opt{pcid} // sub { $_[0] };
+    my $quota = exists $opt{ai_quota} ? delete $opt{ai_quota} : 100;
+    my $self = $class->new(workers => 2, %opt, conf => {
+        job_program => SV::Test::sv_builddir() . '/streamvibe-job', ai_base_url => $ai->url('/v1'),
+        job_max_running_per_user => 20, %{ $opt{conf} // {} } });
+    my $A = $self->user('a@example.com');
+    $self->su->do(q{UPDATE subscription_settings SET max_ai_per_month = ? WHERE user_id = ?}, undef, $quota, $A)
+        if defined $quota;
+    my $h = $self->handle($A, 'alice');
+    $self->{jobs} = { user => $A, token => $self->jwt(user => $A),
+        content => { map { $_ => $self->content($h, $pcid->($_), title => $_) } @$titles } };
+    return $self;
+}
+
+sub jobs_user  { $_[0]{jobs}{user} }
+sub jobs_token { $_[0]{jobs}{token} }
+sub jobs_content {
+    my ($self, $title) = @_;
+    return @_ > 1 ? $self->{jobs}{content}{$title} : %{ $self->{jobs}{content} };
+}
+
+# POST /functions/v1/enhance-ai for the content titled $title, as
+# jobs_user, with $query (e.g. '?wait=60') if any: ($res, $doc).
+sub enhance_ai {
+    my ($self, $title, $query) = @_;
+    return $self->ngx->call('POST', '/functions/v1/enhance-ai' . ($query // ''), token => $self->jobs_token,
+        body => { contentId => $self->jobs_content($title) });
+}
+
+# enhance_ai, which must be accepted (a test: 202): the job's id.
+sub accept_ai_job {
+    my ($self, $title) = @_;
+    my ($res, $doc) = $self->enhance_ai($title);
+    local $Test::Builder::Level = $Test::Builder::Level + 1;
+    Test::More::is($res->code, 202, "$title: accepted") or Test::More::diag($res->as_string);
+    return $doc->{job_id};
 }
 
 # How many suggestions the AI job $job stored (one at most, sql/044).
