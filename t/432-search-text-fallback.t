@@ -203,11 +203,13 @@ for my $w (sort keys %who) {
 # Racing waits for a spare CPU: with as many workers busy as there are
 # CPUs (this one included), a read past the budget takes turns, and once
 # they are free again it races. The others are held on a lock by
-# /healthz, which reads schema_migrations.
+# /healthz, which reads schema_migrations. The second connection a race
+# opens is closed once unused for keepalive_idle, and opened again by
+# the next race.
 SKIP: {
-    skip 'one CPU: the pool never races', 4 unless $cpus > 1;
+    skip 'one CPU: the pool never races', 8 unless $cpus > 1;
     my $pool = SV::Test::Pool->new(pg => $pg, workers => $cpus + 1,
-        conf => { jwt_secret => $secret, text_filter_budget => 1 });
+        conf => { jwt_secret => $secret, text_filter_budget => 1, keepalive_idle => 2 });
     $pool->start;
     my $path = $requests[0][0];
     my $search = sub {
@@ -230,6 +232,16 @@ SKIP: {
     ($body, $mode) = $search->();
     is($mode, 'race', 'with the others idle again, it races');
     is($body, $plain->{"A $path"}[2], 'and answers the same');
+    my $backends = sub { scalar $su2->selectrow_array(
+        q{SELECT count(*) FROM pg_stat_activity WHERE usename = 'authenticator' AND application_name = 'streamvibe'}) };
+    my $after_race = $backends->();
+    ok(wait_until(sub { $backends->() == $after_race - 1 }, 15),
+       'the race\'s second connection is closed once unused for keepalive_idle')
+        or diag 'backends: ' . $backends->() . " after the race: $after_race";
+    ($body, $mode) = $search->();
+    is($mode, 'race', 'the next read past the budget races again');
+    is($body, $plain->{"A $path"}[2], 'and answers the same');
+    is($backends->(), $after_race, 'on a second connection opened again');
     $lock->disconnect;
     $su2->disconnect;
     $pool->stop;

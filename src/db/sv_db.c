@@ -102,9 +102,7 @@ static void sv_db_await(sv_db *db)
             return;
 }
 
-/* Ends the connection and forgets the pipeline's state (its held result
- * freed); the conninfo stays, for a reconnect. */
-static void sv_db_disconnect(sv_db *db)
+void sv_db_disconnect(sv_db *db)
 {
     if (db->conn != NULL)
         PQfinish(db->conn);
@@ -378,6 +376,7 @@ static int sv_db_pipeline_send(sv_db *db, const char *role, const char *claims, 
     if (prepare)
         p->steps[p->nsteps++] = SV_STEP_PREPARE;
     p->steps[p->nsteps++] = SV_STEP_QUERY;
+    db->last_sent_ms = sv_clock_mono_ms();
     return SV_OK;
 }
 

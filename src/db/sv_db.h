@@ -7,6 +7,7 @@
 #define SV_DB_H
 
 #include <poll.h>
+#include <stdint.h>
 #include <signal.h>
 
 #include <libpq-fe.h>
@@ -65,6 +66,7 @@ typedef struct sv_db {
     int     several_hosts;     /* connect blocking: libpq's per-host timeout */
     unsigned long notified;    /* reload messages received on listen_channel */
     const char *application_name; /* what pg_stat_activity shows (static) */
+    int64_t last_sent_ms;      /* monotonic ms of the last pipeline sent */
     sv_db_pipe  pipe;
 } sv_db;
 
@@ -78,6 +80,10 @@ void sv_db_set_statement_timeout(sv_db *db, long ms);
 void sv_db_set_application_name(sv_db *db, const char *name);
 /* How long a connect may take when the URL sets no connect_timeout. */
 void sv_db_set_connect_timeout(sv_db *db, int ms);
+/* Ends the connection and forgets the pipeline's state (its held result
+ * freed); the conninfo stays, so the next statement connects again. */
+void sv_db_disconnect(sv_db *db);
+/* Ends the connection for good (the conninfo is freed too). */
 void sv_db_close(sv_db *db);
 /* hook (kept by the caller) runs while results are awaited; NULL: none. */
 void sv_db_set_wait_hook(sv_db *db, const sv_db_wait_hook *hook);

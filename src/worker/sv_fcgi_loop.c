@@ -343,14 +343,20 @@ static void sv_fcgi_reopen(sv_fcgi_loop *l)
 
 /* Once a second, busy or not: drop connections nginx has not used for a
  * long time (nginx itself closes them after 55 s), never one that has
- * just become readable. */
+ * just become readable; and the second database connection a text
+ * search races on (rest/sv_rest.c) once it has been unused as long, so
+ * that only workers that raced lately hold two. Runs between requests
+ * only, never while a statement is out. */
 static void sv_fcgi_sweep_idle(sv_fcgi_loop *l, int ready)
 {
     int64_t now = sv_clock_mono_ms();
-    int idle = l->server.w->cfg->keepalive_idle;
+    sv_worker *w = l->server.w;
+    int idle = w->cfg->keepalive_idle;
     if (now - l->last_sweep_ms < 1000)
         return;
     l->last_sweep_ms = now;
+    if (idle > 0 && w->race_db.conn != NULL && now - w->race_db.last_sent_ms >= (int64_t)idle * 1000)
+        sv_db_disconnect(&w->race_db);
     for (int i = 1; i < l->nfds; i++)
         if (l->owner[i] != NULL && l->owner[i]->park == NULL &&
             (ready <= 0 || l->fds[i].revents == 0) && idle > 0 &&
