@@ -1060,6 +1060,23 @@ static void sv_rq_target(sv_buf *sql, const char *verb, const char *table)
     sv_rest_quote_ident(sql, table);
 }
 
+/* Hosted Supabase preloads pg-safeupdate for the API's role: an UPDATE
+ * or DELETE without a WHERE clause fails with 21000, so a client that
+ * forgets .eq() cannot rewrite or delete every row it may touch (with the
+ * service role: every user's). PostgREST writes a WHERE only for row
+ * filters of the query string (column filters, or=/and=/not.…); select=,
+ * columns= and the like are not filters, nor is row-level security.
+ * Returns SV_OK when where holds at least one filter, else fills the
+ * 400 21000 error. The soft delete (an UPDATE of deleted_at) is refused
+ * like the DELETE it stands for. */
+static int sv_rq_require_filter(sv_rq *q, const sv_buf *where, const char *verb)
+{
+    if (strcmp(where->data, "true") != 0)
+        return SV_OK;
+    return sv_rq_fail(q, 400, "21000", sv_arena_printf(q->arena, "%s requires a WHERE clause", verb),
+                      NULL, NULL);
+}
+
 static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, int n,
                        const sv_prefer *pf, sv_rest_plan *plan)
 {
@@ -1207,6 +1224,8 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             rc = SV_OK;
             goto done;
         }
+        if (sv_rq_require_filter(q, &where, "UPDATE") != SV_OK)
+            goto done;
         int pb = sv_rq_param(q, sv_arena_strndup(q->arena, in->body, in->body_len));
         sv_rq_target(&sql, "UPDATE", q->t->name);
         sv_buf_puts(&sql, " SET ");
@@ -1223,7 +1242,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
         sv_buf_append(&sql, where.data, where.len);
         plan->status = want_body ? 200 : 204;
     } else { /* DELETE */
-        if (sv_rq_where(q, &where, ps, n) != SV_OK)
+        if (sv_rq_where(q, &where, ps, n) != SV_OK || sv_rq_require_filter(q, &where, "DELETE") != SV_OK)
             return SV_ERROR;
         if (q->t->flags & SV_REST_TABLE_SOFT_DELETE) {
             sv_rq_target(&sql, "UPDATE", q->t->name);

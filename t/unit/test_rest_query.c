@@ -375,6 +375,34 @@ static void test_writes(void)
     ok(has("DELETE FROM public.\"handle_content\" AS \"handle_content\" WHERE \"handle_content\".\"id\" = $1"),
        "delete SQL");
 
+    /* pg-safeupdate, as on hosted Supabase: no row filter, no statement */
+    static const char *const unfiltered[] = { "", "select=id", "columns=title", "select=id&columns=title",
+                                              "on_conflict=id" };
+    for (size_t i = 0; i < sizeof(unfiltered) / sizeof(unfiltered[0]); i++) {
+        is_int(run(SV_HTTP_PATCH, unfiltered[i], "{\"title\":\"z\"}", NULL, NULL, NULL), SV_ERROR,
+               unfiltered[i][0] ? unfiltered[i] : "unfiltered patch");
+        is_int(err.status, 400, "unfiltered patch: 400");
+        is_str(err.code, "21000", "unfiltered patch: 21000");
+        is_str(err.message, "UPDATE requires a WHERE clause", "unfiltered patch: pg-safeupdate's message");
+        ok(err.details == NULL && err.hint == NULL, "no details, no hint");
+        is_int(run(SV_HTTP_DELETE, unfiltered[i], NULL, "return=representation", NULL, NULL), SV_ERROR,
+               "unfiltered soft delete");
+        is_str(err.code, "21000", "unfiltered delete: 21000");
+        is_str(err.message, "DELETE requires a WHERE clause", "unfiltered delete: pg-safeupdate's message");
+    }
+    in.query = "";
+    is_int(sv_rest_translate(&arena, &plain, &in, &plan, &err), SV_ERROR, "unfiltered hard delete");
+    is_str(err.message, "DELETE requires a WHERE clause", "hard delete: the same message");
+    is_int(run(SV_HTTP_PATCH, "or=(id.eq.1,title.eq.a)", "{\"title\":\"z\"}", NULL, NULL, NULL), SV_OK,
+           "or= is a filter");
+    is_int(run(SV_HTTP_PATCH, "not.and=(id.eq.1,title.eq.a)", "{\"title\":\"z\"}", NULL, NULL, NULL), SV_OK,
+           "not.and= is a filter");
+    is_int(run(SV_HTTP_DELETE, "title=not.is.null", NULL, NULL, NULL, NULL), SV_OK, "not.… is a filter");
+    is_int(run(SV_HTTP_PATCH, "", "{}", NULL, NULL, NULL), SV_OK,
+           "empty patch body: no UPDATE runs, nothing to refuse (as PostgREST)");
+    is_int(run(SV_HTTP_POST, "", "{\"id\":\"x\"}", "resolution=merge-duplicates", NULL, NULL), SV_OK,
+           "an upsert is no UPDATE statement: allowed");
+
     sv_rest_input csv = { SV_HTTP_POST, "", NULL, NULL, NULL, "text/csv", "a,b", 3 };
     is_int(sv_rest_translate(&arena, &tbl, &csv, &plan, &err), SV_ERROR, "CSV body");
     is_int(err.status, 415, "415");
