@@ -796,6 +796,36 @@ await step("8d. functions.invoke('sync-platform') and the synced content", async
 });
 
 // ---------------------------------------------------------------------
+// 8e. Beyond the document: what hosted Supabase answers to common slips.
+// An update or delete without a filter (pg-safeupdate on Supabase).
+// ---------------------------------------------------------------------
+await step('8e. a forgotten filter is refused, as on Supabase', async () => {
+    need(S.userA, 'user A');
+    const snapshot = async () => {
+        const r = await service.from('handle_content').select('id,title,deleted_at').order('id');
+        return r.data;
+    };
+    const before = await snapshot();
+    ok(Array.isArray(before) && before.length > 0, 'there are rows to protect', before);
+    const safe = (verb) => ({ code: '21000', details: null, hint: null, message: `${verb} requires a WHERE clause` });
+    const upd = await supabase.from('handle_content').update({ title: 'z' });
+    okRefused(upd, 400, "from('handle_content').update({title: 'z'}) without a filter: 400");
+    isDeeply(upd.error && { ...upd.error }, safe('UPDATE'), "the error is pg-safeupdate's 21000");
+    const supd = await service.from('handle_content').update({ title: 'z' }).select('id');
+    okRefused(supd, 400, 'the same with the service key: 400');
+    const del = await supabase.from('handle_content').delete();
+    okRefused(del, 400, 'delete() without a filter: 400');
+    isDeeply(del.error && { ...del.error }, safe('DELETE'), 'DELETE requires a WHERE clause');
+    const sdel = await service.from('account_handles').delete();
+    okRefused(sdel, 400, 'delete() with the service key: 400');
+    isDeeply(await snapshot(), before, 'no row changed');
+    const one = before[0];
+    const fil = await service.from('handle_content').update({ title: one.title }).eq('id', one.id).select('id');
+    okResult(fil, 'with .eq() the update runs');
+    isDeeply(fil.data, [{ id: one.id }], 'on the one row');
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {
