@@ -826,6 +826,33 @@ await step('8e. a forgotten filter is refused, as on Supabase', async () => {
 });
 
 // ---------------------------------------------------------------------
+// 8f. .schema('x'): only public is exposed (Accept-Profile on reads,
+// Content-Profile on writes); any other schema is PostgREST's 406.
+// ---------------------------------------------------------------------
+await step("8f. .schema('x') other than public is refused (PGRST106)", async () => {
+    need(S.userA, 'user A');
+    const pgrst106 = { code: 'PGRST106', details: null, hint: null,
+        message: 'The schema must be one of the following: public' };
+    const users = await supabase.schema('auth').from('users').select('id');
+    okRefused(users, 406, ".schema('auth').from('users').select() is 406");
+    isDeeply(users.error && { ...users.error }, pgrst106, "PostgREST's PGRST106");
+    const priv = await supabase.schema('private').from('handle_content').select('id');
+    okRefused(priv, 406, ".schema('private').from('handle_content') is 406, not public's table");
+    const before = await supabase.from('handle_content').select('id,title').order('id');
+    const upd = await supabase.schema('private').from('handle_content').update({ title: 'z' }).neq('title', 'z');
+    okRefused(upd, 406, ".schema('private')...update() is 406");
+    const after = await supabase.from('handle_content').select('id,title').order('id');
+    isDeeply(after.data, before.data, 'and changed nothing');
+    const pub = await supabase.schema('public').from('handle_content').select('id').order('id');
+    okResult(pub, ".schema('public') works");
+    isDeeply(pub.data, (before.data || []).map((r) => ({ id: r.id })), 'the same rows');
+    const made = await service.schema('vault').rpc('vault.create_secret', { secret: `schema-vault-${run}` });
+    okResult(made, ".schema('vault').rpc('vault.create_secret') works (Content-Profile: vault)");
+    const sec = await service.schema('vault').rpc('vault.get_secret', { secret_id: made.data && made.data.id });
+    is(sec.data, `schema-vault-${run}`, ".schema('vault').rpc('vault.get_secret') returns it");
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {
