@@ -63,6 +63,14 @@ hostile(GET => "$T?search_vector=fts.a%20%26%26%26%20b", name => 'broken tsquery
 hostile(GET => "$T?search_vector=fts(pg_catalog.nope).a", name => 'unknown fts config');
 hostile(GET => "$T?title=like.%5B", name => 'odd like pattern') if 0;
 hostile(GET => "$T?title=match.(", name => 'invalid regular expression');
+hostile(GET => "$T?title=like(any).a*", name => '(any) without a list');
+hostile(GET => "$T?title=like(some).{a}", name => 'unknown modifier');
+hostile(GET => "$T?title=neq(any).{a}", name => 'modifier on neq');
+hostile(GET => "$T?tags=eq(any).{a}", name => '(any) on an array column');
+hostile(GET => "$T?view_count=gt(any).{1,abc}", name => 'type error in an (any) list');
+hostile(GET => "$T?title=like(any).{%22a}", name => 'malformed array literal');
+hostile(GET => "$T?title=match(all).{(}", name => 'invalid regular expression in an (all) list');
+hostile(PATCH => "$T?title=like(any).{%22a}", body => '{"title": "changed"}', name => 'malformed (any) list on a write');
 hostile(GET => '/rest/v1/pg_authid', name => 'catalog table');
 hostile(GET => '/rest/v1/users', name => 'auth.users by name');
 hostile(GET => '/rest/v1/auth.users', name => 'auth.users qualified');

@@ -853,6 +853,45 @@ await step("8f. .schema('x') other than public is refused (PGRST106)", async () 
 });
 
 // ---------------------------------------------------------------------
+// 8g. postgrest-js's likeAnyOf/likeAllOf/ilikeAnyOf/ilikeAllOf send
+// col=like(any).{a*,b*} (PostgREST's operator modifiers); the expected
+// rows are worked out here from a plain read, with LIKE's '*' as '.*'.
+// ---------------------------------------------------------------------
+await step('8g. likeAnyOf / likeAllOf / ilikeAnyOf / ilikeAllOf', async () => {
+    need(S.userA, 'user A');
+    const all = await supabase.from('handle_content').select('platform_content_id');
+    okResult(all, "A's content ids");
+    const pcids = (all.data || []).map((r) => r.platform_content_id).sort();
+    const esc = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const likeRe = (pat, ci) => new RegExp(`^${pat.split('*').map(esc).join('.*')}$`, ci ? 'i' : '');
+    const expect = (pats, any, ci) => pcids.filter((id) => pats[any ? 'some' : 'every']((p) => likeRe(p, ci).test(id)));
+    const ids = (r) => (r.data || []).map((x) => x.platform_content_id).sort();
+    const cases = [
+        ['likeAnyOf', [`title-${run}`, 'tags-*'], true, false],
+        ['likeAllOf', ['*-*', `*${run}`, 'd*'], false, false],
+        ['ilikeAnyOf', [`TITLE-${run}`, 'NOMATCH-*'], true, true],
+        ['ilikeAllOf', ['*E*', `*${run.toUpperCase()}`], false, true],
+    ];
+    for (const [fn, pats, any, ci] of cases) {
+        const r = await supabase.from('handle_content').select('platform_content_id')[fn]('platform_content_id', pats);
+        okResult(r, `${fn}('platform_content_id', ${JSON.stringify(pats)})`);
+        const want = expect(pats, any, ci);
+        ok(want.length > 0 && want.length < pcids.length, `${fn}: some rows and not all are expected`, { want, pcids });
+        isDeeply(ids(r), want, `${fn}: the rows of ${ci ? 'ILIKE' : 'LIKE'} ${any ? 'ANY' : 'ALL'}`);
+    }
+    const two = [`title-${run}`, `desc-${run}`].filter((x) => pcids.includes(x)).sort();
+    const eqAny = await supabase.from('handle_content').select('platform_content_id')
+        .filter('platform_content_id', 'eq(any)', `{${two.join(',')}}`);
+    isDeeply(ids(eqAny), two, ".filter(col, 'eq(any)', '{a,b}')");
+    const notAny = await supabase.from('handle_content').select('platform_content_id')
+        .not('platform_content_id', 'like(any)', '{title-*,desc-*}');
+    isDeeply(ids(notAny), pcids.filter((x) => !/^(title|desc)-/.test(x)), ".not(col, 'like(any)', '{a*,b*}')");
+    const inOr = await supabase.from('handle_content').select('platform_content_id')
+        .or(`platform_content_id.like(any).{title-*,tags-*},platform_content_id.eq.desc-${run}`);
+    isDeeply(ids(inOr), pcids.filter((x) => /^(title|tags)-/.test(x) || x === `desc-${run}`), '.or() with a like(any) list');
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {
