@@ -101,6 +101,23 @@ my %cases = (
     'visibility=eq.private'      => ['Secret draft'],
     'published_at=gt.2025-02-15T00:00:00Z' => ['Insta reel', 'Travel vlog Paris'],
     'title=isdistinct.Guitar lesson&platform_id=eq.' . $yt => ['Cooking pasta recipe', 'Secret draft', 'Travel vlog Paris'],
+    # operator modifiers (postgrest-js's likeAnyOf, likeAllOf, ilikeAnyOf, ilikeAllOf)
+    'title=like(any).{*vlog*,Guitar*}' => ['Guitar lesson', 'Travel vlog Paris'],
+    'title=like(all).{*a*,*o*}'  => ['Cooking pasta recipe', 'Guitar lesson', 'Travel vlog Paris'],
+    'title=ilike(any).{*GUITAR*,*REEL}' => ['Guitar lesson', 'Insta reel'],
+    'title=ilike(all).{c*,*RECIPE}' => ['Cooking pasta recipe'],
+    'title=not.ilike(any).{*vlog*,*draft*}' => ['Cooking pasta recipe', 'Guitar lesson', 'Insta reel'],
+    'description=like(any).' . q_('{"Learn chords, fast",nothing}') => ['Guitar lesson'],
+    'title=match(any).{^Guitar,reel$}' => ['Guitar lesson', 'Insta reel'],
+    'title=imatch(all).{^t,paris$}' => ['Travel vlog Paris'],
+    'view_count=eq(any).{50,300}' => ['Guitar lesson', 'Travel vlog Paris'],
+    'view_count=gt(all).{40,60}' => ['Cooking pasta recipe', 'Travel vlog Paris'],
+    'view_count=lt(any).{1,60}'  => ['Guitar lesson', 'Insta reel', 'Secret draft'],
+    'view_count=gte(all).{100}'  => ['Cooking pasta recipe', 'Travel vlog Paris'],
+    'view_count=lte(any).{0}'    => ['Insta reel', 'Secret draft'],
+    'view_count=eq(any).{}'      => [],
+    'visibility=eq(any).{private,unlisted}' => ['Secret draft'],
+    'or=' . q_('(title.like(any).{Cooking*,Insta*},view_count.eq(any).{50})') => ['Cooking pasta recipe', 'Guitar lesson', 'Insta reel'],
 );
 for my $q (sort keys %cases) {
     ($res, $doc) = get("/rest/v1/handle_content?select=title&$q", %A);

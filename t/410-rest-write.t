@@ -229,4 +229,44 @@ is($res->code, 403, 'insert into audit_log: 403');
 ($res, $doc) = call('DELETE', '/rest/v1/handle_content?limit=1');
 is($res->code, 400, 'limit on DELETE: 400');
 
+# --- unfiltered PATCH and DELETE --------------------------------------------------------------
+# Hosted Supabase runs pg-safeupdate for the API's role: an UPDATE or
+# DELETE with no row filter is refused (400, 21000) for every role, so a
+# forgotten .eq() cannot rewrite every row the caller may touch.
+sub snapshot { $su->selectall_arrayref(q{SELECT id, title, visibility, deleted_at FROM handle_content ORDER BY id}) }
+sub handles { $su->selectall_arrayref(q{SELECT id, display_name FROM account_handles ORDER BY id}) }
+my ($before, $hbefore) = (snapshot(), handles());
+ok(@$before >= 5, 'rows to protect: ' . scalar @$before);
+my $JSON = JSON::PP->new;
+my %safe = (UPDATE => '{"code":"21000","details":null,"hint":null,"message":"UPDATE requires a WHERE clause"}',
+            DELETE => '{"code":"21000","details":null,"hint":null,"message":"DELETE requires a WHERE clause"}');
+for my $who (['user', {}], ['service_role', \%S]) {
+    my ($name, $h) = @$who;
+    for my $path ('/rest/v1/handle_content', '/rest/v1/handle_content?select=id,title', '/rest/v1/handle_content?columns=title') {
+        ($res, $doc) = call('PATCH', $path, { title => 'z' }, @rep, %$h);
+        is($res->code, 400, "$name: unfiltered PATCH $path: 400") or diag $res->content;
+        is_deeply($doc, $JSON->decode($safe{UPDATE}), "$name: pg-safeupdate's error, as on Supabase");
+    }
+    ($res, $doc) = call('DELETE', '/rest/v1/handle_content', undef, %$h);
+    is($res->code, 400, "$name: unfiltered (soft) DELETE of content: 400") or diag $res->content;
+    is_deeply($doc, $JSON->decode($safe{DELETE}), "$name: DELETE requires a WHERE clause");
+    ($res, $doc) = call('DELETE', '/rest/v1/account_handles?select=id', undef, @rep, %$h);
+    is($res->code, 400, "$name: unfiltered DELETE of handles: 400") or diag $res->content;
+    is_deeply($doc, $JSON->decode($safe{DELETE}), "$name: DELETE requires a WHERE clause");
+    ($res, $doc) = call('PATCH', '/rest/v1/account_handles', { display_name => 'z' }, %$h);
+    is($res->code, 400, "$name: unfiltered PATCH of handles: 400");
+    is_deeply(snapshot(), $before, "$name: no content row changed");
+    is_deeply(handles(), $hbefore, "$name: no handle changed or deleted");
+}
+
+# A filter still writes, for the user and for the service role.
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?id=eq.$c1&select=title", { title => 'filtered' }, @rep);
+is_deeply([$res->code, $doc], [200, [{ title => 'filtered' }]], 'user: filtered PATCH still works') or diag $res->content;
+($res, $doc) = call('PATCH', "/rest/v1/handle_content?or=(id.eq.$c1,id.eq.$c2)", { title => 'by or=' }, Prefer => 'count=exact', %S);
+is($res->code, 204, 'service_role: PATCH filtered by or= works');
+is($res->header('Content-Range'), '0-1/2', 'two rows');
+($res, $doc) = call('DELETE', "/rest/v1/account_handles?handle=eq.fourth", undef, Prefer => 'count=exact', %S);
+is($res->code, 204, 'service_role: filtered DELETE works');
+is($res->header('Content-Range'), '*/1', 'one row deleted');
+
 done_testing;

@@ -89,7 +89,8 @@ is(one(q{SELECT count(*) FROM handle_content WHERE title = 'hacked'}), 0, 'PATCH
 ok(!defined one(q{SELECT deleted_at FROM handle_content WHERE id = ?}, undef, $c_pub), "B cannot soft-delete A's content");
 ($res, $doc) = call(\%B, 'DELETE', "/rest/v1/account_handles?id=eq.$h_inactive");
 is(one(q{SELECT count(*) FROM account_handles WHERE id = ?}, undef, $h_inactive), 1, "B cannot delete A's handle");
-($res, $doc) = call(\%B, 'DELETE', '/rest/v1/ai_content_suggestions');
+($res, $doc) = call(\%B, 'DELETE', '/rest/v1/ai_content_suggestions?id=not.is.null', undef, Prefer => 'count=exact');
+is($res->code . ' ' . ($res->header('Content-Range') // ''), '204 */0', "B's DELETE matching every row touches none of A's");
 is(one(q{SELECT count(*) FROM ai_content_suggestions}), 1, "B cannot delete A's suggestions");
 ($res, $doc) = call(\%B, 'PATCH', "/rest/v1/account_handles?id=eq.$h_pub", { display_name => 'pwned' });
 ok(!defined one(q{SELECT display_name FROM account_handles WHERE id = ?}, undef, $h_pub), "B cannot rename A's handle");

@@ -63,6 +63,14 @@ hostile(GET => "$T?search_vector=fts.a%20%26%26%26%20b", name => 'broken tsquery
 hostile(GET => "$T?search_vector=fts(pg_catalog.nope).a", name => 'unknown fts config');
 hostile(GET => "$T?title=like.%5B", name => 'odd like pattern') if 0;
 hostile(GET => "$T?title=match.(", name => 'invalid regular expression');
+hostile(GET => "$T?title=like(any).a*", name => '(any) without a list');
+hostile(GET => "$T?title=like(some).{a}", name => 'unknown modifier');
+hostile(GET => "$T?title=neq(any).{a}", name => 'modifier on neq');
+hostile(GET => "$T?tags=eq(any).{a}", name => '(any) on an array column');
+hostile(GET => "$T?view_count=gt(any).{1,abc}", name => 'type error in an (any) list');
+hostile(GET => "$T?title=like(any).{%22a}", name => 'malformed array literal');
+hostile(GET => "$T?title=match(all).{(}", name => 'invalid regular expression in an (all) list');
+hostile(PATCH => "$T?title=like(any).{%22a}", body => '{"title": "changed"}', name => 'malformed (any) list on a write');
 hostile(GET => '/rest/v1/pg_authid', name => 'catalog table');
 hostile(GET => '/rest/v1/users', name => 'auth.users by name');
 hostile(GET => '/rest/v1/auth.users', name => 'auth.users qualified');
@@ -84,6 +92,54 @@ hostile(POST => '/rest/v1/rpc/search_content', body => '{"query": "x", "config":
 hostile(POST => '/rest/v1/rpc/search_content', body => '"x"', name => 'rpc scalar body');
 hostile(POST => '/rest/v1/rpc/nope', body => '{}', name => 'unknown rpc');
 hostile(PUT => $T, body => '{}', name => 'PUT');
+
+# --- Accept-Profile / Content-Profile (supabase-js's .schema('x')) ---------------------------
+# Only public is exposed: PostgREST answers any other schema with 406
+# PGRST106 instead of serving public's table of the same name. GET and
+# HEAD name it in Accept-Profile, writes in Content-Profile.
+my $su = $s->su;
+my $pgrst106 = { code => 'PGRST106', details => undef, hint => undef,
+                 message => 'The schema must be one of the following: public' };
+sub profiled {
+    my ($method, $path, $hdr, $schema, $body) = @_;
+    my $res = $ngx->call($method, $path, headers => { %A, $hdr => $schema }, defined $body ? (body => $body) : ());
+    return ($res, $ngx->json($res));
+}
+sub titles { join ',', @{ $su->selectcol_arrayref(q{SELECT title FROM handle_content ORDER BY title}) } }
+my $titles = titles();
+for my $case ([GET => "$T?select=title", 'Accept-Profile', 'private'],
+              [GET => '/rest/v1/users?select=id', 'Accept-Profile', 'auth'],
+              [GET => '/rest/v1/', 'Accept-Profile', 'auth'],
+              [GET => "$T?select=title", 'Accept-Profile', 'Public'],
+              [GET => "$T?select=title", 'Accept-Profile', ''],
+              [GET => '/rest/v1/rpc/quota_status', 'Accept-Profile', 'extensions'],
+              [POST => $T, 'Content-Profile', 'private', { handle_id => $h, platform_content_id => 'prof', title => 'profiled' }],
+              [PATCH => "$T?title=eq.hello", 'Content-Profile', 'private', { title => 'profiled' }],
+              [DELETE => "$T?title=eq.hello", 'Content-Profile', 'private'],
+              [POST => '/rest/v1/rpc/check_quota', 'Content-Profile', 'auth', {}]) {
+    my ($method, $path, $hdr, $schema, $body) = @$case;
+    my ($r, $doc) = profiled($method, $path, $hdr, $schema, $body);
+    is($r->code, 406, "$method $path with $hdr: '$schema': 406") or diag $r->content;
+    is_deeply($doc, $pgrst106, "$method $path with $hdr: '$schema': PGRST106, PostgREST's message");
+}
+my ($pr) = profiled(HEAD => "$T?select=title", 'Accept-Profile', 'private');
+is($pr->code, 406, 'HEAD with Accept-Profile: private: 406');
+is(titles(), $titles, 'no write under another schema changed a row');
+is($su->selectrow_array(q{SELECT count(*) FROM handle_content WHERE platform_content_id = 'prof'}), 0, 'nothing inserted');
+
+my ($pok, $pdoc) = profiled(GET => "$T?select=title", 'Accept-Profile', 'public');
+is($pok->code, 200, 'Accept-Profile: public: 200') or diag $pok->content;
+is_deeply($pdoc, [{ title => 'hello' }], 'the public table');
+is($pok->header('Content-Profile'), 'public', 'the answer names the schema, as PostgREST does');
+($pok, $pdoc) = profiled(GET => "$T?select=title", 'Content-Profile', 'private');
+is($pok->code, 200, 'a read ignores Content-Profile (PostgREST reads Accept-Profile)') or diag $pok->content;
+($pok) = profiled(PATCH => "$T?title=eq.nothing-matches", 'Accept-Profile', 'private', { title => 'x' });
+is($pok->code, 204, 'a write ignores Accept-Profile (PostgREST reads Content-Profile)') or diag $pok->content;
+($pok, $pdoc) = profiled(PATCH => "$T?title=eq.hello&select=title", 'Content-Profile', 'public', { title => 'hello' });
+is($pok->code . ' ' . ($pok->header('Content-Range') // ''), '204 0-0/*', 'Content-Profile: public on a write: the row updated')
+    or diag $pok->content;
+($pok, $pdoc) = profiled(POST => '/rest/v1/rpc/check_quota', 'Content-Profile', 'public', {});
+ok($pok->code != 406, 'Content-Profile: public on an rpc: not refused (' . $pok->code . ')');
 
 # Prepared statements: a shape whose first runs fail (at execution) still
 # works afterwards, on both workers.

@@ -71,6 +71,30 @@ is($data, $token, 'returns the secret as a JSON string');
 is($data, $token, 'GET with ?secret_id= too');
 is($res->header('Cache-Control'), 'no-store', 'not cacheable');
 
+# supabase-js's .schema('vault') sends Content-Profile: vault (Accept-Profile
+# on a GET): accepted on the Vault calls, like public or no profile; any
+# other schema is PostgREST's 406 PGRST106, before the secret is touched.
+($res, $data) = rpc({ %S, 'Content-Profile' => 'vault' }, 'vault.get_secret', { secret_id => $id });
+is($data, $token, 'get_secret with Content-Profile: vault');
+($res, $data) = rpc({ %S, 'Accept-Profile' => 'vault' }, "vault.get_secret?secret_id=$id", undef, 'GET');
+is($data, $token, 'GET get_secret with Accept-Profile: vault');
+($res, $data) = rpc({ %S, 'Content-Profile' => 'public' }, 'vault.get_secret', { secret_id => $id });
+is($data, $token, 'get_secret with Content-Profile: public');
+my $nsecrets = $su->selectrow_array(q{SELECT count(*) FROM vault.secrets});
+($res, $data) = rpc({ %S, 'Content-Profile' => 'vault' }, 'vault.create_secret', { secret => 'profiled', name => 'profiled' });
+is($res->code, 200, 'create_secret with Content-Profile: vault: 200') or diag $res->content;
+$su->do(q{DELETE FROM vault.secrets WHERE name = 'profiled'});
+for my $p (['Content-Profile', 'private', 'vault.create_secret', { secret => 'nope', name => 'nope' }, 'POST'],
+           ['Content-Profile', 'private', 'vault.get_secret', { secret_id => $id }, 'POST'],
+           ['Accept-Profile', 'auth', "vault.get_secret?secret_id=$id", undef, 'GET']) {
+    my ($hdr, $schema, $fn, $args, $method) = @$p;
+    ($res, $data) = rpc({ %S, $hdr => $schema }, $fn, $args, $method);
+    is($res->code, 406, "$method $fn with $hdr: $schema: 406") or diag $res->content;
+    is($data->{code}, 'PGRST106', 'PGRST106');
+    unlike($res->content, qr/\Q$token\E/, 'no secret in the answer');
+}
+is($su->selectrow_array(q{SELECT count(*) FROM vault.secrets}), $nsecrets, 'nothing created under another schema');
+
 # The document then stores the id in platform_credentials with the
 # service key, and reads it back.
 my ($yt) = $su->selectrow_array(q{SELECT id FROM platforms WHERE name = 'youtube'});

@@ -344,6 +344,19 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
 
 /* --- handlers -------------------------------------------------------------------- */
 
+int sv_rest_profile(sv_ctx *ctx, int vault)
+{
+    int write = ctx->req->method & (SV_HTTP_POST | SV_HTTP_PATCH | SV_HTTP_PUT | SV_HTTP_DELETE);
+    const char *p = sv_request_header(ctx->req, write ? "Content-Profile" : "Accept-Profile");
+    if (p == NULL)
+        return SV_OK;
+    if (strcmp(p, "public") != 0 && !(vault && strcmp(p, "vault") == 0))
+        return sv_fail(&ctx->err, 406, "PGRST106", "The schema must be one of the following: public");
+    /* PostgREST names the schema it used when the client chose one */
+    sv_response_header(ctx->res, "Content-Profile", p);
+    return SV_OK;
+}
+
 void sv_rest_cache_init(sv_rest_cache *cache)
 {
     sv_rest_schema_init(&cache->schema);
@@ -372,7 +385,7 @@ static int sv_rest_serve(sv_ctx *ctx, int rpc)
     sv_rest_plan plan;
     int rc;
 
-    if (sv_rest_schema_ready(ctx) != SV_OK)
+    if (sv_rest_profile(ctx, 0) != SV_OK || sv_rest_schema_ready(ctx) != SV_OK)
         return SV_ERROR;
     sv_rest_input_from(ctx->req, &in);
     if (rpc) {

@@ -29,6 +29,14 @@ int sv_rest_table(sv_ctx *ctx);
 int sv_rest_vault_create_secret(sv_ctx *ctx);
 int sv_rest_vault_get_secret(sv_ctx *ctx);
 
+/* PostgREST's schema negotiation: GET and HEAD name a schema in
+ * Accept-Profile, POST, PATCH, PUT and DELETE in Content-Profile
+ * (supabase-js's .schema('x')). Only public is exposed, so any other
+ * schema is 406 PGRST106, rather than silently serving public's table of
+ * the same name; vault != 0 (the Vault calls) also accepts "vault". No
+ * header: public. SV_OK, or SV_ERROR with ctx->err filled. */
+int sv_rest_profile(sv_ctx *ctx, int vault);
+
 /* Loads (or checks) the schema cache for this request. SV_OK or SV_ERROR. */
 int sv_rest_schema_ready(sv_ctx *ctx);
 

@@ -80,7 +80,7 @@ int sv_rest_openapi(sv_ctx *ctx)
     sv_request *req = ctx->req;
     const sv_rest_schema *cache = &ctx->rest_cache->schema;
 
-    if (sv_rest_schema_ready(ctx) != SV_OK)
+    if (sv_rest_profile(ctx, 0) != SV_OK || sv_rest_schema_ready(ctx) != SV_OK)
         return SV_ERROR;
 
     json_object *doc = json_object_new_object();

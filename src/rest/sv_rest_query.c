@@ -210,10 +210,14 @@ static int sv_rq_parse_count(const char *s, long long *out)
 }
 
 /* Finds the end of one comma-separated item at nesting depth 0, honouring
- * double quotes (with backslash escapes) and parentheses. */
+ * double quotes (with backslash escapes), parentheses, and a value in
+ * braces ("tags.cs.{a,b}", "title.like(any).{a*,b*}" in a logic tree: a
+ * '{' right after a '.' with a '}' further on opens one, as PostgREST's
+ * pPgArray). */
 static const char *sv_rq_item_end(const char *p, const char *end)
 {
-    int depth = 0, quoted = 0;
+    int depth = 0, quoted = 0, braces = 0;
+    const char *start = p;
     for (; p < end; p++) {
         if (quoted) {
             if (*p == '\\' && p + 1 < end)
@@ -224,6 +228,12 @@ static const char *sv_rq_item_end(const char *p, const char *end)
         }
         if (*p == '"')
             quoted = 1;
+        else if (*p == '{' && (braces > 0 || (p > start && p[-1] == '.' && memchr(p, '}', (size_t)(end - p)))))
+            braces++;
+        else if (*p == '}' && braces > 0)
+            braces--;
+        else if (braces > 0)
+            continue;
         else if (*p == '(')
             depth++;
         else if (*p == ')')
@@ -408,6 +418,25 @@ static char *sv_rq_list_literal(sv_rq *q, const char *v)
     return b.data;
 }
 
+/* The operators PostgREST lets take the modifiers (any) and (all)
+ * ("Operator modifiers"): col <op> ANY|ALL(array). NULL when op takes
+ * none; *text says the column is compared as text (like its plain form). */
+static const char *sv_rq_quant_op(const char *op, int *text)
+{
+    static const struct { const char *name, *sql; int text; } ops[] = {
+        { "eq", "=", 0 },        { "gt", ">", 0 },          { "gte", ">=", 0 },
+        { "lt", "<", 0 },        { "lte", "<=", 0 },        { "like", "LIKE", 1 },
+        { "ilike", "ILIKE", 1 }, { "match", "~", 1 },       { "imatch", "~*", 1 },
+    };
+    for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++) {
+        if (strcmp(op, ops[i].name) == 0) {
+            *text = ops[i].text;
+            return ops[i].sql;
+        }
+    }
+    return NULL;
+}
+
 static int sv_rq_is_fts(const char *op)
 {
     return strcmp(op, "fts") == 0 || strcmp(op, "plfts") == 0 || strcmp(op, "phfts") == 0 ||
@@ -432,16 +461,55 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
         op_end++;
     char *op = sv_arena_strndup(q->arena, p, (size_t)(op_end - p));
     char *config = NULL;
+    const char *quant = NULL;            /* "ANY" or "ALL" */
+    int as_text = 0;
+    const char *quant_sql = NULL;
     if (*op_end == '(') {
         const char *close = strchr(op_end, ')');
-        if (!sv_rq_is_fts(op) || close == NULL || close[1] != '.')
+        if (close == NULL || close[1] != '.')
             return sv_rq_parse_error(q, "filter", opval);
-        config = sv_arena_strndup(q->arena, op_end + 1, (size_t)(close - op_end - 1));
+        size_t inner = (size_t)(close - op_end - 1);
+        if (sv_rq_is_fts(op)) {
+            config = sv_arena_strndup(q->arena, op_end + 1, inner);
+        } else if ((quant_sql = sv_rq_quant_op(op, &as_text)) != NULL && inner == 3 &&
+                   (strncmp(op_end + 1, "any", 3) == 0 || strncmp(op_end + 1, "all", 3) == 0)) {
+            quant = op_end[2] == 'n' ? "ANY" : "ALL";
+        } else {
+            return sv_rq_parse_error(q, "filter", opval);
+        }
         op_end = close + 1;
     }
     if (*op_end != '.')
         return sv_rq_parse_error(q, "filter", opval);
     const char *value = op_end + 1;
+
+    if (quant != NULL) {
+        /* col <op> ANY|ALL($n::type[]): the value is a PostgreSQL array
+         * literal, as PostgREST passes it (the same "{a,\"b,c\"}" as cs.),
+         * bound as one parameter; like/ilike's '*' is '%' throughout, as
+         * in PostgREST. An array column would compare arrays with
+         * elements: refused rather than failing in PostgreSQL. */
+        size_t vl = strlen(value);
+        if (vl < 2 || value[0] != '{' || value[vl - 1] != '}')
+            return sv_rq_parse_error(q, "filter value (expected {a,b} after (any) or (all))", value);
+        if (!as_text && strchr(c->type, '[') != NULL)
+            return sv_rq_fail(q, 400, "PGRST100",
+                              sv_arena_printf(q->arena, "\"failed to parse filter (%.40s)\"", opval),
+                              "(any) and (all) compare a column with a list of its values; "
+                              "an array column takes cs., cd. or ov.", NULL);
+        char *v = sv_arena_strdup(q->arena, value);
+        if (strstr(op, "like") != NULL)
+            for (char *x = v; *x; x++)
+                if (*x == '*')
+                    *x = '%';
+        if (negate)
+            sv_buf_puts(buf, "NOT (");
+        sv_rq_colref(q, buf, c);
+        sv_buf_printf(buf, "%s %s %s($%d::", as_text ? "::text" : "", quant_sql, quant, sv_rq_param(q, v));
+        sv_buf_puts(buf, as_text ? "text" : c->type);
+        sv_buf_puts(buf, negate ? "[]))" : "[])");
+        return SV_OK;
+    }
 
     if (negate)
         sv_buf_puts(buf, "NOT (");
@@ -450,6 +518,9 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
         { "eq", "=" },   { "neq", "<>" }, { "gt", ">" },  { "gte", ">=" }, { "lt", "<" },
         { "lte", "<=" }, { "cs", "@>" },  { "cd", "<@" }, { "ov", "&&" },
         { "isdistinct", "IS DISTINCT FROM" },
+        /* ranges (no exposed column is one today: PostgreSQL then answers
+         * that the operator does not exist for the column's type) */
+        { "sl", "<<" },  { "sr", ">>" },  { "nxr", "&<" }, { "nxl", "&>" }, { "adj", "-|-" },
     };
     int done = 0;
     for (size_t i = 0; i < sizeof(binops) / sizeof(binops[0]); i++) {
@@ -1060,6 +1131,23 @@ static void sv_rq_target(sv_buf *sql, const char *verb, const char *table)
     sv_rest_quote_ident(sql, table);
 }
 
+/* Hosted Supabase preloads pg-safeupdate for the API's role: an UPDATE
+ * or DELETE without a WHERE clause fails with 21000, so a client that
+ * forgets .eq() cannot rewrite or delete every row it may touch (with the
+ * service role: every user's). PostgREST writes a WHERE only for row
+ * filters of the query string (column filters, or=/and=/not.…); select=,
+ * columns= and the like are not filters, nor is row-level security.
+ * Returns SV_OK when where holds at least one filter, else fills the
+ * 400 21000 error. The soft delete (an UPDATE of deleted_at) is refused
+ * like the DELETE it stands for. */
+static int sv_rq_require_filter(sv_rq *q, const sv_buf *where, const char *verb)
+{
+    if (strcmp(where->data, "true") != 0)
+        return SV_OK;
+    return sv_rq_fail(q, 400, "21000", sv_arena_printf(q->arena, "%s requires a WHERE clause", verb),
+                      NULL, NULL);
+}
+
 static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, int n,
                        const sv_prefer *pf, sv_rest_plan *plan)
 {
@@ -1207,6 +1295,8 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
             rc = SV_OK;
             goto done;
         }
+        if (sv_rq_require_filter(q, &where, "UPDATE") != SV_OK)
+            goto done;
         int pb = sv_rq_param(q, sv_arena_strndup(q->arena, in->body, in->body_len));
         sv_rq_target(&sql, "UPDATE", q->t->name);
         sv_buf_puts(&sql, " SET ");
@@ -1223,7 +1313,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
         sv_buf_append(&sql, where.data, where.len);
         plan->status = want_body ? 200 : 204;
     } else { /* DELETE */
-        if (sv_rq_where(q, &where, ps, n) != SV_OK)
+        if (sv_rq_where(q, &where, ps, n) != SV_OK || sv_rq_require_filter(q, &where, "DELETE") != SV_OK)
             return SV_ERROR;
         if (q->t->flags & SV_REST_TABLE_SOFT_DELETE) {
             sv_rq_target(&sql, "UPDATE", q->t->name);

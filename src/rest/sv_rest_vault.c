@@ -105,6 +105,8 @@ int sv_rest_vault_create_secret(sv_ctx *ctx)
     size_t slen, nlen = 0, dlen = 0;
     int rc = SV_ERROR;
 
+    if (sv_rest_profile(ctx, 1) != SV_OK)
+        return SV_ERROR;
     if (sv_rest_vault_body(ctx, &body) != SV_OK)
         goto done;
     if (sv_rest_vault_member(body, "secret", "new_secret", &secret, &slen) != 1 ||
@@ -170,6 +172,8 @@ int sv_rest_vault_get_secret(sv_ctx *ctx)
     size_t idlen = 0;
     int rc = SV_ERROR;
 
+    if (sv_rest_profile(ctx, 1) != SV_OK)
+        return SV_ERROR;
     if (ctx->req->method == SV_HTTP_POST) {
         if (sv_rest_vault_body(ctx, &body) != SV_OK)
             goto done;

@@ -796,6 +796,102 @@ await step("8d. functions.invoke('sync-platform') and the synced content", async
 });
 
 // ---------------------------------------------------------------------
+// 8e. Beyond the document: what hosted Supabase answers to common slips.
+// An update or delete without a filter (pg-safeupdate on Supabase).
+// ---------------------------------------------------------------------
+await step('8e. a forgotten filter is refused, as on Supabase', async () => {
+    need(S.userA, 'user A');
+    const snapshot = async () => {
+        const r = await service.from('handle_content').select('id,title,deleted_at').order('id');
+        return r.data;
+    };
+    const before = await snapshot();
+    ok(Array.isArray(before) && before.length > 0, 'there are rows to protect', before);
+    const safe = (verb) => ({ code: '21000', details: null, hint: null, message: `${verb} requires a WHERE clause` });
+    const upd = await supabase.from('handle_content').update({ title: 'z' });
+    okRefused(upd, 400, "from('handle_content').update({title: 'z'}) without a filter: 400");
+    isDeeply(upd.error && { ...upd.error }, safe('UPDATE'), "the error is pg-safeupdate's 21000");
+    const supd = await service.from('handle_content').update({ title: 'z' }).select('id');
+    okRefused(supd, 400, 'the same with the service key: 400');
+    const del = await supabase.from('handle_content').delete();
+    okRefused(del, 400, 'delete() without a filter: 400');
+    isDeeply(del.error && { ...del.error }, safe('DELETE'), 'DELETE requires a WHERE clause');
+    const sdel = await service.from('account_handles').delete();
+    okRefused(sdel, 400, 'delete() with the service key: 400');
+    isDeeply(await snapshot(), before, 'no row changed');
+    const one = before[0];
+    const fil = await service.from('handle_content').update({ title: one.title }).eq('id', one.id).select('id');
+    okResult(fil, 'with .eq() the update runs');
+    isDeeply(fil.data, [{ id: one.id }], 'on the one row');
+});
+
+// ---------------------------------------------------------------------
+// 8f. .schema('x'): only public is exposed (Accept-Profile on reads,
+// Content-Profile on writes); any other schema is PostgREST's 406.
+// ---------------------------------------------------------------------
+await step("8f. .schema('x') other than public is refused (PGRST106)", async () => {
+    need(S.userA, 'user A');
+    const pgrst106 = { code: 'PGRST106', details: null, hint: null,
+        message: 'The schema must be one of the following: public' };
+    const users = await supabase.schema('auth').from('users').select('id');
+    okRefused(users, 406, ".schema('auth').from('users').select() is 406");
+    isDeeply(users.error && { ...users.error }, pgrst106, "PostgREST's PGRST106");
+    const priv = await supabase.schema('private').from('handle_content').select('id');
+    okRefused(priv, 406, ".schema('private').from('handle_content') is 406, not public's table");
+    const before = await supabase.from('handle_content').select('id,title').order('id');
+    const upd = await supabase.schema('private').from('handle_content').update({ title: 'z' }).neq('title', 'z');
+    okRefused(upd, 406, ".schema('private')...update() is 406");
+    const after = await supabase.from('handle_content').select('id,title').order('id');
+    isDeeply(after.data, before.data, 'and changed nothing');
+    const pub = await supabase.schema('public').from('handle_content').select('id').order('id');
+    okResult(pub, ".schema('public') works");
+    isDeeply(pub.data, (before.data || []).map((r) => ({ id: r.id })), 'the same rows');
+    const made = await service.schema('vault').rpc('vault.create_secret', { secret: `schema-vault-${run}` });
+    okResult(made, ".schema('vault').rpc('vault.create_secret') works (Content-Profile: vault)");
+    const sec = await service.schema('vault').rpc('vault.get_secret', { secret_id: made.data && made.data.id });
+    is(sec.data, `schema-vault-${run}`, ".schema('vault').rpc('vault.get_secret') returns it");
+});
+
+// ---------------------------------------------------------------------
+// 8g. postgrest-js's likeAnyOf/likeAllOf/ilikeAnyOf/ilikeAllOf send
+// col=like(any).{a*,b*} (PostgREST's operator modifiers); the expected
+// rows are worked out here from a plain read, with LIKE's '*' as '.*'.
+// ---------------------------------------------------------------------
+await step('8g. likeAnyOf / likeAllOf / ilikeAnyOf / ilikeAllOf', async () => {
+    need(S.userA, 'user A');
+    const all = await supabase.from('handle_content').select('platform_content_id');
+    okResult(all, "A's content ids");
+    const pcids = (all.data || []).map((r) => r.platform_content_id).sort();
+    const esc = (t) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const likeRe = (pat, ci) => new RegExp(`^${pat.split('*').map(esc).join('.*')}$`, ci ? 'i' : '');
+    const expect = (pats, any, ci) => pcids.filter((id) => pats[any ? 'some' : 'every']((p) => likeRe(p, ci).test(id)));
+    const ids = (r) => (r.data || []).map((x) => x.platform_content_id).sort();
+    const cases = [
+        ['likeAnyOf', [`title-${run}`, 'tags-*'], true, false],
+        ['likeAllOf', ['*-*', `*${run}`, 'd*'], false, false],
+        ['ilikeAnyOf', [`TITLE-${run}`, 'NOMATCH-*'], true, true],
+        ['ilikeAllOf', ['*E*', `*${run.toUpperCase()}`], false, true],
+    ];
+    for (const [fn, pats, any, ci] of cases) {
+        const r = await supabase.from('handle_content').select('platform_content_id')[fn]('platform_content_id', pats);
+        okResult(r, `${fn}('platform_content_id', ${JSON.stringify(pats)})`);
+        const want = expect(pats, any, ci);
+        ok(want.length > 0 && want.length < pcids.length, `${fn}: some rows and not all are expected`, { want, pcids });
+        isDeeply(ids(r), want, `${fn}: the rows of ${ci ? 'ILIKE' : 'LIKE'} ${any ? 'ANY' : 'ALL'}`);
+    }
+    const two = [`title-${run}`, `desc-${run}`].filter((x) => pcids.includes(x)).sort();
+    const eqAny = await supabase.from('handle_content').select('platform_content_id')
+        .filter('platform_content_id', 'eq(any)', `{${two.join(',')}}`);
+    isDeeply(ids(eqAny), two, ".filter(col, 'eq(any)', '{a,b}')");
+    const notAny = await supabase.from('handle_content').select('platform_content_id')
+        .not('platform_content_id', 'like(any)', '{title-*,desc-*}');
+    isDeeply(ids(notAny), pcids.filter((x) => !/^(title|desc)-/.test(x)), ".not(col, 'like(any)', '{a*,b*}')");
+    const inOr = await supabase.from('handle_content').select('platform_content_id')
+        .or(`platform_content_id.like(any).{title-*,tags-*},platform_content_id.eq.desc-${run}`);
+    isDeeply(ids(inOr), pcids.filter((x) => /^(title|tags)-/.test(x) || x === `desc-${run}`), '.or() with a like(any) list');
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {

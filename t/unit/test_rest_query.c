@@ -121,6 +121,28 @@ static void test_filters(void)
         { "search_vector=wfts.a", "OPERATOR(public.@@) websearch_to_tsquery($1)", "a" },
         { "search_vector=not.wfts.a", "NOT (\"handle_content\".\"search_vector\" OPERATOR(public.@@) websearch_to_tsquery($1))", "a" },
         { "title=fts.a", "to_tsvector(\"handle_content\".\"title\"::text) @@ to_tsquery($1)", "a" },
+        /* operator modifiers: postgrest-js's likeAnyOf and friends */
+        { "title=like(any).{a*,*b}", "\"handle_content\".\"title\"::text LIKE ANY($1::text[])", "{a%,%b}" },
+        { "title=like(all).{a*,*b}", "\"handle_content\".\"title\"::text LIKE ALL($1::text[])", "{a%,%b}" },
+        { "title=ilike(any).{a*,%22b,*c%22}", "\"title\"::text ILIKE ANY($1::text[])", "{a%,\"b,%c\"}" },
+        { "title=ilike(all).{*x*}", "\"title\"::text ILIKE ALL($1::text[])", "{%x%}" },
+        { "title=not.like(any).{a*}", "NOT (\"handle_content\".\"title\"::text LIKE ANY($1::text[]))", "{a%}" },
+        { "title=match(any).{^a,b$}", "\"title\"::text ~ ANY($1::text[])", "{^a,b$}" },
+        { "title=imatch(all).{a,b}", "\"title\"::text ~* ALL($1::text[])", "{a,b}" },
+        { "view_count=eq(any).{1,2}", "\"handle_content\".\"view_count\" = ANY($1::bigint[])", "{1,2}" },
+        { "view_count=gt(any).{1,2}", "\"view_count\" > ANY($1::bigint[])", "{1,2}" },
+        { "view_count=gte(all).{1,2}", "\"view_count\" >= ALL($1::bigint[])", "{1,2}" },
+        { "view_count=lt(all).{5}", "\"view_count\" < ALL($1::bigint[])", "{5}" },
+        { "view_count=lte(any).{}", "\"view_count\" <= ANY($1::bigint[])", "{}" },
+        { "visibility=eq(any).{public,unlisted}", "\"visibility\" = ANY($1::visibility[])", "{public,unlisted}" },
+        { "deleted_at=lt(all).{2020-01-01}", "\"deleted_at\" < ALL($1::timestamp with time zone[])", "{2020-01-01}" },
+        { "title=like(any).{%22');drop%20table%20x;--%22}", "LIKE ANY($1::text[])", "{\"');drop table x;--\"}" },
+        /* ranges */
+        { "title=sl.[1,2)", "\"title\" << $1", "[1,2)" },
+        { "title=sr.[1,2)", "\"title\" >> $1", "[1,2)" },
+        { "title=nxr.[1,2)", "\"title\" &< $1", "[1,2)" },
+        { "title=nxl.[1,2)", "\"title\" &> $1", "[1,2)" },
+        { "title=not.adj.[1,2)", "NOT (\"handle_content\".\"title\" -|- $1)", "[1,2)" },
         { "title=eq.", "\"handle_content\".\"title\" = $1", "" },
         { "title=eq.a.b.c", "= $1", "a.b.c" },
     };
@@ -178,6 +200,27 @@ static void test_filters(void)
     is_int(get("title=in.a,b"), SV_ERROR, "in. without parentheses");
     is_int(get("title=in.(a,%22b)"), SV_ERROR, "in. with an open quote");
     is_int(get("title=eq(english).a"), SV_ERROR, "config on a non-fts operator");
+    static const char *const bad_quant[] = {
+        "title=like(any).a*",          /* not a list */
+        "title=like(any).(a,b)",       /* in.'s form is not PostgREST's here */
+        "title=like(some).{a}",        /* unknown modifier */
+        "title=like(any.{a}",          /* unclosed */
+        "title=like(any){a}",          /* no dot */
+        "title=neq(any).{a}",          /* neq takes no modifier in PostgREST */
+        "title=in(any).{a}",
+        "title=is(all).{null}",
+        "search_vector=fts(any)x.{a}",
+        "tags=eq(any).{a,b}",          /* an array column */
+        "title=like(any).{a",
+        "title=like(any).",
+    };
+    for (size_t i = 0; i < sizeof(bad_quant) / sizeof(bad_quant[0]); i++) {
+        is_int(get(bad_quant[i]), SV_ERROR, bad_quant[i]);
+        is_int(err.status, 400, "400");
+        is_str(err.code, "PGRST100", "PGRST100");
+    }
+    is_int(get("search_vector=fts(any).a"), SV_OK, "fts(any) is a text-search config named any, as in PostgREST");
+    is_str(param(1), "any", "the config");
     is_int(get("title=fts(english.a"), SV_ERROR, "unclosed fts config");
     is_int(get("nope=eq.1"), SV_ERROR, "filter on an unknown column");
     is_str(err.code, "42703", "42703");
@@ -210,6 +253,20 @@ static void test_logic(void)
     is_str(param(2), "{\"c\",\"d,e\"}", "in list inside a tree");
     is_int(get("or=(search_vector.fts(english).a,title.eq.b)"), SV_OK, "fts with config in a tree");
     is_str(param(1), "english", "config parameter");
+    is_int(get("or=(title.like(any).{a*,*b},title.ilike(all).{%22x,y%22,z},view_count.eq(any).{1,2})"), SV_OK,
+           "(any)/(all) lists in a tree: their commas do not split the tree");
+    ok(has("(\"handle_content\".\"title\"::text LIKE ANY($1::text[]) OR \"handle_content\".\"title\"::text ILIKE ALL($2::text[]) OR "
+           "\"handle_content\".\"view_count\" = ANY($3::bigint[]))"), "tree SQL");
+    is_str(param(1), "{a%,%b}", "first list");
+    is_str(param(2), "{\"x,y\",z}", "second list, quoted comma kept");
+    is_str(param(3), "{1,2}", "third list");
+    is_int(get("or=(tags.cs.{a,b},title.eq.c)"), SV_OK, "cs.{a,b} in a tree");
+    is_str(param(1), "{a,b}", "the whole array");
+    is_str(param(2), "c", "then the next item");
+    is_int(get("or=(title.eq.{a,title.eq.b)"), SV_OK, "an unclosed brace is an ordinary character");
+    is_str(param(1), "{a", "first value");
+    is_str(param(2), "b", "second value");
+    is_int(get("or=(title.like(any).{a,title.eq.b)"), SV_ERROR, "an unclosed (any) list in a tree");
 
     is_int(get("or=(title.eq.a"), SV_ERROR, "unbalanced parenthesis");
     is_int(get("or=title.eq.a)"), SV_ERROR, "missing opening parenthesis");
@@ -375,6 +432,34 @@ static void test_writes(void)
     ok(has("DELETE FROM public.\"handle_content\" AS \"handle_content\" WHERE \"handle_content\".\"id\" = $1"),
        "delete SQL");
 
+    /* pg-safeupdate, as on hosted Supabase: no row filter, no statement */
+    static const char *const unfiltered[] = { "", "select=id", "columns=title", "select=id&columns=title",
+                                              "on_conflict=id" };
+    for (size_t i = 0; i < sizeof(unfiltered) / sizeof(unfiltered[0]); i++) {
+        is_int(run(SV_HTTP_PATCH, unfiltered[i], "{\"title\":\"z\"}", NULL, NULL, NULL), SV_ERROR,
+               unfiltered[i][0] ? unfiltered[i] : "unfiltered patch");
+        is_int(err.status, 400, "unfiltered patch: 400");
+        is_str(err.code, "21000", "unfiltered patch: 21000");
+        is_str(err.message, "UPDATE requires a WHERE clause", "unfiltered patch: pg-safeupdate's message");
+        ok(err.details == NULL && err.hint == NULL, "no details, no hint");
+        is_int(run(SV_HTTP_DELETE, unfiltered[i], NULL, "return=representation", NULL, NULL), SV_ERROR,
+               "unfiltered soft delete");
+        is_str(err.code, "21000", "unfiltered delete: 21000");
+        is_str(err.message, "DELETE requires a WHERE clause", "unfiltered delete: pg-safeupdate's message");
+    }
+    in.query = "";
+    is_int(sv_rest_translate(&arena, &plain, &in, &plan, &err), SV_ERROR, "unfiltered hard delete");
+    is_str(err.message, "DELETE requires a WHERE clause", "hard delete: the same message");
+    is_int(run(SV_HTTP_PATCH, "or=(id.eq.1,title.eq.a)", "{\"title\":\"z\"}", NULL, NULL, NULL), SV_OK,
+           "or= is a filter");
+    is_int(run(SV_HTTP_PATCH, "not.and=(id.eq.1,title.eq.a)", "{\"title\":\"z\"}", NULL, NULL, NULL), SV_OK,
+           "not.and= is a filter");
+    is_int(run(SV_HTTP_DELETE, "title=not.is.null", NULL, NULL, NULL, NULL), SV_OK, "not.… is a filter");
+    is_int(run(SV_HTTP_PATCH, "", "{}", NULL, NULL, NULL), SV_OK,
+           "empty patch body: no UPDATE runs, nothing to refuse (as PostgREST)");
+    is_int(run(SV_HTTP_POST, "", "{\"id\":\"x\"}", "resolution=merge-duplicates", NULL, NULL), SV_OK,
+           "an upsert is no UPDATE statement: allowed");
+
     sv_rest_input csv = { SV_HTTP_POST, "", NULL, NULL, NULL, "text/csv", "a,b", 3 };
     is_int(sv_rest_translate(&arena, &tbl, &csv, &plan, &err), SV_ERROR, "CSV body");
     is_int(err.status, 415, "415");
@@ -507,6 +592,7 @@ static void test_fuzz(void)
         "=", "&", ".", ",", "(", ")", ":", "::", "*", "eq", "not", "in", "is", "null", "fts",
         "(english)", "or", "and", "select", "order", "limit", "offset", "desc", "nullslast", "%00",
         "%ff", "'", ";", "--", "\\", "1", "-1", "{a,b}", "cs", "ov", "like", "text", "%2C", "+",
+        "(any)", "(all)", "{", "}", "gt(any).", "like(all).{", "adj",
     };
     unsigned seed = 12345;
     int bad = 0;
