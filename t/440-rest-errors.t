@@ -141,6 +141,36 @@ is($pok->code . ' ' . ($pok->header('Content-Range') // ''), '204 0-0/*', 'Conte
 ($pok, $pdoc) = profiled(POST => '/rest/v1/rpc/check_quota', 'Content-Profile', 'public', {});
 ok($pok->code != 406, 'Content-Profile: public on an rpc: not refused (' . $pok->code . ')');
 
+# --- Accept: only JSON (and .single()'s object) is produced -----------------------------------
+# .csv(), .geojson() and .explain() ask for what this server does not
+# make: PostgREST's 406 PGRST107 naming the types asked for, not JSON
+# the client did not ask for, and a write does not happen.
+for my $case (['GET', "$T?select=title", 'text/csv', 'text/csv'],
+              ['GET', "$T?select=title", 'application/geo+json', 'application/geo+json'],
+              ['GET', "$T?select=title", 'application/vnd.pgrst.plan+text; for="application/json"; options=analyze',
+               'application/vnd.pgrst.plan+text; for="application/json"; options=analyze'],
+              ['GET', "$T?select=title", 'text/csv , text/plain', 'text/csv, text/plain'],
+              ['GET', '/rest/v1/rpc/quota_status', 'text/csv', 'text/csv'],
+              ['POST', $T, 'text/csv', 'text/csv', { handle_id => $h, platform_content_id => 'csv', title => 'csv' }],
+              ['PATCH', "$T?title=eq.hello", 'text/csv', 'text/csv', { title => 'csv' }]) {
+    my ($method, $path, $accept, $named, $body) = @$case;
+    my $r = $ngx->call($method, $path, headers => { %A, Accept => $accept }, defined $body ? (body => $body) : ());
+    is($r->code, 406, "$method $path, Accept: $accept: 406") or diag $r->content;
+    is_deeply($ngx->json($r), { code => 'PGRST107', details => undef, hint => undef,
+                                message => "None of these media types are available: $named" },
+              "... PGRST107 naming what was asked for");
+}
+is(titles(), $titles, 'no write asking for CSV changed a row');
+is($su->selectrow_array(q{SELECT count(*) FROM handle_content WHERE platform_content_id = 'csv'}), 0, 'nothing inserted');
+for my $accept ('application/json', 'application/json, text/plain, */*', 'APPLICATION/JSON; charset=utf-8',
+                'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8', 'application/*', '') {
+    my $r = $ngx->call('GET', "$T?select=title", headers => { %A, Accept => $accept });
+    is($r->code, 200, "Accept: '$accept': 200 JSON") or diag $r->content;
+}
+my $one = $ngx->call('GET', "$T?select=title&title=eq.hello",
+                     headers => { %A, Accept => 'application/vnd.pgrst.object+json' });
+is($one->code, 200, '.single()\'s Accept still works') or diag $one->content;
+
 # Prepared statements: a shape whose first runs fail (at execution) still
 # works afterwards, on both workers.
 for my $i (1 .. 4) {

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "core/sv_clock.h"
@@ -357,6 +358,45 @@ int sv_rest_profile(sv_ctx *ctx, int vault)
     return SV_OK;
 }
 
+/* PostgREST's content negotiation, for what this server produces: JSON
+ * (application/json and its wildcards) and .single()'s object. Anything
+ * else a client asks for (text/csv from .csv(), a plan from .explain(),
+ * application/geo+json) is PostgREST's 406 PGRST107 naming the types
+ * asked for, rather than JSON it did not ask for. Parameters (q=,
+ * nulls=) are not weighed. */
+static int sv_rest_accept(sv_ctx *ctx)
+{
+    static const char *const produced[] = { "application/json", "application/*", "*/*",
+                                            "application/vnd.pgrst.object+json",
+                                            "application/vnd.pgrst.object" };
+    const char *accept = sv_request_header(ctx->req, "Accept");
+    if (accept == NULL || accept[strspn(accept, " \t")] == '\0')
+        return SV_OK;
+    sv_buf asked;
+    sv_buf_init(&asked, ctx->arena, 64);
+    for (const char *item = accept; *item != '\0';) {
+        size_t len = strcspn(item, ",");
+        const char *type = item + strspn(item, " \t");
+        size_t tlen = len - (size_t)(type - item);
+        while (tlen > 0 && (type[tlen - 1] == ' ' || type[tlen - 1] == '\t'))
+            tlen--;
+        size_t essence = strcspn(type, ";");
+        if (essence > tlen)
+            essence = tlen;
+        while (essence > 0 && (type[essence - 1] == ' ' || type[essence - 1] == '\t'))
+            essence--;
+        for (size_t k = 0; k < sizeof(produced) / sizeof(produced[0]); k++)
+            if (strlen(produced[k]) == essence && strncasecmp(type, produced[k], essence) == 0)
+                return SV_OK;
+        if (tlen > 0)
+            sv_buf_printf(&asked, "%s%.*s", asked.len > 0 ? ", " : "", (int)tlen, type);
+        item += len + (item[len] == ',');
+    }
+    return sv_fail(&ctx->err, 406, "PGRST107",
+                   sv_arena_printf(ctx->arena, "None of these media types are available: %.200s",
+                                   asked.len > 0 ? asked.data : accept));
+}
+
 void sv_rest_cache_init(sv_rest_cache *cache)
 {
     sv_rest_schema_init(&cache->schema);
@@ -385,7 +425,7 @@ static int sv_rest_serve(sv_ctx *ctx, int rpc)
     sv_rest_plan plan;
     int rc;
 
-    if (sv_rest_profile(ctx, 0) != SV_OK || sv_rest_schema_ready(ctx) != SV_OK)
+    if (sv_rest_profile(ctx, 0) != SV_OK || sv_rest_accept(ctx) != SV_OK || sv_rest_schema_ready(ctx) != SV_OK)
         return SV_ERROR;
     sv_rest_input_from(ctx->req, &in);
     if (rpc) {
