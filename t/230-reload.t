@@ -52,9 +52,12 @@ SV::Test::register_cleanup(sub { kill 'KILL', grep { SV::Test::pid_alive($_) } @
 sub progress { my $n = 0; $n += (slurp_file("$dir/progress.$_") || 0) for 1 .. $clients; $n }
 
 ok(wait_until(sub { progress() >= 40 }, 30), 'load is running');
+my @before_usr2;
 for my $i (1 .. 3) {
     my $p = progress();
     my $signal = $i < 3 ? 'HUP' : 'USR2';
+    # The workers the SIGUSR2 must replace: those the SIGHUPs left.
+    @before_usr2 = $pool->wait_workers($workers) if $signal eq 'USR2';
     ok($pool->reload(signal => $signal), "SIG$signal $i");
     # Let the reload happen under load: wait for more requests to complete.
     wait_until(sub { progress() >= $p + 60 }, 20);
@@ -80,7 +83,7 @@ for my $c (1 .. $clients) {
 cmp_ok($total, '>=', $clients * $min_requests, "clients made $total requests");
 is($ok, $total, 'every request during the reloads was 200');
 
-my %orig = map { $_ => 1 } @orig;
+my %orig = map { $_ => 1 } @orig, @before_usr2;
 my @now;
 ok(wait_until(sub { @now = $pool->worker_pids; @now == $workers && !grep { $orig{$_} } @now }, 15),
     'after reload all workers are new') or diag "before: @orig, now: @now";

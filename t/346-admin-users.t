@@ -54,6 +54,10 @@ is($rc, 1, 'a password under password_min_length: exit 1');
 like($err, qr/at least|10 to/, 'saying why') or diag $err;
 ($res) = login('dana@example.com', 'short');
 isnt($res->code, 200, 'and it was not set');
+($rc, $out, $err) = admin("long enough\0but cut\n", 'set-password', '--email', 'dana@example.com');
+is($rc, 1, 'a password with a NUL in it: exit 1, not the part before it') or diag $out;
+($res) = login('dana@example.com', 'long enough');
+isnt($res->code, 200, 'and the part before the NUL was not set');
 
 ($rc, $out, $err) = admin("a brand new passphrase\n", 'set-password', '--email', 'DANA@example.COM');
 is($rc, 0, 'set-password (email in any case)') or diag $err;

@@ -299,6 +299,10 @@ unlike(slurp_file("$dir/stderr") // '', qr/Sanitizer|runtime error/, 'no sanitiz
          qr{^HTTP/1\.1 404 }, 'nor a longer first segment: 404');
     my $ws = SV::Test::WebSocket->connect(port => $bport, path => "/api$url2");
     is($ws->status, 101, 'the WebSocket below the base: 101');
+    # SIGUSR2 (php-fpm's reload, as the pool takes it) reloads, not stops.
+    kill 'USR2', $bpid;
+    ok(wait_until(sub { (slurp_file("$dir/rt-base.log") // '') =~ /rt_reload/ }, 5), 'SIGUSR2: a reload');
+    ok(pid_alive($bpid), 'and the daemon runs on');
     $ws->close;
     stop_process($bpid);
     $bpid = undef;

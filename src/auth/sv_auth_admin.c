@@ -61,8 +61,8 @@ int sv_auth_admin_set_password(PGconn *conn, const char *email, const char *pw, 
         if (((unsigned char)pw[i] & 0xc0) != 0x80)
             chars++;
     if (memchr(pw, '\0', len) != NULL || len > SV_PASSWORD_MAX || chars < (size_t)min_chars) {
-        snprintf(err, errlen, "the password must be %d to %d characters, without NUL", min_chars,
-                 SV_PASSWORD_MAX);
+        snprintf(err, errlen, "the password must be at least %d characters and at most %d bytes, "
+                 "without NUL", min_chars, SV_PASSWORD_MAX);
         return SV_ERROR;
     }
     char hash[SV_PASSWORD_HASH_BYTES];

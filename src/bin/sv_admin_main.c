@@ -4,8 +4,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 #include <sodium.h>
@@ -437,16 +440,47 @@ static int sv_admin_credentials(int argc, char **argv)
 }
 
 /* The first line of standard input, without its line end, into buf
- * (room for SV_PASSWORD_MAX bytes and one more to tell a longer line).
- * Returns its length, or -1 when nothing could be read. */
-static long sv_admin_read_line(char *buf, size_t size)
+ * (room for SV_PASSWORD_MAX bytes and one more to tell a longer line):
+ * read byte by byte from the descriptor, so no copy is left in a stdio
+ * buffer, and with the terminal's echo off (after a prompt on stderr)
+ * when standard input is one. Returns its length (a NUL in it is kept,
+ * for the caller to refuse), or -1 when nothing could be read. */
+static long sv_admin_read_secret(const char *prompt, char *buf, size_t size)
 {
-    if (fgets(buf, (int)size, stdin) == NULL)
-        return -1;
-    size_t n = strlen(buf);
-    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    return (long)n;
+    struct termios saved, quiet;
+    int tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+    if (tty) {
+        fputs(prompt, stderr);
+        fflush(stderr);
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    size_t n = 0;
+    int got = 0;
+    char c;
+    ssize_t r;
+    while ((r = read(STDIN_FILENO, &c, 1)) == 1 || (r < 0 && errno == EINTR)) {
+        if (r < 0)
+            continue;
+        got = 1;
+        if (c == '\n')
+            break;
+        if (n + 1 < size)
+            buf[n++] = c;
+        else
+            n = size;                   /* too long: the caller refuses it */
+    }
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        fputc('\n', stderr);
+    }
+    if (n >= size)
+        n = size - 1;
+    while (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    return got ? (long)n : -1;
 }
 
 /* `user list|set-password|delete`; argv[0] is "user". */
@@ -477,15 +511,24 @@ static int sv_admin_user(int argc, char **argv)
         fprintf(stderr, "%s %s: --email is required\n", sv_admin_prog, cmd);
         return 1;
     }
+    /* Only set-password reads the configuration (password_min_length);
+     * without one it says which minimum it applies. */
     sv_config cfg;
-    if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
-        fprintf(stderr, "%s %s: %s\n", sv_admin_prog, cmd, err);
+    sv_config_defaults(&cfg);
+    if (set) {
+        if (config == NULL && getenv("STREAMVIBE_CONFIG") == NULL)
+            fprintf(stderr, "%s %s: no --config or $STREAMVIBE_CONFIG: the built-in password_min_length "
+                    "(%d) applies\n", sv_admin_prog, cmd, cfg.password_min_length);
         sv_config_free(&cfg);
-        return 1;
+        if (sv_config_load(&cfg, config, err, sizeof(err)) != SV_OK) {
+            fprintf(stderr, "%s %s: %s\n", sv_admin_prog, cmd, err);
+            sv_config_free(&cfg);
+            return 1;
+        }
     }
     char pw[SV_PASSWORD_MAX + 2];
     long len = 0;
-    if (set && (len = sv_admin_read_line(pw, sizeof(pw))) < 0) {
+    if (set && (len = sv_admin_read_secret("New password: ", pw, sizeof(pw))) < 0) {
         fprintf(stderr, "%s %s: no password on standard input\n", sv_admin_prog, cmd);
         sv_config_free(&cfg);
         return 1;

@@ -103,6 +103,10 @@ int main(int argc, char **argv)
         sigemptyset(&reopen);
         sigaddset(&reopen, SIGUSR1);
         sigprocmask(SIG_UNBLOCK, &reopen, NULL);   /* the master started it blocked */
+        /* The pool's reload signal (php-fpm's), should it reach the
+         * whole group: not the launcher's business, and fatal by default. */
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGUSR2, &sa, NULL);
         reconcile = 1;   /* it runs no job itself: it is the reconciler's case */
     }
     if (!reconcile && (optind != argc - 1 || lock_fd < 0)) {

@@ -95,6 +95,7 @@ void sv_request_init(sv_request *req, sv_arena *arena, char **envp)
     } else {
         const char *info = sv_http_param(envp, "PATH_INFO");
         req->path = (info && *info) ? info : "/";
+        req->path_info = 1;
     }
     req->query = sv_http_param(envp, "QUERY_STRING");
     if (req->query == NULL)
@@ -137,7 +138,7 @@ const char *sv_http_path_under(const char *base, const char *path)
 
 void sv_request_strip_base(sv_request *req, const char *base)
 {
-    const char *below = base != NULL ? sv_http_path_under(base, req->path) : req->path;
+    const char *below = base != NULL && !req->path_info ? sv_http_path_under(base, req->path) : req->path;
 
     if (below == NULL)
         req->outside_base = 1;

@@ -40,6 +40,8 @@ typedef struct sv_request {
     const char *path;            /* the raw (not percent-decoded) URI path,
                                     below base_path once sv_request_strip_base ran */
     int         outside_base;    /* the path is not under base_path: 404 */
+    int         path_info;       /* path is CGI's PATH_INFO: already below the
+                                    script, so base_path is not taken off */
     const char *query;           /* raw query string, "" when absent */
     const char *request_id;
     const char *remote_addr;
@@ -77,7 +79,9 @@ void sv_request_init(sv_request *req, sv_arena *arena, char **envp);
  * static "/". */
 const char *sv_http_path_under(const char *base, const char *path);
 
-/* req->path below base, or outside_base set (path left as sent). */
+/* req->path below base, or outside_base set (path left as sent). A
+ * path from PATH_INFO (no REQUEST_URI) is left alone: the web server
+ * has already taken off what leads to the program. */
 void sv_request_strip_base(sv_request *req, const char *base);
 
 /* Looks up a request header by its HTTP name ("Content-Type"). */

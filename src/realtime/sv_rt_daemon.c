@@ -164,9 +164,11 @@ static void sv_rt_signals(sv_rt *rt)
 {
     struct signalfd_siginfo si;
     while (read(rt->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-        if (si.ssi_signo == SIGHUP && !rt->stopping)
+        /* SIGUSR2 as the pool takes it: php-fpm's reload */
+        int reload = si.ssi_signo == SIGHUP || si.ssi_signo == SIGUSR2;
+        if (reload && !rt->stopping)
             sv_rt_reload(rt);
-        else if (si.ssi_signo != SIGHUP)
+        else if (!reload)
             sv_rt_begin_stop(rt, (int)si.ssi_signo);
     }
 }
@@ -232,6 +234,7 @@ int sv_rt_run(sv_config *cfg, const char *config_path)
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGQUIT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR2);
     sigprocmask(SIG_SETMASK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     rt->sigfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);

@@ -103,6 +103,11 @@ int main(void)
     sv_request_init(&req, &arena, env_base);
     sv_request_strip_base(&req, "/other");
     ok(req.outside_base && strcmp(req.path, "/api/healthz") == 0, "outside another base, the path kept as sent");
+    char *env_info[] = { "REQUEST_METHOD=GET", "SCRIPT_NAME=/api/streamvibe.cgi", "PATH_INFO=/healthz", NULL };
+    sv_request_init(&req, &arena, env_info);
+    sv_request_strip_base(&req, "/api");
+    ok(!req.outside_base && strcmp(req.path, "/healthz") == 0,
+       "PATH_INFO is already below the program: base_path is not taken off it");
     char *env_rid[] = { "REQUEST_METHOD=GET", "REQUEST_URI=/", "HTTP_X_REQUEST_ID=a b<script>", NULL };
     sv_request_init(&req, &arena, env_rid);
     is_str(req.request_id, "-", "request id with foreign characters is dropped");
