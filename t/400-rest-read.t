@@ -54,8 +54,8 @@ like($res->header('Content-Type') // '', qr{^application/json}, 'JSON content ty
 ($res, $doc) = get('/rest/v1/platforms?select=n:name,active:is_active::text&name=eq.youtube');
 is_deeply($doc, [{ n => 'youtube', active => 'true' }], 'alias and cast');
 
-# The tiers, for a pricing page: anyone reads them, nobody but the
-# database owner changes them.
+# The tiers, for a pricing page: anyone reads them; a user may not change
+# them (the service role may, as its grants allow).
 ($res, $doc) = get('/rest/v1/subscription_tiers?select=tier,max_handles&order=max_handles');
 is($res->code, 200, 'anon reads subscription_tiers') or diag $res->as_string;
 is_deeply($doc, [{ tier => 'free', max_handles => 3 }, { tier => 'pro', max_handles => 10 },
