@@ -148,7 +148,11 @@ my ($c1) = (slurp_file("$dir/rot1.out") // '') =~ /^done credentials=(\d+) secre
 my ($c2) = (slurp_file("$dir/rot2.out") // '') =~ /^done credentials=(\d+) secrets=(\d+) failed=0/m;
 ok(defined $c1 && defined $c2, 'each reports its part, no failures');
 ok(($c1 // 0) + ($c2 // 0) <= 200, 'together they re-sealed at most every credential once (' . (($c1 // 0) + ($c2 // 0)) . ')');
-ok((() = (slurp_file("$dir/rot1.out") // '') =~ /^rotated /mg) > 1, 'in several batches');
+# Which of the two does most of the work is up to the scheduler (one may
+# find every row already re-sealed by the other): count their batches
+# together.
+my $batches = () = join('', map { slurp_file("$dir/rot$_.out") // '' } 1 .. 2) =~ /^rotated /mg;
+cmp_ok($batches, '>', 1, "in several batches ($batches)");
 
 my @writes = grep { !/^fail/ } split /\n/, slurp_file("$dir/writer") // '';
 is(scalar(grep { /^fail/ } split /\n/, slurp_file("$dir/writer") // ''), 0, 'every write during the rotation succeeded');
