@@ -33,7 +33,7 @@ my $ai = SV::Test::Fake->new(name => 'ai', routes => {
 # ASan's own report and exit status 1.
 $ENV{ASAN_OPTIONS} = join ':', grep { length } $ENV{ASAN_OPTIONS} // '', 'handle_segv=0';
 my $spool = sv_tempdir(prefix => 'svspool') . '/jobs';
-my $s = SV::Test::Stack->ai_jobs(ai => $ai, titles => ['sleep 30', 'sleep 4', 'fast'], pcid => sub { "c-$_[0]" },
+my $s = SV::Test::Stack->ai_jobs(ai => $ai, titles => ['sleep 30', 'sleep 12', 'sleep 4', 'fast'], pcid => sub { "c-$_[0]" },
     conf => { jwt_secret => 'jobs-sup-secret-' . ('j' x 32), job_spool_dir => $spool, job_reconcile_interval => 1 });
 my ($ngx, $pool, $A, $tok, %content) = ($s->ngx, $s->pool, $s->jobs_user, $s->jobs_token, $s->jobs_content);
 
@@ -129,7 +129,9 @@ $pool->stop;    # what is left of it (its workers leave on their own)
 $pool->start;
 
 # --- a job outliving a pool stop and start ------------------------------------------
-$job = $s->accept_ai_job('sleep 4');
+# Long enough to be still running when a slow stop returns (a 4 s job
+# had ended on its own by then under AddressSanitizer).
+$job = $s->accept_ai_job('sleep 12');
 ($sup, $child) = job_pids($job);
 $pool->stop;
 ok(pid_alive($sup), 'the job outlives the pool stop');

@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
+use Time::HiRes ();
 use SV::Test qw(sv_builddir sv_tempdir run_command wait_until pid_alive slurp_file spawn_process
     stop_process register_cleanup find_program);
 use SV::Test::Nginx;
@@ -18,10 +19,15 @@ use SV::Test::Fake;
 use SV::Test::Stack;
 
 my $JSON = JSON::PP->new->canonical;
+my $release = sv_tempdir(prefix => 'svrelease') . '/release';
 my $ai = SV::Test::Fake->new(name => 'ai', routes => {
     'POST /v1/chat/completions' => sub {
         my ($req) = @_;
-        my $slow = ($req->{json}{messages}[1]{content} // '') =~ /slow/;
+        my $text = $req->{json}{messages}[1]{content} // '';
+        my $slow = $text =~ /slow/;
+        # "held": answered only once the test has done with the job (it
+        # is killed before then), so it cannot end on its own first.
+        if ($text =~ /held/) { for (1 .. 600) { last if -e $release; Time::HiRes::sleep(0.1) } }
         my $content = $JSON->encode({ title => 'T', description => 'D', tags => ['t'] });
         return [200, { 'Content-Type' => 'application/json' }, $JSON->encode({
             choices => [{ index => 0, message => { role => 'assistant', content => $content },
@@ -48,6 +54,7 @@ my $A = $s->user('a@example.com');
 my $h = $s->handle($A, 'alice');
 my $fast = $s->content($h, 'c1', title => 'fast');
 my $slow = $s->content($h, 'c2', title => 'slow');
+my $held = $s->content($h, 'c3', title => 'held');
 my $tok = SV::Test::jwt(secret => $secret, user => $A);
 
 sub cgi_post {
@@ -84,7 +91,7 @@ is($status, 200, 'a CGI accept with wait answers once the job ended') or diag ex
 is($doc->{success}, JSON::PP::true, "with the document's {success, result}");
 
 # Where no pool master reconciles, an operator runs the reconciler.
-($code, $status, $doc) = cgi_post('/functions/v1/enhance-ai', $JSON->encode({ contentId => $slow }));
+($code, $status, $doc) = cgi_post('/functions/v1/enhance-ai', $JSON->encode({ contentId => $held }));
 $job = $doc->{job_id};
 my ($sup) = grep { my $c = slurp_file("/proc/$_/cmdline") // ''; $c =~ /\Q$job\E/ && $c =~ /--lock-fd/ }
     map { s{^/proc/}{}r } glob('/proc/[0-9]*');
@@ -98,6 +105,7 @@ is_deeply(job_rows($job), [['interrupted']], 'and finishes the job as interrupte
 ok(!-e "$spool/$job.job", 'removing its descriptor');
 ($rc) = run_command([sv_builddir() . '/streamvibe-job', '--reconcile'], env => \%conf, timeout => 30);
 is_deeply(job_rows($job), [['interrupted']], 'a second run changes nothing');
+SV::Test::write_file($release, '');
 
 # --- spawn-fcgi ------------------------------------------------------------------
 SKIP: {
