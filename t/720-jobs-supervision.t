@@ -10,7 +10,7 @@ use strict;
 use warnings;
 use Test::More;
 use JSON::PP;
-use SV::Test qw(sv_tempdir wait_until slurp_file pid_alive job_pids);
+use SV::Test qw(sv_tempdir wait_until slurp_file pid_alive job_pids proc_children);
 use SV::Test::Fake;
 use SV::Test::Stack;
 
@@ -174,6 +174,48 @@ is(used(), $base + 2, 'and its quota refunded');
 ok(!eval { $svc->selectrow_array($store, undef, $sj, $content{fast}, $A); 1 }, 'a store after the job ended fails');
 like($@, qr/has ended/, 'saying so');
 is(scalar $svc->selectrow_array($count, undef, $sj), 0, 'and stores nothing');
+
+# --- the pool's reload signals reaching the jobs ------------------------------------------
+# `systemctl kill -s HUP|USR2 streamvibe` signals every process of the
+# unit's cgroup: the master (SIGHUP and SIGUSR2 are its reload), its
+# workers, the launcher and its serving processes, and each job's
+# supervisor and child, whatever their session. `kill -HUP -<pgid>`
+# reaches a job's supervisor and child together. A reload must not end
+# a running job: with the launcher (the default) and without it (a job
+# a worker spawned), the job runs on and completes.
+sub descendants { map { ($_, descendants($_)) } proc_children($_[0]) }
+sub reload_everything {
+    my ($job, $name) = @_;
+    my ($sup, $child) = job_pids($job);
+    ok($sup && $child, "$name: the job runs") or return;
+    my $off = $pool->log_offset;
+    for my $sig (qw(HUP USR2)) {
+        kill $sig, -$sup;
+        kill $sig, $pool->pid, descendants($pool->pid), $sup, $child;
+        select(undef, undef, undef, 0.3);
+    }
+    ok($pool->wait_log(qr/event=reload generation=\d+/, 10, from => $off), "$name: the master took them as a reload");
+    ok(pid_alive($sup) && pid_alive($child), "$name: the supervisor and its child run on");
+    ends_with($job, 'completed', undef, $name);
+}
+my $done = used();
+reload_everything($s->accept_ai_job('sleep 4'), 'SIGHUP and SIGUSR2 to every process (launcher)');
+is(used(), $done + 1, 'the completed job keeps its quota');
+$off = $pool->log_offset;
+$pool->conf(job_launcher => 'off');
+$pool->reload;
+ok($pool->wait_log(qr/event=reload generation=\d+/, 10, from => $off), 'reloaded without the launcher');
+ok(wait_until(sub { !$pool->launcher_pid }, 15), 'no launcher');
+reload_everything($s->accept_ai_job('sleep 4'), 'SIGHUP and SIGUSR2 to every process (spawned by a worker)');
+is(used(), $done + 2, 'the completed job keeps its quota');
+
+# SIGTERM still ends a job as it did: the supervisor goes, the child
+# with it, and the reconciler records the job as interrupted.
+$job = $s->accept_ai_job('sleep 30');
+($sup, $child) = job_pids($job);
+kill 'TERM', -$sup;
+ends_with($job, 'interrupted', qr/ended before it finished/, 'group SIGTERM');
+is(used(), $done + 2, 'group SIGTERM: refunded');
 
 # --- no zombies ------------------------------------------------------------------------
 my @workers = $pool->worker_pids;

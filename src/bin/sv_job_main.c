@@ -75,6 +75,8 @@ int main(int argc, char **argv)
     const char *config_path = NULL;
     int lock_fd = -1, vault_fd = -1, config_fd = -1, reconcile = 0, launcher = 0, opt;
 
+    /* First thing, in every mode: a reload of the pool must not end a job. */
+    sv_job_ignore_reload_signals();
     while ((opt = getopt_long(argc, argv, "c:C:l:k:rLhV", options, NULL)) != -1) {
         switch (opt) {
         case 'c': config_path = optarg; break;
@@ -103,10 +105,6 @@ int main(int argc, char **argv)
         sigemptyset(&reopen);
         sigaddset(&reopen, SIGUSR1);
         sigprocmask(SIG_UNBLOCK, &reopen, NULL);   /* the master started it blocked */
-        /* The pool's reload signal (php-fpm's), should it reach the
-         * whole group: not the launcher's business, and fatal by default. */
-        sa.sa_handler = SIG_IGN;
-        sigaction(SIGUSR2, &sa, NULL);
         reconcile = 1;   /* it runs no job itself: it is the reconciler's case */
     }
     if (!reconcile && (optind != argc - 1 || lock_fd < 0)) {

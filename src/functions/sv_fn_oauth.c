@@ -202,15 +202,47 @@ static const char *sv_fn_state_check(sv_ctx *ctx, const char *state, const char 
 
 /* --- start ---------------------------------------------------------------------- */
 
-/* The callback URL the provider sends the browser to. */
+/* A Host header that is a host and nothing more: a name or an IPv4
+ * address ([A-Za-z0-9._-]), or an IPv6 literal in brackets, then an
+ * optional :port. What else nginx lets through ('@', '?', '#', '\\')
+ * would make the callback URL point somewhere else than it reads:
+ * "app.example.com@evil.example" is evil.example's. */
+static int sv_fn_host_ok(const char *host)
+{
+    size_t n = host ? strlen(host) : 0, i = 0;
+    if (n == 0 || n > 255)
+        return 0;
+    if (host[0] == '[') {
+        i = 1 + strspn(host + 1, "0123456789abcdefABCDEF:.");
+        if (i < 3 || host[i] != ']')
+            return 0;
+        i++;
+    } else {
+        i = strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+        if (i == 0)
+            return 0;
+    }
+    if (host[i] == '\0')
+        return 1;
+    size_t digits = strspn(host + i + 1, "0123456789");
+    return host[i] == ':' && digits >= 1 && digits <= 5 && host[i + 1 + digits] == '\0';
+}
+
+/* The callback URL the provider sends the browser to: under
+ * api_external_url, else under the scheme and Host of the request and
+ * base_path. NULL when it would come from a Host header that is not a
+ * host[:port]. */
 static const char *sv_fn_redirect_uri(sv_ctx *ctx, const char *platform)
 {
     const char *base = ctx->cfg->api_external_url;
     if (base == NULL || base[0] == '\0') {
         const char *scheme = sv_http_param(ctx->req->envp, "REQUEST_SCHEME");
+        const char *https = sv_http_param(ctx->req->envp, "HTTPS");
         const char *host = sv_request_header(ctx->req, "Host");
-        base = sv_arena_printf(ctx->arena, "%s://%s%s", scheme && strcmp(scheme, "https") == 0 ? "https" : "http",
-                               host ? host : "localhost", ctx->cfg->base_path);
+        int secure = scheme ? strcmp(scheme, "https") == 0 : https != NULL && strcasecmp(https, "on") == 0;
+        if (!sv_fn_host_ok(host))
+            return NULL;
+        base = sv_arena_printf(ctx->arena, "%s://%s%s", secure ? "https" : "http", host, ctx->cfg->base_path);
     }
     size_t n = strlen(base);
     while (n > 0 && base[n - 1] == '/')
@@ -260,9 +292,13 @@ int sv_fn_oauth_start(sv_ctx *ctx)
         return sv_fail(&ctx->err, 400, "invalid_redirect",
                        "redirect_to is not an allowed URL (site_url, redirect_allow_list)");
 
+    const char *redirect_uri = sv_fn_redirect_uri(ctx, platform);
+    if (redirect_uri == NULL)
+        return sv_fail(&ctx->err, 400, "invalid_host",
+                       "the Host header is not a host[:port] to build the callback URL from (api_external_url is not set)");
+
     int64_t exp = (int64_t)time(NULL) + ctx->cfg->oauth_state_ttl;
     const char *state = sv_fn_state_make(ctx, platform, exp, &flow_id);
-    const char *redirect_uri = sv_fn_redirect_uri(ctx, platform);
     char *verifier = NULL, *challenge = NULL;
     const char *sealed = NULL;
     if (prov.pkce) {

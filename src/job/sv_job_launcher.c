@@ -159,8 +159,12 @@ static void sv_launcher_become_job(const sv_config *cfg, const char *path, int l
 {
     sigset_t none;
     sigemptyset(&none);
+    /* The reload signals stay ignored throughout, as the launcher has
+     * them: reset, they would end a job that a reload catches here. */
     for (int s = 1; s < NSIG; s++)
-        signal(s, SIG_DFL);
+        if (s != SIGHUP && s != SIGUSR2)
+            signal(s, SIG_DFL);
+    sv_job_ignore_reload_signals();
     sigprocmask(SIG_SETMASK, &none, NULL);
     setsid();
     /* The launcher's log descriptor goes first: its number may be 3 or 4. */

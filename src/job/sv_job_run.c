@@ -157,6 +157,21 @@ static int sv_job_record(const sv_config *cfg, sv_job *job, int lock_fd, json_ob
     return rc;
 }
 
+void sv_job_ignore_reload_signals(void)
+{
+    struct sigaction sa;
+    sigset_t reload;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGUSR2, &sa, NULL);
+    sigemptyset(&reload);
+    sigaddset(&reload, SIGHUP);
+    sigaddset(&reload, SIGUSR2);
+    sigprocmask(SIG_UNBLOCK, &reload, NULL);
+}
+
 int sv_job_needs_vault(const char *path)
 {
     sv_job job;

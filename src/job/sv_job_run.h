@@ -16,6 +16,21 @@
  * status. */
 int sv_job_supervise(const sv_config *cfg, const sv_vault *vault, const char *path, int lock_fd);
 
+/* Ignores SIGHUP and SIGUSR2, the pool's reload signals, in a
+ * streamvibe-job process (a job's supervisor and, through fork, its
+ * child; the launcher; the reconciler). They reach these processes
+ * when sent to a whole group rather than to the master alone:
+ * `systemctl kill -s HUP|USR2` signals every process of the unit's
+ * cgroup, jobs included (a session of their own does not take them out
+ * of it), and `kill -HUP -<pgid>` every process of a job. Their default
+ * action would end the process, so a reload would fail and refund
+ * running jobs. The master's reload replaces the launcher itself, and
+ * jobs run on with the configuration they started with. Then unblocks
+ * them (sv_job_spawn starts the program with them blocked, to cover the
+ * time before it gets here). SIGTERM is left alone: it still ends a
+ * job. */
+void sv_job_ignore_reload_signals(void);
+
 /* 1 when the job whose descriptor is at path opens sealed secrets (a
  * sync: the user's platform token), so needs the vault's keys. */
 int sv_job_needs_vault(const char *path);

@@ -24,11 +24,19 @@ pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pas
 {
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t attr;
-    sigset_t none, all;
+    sigset_t mask, all;
     pid_t pid = -1;
     int rc = 0;
 
-    sigemptyset(&none);
+    if (blocked != NULL)
+        mask = *blocked;
+    else
+        sigemptyset(&mask);
+    /* The pool's reload signals, sent to a whole group, are ignored by
+     * streamvibe-job (sv_job_ignore_reload_signals); until it gets there
+     * their default would end it: held pending, and dropped once ignored. */
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR2);
     sigfillset(&all);
     /* The job's descriptors 3, 4 and 5, in that order. */
     int given[3] = { keep_fd, pass_fd, config_fd }, high[3] = { -1, -1, -1 }, last = 2;
@@ -52,7 +60,7 @@ pid_t sv_job_spawn(const char *program, char *const args[], int keep_fd, int pas
     rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGMASK |
                                              POSIX_SPAWN_SETSIGDEF);
     if (rc == 0)
-        rc = posix_spawnattr_setsigmask(&attr, blocked != NULL ? blocked : &none);
+        rc = posix_spawnattr_setsigmask(&attr, &mask);
     if (rc == 0)
         rc = posix_spawnattr_setsigdefault(&attr, &all);
     for (int fd = 0; rc == 0 && fd < 3; fd++)

@@ -11,7 +11,9 @@
 
 /* Starts program (streamvibe-job) with args (NULL-terminated, args[0]
  * being the program) in a session of its own, with every signal at its
- * default and unblocked but those in blocked (NULL: none), stdin/stdout/stderr on /dev/null, and no
+ * default and unblocked but those in blocked (NULL: none) and SIGHUP and
+ * SIGUSR2 (blocked until streamvibe-job ignores them), stdin/stdout/stderr
+ * on /dev/null, and no
  * inherited descriptor but keep_fd, which becomes its descriptor 3 (the
  * job's locked spool descriptor; -1 for none), and pass_fd, which becomes
  * its descriptor 4 (the read end of the pipe the vault's keys come

@@ -8,6 +8,7 @@ package FakeOAuth;
 #   $fake->mode(refresh => 'invalid_grant', delay => 2);
 #   $fake->calls('refresh_token'); # outcomes of the token endpoint calls
 #   $fake->tokens;                 # every token it ever issued
+#   $fake->exchange_redirect_uris; # the redirect_uri of each code exchange
 #   $fake->stop;                   # also at exit
 use strict;
 use warnings;
@@ -65,6 +66,8 @@ sub tokens   { $_[0]->lines('tokens.log') }
 sub revoked  { $_[0]->lines('revoked.log') }
 sub requests { $_[0]->lines('requests.log') }
 sub authorize_requests { map { decode_json($_) } $_[0]->lines('authorize.log') }
+# The redirect_uri sent with each code exchange at the token endpoint.
+sub exchange_redirect_uris { map { decode_json($_)->{redirect_uri} } $_[0]->lines('exchanges.log') }
 # A browser following redirects from $start_path (requested through
 # nginx with %$headers, the app's Authorization and apikey); the provider
 # and the callback are requested without them, as a browser would. Stops

@@ -13,7 +13,8 @@
 # loopback port and writes it to DIR/port. Its state lives in DIR, so the
 # test reads what happened there: tokens.log (every token it issued, one
 # a line: the leak tests search for them), calls.log (one line a token
-# endpoint call: "<grant> <outcome>"), revoked.log, requests.log; and the
+# endpoint call: "<grant> <outcome>"), exchanges.log (the redirect_uri
+# of each code exchange, JSON), revoked.log, requests.log; and the
 # test steers it through DIR/mode.json: {"token": "ok"|"invalid_grant"|
 # "500"|"slow", "refresh": same, "revoke": "ok"|"500", "authorize":
 # "ok"|"deny", "delay": seconds, "expires_in": N, "rotate_refresh": 0|1,
@@ -154,6 +155,7 @@ sub serve {
             return json_answer($c, 401, { error => 'invalid_client' });
         }
         if ($grant eq 'authorization_code') {
+            append('exchanges.log', encode_json({ redirect_uri => $f->{redirect_uri} }));
             return if failure($c, $m->{token} // 'ok', $grant);
             my $code = $f->{code} // '';
             my $file = "$dir/codes/$code";
