@@ -879,19 +879,22 @@ static void sv_rq_prefer(const char *h, sv_prefer *pf)
 /* --- content negotiation ---------------------------------------------------------- */
 
 /* One media range as PostgREST reads it: spaces dropped, ";q=" and all
- * after it cut off (into *q, 1 when absent or unreadable). SV_REST_MEDIA_NONE
- * for a type this server does not make, and for a range too long to be
- * one of those. */
+ * after it cut off (into *q, 1 when absent or unreadable).
+ * SV_REST_MEDIA_NONE for a type this server does not make. Of a range
+ * longer than any of those with their parameters, only the first 255
+ * bytes are read: its type decides, and it is not nulls=stripped. */
 static sv_rest_media sv_rq_media_range(const char *item, size_t len, double *q, int *specific)
 {
-    char range[96];
+    char range[256];
     size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
+    int cut = 0;
+    for (size_t i = 0; i < len && !cut; i++) {
         if (item[i] == ' ' || item[i] == '\t')
             continue;
-        if (n + 1 >= sizeof(range))
-            return SV_REST_MEDIA_NONE;
-        range[n++] = item[i];
+        if (n + 1 < sizeof(range))
+            range[n++] = item[i];
+        else
+            cut = 1;
     }
     range[n] = '\0';
     *q = 1.0;
@@ -909,7 +912,7 @@ static sv_rest_media sv_rq_media_range(const char *item, size_t len, double *q, 
 
     size_t essence = strcspn(range, ";");
     const char *params = range + essence;
-    int stripped = strcasecmp(params, ";nulls=stripped") == 0;
+    int stripped = !cut && strcasecmp(params, ";nulls=stripped") == 0;
 #define SV_IS(type) (essence == sizeof(type) - 1 && strncasecmp(range, type, essence) == 0)
     if (SV_IS("application/json") || SV_IS("*/*") || SV_IS("application/*"))
         return SV_REST_MEDIA_JSON;

@@ -1,6 +1,7 @@
 /* Unit tests of the pure PostgREST translator (src/rest/sv_rest_query.c): the
  * SQL it generates for each operator and option, the errors it returns,
  * and that hostile input never reaches the SQL text. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "http/sv_http.h"
@@ -679,6 +680,11 @@ static void test_negotiate(void)
     memcpy(longest + 200, "application/json", 16);
     longest[sizeof(longest) - 1] = '\0';
     is_int(sv_rest_negotiate(longest), SV_REST_MEDIA_JSON, "spaces around a range do not count against its length");
+    char params[600];
+    snprintf(params, sizeof(params), "application/vnd.pgrst.object+json;charset=%0500d", 0);
+    is_int(sv_rest_negotiate(params), SV_REST_MEDIA_OBJECT, "a range with long parameters: its type decides");
+    snprintf(params, sizeof(params), "text/csv;q=0.5, application/vnd.pgrst.array+json;x=%0300d;nulls=stripped", 0);
+    is_int(sv_rest_negotiate(params), SV_REST_MEDIA_JSON, "past 255 bytes, not stripped");
 
     is_str(sv_rest_media_content_type(SV_REST_MEDIA_JSON_STRIPPED),
            "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8", "PostgREST's stripped array type");
