@@ -171,6 +171,85 @@ my $one = $ngx->call('GET', "$T?select=title&title=eq.hello",
                      headers => { %A, Accept => 'application/vnd.pgrst.object+json' });
 is($one->code, 200, '.single()\'s Accept still works') or diag $one->content;
 
+# --- Stripped nulls: postgrest-js's .stripNulls() ------------------------------------------
+# PostgREST's application/vnd.pgrst.array+json;nulls=stripped (and the
+# object type for .single()): the body through json_strip_nulls, so a
+# member whose value is null is left out, at any depth (a jsonb column's
+# too); every other value stays, 0 and '' included. The answer names the
+# type as PostgREST does. B's rows, so that A's above stay as they were.
+my $B = $s->user('b@example.com');
+my $hb = $s->handle($B, 'b');
+$s->content($hb, 'n1', title => 'with nulls', description => '', metadata => '{"kept": 1, "gone": null}',
+            visibility => 'private');
+$s->content($hb, 'n2', description => 'no title', content_url => 'https://example.com/n2', visibility => 'private');
+my %B = (Authorization => 'Bearer ' . $s->jwt(user => $B));
+my $cols = 'platform_content_id,title,description,content_url,view_count,metadata';
+my $list = "$T?select=$cols&handle_id=eq.$hb&order=platform_content_id";
+my $strip_array = 'application/vnd.pgrst.array+json;nulls=stripped';
+my $strip_object = 'application/vnd.pgrst.object+json;nulls=stripped';
+my @full = ({ platform_content_id => 'n1', title => 'with nulls', description => '', content_url => undef,
+              view_count => 0, metadata => { kept => 1, gone => undef } },
+            { platform_content_id => 'n2', title => undef, description => 'no title',
+              content_url => 'https://example.com/n2', view_count => 0, metadata => {} });
+my @stripped = ({ platform_content_id => 'n1', title => 'with nulls', description => '', view_count => 0,
+                  metadata => { kept => 1 } },
+                { platform_content_id => 'n2', description => 'no title', content_url => 'https://example.com/n2',
+                  view_count => 0, metadata => {} });
+# The answer as a client sees it: status, Content-Type and body.
+sub answer {
+    my ($method, $path, $accept, %opt) = @_;
+    my $r = $ngx->call($method, $path, headers => { %B, Accept => $accept, %{ $opt{headers} // {} } },
+                       defined $opt{body} ? (body => $opt{body}) : ());
+    return { status => $r->code, type => $r->header('Content-Type'), body => $ngx->json($r) // $r->content };
+}
+my $json_type = 'application/json; charset=utf-8';
+my $array_type = 'application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8';
+my $object_type = 'application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8';
+is_deeply(answer(GET => $list, $strip_array), { status => 200, type => $array_type, body => \@stripped },
+          "Accept: $strip_array: the null members left out, every other value kept, as PostgREST's type");
+is_deeply(answer(GET => $list, 'application/vnd.pgrst.array+json'), { status => 200, type => $json_type, body => \@full },
+          'application/vnd.pgrst.array+json without nulls=stripped: plain JSON, with the nulls');
+is_deeply(answer(GET => "$list&platform_content_id=eq.n2", $strip_object),
+          { status => 200, type => $object_type, body => $stripped[1] },
+          ".single().stripNulls(): the one row without its nulls, as PostgREST's type");
+is_deeply(answer(PATCH => "$T?platform_content_id=eq.n1&select=platform_content_id,title,description", $strip_array,
+                 headers => { Prefer => 'return=representation' }, body => { title => undef }),
+          { status => 200, type => $array_type, body => [{ platform_content_id => 'n1', description => '' }] },
+          "an update's representation is stripped too: the nulled title left out");
+$su->do(q{UPDATE handle_content SET title = 'with nulls' WHERE platform_content_id = 'n1'});
+
+# --- q: ranks the ranges, as in PostgREST ------------------------------------------------------
+# PostgREST (wai-extra's parseHttpAccept) sorts the ranges by q, then by
+# how specific they are, and serves the first it makes. It refuses none
+# for q=0 (RFC 9110's "not acceptable"): that only ranks it last. So do
+# we: `Accept: application/json;q=0` alone is served JSON, as PostgREST
+# serves it (this one holds on main too; it pins the choice).
+is_deeply(answer(GET => $list, 'application/vnd.pgrst.object+json;q=0.5, application/json'),
+          { status => 200, type => $json_type, body => \@full }, 'JSON ranked above the object: the array');
+is_deeply(answer(GET => "$list&platform_content_id=eq.n1", 'application/vnd.pgrst.object+json;q=0, application/json;q=0.1'),
+          { status => 200, type => $json_type, body => [$full[0]] }, 'q=0 ranks below q=0.1: the array');
+is_deeply(answer(GET => $list, "application/json, $strip_array"), { status => 200, type => $array_type, body => \@stripped },
+          'equal q: the range with a parameter ranks first');
+is_deeply(answer(GET => $list, 'application/json;q=0'), { status => 200, type => $json_type, body => \@full },
+          'application/json;q=0 alone: served JSON, as PostgREST does');
+
+# --- PGRST107 quotes the client's bytes as valid UTF-8 -----------------------------------------
+# The message carries at most 200 bytes of what was asked for: cut before
+# a character that would not fit, never inside one, and a byte that is
+# not UTF-8 becomes U+FFFD (as PostgREST decodes it), so that the body
+# stays valid JSON text. json-c would copy the bytes as they are.
+require Encode;
+for my $case (['text/' . ('x' x 194) . "\xc3\xa9", 'text/' . ('x' x 194), 'a two-byte character across the 200-byte cut'],
+              ["text/\xff\xfe", "text/\x{FFFD}\x{FFFD}", 'bytes that are not UTF-8']) {
+    my ($accept, $named, $what) = @$case;
+    my $res = $ngx->request('GET', "$T?select=title", headers => { %A, Accept => $accept });
+    my $text = eval { Encode::decode('UTF-8', $res->content, Encode::FB_CROAK()) };
+    my $err = defined $text ? eval { JSON::PP->new->decode($text) } : undef;
+    is_deeply([$res->code, defined $text ? 'valid UTF-8' : 'invalid UTF-8', $err && $err->{message}],
+              [406, 'valid UTF-8', "None of these media types are available: $named"],
+              "406 PGRST107 for $what: valid UTF-8 JSON naming what was asked for") or diag $res->content;
+}
+
 # Prepared statements: a shape whose first runs fail (at execution) still
 # works afterwards, on both workers.
 for my $i (1 .. 4) {

@@ -49,46 +49,65 @@ static int sv_json_has_nul_escape(const char *text, size_t len)
     return 0;
 }
 
-/* 1 when s[0..len) is well-formed UTF-8 (Unicode's table 3-7): no
- * overlong forms (such as C0 80 for NUL), no UTF-16 surrogates, nothing
- * above U+10FFFF. json-c's own check only counts continuation bytes. */
+/* The length of the well-formed UTF-8 sequence at s[0..len) (Unicode's
+ * table 3-7: no overlong forms such as C0 80 for NUL, no UTF-16
+ * surrogates, nothing above U+10FFFF), or 0 when s does not start one.
+ * json-c's own check only counts continuation bytes. */
+static size_t sv_json_utf8_seq(const unsigned char *s, size_t len)
+{
+    unsigned char c = s[0];
+    if (c < 0x80)
+        return 1;
+    size_t n;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf) {
+        n = 1;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        n = 2;
+        if (c == 0xe0)
+            lo = 0xa0;
+        else if (c == 0xed)
+            hi = 0x9f;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        n = 3;
+        if (c == 0xf0)
+            lo = 0x90;
+        else if (c == 0xf4)
+            hi = 0x8f;
+    } else {
+        return 0;
+    }
+    if (len <= n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k <= n; k++)
+        if (s[k] < 0x80 || s[k] > 0xbf)
+            return 0;
+    return n + 1;
+}
+
 static int sv_json_utf8_ok(const unsigned char *s, size_t len)
 {
-    size_t i = 0;
-
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) {
-            n = 1;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else {
+    for (size_t i = 0, n; i < len; i += n)
+        if ((n = sv_json_utf8_seq(s + i, len - i)) == 0)
             return 0;
-        }
-        if (len - i <= n || s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if (s[i + k] < 0x80 || s[i + k] > 0xbf)
-                return 0;
-        i += n + 1;
-    }
     return 1;
+}
+
+void sv_json_buf_utf8(sv_buf *buf, const char *text, size_t len, size_t max)
+{
+    static const char replacement[] = "\xef\xbf\xbd";    /* U+FFFD */
+    const unsigned char *s = (const unsigned char *)text;
+    size_t used = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = sv_json_utf8_seq(s + i, len - i);
+        const char *out = n > 0 ? text + i : replacement;
+        size_t out_len = n > 0 ? n : sizeof(replacement) - 1;
+        if (used + out_len > max)
+            break;
+        sv_buf_append(buf, out, out_len);
+        used += out_len;
+        i += n > 0 ? n : 1;
+    }
 }
 
 int sv_json_parse(const char *text, size_t len, json_object **out, const char **why)

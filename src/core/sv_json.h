@@ -7,6 +7,8 @@
 
 #include <json-c/json.h>
 
+#include "core/sv_arena.h"
+
 /* Deepest nesting accepted; deeper input is refused, not recursed into. */
 #define SV_JSON_MAX_DEPTH 64
 
@@ -36,5 +38,14 @@ void sv_json_put_wiped(json_object *obj);
  * scope lists, which OAuth writes separated by spaces and some
  * providers by commas. */
 void sv_json_add_words(json_object *arr, const char *s, const char *seps, size_t max_len, size_t max_items);
+
+/* Appends text[0..len) to buf as well-formed UTF-8 of at most max bytes:
+ * a byte that starts no well-formed sequence becomes U+FFFD (as
+ * Haskell's decodeUtf8 makes it in PostgREST's messages), and the text
+ * ends before the first character that would pass max, never inside
+ * one. For client text quoted in an error message: json-c writes a
+ * string's bytes as they are, so a bad byte or half a character there
+ * would make the whole answer invalid JSON text. */
+void sv_json_buf_utf8(sv_buf *buf, const char *text, size_t len, size_t max);
 
 #endif

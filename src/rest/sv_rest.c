@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "core/sv_clock.h"
+#include "core/sv_json.h"
 #include "core/sv_log.h"
 #include "db/sv_sqlstate.h"
 #include "rest/sv_rest_query.h"
@@ -327,8 +328,9 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
         sv_buf_printf(&pa, "%scount=exact", pa.len ? ", " : "");
     if (pa.len)
         sv_response_header(res, "Preference-Applied", pa.data);
-    if (plan->single && plan->has_body)
-        sv_response_header(res, "Content-Type", "application/vnd.pgrst.object+json; charset=utf-8");
+    const char *content_type = sv_rest_media_content_type(plan->media);
+    if (content_type != NULL && plan->has_body)
+        sv_response_header(res, "Content-Type", content_type);
     res->status = status;
     res->body.len = 0;
     if (plan->has_body && !PQgetisnull(r, 0, 2)) {
@@ -358,19 +360,17 @@ int sv_rest_profile(sv_ctx *ctx, int vault)
     return SV_OK;
 }
 
-/* PostgREST's content negotiation, for what this server produces: JSON
- * (application/json and its wildcards) and .single()'s object. Anything
- * else a client asks for (text/csv from .csv(), a plan from .explain(),
- * application/geo+json) is PostgREST's 406 PGRST107 naming the types
- * asked for, rather than JSON it did not ask for. Parameters (q=,
- * nulls=) are not weighed. */
+/* PostgREST's content negotiation (sv_rest_negotiate), for what this
+ * server produces: JSON, with nulls stripped or not, as an array or as
+ * .single()'s object. Anything else a client asks for (text/csv from
+ * .csv(), a plan from .explain(), application/geo+json) is PostgREST's
+ * 406 PGRST107 naming the types asked for, rather than JSON it did not
+ * ask for. The names are the client's own bytes, made valid UTF-8 and
+ * cut at a character, so that the error is valid JSON text. */
 static int sv_rest_accept(sv_ctx *ctx)
 {
-    static const char *const produced[] = { "application/json", "application/*", "*/*",
-                                            "application/vnd.pgrst.object+json",
-                                            "application/vnd.pgrst.object" };
     const char *accept = sv_request_header(ctx->req, "Accept");
-    if (accept == NULL || accept[strspn(accept, " \t")] == '\0')
+    if (sv_rest_negotiate(accept) != SV_REST_MEDIA_NONE)
         return SV_OK;
     sv_buf asked;
     sv_buf_init(&asked, ctx->arena, 64);
@@ -380,21 +380,15 @@ static int sv_rest_accept(sv_ctx *ctx)
         size_t tlen = len - (size_t)(type - item);
         while (tlen > 0 && (type[tlen - 1] == ' ' || type[tlen - 1] == '\t'))
             tlen--;
-        size_t essence = strcspn(type, ";");
-        if (essence > tlen)
-            essence = tlen;
-        while (essence > 0 && (type[essence - 1] == ' ' || type[essence - 1] == '\t'))
-            essence--;
-        for (size_t k = 0; k < sizeof(produced) / sizeof(produced[0]); k++)
-            if (strlen(produced[k]) == essence && strncasecmp(type, produced[k], essence) == 0)
-                return SV_OK;
         if (tlen > 0)
             sv_buf_printf(&asked, "%s%.*s", asked.len > 0 ? ", " : "", (int)tlen, type);
         item += len + (item[len] == ',');
     }
-    return sv_fail(&ctx->err, 406, "PGRST107",
-                   sv_arena_printf(ctx->arena, "None of these media types are available: %.200s",
-                                   asked.len > 0 ? asked.data : accept));
+    sv_buf message;
+    sv_buf_init(&message, ctx->arena, 64 + asked.len);
+    sv_buf_puts(&message, "None of these media types are available: ");
+    sv_json_buf_utf8(&message, asked.data, asked.len, 200);
+    return sv_fail(&ctx->err, 406, "PGRST107", message.data);
 }
 
 void sv_rest_cache_init(sv_rest_cache *cache)

@@ -876,9 +876,107 @@ static void sv_rq_prefer(const char *h, sv_prefer *pf)
     }
 }
 
-static int sv_rq_wants_single(const char *accept)
+/* --- content negotiation ---------------------------------------------------------- */
+
+/* One media range as PostgREST reads it: spaces dropped, ";q=" and all
+ * after it cut off (into *q, 1 when absent or unreadable).
+ * SV_REST_MEDIA_NONE for a type this server does not make. Of a range
+ * longer than any of those with their parameters, only the first 255
+ * bytes are read: its type decides, and it is not nulls=stripped. */
+static sv_rest_media sv_rq_media_range(const char *item, size_t len, double *q, int *specific)
 {
-    return accept != NULL && strstr(accept, "application/vnd.pgrst.object") != NULL;
+    char range[256];
+    size_t n = 0;
+    int cut = 0;
+    for (size_t i = 0; i < len && !cut; i++) {
+        if (item[i] == ' ' || item[i] == '\t')
+            continue;
+        if (n + 1 < sizeof(range))
+            range[n++] = item[i];
+        else
+            cut = 1;
+    }
+    range[n] = '\0';
+    *q = 1.0;
+    char *qp = strstr(range, ";q=");
+    if (qp == NULL)
+        qp = strstr(range, ";Q=");
+    if (qp != NULL) {
+        if (qp[3] >= '0' && qp[3] <= '9')
+            *q = strtod(qp + 3, NULL);
+        *qp = '\0';
+    }
+    *specific = 0;
+    for (const char *c = range; *c != '\0'; c++)
+        *specific += *c == ';' ? 1 : *c == '*' ? -1 : 0;
+
+    size_t essence = strcspn(range, ";");
+    const char *params = range + essence;
+    int stripped = !cut && strcasecmp(params, ";nulls=stripped") == 0;
+#define SV_IS(type) (essence == sizeof(type) - 1 && strncasecmp(range, type, essence) == 0)
+    if (SV_IS("application/json") || SV_IS("*/*") || SV_IS("application/*"))
+        return SV_REST_MEDIA_JSON;
+    if (SV_IS("application/vnd.pgrst.array+json") || SV_IS("application/vnd.pgrst.array"))
+        return stripped ? SV_REST_MEDIA_JSON_STRIPPED : SV_REST_MEDIA_JSON;
+    if (SV_IS("application/vnd.pgrst.object+json") || SV_IS("application/vnd.pgrst.object"))
+        return stripped ? SV_REST_MEDIA_OBJECT_STRIPPED : SV_REST_MEDIA_OBJECT;
+#undef SV_IS
+    return SV_REST_MEDIA_NONE;
+}
+
+sv_rest_media sv_rest_negotiate(const char *accept)
+{
+    if (accept == NULL)
+        return SV_REST_MEDIA_JSON;
+    sv_rest_media best = SV_REST_MEDIA_NONE;
+    double best_q = 0;
+    int best_specific = 0, ranges = 0;
+    /* PostgREST sorts the ranges (stably) and takes the first it makes:
+     * the same as the first of the best-ranked it makes. */
+    for (const char *item = accept;;) {
+        size_t len = strcspn(item, ",");
+        if (strspn(item, " \t") < len) {
+            double q;
+            int specific;
+            sv_rest_media m = sv_rq_media_range(item, len, &q, &specific);
+            ranges++;
+            if (m != SV_REST_MEDIA_NONE &&
+                (best == SV_REST_MEDIA_NONE || q > best_q || (q == best_q && specific > best_specific))) {
+                best = m;
+                best_q = q;
+                best_specific = specific;
+            }
+        }
+        if (item[len] == '\0')
+            break;
+        item += len + 1;
+    }
+    return ranges == 0 ? SV_REST_MEDIA_JSON : best;
+}
+
+const char *sv_rest_media_content_type(sv_rest_media media)
+{
+    switch (media) {
+    case SV_REST_MEDIA_JSON_STRIPPED:
+        return "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8";
+    case SV_REST_MEDIA_OBJECT:
+        return "application/vnd.pgrst.object+json; charset=utf-8";
+    case SV_REST_MEDIA_OBJECT_STRIPPED:
+        return "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8";
+    default:
+        return NULL;
+    }
+}
+
+/* The representation a table request negotiated; nothing made (already
+ * refused with 406 by the handler) counts as JSON. */
+static void sv_rq_negotiated(const sv_rest_input *in, sv_rest_plan *plan)
+{
+    plan->media = sv_rest_negotiate(in->accept);
+    if (plan->media == SV_REST_MEDIA_NONE)
+        plan->media = SV_REST_MEDIA_JSON;
+    plan->single = plan->media == SV_REST_MEDIA_OBJECT || plan->media == SV_REST_MEDIA_OBJECT_STRIPPED;
+    plan->strip_nulls = plan->media == SV_REST_MEDIA_JSON_STRIPPED || plan->media == SV_REST_MEDIA_OBJECT_STRIPPED;
 }
 
 /* --- statements --------------------------------------------------------------- */
@@ -892,21 +990,36 @@ static const char *sv_rq_find(const sv_qparam *ps, int n, const char *key)
     return v;
 }
 
+/* The body of json: as it is, or with every object member whose value
+ * is null left out, at any depth, as PostgREST strips it. */
+static void sv_rq_json_body(sv_buf *sql, int strip_nulls, const char *json)
+{
+    if (strip_nulls)
+        sv_buf_printf(sql, "pg_catalog.json_strip_nulls(%s)", json);
+    else
+        sv_buf_puts(sql, json);
+}
+
 /* The outer SELECT over the CTE "pgrst_source". */
-static void sv_rq_outer(sv_buf *sql, const char *total, int want_body, int single, int check_single)
+static void sv_rq_outer(sv_buf *sql, const char *total, int want_body, const sv_rest_plan *plan,
+                        int check_single)
 {
     sv_buf_puts(sql, " SELECT ");
     sv_buf_puts(sql, total ? total : "NULL::bigint");
     sv_buf_puts(sql, ", pg_catalog.count(*), ");
-    if (!want_body)
+    if (!want_body) {
         sv_buf_puts(sql, "NULL::text");
-    else if (single && check_single)
-        sv_buf_puts(sql, "CASE WHEN public.sv_rest_expect_one(pg_catalog.count(*)) "
-                         "THEN (pg_catalog.json_agg(_pgrst_s) -> 0)::text END");
-    else if (single)
-        sv_buf_puts(sql, "(pg_catalog.json_agg(_pgrst_s) -> 0)::text");
-    else
-        sv_buf_puts(sql, "coalesce(pg_catalog.json_agg(_pgrst_s), '[]')::text");
+    } else if (plan->single) {
+        if (check_single)
+            sv_buf_puts(sql, "CASE WHEN public.sv_rest_expect_one(pg_catalog.count(*)) THEN ");
+        sv_buf_puts(sql, "(");
+        sv_rq_json_body(sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s) -> 0");
+        sv_buf_puts(sql, check_single ? ")::text END" : ")::text");
+    } else {
+        sv_buf_puts(sql, "coalesce(");
+        sv_rq_json_body(sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s)");
+        sv_buf_puts(sql, ", '[]')::text");
+    }
     sv_buf_puts(sql, " FROM pgrst_source _pgrst_s");
 }
 
@@ -984,8 +1097,8 @@ static int sv_rq_read(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, in
         sv_buf_puts(&tb, ")");
         total = tb.data;
     }
-    plan->single = sv_rq_wants_single(in->accept);
-    sv_rq_outer(&sql, total, in->method != SV_HTTP_HEAD, plan->single, 0);
+    sv_rq_negotiated(in, plan);
+    sv_rq_outer(&sql, total, in->method != SV_HTTP_HEAD, plan, 0);
     plan->sql = sql.data;
     plan->count = pf->count;
     plan->is_read = 1;
@@ -1159,7 +1272,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     int rc = SV_ERROR;
 
     plan->return_mode = pf->return_mode < 0 ? SV_REST_RETURN_MINIMAL : pf->return_mode;
-    plan->single = sv_rq_wants_single(in->accept);
+    sv_rq_negotiated(in, plan);
     plan->count = pf->count;
     int want_body = plan->return_mode == SV_REST_RETURN_REPRESENTATION;
     /* a merge upsert always counts its rows: 201 or 200 depends on them;
@@ -1338,8 +1451,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
         else
             sv_buf_puts(&sql, "1");
         sv_buf_puts(&sql, ")");
-        sv_rq_outer(&sql, merge ? SV_RQ_INSERTED_TOTAL : NULL, want_body,
-                    plan->single && want_body, 1);
+        sv_rq_outer(&sql, merge ? SV_RQ_INSERTED_TOTAL : NULL, want_body, plan, 1);
     } else {
         /* a data-modifying CTE without RETURNING still runs to completion */
         sv_buf_puts(&sql, ") SELECT NULL::bigint, NULL::bigint, NULL::text");
@@ -1593,15 +1705,22 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
             goto not_found;
     sv_buf_puts(&call, ")");
 
+    /* A function's result is not made a single object here: only the
+     * stripping of nulls is taken from the negotiated type. */
+    sv_rest_media media = sv_rest_negotiate(in->accept);
+    plan->strip_nulls = media == SV_REST_MEDIA_JSON_STRIPPED || media == SV_REST_MEDIA_OBJECT_STRIPPED;
+    plan->media = media == SV_REST_MEDIA_JSON_STRIPPED ? media : SV_REST_MEDIA_JSON;
     if (f->returns_set) {
-        sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), "
-                          "coalesce(pg_catalog.json_agg(_pgrst_s), '[]')::text FROM ");
+        sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), coalesce(");
+        sv_rq_json_body(&sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s)");
+        sv_buf_puts(&sql, ", '[]')::text FROM ");
         sv_buf_append(&sql, call.data, call.len);
         sv_buf_puts(&sql, " _pgrst_s");
     } else {
-        sv_buf_puts(&sql, "SELECT NULL::bigint, NULL::bigint, coalesce(pg_catalog.to_json(");
-        sv_buf_append(&sql, call.data, call.len);
-        sv_buf_puts(&sql, ")::text, 'null')");
+        sv_buf_puts(&sql, "SELECT NULL::bigint, NULL::bigint, coalesce(");
+        sv_rq_json_body(&sql, plan->strip_nulls,
+                        sv_arena_printf(arena, "pg_catalog.to_json(%.*s)", (int)call.len, call.data));
+        sv_buf_puts(&sql, "::text, 'null')");
     }
     plan->sql = sql.data;
     plan->params = q.params;

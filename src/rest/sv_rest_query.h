@@ -74,6 +74,32 @@ typedef struct sv_rest_input {
     size_t      body_len;
 } sv_rest_input;
 
+/* What content negotiation picked from the Accept header: the media
+ * types PostgREST's MediaType.hs decodes, of those this server makes. */
+typedef enum sv_rest_media {
+    SV_REST_MEDIA_NONE = 0,          /* nothing it makes: 406 PGRST107 */
+    SV_REST_MEDIA_JSON,              /* application/json, application/vnd.pgrst.array+json,
+                                        the wildcards, no Accept at all */
+    SV_REST_MEDIA_JSON_STRIPPED,     /* application/vnd.pgrst.array+json;nulls=stripped */
+    SV_REST_MEDIA_OBJECT,            /* application/vnd.pgrst.object+json: .single() */
+    SV_REST_MEDIA_OBJECT_STRIPPED,   /* application/vnd.pgrst.object+json;nulls=stripped */
+} sv_rest_media;
+
+/* PostgREST's content negotiation over an Accept header (NULL: none):
+ * the media ranges are ranked by q, highest first, then by how specific
+ * they are (parameters count up, '*' down), then by their order, and
+ * the first one this server makes wins. As in PostgREST (wai-extra's
+ * parseHttpAccept), q only ranks: q=0 does not refuse a type. Spaces
+ * and tabs inside a range are ignored, the type is compared without
+ * regard to case, and nulls=stripped counts only as the one parameter
+ * besides q (PostgREST's checkArrayNullStrip). Unlike PostgREST, the
+ * wildcard for any application type is taken for JSON too. */
+sv_rest_media sv_rest_negotiate(const char *accept);
+
+/* The Content-Type PostgREST answers with for media (toContentType), or
+ * NULL for plain JSON, every response's default. */
+const char *sv_rest_media_content_type(sv_rest_media media);
+
 enum { SV_REST_RETURN_MINIMAL = 0, SV_REST_RETURN_HEADERS = 1, SV_REST_RETURN_REPRESENTATION = 2 };
 
 typedef struct sv_rest_plan {
@@ -82,6 +108,8 @@ typedef struct sv_rest_plan {
     int          nparams;
     int          status;             /* HTTP status on success */
     int          single;             /* Accept: application/vnd.pgrst.object+json */
+    int          strip_nulls;        /* ...;nulls=stripped: the body through json_strip_nulls */
+    sv_rest_media media;             /* negotiated: its Content-Type when there is a body */
     int          count;              /* Prefer: count=exact (or planned/estimated) */
     int          return_mode;        /* SV_REST_RETURN_* (writes) */
     int          has_body;           /* the body column carries the answer */

@@ -892,6 +892,29 @@ await step('8g. likeAnyOf / likeAllOf / ilikeAnyOf / ilikeAllOf', async () => {
 });
 
 // ---------------------------------------------------------------------
+// 8h. postgrest-js's stripNulls() sends
+// Accept: application/vnd.pgrst.array+json;nulls=stripped (with .single(),
+// the object type): PostgREST leaves out every member whose value is null.
+// ---------------------------------------------------------------------
+await step('8h. stripNulls()', async () => {
+    const contentId = need(S.content && S.content.title && S.content.title.id, 'content id');
+    const cols = 'id,title,description,content_url,thumbnail_url,published_at,duration_seconds,view_count';
+    const withoutNulls = (row) => Object.fromEntries(Object.entries(row).filter(([, v]) => v !== null));
+    const plain = await supabase.from('handle_content').select(cols).order('platform_content_id');
+    okResult(plain, "A's content with its nulls");
+    const rows = plain.data || [];
+    ok(rows.length > 1 && rows.some((r) => Object.values(r).includes(null)), 'some rows have null columns', rows);
+    const theOne = rows.find((r) => r.id === contentId);
+    ok(theOne && Object.values(theOne).includes(null), 'so has the row read alone below', theOne);
+    const stripped = await supabase.from('handle_content').select(cols).order('platform_content_id').stripNulls();
+    okResult(stripped, "select(...).stripNulls()");
+    isDeeply(stripped.data, rows.map(withoutNulls), 'the same rows without their null members');
+    const one = await supabase.from('handle_content').select(cols).eq('id', contentId).single().stripNulls();
+    okResult(one, '.single().stripNulls()');
+    isDeeply(one.data, theOne && withoutNulls(theOne), 'the one row without its null members');
+});
+
+// ---------------------------------------------------------------------
 // 9. updateUser, refreshSession, signOut
 // ---------------------------------------------------------------------
 await step('9. updateUser / refreshSession / signOut', async () => {

@@ -1,6 +1,7 @@
 /* Unit tests of the pure PostgREST translator (src/rest/sv_rest_query.c): the
  * SQL it generates for each operator and option, the errors it returns,
  * and that hostile input never reaches the SQL text. */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "http/sv_http.h"
@@ -630,6 +631,99 @@ static void test_fuzz(void)
     is_int(bad, 0, "20000 random query strings: 4xx or clean SQL");
 }
 
+/* PostgREST's negotiation: q ranks, specificity breaks ties, the first
+ * type made wins; nulls=stripped only as the one other parameter. */
+static void test_negotiate(void)
+{
+    static const struct {
+        const char   *accept;
+        sv_rest_media want;
+        const char   *name;
+    } cases[] = {
+        { NULL, SV_REST_MEDIA_JSON, "no Accept" },
+        { "", SV_REST_MEDIA_JSON, "empty Accept" },
+        { " , ", SV_REST_MEDIA_JSON, "only empty ranges" },
+        { "application/json", SV_REST_MEDIA_JSON, "application/json" },
+        { "*/*", SV_REST_MEDIA_JSON, "*/*" },
+        { "application/vnd.pgrst.array+json", SV_REST_MEDIA_JSON, "array without the parameter is JSON" },
+        { "application/vnd.pgrst.array+json;nulls=stripped", SV_REST_MEDIA_JSON_STRIPPED, "stripNulls()" },
+        { "application/vnd.pgrst.array; nulls=stripped", SV_REST_MEDIA_JSON_STRIPPED, "array, space before the parameter" },
+        { "application/vnd.pgrst.array+json;nulls=stripped;charset=utf-8", SV_REST_MEDIA_JSON,
+          "another parameter besides nulls: not stripped (PostgREST's exact match)" },
+        { "application/vnd.pgrst.array+json;nulls=stripped;q=0.5", SV_REST_MEDIA_JSON_STRIPPED,
+          "q is cut off before the parameter check" },
+        { "application/vnd.pgrst.object+json", SV_REST_MEDIA_OBJECT, ".single()" },
+        { "application/vnd.pgrst.object", SV_REST_MEDIA_OBJECT, "object without +json" },
+        { "application/vnd.pgrst.object+json;nulls=stripped", SV_REST_MEDIA_OBJECT_STRIPPED,
+          ".single().stripNulls()" },
+        { "application/json;q=0", SV_REST_MEDIA_JSON, "q=0 alone: still JSON, as PostgREST" },
+        { "application/vnd.pgrst.object+json;q=0.5, application/json", SV_REST_MEDIA_JSON,
+          "the higher q wins over the order" },
+        { "application/json;q=0, application/vnd.pgrst.object+json;q=0.001", SV_REST_MEDIA_OBJECT,
+          "q=0 ranks last" },
+        { "application/json, application/vnd.pgrst.array+json;nulls=stripped", SV_REST_MEDIA_JSON_STRIPPED,
+          "equal q: the more specific range first" },
+        { "*/*, application/vnd.pgrst.object+json", SV_REST_MEDIA_OBJECT, "equal q: a wildcard last" },
+        { "application/json, application/vnd.pgrst.object+json", SV_REST_MEDIA_JSON,
+          "equal q and specificity: the first" },
+        { "text/csv, application/json;q=0.1", SV_REST_MEDIA_JSON, "the first type made" },
+        { "text/csv", SV_REST_MEDIA_NONE, "CSV is not made" },
+        { "application/vnd.pgrst.plan+text; for=\"application/json\"", SV_REST_MEDIA_NONE, "plans are not made" },
+        { "application/vnd.pgrst.array+jsonx;nulls=stripped", SV_REST_MEDIA_NONE, "no prefix match" },
+        { "application/json;q=abc", SV_REST_MEDIA_JSON, "an unreadable q counts as 1" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        is_int(sv_rest_negotiate(cases[i].accept), cases[i].want, "%s", cases[i].name);
+
+    char longest[300];
+    memset(longest, ' ', sizeof(longest) - 1);
+    memcpy(longest + 200, "application/json", 16);
+    longest[sizeof(longest) - 1] = '\0';
+    is_int(sv_rest_negotiate(longest), SV_REST_MEDIA_JSON, "spaces around a range do not count against its length");
+    char params[600];
+    snprintf(params, sizeof(params), "application/vnd.pgrst.object+json;charset=%0500d", 0);
+    is_int(sv_rest_negotiate(params), SV_REST_MEDIA_OBJECT, "a range with long parameters: its type decides");
+    snprintf(params, sizeof(params), "text/csv;q=0.5, application/vnd.pgrst.array+json;x=%0300d;nulls=stripped", 0);
+    is_int(sv_rest_negotiate(params), SV_REST_MEDIA_JSON, "past 255 bytes, not stripped");
+
+    is_str(sv_rest_media_content_type(SV_REST_MEDIA_JSON_STRIPPED),
+           "application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8", "PostgREST's stripped array type");
+    is_str(sv_rest_media_content_type(SV_REST_MEDIA_OBJECT_STRIPPED),
+           "application/vnd.pgrst.object+json;nulls=stripped; charset=utf-8", "PostgREST's stripped object type");
+    ok(sv_rest_media_content_type(SV_REST_MEDIA_JSON) == NULL, "plain JSON keeps the default type");
+
+    is_int(run(SV_HTTP_GET, "", NULL, NULL, NULL, "application/vnd.pgrst.array+json;nulls=stripped"), SV_OK,
+           "stripped read");
+    ok(has("coalesce(pg_catalog.json_strip_nulls(pg_catalog.json_agg(_pgrst_s)), '[]')::text"),
+       "the array goes through json_strip_nulls");
+    is_int(plan.single, 0, "not single");
+    is_int(run(SV_HTTP_GET, "", NULL, NULL, NULL, "application/vnd.pgrst.object+json;nulls=stripped"), SV_OK,
+           "stripped single read");
+    ok(has("(pg_catalog.json_strip_nulls(pg_catalog.json_agg(_pgrst_s) -> 0))::text"), "the object is stripped");
+    is_int(plan.single, 1, "single");
+    is_int(run(SV_HTTP_PATCH, "title=eq.a", "{\"title\":\"b\"}", "return=representation", NULL,
+               "application/vnd.pgrst.object+json;nulls=stripped"), SV_OK, "stripped single write");
+    ok(has("THEN (pg_catalog.json_strip_nulls(pg_catalog.json_agg(_pgrst_s) -> 0))::text END"),
+       "a write's object is checked and stripped");
+    is_int(run(SV_HTTP_GET, "", NULL, NULL, NULL, "application/vnd.pgrst.object+json;q=0.5, application/json"),
+           SV_OK, "a read preferring JSON");
+    is_int(plan.single, 0, "JSON ranked above the object: an array");
+    ok(!has("json_strip_nulls"), "and nothing stripped");
+
+    const char *names[] = { "query" };
+    const char *types[] = { "text" };
+    sv_rest_function_def set = { "search_content", names, types, 1, 0, 1, "record" };
+    sv_rest_function_def one = { "quota_status", names, types, 1, 0, 0, "json" };
+    sv_rest_input in = { SV_HTTP_GET, "query=a", NULL, NULL, "application/vnd.pgrst.array+json;nulls=stripped",
+                         NULL, NULL, 0 };
+    is_int(sv_rest_translate_rpc(&arena, &set, &in, &plan, &err), SV_OK, "stripped set-returning rpc");
+    ok(has("coalesce(pg_catalog.json_strip_nulls(pg_catalog.json_agg(_pgrst_s)), '[]')::text"), "rows stripped");
+    is_int(plan.media, SV_REST_MEDIA_JSON_STRIPPED, "answered as the stripped array type");
+    is_int(sv_rest_translate_rpc(&arena, &one, &in, &plan, &err), SV_OK, "stripped scalar rpc");
+    ok(has("coalesce(pg_catalog.json_strip_nulls(pg_catalog.to_json(public.\"quota_status\"(\"query\" => $1::text)))::text, 'null')"),
+       "the value stripped");
+}
+
 int main(void)
 {
     sv_arena_init(&arena, 65536);
@@ -639,6 +733,7 @@ int main(void)
     test_order_limit();
     test_writes();
     test_rpc();
+    test_negotiate();
     test_hostile();
     test_fuzz();
     sv_arena_free(&arena);
