@@ -150,7 +150,9 @@ $nscan *= keys %who;
 
 # Taking turns the index's run finishes first: it costs a fifteenth of
 # the scan's, and each gets the same time.
-my $by_index = () = $turns_log =~ /text_filter_fallback mode=turns .*answered_by=index/g;
+# (Or by the index at once: a worker that saw the index win remembers it
+# for the same search, mode=hint.)
+my $by_index = () = $turns_log =~ /text_filter_fallback mode=(?:turns|hint) .*answered_by=index/g;
 cmp_ok($by_index, '>=', $nscan, "taking turns: the $nscan requests the planner scans the table for were answered by the index")
     or diag join "\n", grep { /text_filter_fallback/ } split /\n/, $turns_log;
 unlike($turns_plans, $scan, 'taking turns: no statement that answered scanned the table');
@@ -165,7 +167,8 @@ unlike($turns_plans, qr/due to user request/, 'taking turns: only the budget can
 SKIP: {
 skip 'one CPU: the pool never races', 5 unless $cpus > 1;
 my @raced = $fell_log =~ /text_filter_fallback mode=race runs=\d+ answered_by=(\w+)/g;
-cmp_ok(scalar @raced, '>=', $nscan, "racing: the $nscan requests the planner scans the table for ran both plans at once")
+my @hinted = $fell_log =~ /text_filter_fallback mode=hint runs=1 answered_by=(\w+)/g;
+cmp_ok(@raced + @hinted, '>=', $nscan, "racing: the $nscan requests the planner scans the table for ran both plans at once, or the index first on a hint")
     or diag join "\n", grep { /text_filter_fallback/ } split /\n/, $fell_log;
 is(scalar(grep { !/^(?:index|planner)$/ } @raced), 0, 'racing: each race was answered by one of them');
 my $won = grep { $_ eq 'index' } @raced;
@@ -212,8 +215,12 @@ SKIP: {
         conf => { jwt_secret => $secret, text_filter_budget => 1, keepalive_idle => 2 });
     $pool->start;
     my $path = $requests[0][0];
+    # Each read with another limit (the same rows: fewer match), so that
+    # no worker has a hint for it (below).
+    my $limit = 20;
     my $search = sub {
         my $from = $pool->log_offset;
+        my $path = $requests[0][0] =~ s/limit=20/'limit=' . $limit++/er;
         my ($text) = SV::Test::fcgi_ask($pool->connect, $path, headers => $who{A});
         my ($body) = ($text // '') =~ /\r?\n\r?\n(.*)\z/s;
         my ($mode) = $pool->log(from => $from) =~ /text_filter_fallback mode=(\w+)/;
@@ -244,6 +251,46 @@ SKIP: {
     is($backends->(), $after_race, 'on a second connection opened again');
     $lock->disconnect;
     $su2->disconnect;
+    $pool->stop;
+}
+
+# A worker remembers, for a minute, which plan answered a read that
+# outran the budget: the same search again (statement, values, role)
+# starts with that plan, and the budget is not spent on the other. The
+# answer is the same; another search is not hinted.
+{
+    my $pool = SV::Test::Pool->new(pg => $pg, workers => 1,
+        conf => { jwt_secret => $secret, text_filter_budget => 1, text_filter_race => 'off' });
+    $pool->start;
+    my $read = sub {
+        my ($path, $w) = @_;
+        my $from = $pool->log_offset;
+        my ($text) = SV::Test::fcgi_ask($pool->connect, $path, headers => $who{$w});
+        my ($body) = ($text // '') =~ /\r?\n\r?\n(.*)\z/s;
+        my ($line) = $pool->log(from => $from) =~ /(text_filter_fallback [^\n]*)/;
+        return ($body, $line // 'none');
+    };
+    my $path = $requests[0][0];
+    my ($body, $line) = $read->($path, 'A');
+    like($line, qr/mode=turns runs=\d*[02468] answered_by=index .*request_id=\S+$/,
+        'a read past the budget, answered by the index after the planner\'s turn') or diag $line;
+    # With the hint the index's runs are the odd ones (1, 3, ...: the
+    # first, or after the planner's turn if a 1 ms budget was too short
+    # even for the index); without it, the even ones.
+    ($body, $line) = $read->($path, 'A');
+    like($line, qr/mode=\w+ runs=\d*[13579] answered_by=index .* hint=index$/,
+        'the same read again: the index first, on the hint') or diag $line;
+    is($body, $plain->{"A $path"}[2], 'the same answer');
+    ($body, $line) = $read->($path, 'B');
+    like($line, qr/runs=\d*[13579] answered_by=index .* hint=index$/, 'another user of the same role sending it: hinted too')
+        or diag $line;
+    is($body, $plain->{"B $path"}[2], 'with their own answer');
+    ($body, $line) = $read->($path, 'anon');
+    like($line, qr/mode=turns runs=\d*[02468] answered_by=index .*request_id=\S+$/, 'as another role: not hinted') or diag $line;
+    is($body, $plain->{"anon $path"}[2], 'the same answer');
+    my $other = $requests[3][0];
+    ($body, $line) = $read->($other, 'A');
+    like($line, qr/mode=turns .*request_id=\S+$/, 'another search: not hinted') or diag $line;
     $pool->stop;
 }
 

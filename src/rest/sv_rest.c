@@ -20,6 +20,7 @@
  *   - The schema cache (sv_rest_schema.c) is loaded by each worker. */
 #include "rest/sv_rest.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,6 +192,58 @@ static int sv_rest_race_text_read(sv_ctx *ctx, const sv_rest_plan *plan, long li
     return SV_OK;
 }
 
+/* Which plan answered a text-search read that outran its budget,
+ * remembered by each worker for a minute: the same search again (the
+ * same statement, values and role) starts with the plan that won instead
+ * of spending the budget on the one that lost. Searches repeat (a
+ * popular term, a page reloaded, the next page), and a term whose
+ * estimate failed once fails every time. A hint only changes the order:
+ * when the first plan runs out of budget the other still gets its turns,
+ * so a stale or colliding hint costs at most one budget and never changes
+ * an answer (both plans return the same rows). */
+#define SV_REST_HINTS 64
+#define SV_REST_HINT_MS 60000
+static struct {
+    uint64_t key;
+    int64_t  until_ms;
+} sv_rest_hints[SV_REST_HINTS];
+
+static void sv_rest_hint_mix(uint64_t *h, const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s;; p++) {
+        *h = (*h ^ *p) * 1099511628211ULL;     /* FNV-1a, the NUL included */
+        if (*p == '\0')
+            break;
+    }
+}
+
+static uint64_t sv_rest_hint_key(const sv_ctx *ctx, const sv_rest_plan *plan)
+{
+    uint64_t h = 1469598103934665603ULL;
+    sv_rest_hint_mix(&h, ctx->caller.role ? ctx->caller.role : "");
+    sv_rest_hint_mix(&h, plan->sql);
+    for (int i = 0; i < plan->nparams; i++)
+        sv_rest_hint_mix(&h, plan->params[i] ? plan->params[i] : "\x01null");
+    return h | 1;                               /* 0 marks a free slot */
+}
+
+static int sv_rest_hint_index_first(uint64_t key, int64_t now)
+{
+    size_t slot = key % SV_REST_HINTS;
+    return sv_rest_hints[slot].key == key && sv_rest_hints[slot].until_ms > now;
+}
+
+static void sv_rest_hint_set(uint64_t key, int index_won, int64_t now)
+{
+    size_t slot = key % SV_REST_HINTS;
+    if (index_won) {
+        sv_rest_hints[slot].key = key;
+        sv_rest_hints[slot].until_ms = now + SV_REST_HINT_MS;
+    } else if (sv_rest_hints[slot].key == key) {
+        sv_rest_hints[slot].key = 0;
+    }
+}
+
 static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult **r)
 {
     long budget = ctx->cfg->text_filter_budget;
@@ -199,6 +252,9 @@ static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult
         return sv_db_query_as(ctx->db, ctx->caller.role, ctx->caller.claims, plan->sql,
                               plan->nparams, plan->params, r);
     int64_t started = sv_clock_mono_ms();
+    uint64_t key = sv_rest_hint_key(ctx, plan);
+    /* 1: the bitmap runs first (turn parity shifted by one) */
+    int index_first = sv_rest_hint_index_first(key, started);
     const char *winner = NULL, *mode = "turns";
     int rc, turn = 0;
     for (;;) {
@@ -218,7 +274,7 @@ static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult
                 break;
             }
         }
-        unsigned flags = turn % 2 ? SV_DB_BITMAP_ONLY : 0;
+        unsigned flags = (turn + index_first) % 2 ? SV_DB_BITMAP_ONLY : 0;
         rc = sv_db_query_as_within(ctx->db, ctx->caller.role, ctx->caller.claims, flags, limit,
                                    plan->sql, plan->nparams, plan->params, r);
         turn++;
@@ -231,11 +287,16 @@ static int sv_rest_run_text_read(sv_ctx *ctx, const sv_rest_plan *plan, PGresult
             budget *= 2;
     }
     if (winner == NULL)
-        winner = rc != SV_OK || sv_rest_cancelled(*r) ? "none" : turn % 2 ? "planner" : "index";
-    if (turn > 1)
-        sv_log_info("text_filter_fallback", "mode=%s runs=%d answered_by=%s ms=%lld request_id=%s",
-                    mode, turn, winner, (long long)(sv_clock_mono_ms() - started),
-                    ctx->req->request_id);
+        winner = rc != SV_OK || sv_rest_cancelled(*r) ? "none"
+                 : (turn + index_first) % 2 ? "planner" : "index";
+    if ((turn > 1 || index_first) && strcmp(winner, "none") != 0)
+        sv_rest_hint_set(key, strcmp(winner, "index") == 0, sv_clock_mono_ms());
+    /* mode=hint: the bitmap, run first on a hint, answered within the
+     * budget; a hinted read that needed more says hint=index. */
+    if (turn > 1 || index_first)
+        sv_log_info("text_filter_fallback", "mode=%s runs=%d answered_by=%s ms=%lld request_id=%s%s",
+                    turn > 1 ? mode : "hint", turn, winner, (long long)(sv_clock_mono_ms() - started),
+                    ctx->req->request_id, index_first ? " hint=index" : "");
     return rc;
 }
 
