@@ -194,10 +194,14 @@ static int sv_rest_race_text_read(sv_ctx *ctx, const sv_rest_plan *plan, long li
 
 /* Which plan answered a text-search read that outran its budget,
  * remembered by each worker for a minute: the same search again (the
- * same statement, values and role) starts with the plan that won instead
+ * same statement, values, role and user) starts with the plan that won instead
  * of spending the budget on the one that lost. Searches repeat (a
  * popular term, a page reloaded, the next page), and a term whose
- * estimate failed once fails every time. A hint only changes the order:
+ * estimate failed once fails every time. The key holds the caller's
+ * user id too: a faster answer must not tell one user that another
+ * searched for the same thing (anonymous callers, who have no id, share
+ * theirs, and only learn that someone sent the same public search).
+ * A hint only changes the order:
  * when the first plan runs out of budget the other still gets its turns,
  * so a stale or colliding hint costs at most one budget and never changes
  * an answer (both plans return the same rows). */
@@ -221,6 +225,7 @@ static uint64_t sv_rest_hint_key(const sv_ctx *ctx, const sv_rest_plan *plan)
 {
     uint64_t h = 1469598103934665603ULL;
     sv_rest_hint_mix(&h, ctx->caller.role ? ctx->caller.role : "");
+    sv_rest_hint_mix(&h, ctx->caller.user_id ? ctx->caller.user_id : "");
     sv_rest_hint_mix(&h, plan->sql);
     for (int i = 0; i < plan->nparams; i++)
         sv_rest_hint_mix(&h, plan->params[i] ? plan->params[i] : "\x01null");
