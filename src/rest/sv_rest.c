@@ -194,8 +194,8 @@ static int sv_rest_race_text_read(sv_ctx *ctx, const sv_rest_plan *plan, long li
 
 /* Which plan answered a text-search read that outran its budget,
  * remembered by each worker for a minute: the same search again (the
- * same statement, values, role and user) starts with the plan that won instead
- * of spending the budget on the one that lost. Searches repeat (a
+ * same statement, values, role and user) starts with the plan that won
+ * instead of spending the budget on the one that lost. Searches repeat (a
  * popular term, a page reloaded, the next page), and a term whose
  * estimate failed once fails every time. The key holds the caller's
  * user id too: a faster answer must not tell one user that another
