@@ -8,7 +8,7 @@
 --   candidate's title, description and search_vector through two
 --   materialised CTEs and two sorts, copying each wide row three or four
 --   times; now the steps collect up to 201 addresses each, and one last
---   statement reads the chosen ones (Tid Scan, at most 221 rows, under the
+--   statement reads the chosen ones (Tid Scan, at most 300 rows, under the
 --   policies again) to rank them and build the snippets.
 -- * PL/pgSQL picks the step order and stops as soon as one step settles the
 --   answer, so each statement's plan holds only its own step: PostgreSQL
@@ -26,7 +26,7 @@
 --   internal function that is not itself a built-in is not found by OID.
 --
 -- The bound of 042 becomes: at most 32 (probe) + 201 (GIN step) + 4,000
--- (window) rows the caller may see, plus at most 221 candidates read again
+-- (window) rows the caller may see, plus at most 300 candidates read again
 -- by address (t/121).
 CREATE OR REPLACE FUNCTION public.search_content(query text,
                                                  config regconfig DEFAULT 'english',
@@ -100,7 +100,8 @@ BEGIN
 
     -- The candidates are read again by their row address, under the same
     -- snapshot (a STABLE function's statements share the caller's) and the
-    -- same policies: a Tid Scan of at most 221 rows already in the buffers.
+    -- same policies: a Tid Scan of at most 300 rows already in the buffers
+    -- (a window of fewer than max_results matches, topped up with 201).
     RETURN QUERY
     WITH ranked AS (
         SELECT newest.*, pg_catalog.ts_rank(newest.search_vector, tsq) AS rank

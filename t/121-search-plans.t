@@ -194,7 +194,7 @@ for my $who (['anon', undef], ['owner', $owner]) {
 # --- the rpc's bound (sql/042, 046) ------------------------------------------------------------
 # Whatever the term, search_content reads at most 32 (probe) + 201 (GIN
 # step) + 4,000 (window) rows the caller may see, plus the hidden ones
-# those scans pass over, plus at most 221 candidates read again by
+# those scans pass over, plus at most 300 candidates read again by
 # address to rank them (046). Counted here from EXPLAIN ANALYZE of every
 # statement it runs (auto_explain, nested), on handle_content only: the
 # rows its scans return are the visible ones, the rows they remove by
@@ -252,7 +252,7 @@ SQL
 $su->do(q{UPDATE handle_content SET description = description || ', antique'
            WHERE platform_content_id IN (SELECT 'c' || g FROM generate_series(20001, 30000) g)});
 $su->do('VACUUM (ANALYZE) handle_content');
-my $bound = 32 + 201 + 4000 + 221;
+my $bound = 32 + 201 + 4000 + 300;
 for my $who (['anon', undef], ['owner', $owner]) {
     my ($label, $uid) = @$who;
     my $role = $uid ? 'authenticated' : 'anon';

@@ -199,14 +199,14 @@ sub reload_everything {
     ends_with($job, 'completed', undef, $name);
 }
 my $done = used();
-reload_everything($s->accept_ai_job('sleep 4'), 'SIGHUP and SIGUSR2 to every process (launcher)');
+reload_everything($s->accept_ai_job('sleep 12'), 'SIGHUP and SIGUSR2 to every process (launcher)');
 is(used(), $done + 1, 'the completed job keeps its quota');
 $off = $pool->log_offset;
 $pool->conf(job_launcher => 'off');
 $pool->reload;
 ok($pool->wait_log(qr/event=reload generation=\d+/, 10, from => $off), 'reloaded without the launcher');
 ok(wait_until(sub { !$pool->launcher_pid }, 15), 'no launcher');
-reload_everything($s->accept_ai_job('sleep 4'), 'SIGHUP and SIGUSR2 to every process (spawned by a worker)');
+reload_everything($s->accept_ai_job('sleep 12'), 'SIGHUP and SIGUSR2 to every process (spawned by a worker)');
 is(used(), $done + 2, 'the completed job keeps its quota');
 
 # SIGTERM still ends a job as it did: the supervisor goes, the child
