@@ -223,13 +223,14 @@ SELECT count(*) FROM public.search_content('$q', 'english', 100);
 COMMIT;
 SQL
     return { error => $err } if $rc != 0;
-    my %r = (visible => 0, hidden => 0, postings => 0, statements => 0);
+    my %r = (visible => 0, hidden => 0, postings => 0, statements => 0, reread => 0);
     my $walk;
     $walk = sub {
         my ($n) = @_;
         if (($n->{'Relation Name'} // '') eq 'handle_content') {
             $r{visible} += $n->{'Actual Rows'} // 0;
             $r{hidden} += ($n->{'Rows Removed by Filter'} // 0) + ($n->{'Rows Removed by Index Recheck'} // 0);
+            $r{reread} += $n->{'Actual Rows'} // 0 if $n->{'Node Type'} eq 'Tid Scan';
         } elsif (($n->{'Node Type'} // '') eq 'Bitmap Index Scan') {
             $r{postings} += $n->{'Actual Rows'} // 0;
         }
@@ -281,5 +282,28 @@ for my $who (['anon', undef], ['owner', $owner]) {
 my $tips = rpc_reads('anon', undef, 'tips');
 cmp_ok($tips->{visible}, '<', 3000, "search_content('tips') as anon stops at 200 candidates: $tips->{visible} visible rows read");
 is($tips->{postings}, 0, "search_content('tips') as anon: no GIN step (the probe found it common)");
+
+# The top-up: 'antique' also in the 40 newest rows. The probe finds it
+# recent, the window holds fewer matches than the 100 asked for, the GIN
+# step more than 200: the window's matches and the index's 201 are read
+# again by address, and no more (the 300 of the bound).
+$su->do(q{UPDATE handle_content SET description = description || ', antique'
+           WHERE platform_content_id IN (SELECT 'c' || g FROM generate_series(1, 40) g)});
+$su->do('VACUUM (ANALYZE) handle_content');
+for my $who (['anon', undef], ['owner', $owner]) {
+    my ($label, $uid) = @$who;
+    my $r = rpc_reads($uid ? 'authenticated' : 'anon', $uid, 'antique');
+    diag $r->{error} if $r->{error};
+    my ($in_window) = $su->selectrow_array(q{
+        SELECT count(*) FROM handle_content c JOIN account_handles h ON h.id = c.handle_id
+         WHERE c.platform_content_id IN (SELECT 'c' || g FROM generate_series(1, 40) g)
+           AND c.deleted_at IS NULL AND (c.visibility = 'public' AND h.visibility = 'public' OR h.user_id = $1)},
+        undef, $uid // '00000000-0000-0000-0000-000000000000');
+    my $what = "search_content('antique') as $label, $in_window recent matches";
+    is($r->{count}, 100, "$what: 100 results, topped up from the index");
+    cmp_ok($r->{reread}, '>', $in_window, "$what: $r->{reread} candidates read again, more than the window's");
+    cmp_ok($r->{reread}, '<=', $in_window + 201, "$what: at most the window's and the index's 201");
+    cmp_ok($r->{visible} // 1e9, '<=', $bound, "$what: $r->{visible} visible rows read (bound $bound)");
+}
 
 done_testing();
