@@ -75,7 +75,7 @@ is(q_of(decode_json($res->content)->{url})->{redirect_uri}, "http://127.0.0.1:$p
 # A Host that is not just host[:port] (nginx passes these on).
 $su->do(q{DELETE FROM auth.platform_oauth_flows});
 for my $host ('app.example.com@evil.example', "app.example.com\@evil.example:$port", 'evil.example?x=',
-              'evil.example#', 'evil.example\\', 'evil.example:', 'evil.example:123456', 'evil.example:80x',
+              'evil.example#', 'evil.example\\', 'evil.example:', 'evil.example:123456', 'evil.example:65536', 'evil.example:80x',
               '[::1', '[evil.example]', 'a,b') {
     my ($r) = redirect_uri_for_host($ngx, '/functions/v1/oauth/youtube/start', $host);
     my $code = $r->code == 400 && eval { decode_json($r->content)->{code} };

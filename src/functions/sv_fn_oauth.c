@@ -23,6 +23,7 @@
  * redirect_allow_list (same scheme, host and port, and a path below the
  * entry's): no open redirect. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -225,7 +226,8 @@ static int sv_fn_host_ok(const char *host)
     if (host[i] == '\0')
         return 1;
     size_t digits = strspn(host + i + 1, "0123456789");
-    return host[i] == ':' && digits >= 1 && digits <= 5 && host[i + 1 + digits] == '\0';
+    return host[i] == ':' && digits >= 1 && digits <= 5 && host[i + 1 + digits] == '\0' &&
+           strtol(host + i + 1, NULL, 10) <= 65535;
 }
 
 /* The callback URL the provider sends the browser to: under
