@@ -32,6 +32,9 @@ int main(void)
     is_str(clean("\xed\xa0\x80", 3, 200), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd", "a surrogate is not UTF-8");
     is_str(clean("ab\xff", 3, 4), "ab", "no room for the replacement: cut before it");
 
+    /* Why the helper exists: json-c copies a string's bytes into its text
+     * as they are, so a bad byte in client text made the answer invalid
+     * JSON. Its text of the helper's result must parse. */
     json_object *parsed = NULL;
     const char *why;
     const char *msg = clean("x\xff\xc3\xa9\xe2\x82", 6, 200);
@@ -39,12 +42,6 @@ int main(void)
     const char *text = json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN);
     is_int(sv_json_parse(text, strlen(text), &parsed, &why), SV_OK, "json-c's text of the result is valid UTF-8 JSON");
     json_object_put(parsed);
-    json_object_put(s);
-
-    s = json_object_new_string("x\xff");
-    text = json_object_to_json_string_ext(s, JSON_C_TO_STRING_PLAIN);
-    ok(strstr(text, "\xff") != NULL, "(json-c itself copies an invalid byte into its text as it is)");
-    is_int(sv_json_parse(text, strlen(text), &parsed, &why), SV_ERROR, "(which is then not valid JSON text)");
     json_object_put(s);
 
     sv_arena_free(&arena);
