@@ -879,7 +879,8 @@ static void sv_rq_prefer(const char *h, sv_prefer *pf)
 /* --- content negotiation ---------------------------------------------------------- */
 
 /* One media range as PostgREST reads it: spaces dropped, ";q=" and all
- * after it cut off (into *q, 1 when absent or unreadable).
+ * after it cut off (into *q, 1 when absent or unreadable; a negative q
+ * is read as it is).
  * SV_REST_MEDIA_NONE for a type this server does not make. Of a range
  * longer than any of those with their parameters, only the first 255
  * bytes are read: its type decides, and it is not nulls=stripped. */
@@ -902,7 +903,10 @@ static sv_rest_media sv_rq_media_range(const char *item, size_t len, double *q, 
     if (qp == NULL)
         qp = strstr(range, ";Q=");
     if (qp != NULL) {
-        if (qp[3] >= '0' && qp[3] <= '9')
+        /* Haskell's reads, as PostgREST's parser (wai-extra) uses it: a
+         * number, negative ones too (ranked below q=0); else 1. */
+        const char *num = qp + 3 + (qp[3] == '-');
+        if (*num >= '0' && *num <= '9')
             *q = strtod(qp + 3, NULL);
         *qp = '\0';
     }

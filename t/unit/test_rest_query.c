@@ -671,9 +671,13 @@ static void test_negotiate(void)
         { "application/vnd.pgrst.plan+text; for=\"application/json\"", SV_REST_MEDIA_NONE, "plans are not made" },
         { "application/vnd.pgrst.array+jsonx;nulls=stripped", SV_REST_MEDIA_NONE, "no prefix match" },
         { "application/json;q=abc", SV_REST_MEDIA_JSON, "an unreadable q counts as 1" },
+        { "application/vnd.pgrst.object+json;q=-1, application/json;q=0", SV_REST_MEDIA_JSON,
+          "a negative q ranks below q=0 (wai-extra reads it as a number)" },
+        { "application/vnd.pgrst.object+json;q=+1, application/json;q=0.5", SV_REST_MEDIA_OBJECT,
+          "q=+1 is unreadable to Haskell's reads: 1" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        is_int(sv_rest_negotiate(cases[i].accept), cases[i].want, "%s", cases[i].name);
+        is_int(sv_rest_negotiate(cases[i].accept), cases[i].want, cases[i].name);
 
     char longest[300];
     memset(longest, ' ', sizeof(longest) - 1);
