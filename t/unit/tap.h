@@ -15,9 +15,9 @@ static int tap_failed;
 #define is_int(got, want, ...) \
     tap_is_int((long long)(got), (long long)(want), __FILE__, __LINE__, __VA_ARGS__)
 
-static void tap_ok(int pass, const char *file, int line, const char *name, ...)
+static void tap_ok(int pass, const char *file, int line, const char *name)
     __attribute__((unused));
-static void tap_ok(int pass, const char *file, int line, const char *name, ...)
+static void tap_ok(int pass, const char *file, int line, const char *name)
 {
     tap_count++;
     printf("%sok %d - %s\n", pass ? "" : "not ", tap_count, name);
@@ -28,9 +28,9 @@ static void tap_ok(int pass, const char *file, int line, const char *name, ...)
 }
 
 static void tap_is_str(const char *got, const char *want, const char *file, int line,
-                       const char *name, ...) __attribute__((unused));
+                       const char *name) __attribute__((unused));
 static void tap_is_str(const char *got, const char *want, const char *file, int line,
-                       const char *name, ...)
+                       const char *name)
 {
     int pass = (got == NULL && want == NULL) ||
                (got != NULL && want != NULL && strcmp(got, want) == 0);
@@ -41,9 +41,9 @@ static void tap_is_str(const char *got, const char *want, const char *file, int 
 }
 
 static void tap_is_int(long long got, long long want, const char *file, int line,
-                       const char *name, ...) __attribute__((unused));
+                       const char *name) __attribute__((unused));
 static void tap_is_int(long long got, long long want, const char *file, int line,
-                       const char *name, ...)
+                       const char *name)
 {
     tap_ok(got == want, file, line, name);
     if (got != want)
