@@ -218,6 +218,32 @@ is_deeply(answer(PATCH => "$T?platform_content_id=eq.n1&select=platform_content_
           "an update's representation is stripped too: the nulled title left out");
 $su->do(q{UPDATE handle_content SET title = 'with nulls' WHERE platform_content_id = 'n1'});
 
+# --- .single() on an rpc -----------------------------------------------------------------------
+# supabase.rpc('search_content', ...).single(): as PostgREST, the one row
+# as an object under the object type; no row or several, 406 PGRST116 with
+# the count in the details (postgrest-js's maybeSingle() reads "0 rows"
+# there as "no data"), on POST and on GET alike.
+my $object_plain = 'application/vnd.pgrst.object+json; charset=utf-8';
+my $rpc = '/rest/v1/rpc/search_content';
+for my $method ('POST', 'GET') {
+    my %call = $method eq 'POST' ? (body => { query => 'nulls' }) : ();
+    my $path = $method eq 'POST' ? $rpc : "$rpc?query=nulls";
+    my $one = answer($method => $path, 'application/vnd.pgrst.object+json', %call);
+    is_deeply([$one->{status}, $one->{type}, ref $one->{body} eq 'HASH' && $one->{body}{title}],
+              [200, $object_plain, 'with nulls'], "$method rpc .single(), one match: the row as an object")
+        or diag explain $one;
+}
+for my $case (['nulls or title', 2], ['qqqzzzxx', 0]) {
+    my ($query, $n) = @$case;
+    is_deeply(answer(POST => $rpc, 'application/vnd.pgrst.object+json', body => { query => $query }),
+              { status => 406, type => $json_type,
+                body => { code => 'PGRST116', details => "The result contains $n rows", hint => undef,
+                          message => 'JSON object requested, multiple (or no) rows returned' } },
+              "rpc .single(), $n matches: 406 PGRST116");
+}
+is(scalar @{ answer(POST => $rpc, 'application/json', body => { query => 'nulls or title' })->{body} }, 2,
+   'the same call without .single(): both rows in an array');
+
 # --- q: ranks the ranges, as in PostgREST ------------------------------------------------------
 # PostgREST (wai-extra's parseHttpAccept) sorts the ranges by q, then by
 # how specific they are, and serves the first it makes. It refuses none

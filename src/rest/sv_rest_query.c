@@ -1709,12 +1709,23 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
             goto not_found;
     sv_buf_puts(&call, ")");
 
-    /* A function's result is not made a single object here: only the
-     * stripping of nulls is taken from the negotiated type. */
+    /* supabase-js's .single()/.maybeSingle() on a set-returning
+     * function, as PostgREST: its one row as an object, else 406
+     * PGRST116 raised inside the statement, so that a function that
+     * wrote has its writes undone with it. A scalar is its value either
+     * way, under the type asked for. */
     sv_rest_media media = sv_rest_negotiate(in->accept);
     plan->strip_nulls = media == SV_REST_MEDIA_JSON_STRIPPED || media == SV_REST_MEDIA_OBJECT_STRIPPED;
-    plan->media = media == SV_REST_MEDIA_JSON_STRIPPED ? media : SV_REST_MEDIA_JSON;
-    if (f->returns_set) {
+    plan->media = media == SV_REST_MEDIA_NONE ? SV_REST_MEDIA_JSON : media;
+    plan->single = f->returns_set && (media == SV_REST_MEDIA_OBJECT || media == SV_REST_MEDIA_OBJECT_STRIPPED);
+    if (plan->single) {
+        sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), "
+                          "CASE WHEN public.sv_rest_expect_one(pg_catalog.count(*)) THEN (");
+        sv_rq_json_body(&sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s) -> 0");
+        sv_buf_puts(&sql, ")::text END FROM ");
+        sv_buf_append(&sql, call.data, call.len);
+        sv_buf_puts(&sql, " _pgrst_s");
+    } else if (f->returns_set) {
         sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), coalesce(");
         sv_rq_json_body(&sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s)");
         sv_buf_puts(&sql, ", '[]')::text FROM ");

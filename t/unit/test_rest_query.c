@@ -726,6 +726,14 @@ static void test_negotiate(void)
     is_int(sv_rest_translate_rpc(&arena, &one, &in, &plan, &err), SV_OK, "stripped scalar rpc");
     ok(has("coalesce(pg_catalog.json_strip_nulls(pg_catalog.to_json(public.\"quota_status\"(\"query\" => $1::text)))::text, 'null')"),
        "the value stripped");
+    in.accept = "application/vnd.pgrst.object+json";
+    is_int(sv_rest_translate_rpc(&arena, &set, &in, &plan, &err), SV_OK, ".single() on a set-returning rpc");
+    ok(has("CASE WHEN public.sv_rest_expect_one(pg_catalog.count(*)) THEN (pg_catalog.json_agg(_pgrst_s) -> 0)::text END"),
+       "one row as an object, else PGRST116 raised in the statement");
+    is_int(plan.single, 1, "single");
+    is_int(plan.media, SV_REST_MEDIA_OBJECT, "answered as the object type");
+    is_int(sv_rest_translate_rpc(&arena, &one, &in, &plan, &err), SV_OK, ".single() on a scalar rpc");
+    ok(!has("sv_rest_expect_one") && plan.single == 0, "a scalar is its value");
 }
 
 int main(void)
