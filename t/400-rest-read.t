@@ -158,6 +158,10 @@ is_deeply($doc, [], 'limit=0');
 is($res->code, 200, 'HEAD 200') or diag $res->as_string;
 is($res->content, '', 'HEAD has no body');
 is($res->header('Content-Range'), '0-4/5', 'HEAD Content-Range carries the count');
+($res) = get('/rest/v1/handle_content?select=*&limit=1', %A, _method => 'HEAD',
+             Accept => 'application/vnd.pgrst.array+json;nulls=stripped');
+is($res->header('Content-Type'), 'application/vnd.pgrst.array+json;nulls=stripped; charset=utf-8',
+   'HEAD names the negotiated type, as GET would');
 
 # --- single ---------------------------------------------------------------------------
 my $obj = 'application/vnd.pgrst.object+json';

@@ -394,8 +394,9 @@ static int sv_rest_execute(sv_ctx *ctx, const sv_rest_plan *plan)
         sv_buf_printf(&pa, "%scount=exact", pa.len ? ", " : "");
     if (pa.len)
         sv_response_header(res, "Preference-Applied", pa.data);
+    /* HEAD answers with GET's headers, the negotiated type included. */
     const char *content_type = sv_rest_media_content_type(plan->media);
-    if (content_type != NULL && plan->has_body)
+    if (content_type != NULL && (plan->has_body || req->method == SV_HTTP_HEAD))
         sv_response_header(res, "Content-Type", content_type);
     res->status = status;
     res->body.len = 0;
