@@ -424,6 +424,15 @@ await step('3. full-text search', async () => {
     const first = Array.isArray(ranked.data) && ranked.data[0];
     ok(first && Object.values(first).some((v) => typeof v === 'string' && /<b>|<mark>|\*\*/.test(v) && /cook/i.test(v)),
         'search_content returns a highlighted snippet', first);
+
+    // .single() on the rpc: PostgREST's object, or PGRST116 for several rows.
+    const single = await supabase.rpc('search_content', { query: 'cooking -recipe' }).single();
+    okResult(single, "rpc('search_content', {query: 'cooking -recipe'}).single() succeeds");
+    is(single.data && !Array.isArray(single.data) ? single.data.id : single.data, S.content.nomatch.id,
+        '.single() gives the one match as an object');
+    const several = await supabase.rpc('search_content', { query: 'cooking & recipe' }).single();
+    isDeeply([several.status, several.error && several.error.code, several.error && several.error.details],
+        [406, 'PGRST116', 'The result contains 3 rows'], '.single() with three matches: 406 PGRST116');
 });
 
 // ---------------------------------------------------------------------
