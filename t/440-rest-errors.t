@@ -221,8 +221,7 @@ $su->do(q{UPDATE handle_content SET title = 'with nulls' WHERE platform_content_
 # --- .single() on an rpc -----------------------------------------------------------------------
 # supabase.rpc('search_content', ...).single(): as PostgREST, the one row
 # as an object under the object type; no row or several, 406 PGRST116 with
-# the count in the details (postgrest-js's maybeSingle() reads "0 rows"
-# there as "no data"), on POST and on GET alike.
+# the count in the details, on POST and on GET alike.
 my $object_plain = 'application/vnd.pgrst.object+json; charset=utf-8';
 my $rpc = '/rest/v1/rpc/search_content';
 for my $method ('POST', 'GET') {

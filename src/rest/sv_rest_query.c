@@ -1004,16 +1004,13 @@ static void sv_rq_json_body(sv_buf *sql, int strip_nulls, const char *json)
         sv_buf_puts(sql, json);
 }
 
-/* The outer SELECT over the CTE "pgrst_source". */
-static void sv_rq_outer(sv_buf *sql, const char *total, int want_body, const sv_rest_plan *plan,
-                        int check_single)
+/* The body column over the rows _pgrst_s: their array, or with .single()
+ * the one row as an object; check_single raises PGRST116 (PT406) inside
+ * the statement unless there is exactly one, so that what the statement
+ * wrote is undone with it. */
+static void sv_rq_rows_json(sv_buf *sql, const sv_rest_plan *plan, int check_single)
 {
-    sv_buf_puts(sql, " SELECT ");
-    sv_buf_puts(sql, total ? total : "NULL::bigint");
-    sv_buf_puts(sql, ", pg_catalog.count(*), ");
-    if (!want_body) {
-        sv_buf_puts(sql, "NULL::text");
-    } else if (plan->single) {
+    if (plan->single) {
         if (check_single)
             sv_buf_puts(sql, "CASE WHEN public.sv_rest_expect_one(pg_catalog.count(*)) THEN ");
         sv_buf_puts(sql, "(");
@@ -1024,6 +1021,19 @@ static void sv_rq_outer(sv_buf *sql, const char *total, int want_body, const sv_
         sv_rq_json_body(sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s)");
         sv_buf_puts(sql, ", '[]')::text");
     }
+}
+
+/* The outer SELECT over the CTE "pgrst_source". */
+static void sv_rq_outer(sv_buf *sql, const char *total, int want_body, const sv_rest_plan *plan,
+                        int check_single)
+{
+    sv_buf_puts(sql, " SELECT ");
+    sv_buf_puts(sql, total ? total : "NULL::bigint");
+    sv_buf_puts(sql, ", pg_catalog.count(*), ");
+    if (want_body)
+        sv_rq_rows_json(sql, plan, check_single);
+    else
+        sv_buf_puts(sql, "NULL::text");
     sv_buf_puts(sql, " FROM pgrst_source _pgrst_s");
 }
 
@@ -1709,26 +1719,18 @@ int sv_rest_translate_rpc(sv_arena *arena, const sv_rest_function_def *f,
             goto not_found;
     sv_buf_puts(&call, ")");
 
-    /* supabase-js's .single()/.maybeSingle() on a set-returning
-     * function, as PostgREST: its one row as an object, else 406
-     * PGRST116 raised inside the statement, so that a function that
-     * wrote has its writes undone with it. A scalar is its value either
-     * way, under the type asked for. */
+    /* supabase-js's .single() on a set-returning function, as
+     * PostgREST: its one row as an object, else 406 PGRST116, checked as
+     * a table write checks it. A scalar is its value either way, under
+     * the type asked for. */
     sv_rest_media media = sv_rest_negotiate(in->accept);
     plan->strip_nulls = media == SV_REST_MEDIA_JSON_STRIPPED || media == SV_REST_MEDIA_OBJECT_STRIPPED;
     plan->media = media == SV_REST_MEDIA_NONE ? SV_REST_MEDIA_JSON : media;
     plan->single = f->returns_set && (media == SV_REST_MEDIA_OBJECT || media == SV_REST_MEDIA_OBJECT_STRIPPED);
-    if (plan->single) {
-        sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), "
-                          "CASE WHEN public.sv_rest_expect_one(pg_catalog.count(*)) THEN (");
-        sv_rq_json_body(&sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s) -> 0");
-        sv_buf_puts(&sql, ")::text END FROM ");
-        sv_buf_append(&sql, call.data, call.len);
-        sv_buf_puts(&sql, " _pgrst_s");
-    } else if (f->returns_set) {
-        sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), coalesce(");
-        sv_rq_json_body(&sql, plan->strip_nulls, "pg_catalog.json_agg(_pgrst_s)");
-        sv_buf_puts(&sql, ", '[]')::text FROM ");
+    if (f->returns_set) {
+        sv_buf_puts(&sql, "SELECT NULL::bigint, pg_catalog.count(*), ");
+        sv_rq_rows_json(&sql, plan, 1);
+        sv_buf_puts(&sql, " FROM ");
         sv_buf_append(&sql, call.data, call.len);
         sv_buf_puts(&sql, " _pgrst_s");
     } else {
