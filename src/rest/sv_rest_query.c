@@ -443,77 +443,47 @@ static int sv_rq_is_fts(const char *op)
            strcmp(op, "wfts") == 0;
 }
 
-/* Appends one condition "col <op> $n" for column c and the operator text
- * "[not.]op[(config)].value". */
-static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const char *opval)
+/* like/ilike's wildcard is '*' in the URL, as in PostgREST, and '%' in SQL;
+ * other operators take the value as sent. */
+static char *sv_rq_pattern(sv_rq *q, const char *op, const char *value)
 {
-    int negate = 0;
-    const char *p = opval;
+    char *v = sv_arena_strdup(q->arena, value);
+    if (strstr(op, "like") != NULL)
+        for (char *x = v; *x; x++)
+            if (*x == '*')
+                *x = '%';
+    return v;
+}
 
-    if (++q->nfilters > SV_REST_MAX_FILTERS)
-        return sv_rq_fail(q, 400, "PGRST100", "Too many filters", NULL, NULL);
-    if (strncmp(p, "not.", 4) == 0) {
-        negate = 1;
-        p += 4;
-    }
-    const char *op_end = p;
-    while (*op_end && *op_end != '.' && *op_end != '(')
-        op_end++;
-    char *op = sv_arena_strndup(q->arena, p, (size_t)(op_end - p));
-    char *config = NULL;
-    const char *quant = NULL;            /* "ANY" or "ALL" */
+/* col <op> ANY|ALL($n::type[]) for "op(any).{a,b}": the value is a
+ * PostgreSQL array literal, as PostgREST passes it (the same "{a,\"b,c\"}"
+ * as cs.), bound as one parameter. An array column would compare arrays
+ * with elements: refused rather than failing in PostgreSQL. */
+static int sv_rq_quantified(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const char *opval,
+                            const char *op, const char *quant, const char *value)
+{
     int as_text = 0;
-    const char *quant_sql = NULL;
-    if (*op_end == '(') {
-        const char *close = strchr(op_end, ')');
-        if (close == NULL || close[1] != '.')
-            return sv_rq_parse_error(q, "filter", opval);
-        size_t inner = (size_t)(close - op_end - 1);
-        if (sv_rq_is_fts(op)) {
-            config = sv_arena_strndup(q->arena, op_end + 1, inner);
-        } else if ((quant_sql = sv_rq_quant_op(op, &as_text)) != NULL && inner == 3 &&
-                   (strncmp(op_end + 1, "any", 3) == 0 || strncmp(op_end + 1, "all", 3) == 0)) {
-            quant = op_end[2] == 'n' ? "ANY" : "ALL";
-        } else {
-            return sv_rq_parse_error(q, "filter", opval);
-        }
-        op_end = close + 1;
-    }
-    if (*op_end != '.')
-        return sv_rq_parse_error(q, "filter", opval);
-    const char *value = op_end + 1;
+    const char *sqlop = sv_rq_quant_op(op, &as_text);
+    size_t vl = strlen(value);
+    if (vl < 2 || value[0] != '{' || value[vl - 1] != '}')
+        return sv_rq_parse_error(q, "filter value (expected {a,b} after (any) or (all))", value);
+    if (!as_text && strchr(c->type, '[') != NULL)
+        return sv_rq_fail(q, 400, "PGRST100",
+                          sv_arena_printf(q->arena, "\"failed to parse filter (%.40s)\"", opval),
+                          "(any) and (all) compare a column with a list of its values; "
+                          "an array column takes cs., cd. or ov.", NULL);
+    sv_rq_colref(q, buf, c);
+    sv_buf_printf(buf, "%s %s %s($%d::", as_text ? "::text" : "", sqlop, quant,
+                  sv_rq_param(q, sv_rq_pattern(q, op, value)));
+    sv_buf_puts(buf, as_text ? "text" : c->type);
+    sv_buf_puts(buf, "[])");
+    return SV_OK;
+}
 
-    if (quant != NULL) {
-        /* col <op> ANY|ALL($n::type[]): the value is a PostgreSQL array
-         * literal, as PostgREST passes it (the same "{a,\"b,c\"}" as cs.),
-         * bound as one parameter; like/ilike's '*' is '%' throughout, as
-         * in PostgREST. An array column would compare arrays with
-         * elements: refused rather than failing in PostgreSQL. */
-        size_t vl = strlen(value);
-        if (vl < 2 || value[0] != '{' || value[vl - 1] != '}')
-            return sv_rq_parse_error(q, "filter value (expected {a,b} after (any) or (all))", value);
-        if (!as_text && strchr(c->type, '[') != NULL)
-            return sv_rq_fail(q, 400, "PGRST100",
-                              sv_arena_printf(q->arena, "\"failed to parse filter (%.40s)\"", opval),
-                              "(any) and (all) compare a column with a list of its values; "
-                              "an array column takes cs., cd. or ov.", NULL);
-        char *v = sv_arena_strdup(q->arena, value);
-        if (strstr(op, "like") != NULL)
-            for (char *x = v; *x; x++)
-                if (*x == '*')
-                    *x = '%';
-        if (negate)
-            sv_buf_puts(buf, "NOT (");
-        sv_rq_colref(q, buf, c);
-        sv_buf_printf(buf, "%s %s %s($%d::", as_text ? "::text" : "", quant_sql, quant, sv_rq_param(q, v));
-        sv_buf_puts(buf, as_text ? "text" : c->type);
-        sv_buf_puts(buf, negate ? "[]))" : "[])");
-        return SV_OK;
-    }
-
-    if (negate)
-        sv_buf_puts(buf, "NOT (");
-
+/* The SQL of an operator that compares the column with the value as it
+ * is, or NULL. */
+static const char *sv_rq_binary_op(const char *op)
+{
     static const struct { const char *name, *sql; } binops[] = {
         { "eq", "=" },   { "neq", "<>" }, { "gt", ">" },  { "gte", ">=" }, { "lt", "<" },
         { "lte", "<=" }, { "cs", "@>" },  { "cd", "<@" }, { "ov", "&&" },
@@ -522,10 +492,55 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
          * that the operator does not exist for the column's type) */
         { "sl", "<<" },  { "sr", ">>" },  { "nxr", "&<" }, { "nxl", "&>" }, { "adj", "-|-" },
     };
-    int done = 0;
-    for (size_t i = 0; i < sizeof(binops) / sizeof(binops[0]); i++) {
-        if (strcmp(op, binops[i].name) != 0)
-            continue;
+    for (size_t i = 0; i < sizeof(binops) / sizeof(binops[0]); i++)
+        if (strcmp(op, binops[i].name) == 0)
+            return binops[i].sql;
+    return NULL;
+}
+
+/* fts, plfts, phfts, wfts: col @@ to_tsquery([$cfg::regconfig, ]$n). */
+static void sv_rq_text_search(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const char *op,
+                              const char *config, const char *value)
+{
+    const char *fn = strcmp(op, "fts") == 0 ? "to_tsquery"
+                   : strcmp(op, "plfts") == 0 ? "plainto_tsquery"
+                   : strcmp(op, "phfts") == 0 ? "phraseto_tsquery" : "websearch_to_tsquery";
+    int cfg = config ? sv_rq_param(q, config) : 0;
+    /* On a tsvector column, public.@@ (sql/020): the same C function
+     * as pg_catalog.@@ but LEAKPROOF, so that under row-level security
+     * the planner may use the GIN index before applying the policies
+     * (it still applies all of them: the rows returned are the same).
+     * A text column goes through to_tsvector(), which is not
+     * leakproof anyway, so it keeps the built-in operator. */
+    const char *match = " @@ ";
+    /* Planned for its own search term (see custom_plan in
+     * sv_rest_query.h). */
+    if (q->plan)
+        q->plan->custom_plan = 1;
+    if (strcmp(c->type, "tsvector") == 0) {
+        if (q->plan)
+            q->plan->index_fallback = 1;
+        sv_rq_colref(q, buf, c);
+        match = " OPERATOR(public.@@) ";
+    } else {
+        sv_buf_puts(buf, "to_tsvector(");
+        if (cfg)
+            sv_buf_printf(buf, "$%d::regconfig, ", cfg);
+        sv_rq_colref(q, buf, c);
+        sv_buf_puts(buf, "::text)");
+    }
+    sv_buf_printf(buf, "%s%s(", match, fn);
+    if (cfg)
+        sv_buf_printf(buf, "$%d::regconfig, ", cfg);
+    sv_buf_printf(buf, "$%d)", sv_rq_param(q, value));
+}
+
+/* Appends "col <op> $n" for an operator without a modifier. */
+static int sv_rq_operator(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const char *opval,
+                          const char *op, const char *config, const char *value)
+{
+    const char *binop = sv_rq_binary_op(op);
+    if (binop != NULL) {
         const char *v = value;
         if (op[0] == 'c' || op[0] == 'o') {
             /* array containment: (a,b) or {a,b} */
@@ -534,23 +549,13 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
                 return sv_rq_parse_error(q, "filter value (expected {a,b} or (a,b))", value);
         }
         sv_rq_colref(q, buf, c);
-        sv_buf_printf(buf, " %s $%d", binops[i].sql, sv_rq_param(q, v));
-        done = 1;
-        break;
-    }
-    if (done) {
-        /* nothing */
+        sv_buf_printf(buf, " %s $%d", binop, sv_rq_param(q, v));
     } else if (strcmp(op, "like") == 0 || strcmp(op, "ilike") == 0 ||
                strcmp(op, "match") == 0 || strcmp(op, "imatch") == 0) {
         const char *sqlop = strcmp(op, "like") == 0 ? "LIKE" : strcmp(op, "ilike") == 0 ? "ILIKE"
                           : strcmp(op, "match") == 0 ? "~" : "~*";
-        char *v = sv_arena_strdup(q->arena, value);
-        if (strstr(op, "like") != NULL) /* like/ilike: '*' is the wildcard */
-            for (char *x = v; *x; x++)
-                if (*x == '*')
-                    *x = '%';
         sv_rq_colref(q, buf, c);
-        sv_buf_printf(buf, "::text %s $%d", sqlop, sv_rq_param(q, v));
+        sv_buf_printf(buf, "::text %s $%d", sqlop, sv_rq_param(q, sv_rq_pattern(q, op, value)));
     } else if (strcmp(op, "in") == 0) {
         char *lit = sv_rq_list_literal(q, value);
         if (lit == NULL || value[0] != '(')
@@ -574,45 +579,61 @@ static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const
         sv_rq_colref(q, buf, c);
         sv_buf_printf(buf, " IS %s", what);
     } else if (sv_rq_is_fts(op)) {
-        const char *fn = strcmp(op, "fts") == 0 ? "to_tsquery"
-                       : strcmp(op, "plfts") == 0 ? "plainto_tsquery"
-                       : strcmp(op, "phfts") == 0 ? "phraseto_tsquery" : "websearch_to_tsquery";
-        int cfg = config ? sv_rq_param(q, config) : 0;
-        /* On a tsvector column, public.@@ (sql/020): the same C function
-         * as pg_catalog.@@ but LEAKPROOF, so that under row-level security
-         * the planner may use the GIN index before applying the policies
-         * (it still applies all of them: the rows returned are the same).
-         * A text column goes through to_tsvector(), which is not
-         * leakproof anyway, so it keeps the built-in operator. */
-        const char *match = " @@ ";
-        /* Planned for its own search term (see custom_plan in
-         * sv_rest_query.h). */
-        if (q->plan)
-            q->plan->custom_plan = 1;
-        if (strcmp(c->type, "tsvector") == 0) {
-            if (q->plan)
-                q->plan->index_fallback = 1;
-            sv_rq_colref(q, buf, c);
-            match = " OPERATOR(public.@@) ";
-        } else {
-            sv_buf_puts(buf, "to_tsvector(");
-            if (cfg)
-                sv_buf_printf(buf, "$%d::regconfig, ", cfg);
-            sv_rq_colref(q, buf, c);
-            sv_buf_puts(buf, "::text)");
-        }
-        sv_buf_printf(buf, "%s%s(", match, fn);
-        if (cfg)
-            sv_buf_printf(buf, "$%d::regconfig, ", cfg);
-        sv_buf_printf(buf, "$%d)", sv_rq_param(q, value));
+        sv_rq_text_search(q, buf, c, op, config, value);
     } else {
         return sv_rq_fail(q, 400, "PGRST100",
                           sv_arena_printf(q->arena, "\"failed to parse filter (%.40s)\"", opval),
                           sv_arena_printf(q->arena, "unknown operator \"%.40s\"", op), NULL);
     }
-    if (negate)
-        sv_buf_puts(buf, ")");
     return SV_OK;
+}
+
+/* Appends one condition "col <op> $n" for column c and the operator text
+ * "[not.]op[(config)|(any)|(all)].value". */
+static int sv_rq_condition(sv_rq *q, sv_buf *buf, const sv_rest_column *c, const char *opval)
+{
+    int negate = 0;
+    const char *p = opval;
+
+    if (++q->nfilters > SV_REST_MAX_FILTERS)
+        return sv_rq_fail(q, 400, "PGRST100", "Too many filters", NULL, NULL);
+    if (strncmp(p, "not.", 4) == 0) {
+        negate = 1;
+        p += 4;
+    }
+    const char *op_end = p;
+    while (*op_end && *op_end != '.' && *op_end != '(')
+        op_end++;
+    char *op = sv_arena_strndup(q->arena, p, (size_t)(op_end - p));
+    char *config = NULL;
+    const char *quant = NULL;            /* "ANY" or "ALL" */
+    if (*op_end == '(') {
+        const char *close = strchr(op_end, ')');
+        if (close == NULL || close[1] != '.')
+            return sv_rq_parse_error(q, "filter", opval);
+        size_t inner = (size_t)(close - op_end - 1);
+        int as_text;
+        if (sv_rq_is_fts(op)) {
+            config = sv_arena_strndup(q->arena, op_end + 1, inner);
+        } else if (sv_rq_quant_op(op, &as_text) != NULL && inner == 3 &&
+                   (strncmp(op_end + 1, "any", 3) == 0 || strncmp(op_end + 1, "all", 3) == 0)) {
+            quant = op_end[2] == 'n' ? "ANY" : "ALL";
+        } else {
+            return sv_rq_parse_error(q, "filter", opval);
+        }
+        op_end = close + 1;
+    }
+    if (*op_end != '.')
+        return sv_rq_parse_error(q, "filter", opval);
+    const char *value = op_end + 1;
+
+    if (negate)
+        sv_buf_puts(buf, "NOT (");
+    int rc = quant != NULL ? sv_rq_quantified(q, buf, c, opval, op, quant, value)
+                           : sv_rq_operator(q, buf, c, opval, op, config, value);
+    if (rc == SV_OK && negate)
+        sv_buf_puts(buf, ")");
+    return rc;
 }
 
 static int sv_rq_logic(sv_rq *q, sv_buf *buf, const char *s, size_t len, int is_or, int depth);
@@ -1275,15 +1296,191 @@ static int sv_rq_require_filter(sv_rq *q, const sv_buf *where, const char *verb)
                       NULL, NULL);
 }
 
+/* The SELECT an INSERT takes its rows from: the body's objects ($pb, a
+ * JSON array), populated into the table's row type. With missing=default
+ * a key absent from a row takes the column default, not NULL. A merge
+ * upsert counts the rows it inserts (SV_RQ_INSERTED_ADD). */
+static void sv_rq_insert_rows(sv_rq *q, sv_buf *sql, const sv_rest_column **cols, int ncols, int pb,
+                              int missing_default, int merge)
+{
+    if (ncols > 0 && missing_default) {
+        sv_buf_puts(sql, " (");
+        sv_rq_column_list(sql, cols, ncols, NULL);
+        sv_buf_puts(sql, ") SELECT ");
+        for (int i = 0; i < ncols; i++) {
+            sv_buf_puts(sql, i ? ", CASE WHEN _pgrst_j.v::jsonb ? '" : "CASE WHEN _pgrst_j.v::jsonb ? '");
+            for (const char *c = cols[i]->name; *c; c++) {
+                if (*c == '\'')
+                    sv_buf_puts(sql, "'");   /* doubled: a quote inside a string literal */
+                sv_buf_append(sql, c, 1);
+            }
+            sv_buf_puts(sql, "' THEN _pgrst_b.");
+            sv_rest_quote_ident(sql, cols[i]->name);
+            sv_buf_puts(sql, " ELSE ");
+            sv_buf_puts(sql, cols[i]->default_expr ? cols[i]->default_expr : "NULL");
+            sv_buf_puts(sql, " END");
+        }
+        sv_buf_printf(sql, " FROM pg_catalog.json_array_elements($%d::json) _pgrst_j(v), "
+                           "LATERAL pg_catalog.json_populate_record(NULL::public.", pb);
+        sv_rest_quote_ident(sql, q->t->name);
+        sv_buf_puts(sql, ", _pgrst_j.v) _pgrst_b");
+    } else if (ncols > 0) {
+        sv_buf_puts(sql, " (");
+        sv_rq_column_list(sql, cols, ncols, NULL);
+        sv_buf_puts(sql, ") SELECT ");
+        sv_rq_column_list(sql, cols, ncols, "_pgrst_b.");
+        sv_buf_printf(sql, " FROM pg_catalog.json_populate_recordset(NULL::public.");
+        sv_rest_quote_ident(sql, q->t->name);
+        sv_buf_printf(sql, ", $%d::json) _pgrst_b", pb);
+    } else {
+        /* no keys: every column takes its default, one row per object */
+        sv_buf_printf(sql, " SELECT FROM pg_catalog.json_array_elements($%d::json)", pb);
+    }
+    if (merge)
+        sv_buf_puts(sql, " WHERE " SV_RQ_INSERTED_ADD);
+}
+
+/* An upsert's ON CONFLICT: the on_conflict= columns, else the primary
+ * key. */
+static int sv_rq_on_conflict(sv_rq *q, sv_buf *sql, const char *on_conflict, int resolution,
+                             const sv_rest_column **cols, int ncols)
+{
+    const sv_rest_column *target[64];
+    int nt = 0;
+    if (on_conflict != NULL) {
+        const char *p = on_conflict, *end = on_conflict + strlen(on_conflict);
+        while (p <= end && nt < 64) {
+            const char *ie = sv_rq_item_end(p, end);
+            const sv_rest_column *c = sv_rq_column(q, p, (size_t)(ie - p));
+            if (c == NULL)
+                return SV_ERROR;
+            target[nt++] = c;
+            p = ie + 1;
+        }
+    } else {
+        for (int i = 0; i < q->t->ncols && nt < 64; i++)
+            if (q->t->cols[i].flags & SV_REST_COL_PK)
+                target[nt++] = &q->t->cols[i];
+    }
+    if (nt == 0)
+        return sv_rq_fail(q, 400, "PGRST100", "Upsert needs on_conflict or a primary key", NULL, NULL);
+    sv_buf_puts(sql, " ON CONFLICT (");
+    sv_rq_column_list(sql, target, nt, NULL);
+    sv_buf_puts(sql, ")");
+    /* PostgREST sets every column sent, the conflict target's
+     * too (sorted by name, QueryBuilder.hs): so "get or create"
+     * with only the target's columns returns the existing row,
+     * and the caller needs UPDATE on every column it sends, as
+     * on Supabase. Nothing sent: DO NOTHING. */
+    if (resolution == 1 && ncols > 0) {
+        const sv_rest_column **sorted = sv_arena_alloc(q->arena, sizeof(*sorted) * (size_t)ncols);
+        memcpy(sorted, cols, sizeof(*sorted) * (size_t)ncols);
+        qsort(sorted, (size_t)ncols, sizeof(*sorted), sv_rq_column_cmp);
+        for (int i = 0; i < ncols; i++) {
+            sv_buf_puts(sql, i ? ", " : " DO UPDATE SET ");
+            sv_rest_quote_ident(sql, sorted[i]->name);
+            sv_buf_puts(sql, " = EXCLUDED.");
+            sv_rest_quote_ident(sql, sorted[i]->name);
+        }
+        sv_buf_puts(sql, " WHERE " SV_RQ_INSERTED_SUB);
+    } else {
+        sv_buf_puts(sql, " DO NOTHING");
+    }
+    return SV_OK;
+}
+
+/* POST: INSERT the body's rows (doc, their columns cols); with
+ * resolution=, an upsert. */
+static int sv_rq_insert(sv_rq *q, sv_buf *sql, const sv_rest_input *in, const sv_qparam *ps, int n,
+                        const sv_prefer *pf, json_object *doc, const sv_rest_column **cols, int ncols,
+                        const sv_buf *where, sv_rest_plan *plan)
+{
+    /* filters make no sense on an insert */
+    if (strcmp(where->data, "true") != 0)
+        return sv_rq_fail(q, 400, "PGRST100", "Filters are not allowed on an insert", NULL, NULL);
+    const char *body = json_object_is_type(doc, json_type_array)
+                           ? sv_arena_strndup(q->arena, in->body, in->body_len)
+                           : sv_arena_printf(q->arena, "[%.*s]", (int)in->body_len, in->body);
+    int pb = sv_rq_param(q, body);
+    sv_rq_target(sql, "INSERT INTO", q->t->name);
+    sv_rq_insert_rows(q, sql, cols, ncols, pb, pf->missing_default, pf->resolution == 1);
+    if (pf->resolution) {
+        if (sv_rq_on_conflict(q, sql, sv_rq_find(ps, n, "on_conflict"), pf->resolution, cols, ncols) != SV_OK)
+            return SV_ERROR;
+        plan->resolution = pf->resolution;
+    }
+    plan->status = 201;
+    plan->range_star = 1;
+    return SV_OK;
+}
+
+/* Returned by sv_rq_update when the request changes nothing: the plan is
+ * complete without a write. */
+enum { SV_RQ_NOTHING_TO_WRITE = 1 };
+
+/* PATCH: UPDATE the filtered rows with the body's columns. */
+static int sv_rq_update(sv_rq *q, sv_buf *sql, const sv_rest_input *in, const sv_rest_column **cols,
+                        int ncols, const sv_buf *where, int want_body, sv_rest_plan *plan)
+{
+    if (ncols == 0) {
+        /* nothing to change: answer like an update of no rows */
+        plan->sql = "SELECT NULL::bigint, 0::bigint, '[]'::text";
+        plan->has_body = want_body;
+        plan->status = want_body ? 200 : 204;
+        return SV_RQ_NOTHING_TO_WRITE;
+    }
+    if (sv_rq_require_filter(q, where, "UPDATE") != SV_OK)
+        return SV_ERROR;
+    int pb = sv_rq_param(q, sv_arena_strndup(q->arena, in->body, in->body_len));
+    sv_rq_target(sql, "UPDATE", q->t->name);
+    sv_buf_puts(sql, " SET ");
+    for (int i = 0; i < ncols; i++) {
+        if (i)
+            sv_buf_puts(sql, ", ");
+        sv_rest_quote_ident(sql, cols[i]->name);
+        sv_buf_puts(sql, " = _pgrst_b.");
+        sv_rest_quote_ident(sql, cols[i]->name);
+    }
+    sv_buf_puts(sql, " FROM pg_catalog.json_populate_record(NULL::public.");
+    sv_rest_quote_ident(sql, q->t->name);
+    sv_buf_printf(sql, ", $%d::json) _pgrst_b WHERE ", pb);
+    sv_buf_append(sql, where->data, where->len);
+    plan->status = want_body ? 200 : 204;
+    return SV_OK;
+}
+
+/* DELETE the filtered rows; on a soft-delete table, set their
+ * deleted_at instead. */
+static int sv_rq_delete(sv_rq *q, sv_buf *sql, const sv_buf *where, int want_body, sv_rest_plan *plan)
+{
+    if (sv_rq_require_filter(q, where, "DELETE") != SV_OK)
+        return SV_ERROR;
+    if (q->t->flags & SV_REST_TABLE_SOFT_DELETE) {
+        sv_rq_target(sql, "UPDATE", q->t->name);
+        sv_buf_puts(sql, " SET \"deleted_at\" = pg_catalog.now() WHERE (");
+        sv_buf_append(sql, where->data, where->len);
+        sv_buf_puts(sql, ") AND ");
+        sv_rest_quote_ident(sql, q->t->name);
+        sv_buf_puts(sql, ".\"deleted_at\" IS NULL");
+    } else {
+        sv_rq_target(sql, "DELETE FROM", q->t->name);
+        sv_buf_puts(sql, " WHERE ");
+        sv_buf_append(sql, where->data, where->len);
+    }
+    plan->status = want_body ? 200 : 204;
+    plan->range_star = 1;
+    return SV_OK;
+}
+
+/* POST, PATCH, DELETE: the write in a CTE, and the rows it returns (or
+ * counts) as the answer. */
 static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, int n,
                        const sv_prefer *pf, sv_rest_plan *plan)
 {
     sv_buf sel, where, sql;
     sv_buf_init(&sel, q->arena, 128);
-    sv_buf_init(&where, q->arena, 256);
     sv_buf_init(&sql, q->arena, 1024);
     json_object *doc = NULL;
-    int rc = SV_ERROR;
 
     plan->return_mode = pf->return_mode < 0 ? SV_REST_RETURN_MINIMAL : pf->return_mode;
     sv_rq_negotiated(in, plan);
@@ -1300,163 +1497,27 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     if (sv_rq_select(q, &sel, sv_rq_find(ps, n, "select")) != SV_OK)
         return SV_ERROR;
 
-    sv_buf_puts(&sql, "WITH pgrst_source AS (");
-    if (in->method == SV_HTTP_POST) {
-        const sv_rest_column **cols;
-        int ncols;
-        if (sv_rq_write_body(q, in, sv_rq_find(ps, n, "columns"), 1, &doc, &cols, &ncols) != SV_OK)
-            goto done;
-        /* filters make no sense on an insert */
-        if (sv_rq_where(q, &where, ps, n) != SV_OK)
-            goto done;
-        if (strcmp(where.data, "true") != 0) {
-            sv_rq_fail(q, 400, "PGRST100", "Filters are not allowed on an insert", NULL, NULL);
-            goto done;
-        }
-        const char *body = json_object_is_type(doc, json_type_array)
-                               ? sv_arena_strndup(q->arena, in->body, in->body_len)
-                               : sv_arena_printf(q->arena, "[%.*s]", (int)in->body_len, in->body);
-        int pb = sv_rq_param(q, body);
-        sv_rq_target(&sql, "INSERT INTO", q->t->name);
-        if (ncols > 0 && pf->missing_default) {
-            /* a key absent from a row takes the column default, not NULL */
-            sv_buf_puts(&sql, " (");
-            sv_rq_column_list(&sql, cols, ncols, NULL);
-            sv_buf_puts(&sql, ") SELECT ");
-            for (int i = 0; i < ncols; i++) {
-                sv_buf_puts(&sql, i ? ", CASE WHEN _pgrst_j.v::jsonb ? '" : "CASE WHEN _pgrst_j.v::jsonb ? '");
-                for (const char *c = cols[i]->name; *c; c++) {
-                    if (*c == '\'')
-                        sv_buf_puts(&sql, "'");   /* doubled: a quote inside a string literal */
-                    sv_buf_append(&sql, c, 1);
-                }
-                sv_buf_puts(&sql, "' THEN _pgrst_b.");
-                sv_rest_quote_ident(&sql, cols[i]->name);
-                sv_buf_puts(&sql, " ELSE ");
-                sv_buf_puts(&sql, cols[i]->default_expr ? cols[i]->default_expr : "NULL");
-                sv_buf_puts(&sql, " END");
-            }
-            sv_buf_printf(&sql, " FROM pg_catalog.json_array_elements($%d::json) _pgrst_j(v), "
-                                "LATERAL pg_catalog.json_populate_record(NULL::public.", pb);
-            sv_rest_quote_ident(&sql, q->t->name);
-            sv_buf_puts(&sql, ", _pgrst_j.v) _pgrst_b");
-            if (merge)
-                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
-        } else if (ncols > 0) {
-            sv_buf_puts(&sql, " (");
-            sv_rq_column_list(&sql, cols, ncols, NULL);
-            sv_buf_puts(&sql, ") SELECT ");
-            sv_rq_column_list(&sql, cols, ncols, "_pgrst_b.");
-            sv_buf_printf(&sql, " FROM pg_catalog.json_populate_recordset(NULL::public.");
-            sv_rest_quote_ident(&sql, q->t->name);
-            sv_buf_printf(&sql, ", $%d::json) _pgrst_b", pb);
-            if (merge)
-                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
-        } else {
-            /* no keys: every column takes its default, one row per object */
-            sv_buf_printf(&sql, " SELECT FROM pg_catalog.json_array_elements($%d::json)", pb);
-            if (merge)
-                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_ADD);
-        }
-        if (pf->resolution) {
-            const char *oc = sv_rq_find(ps, n, "on_conflict");
-            const sv_rest_column *target[64];
-            int nt = 0;
-            if (oc != NULL) {
-                const char *p = oc, *end = oc + strlen(oc);
-                while (p <= end && nt < 64) {
-                    const char *ie = sv_rq_item_end(p, end);
-                    const sv_rest_column *c = sv_rq_column(q, p, (size_t)(ie - p));
-                    if (c == NULL)
-                        goto done;
-                    target[nt++] = c;
-                    p = ie + 1;
-                }
-            } else {
-                for (int i = 0; i < q->t->ncols && nt < 64; i++)
-                    if (q->t->cols[i].flags & SV_REST_COL_PK)
-                        target[nt++] = &q->t->cols[i];
-            }
-            if (nt == 0) {
-                sv_rq_fail(q, 400, "PGRST100", "Upsert needs on_conflict or a primary key", NULL, NULL);
-                goto done;
-            }
-            sv_buf_puts(&sql, " ON CONFLICT (");
-            sv_rq_column_list(&sql, target, nt, NULL);
-            sv_buf_puts(&sql, ")");
-            /* PostgREST sets every column sent, the conflict target's
-             * too (sorted by name, QueryBuilder.hs): so "get or create"
-             * with only the target's columns returns the existing row,
-             * and the caller needs UPDATE on every column it sends, as
-             * on Supabase. Nothing sent: DO NOTHING. */
-            if (pf->resolution == 1 && ncols > 0) {
-                const sv_rest_column **sorted = sv_arena_alloc(q->arena, sizeof(*sorted) * (size_t)ncols);
-                memcpy(sorted, cols, sizeof(*sorted) * (size_t)ncols);
-                qsort(sorted, (size_t)ncols, sizeof(*sorted), sv_rq_column_cmp);
-                for (int i = 0; i < ncols; i++) {
-                    sv_buf_puts(&sql, i ? ", " : " DO UPDATE SET ");
-                    sv_rest_quote_ident(&sql, sorted[i]->name);
-                    sv_buf_puts(&sql, " = EXCLUDED.");
-                    sv_rest_quote_ident(&sql, sorted[i]->name);
-                }
-                sv_buf_puts(&sql, " WHERE " SV_RQ_INSERTED_SUB);
-            } else {
-                sv_buf_puts(&sql, " DO NOTHING");
-            }
-            plan->resolution = pf->resolution;
-        }
-        plan->status = 201;
-        plan->range_star = 1;
-    } else if (in->method == SV_HTTP_PATCH) {
-        const sv_rest_column **cols;
-        int ncols;
-        if (sv_rq_write_body(q, in, sv_rq_find(ps, n, "columns"), 0, &doc, &cols, &ncols) != SV_OK)
-            goto done;
-        if (sv_rq_where(q, &where, ps, n) != SV_OK)
-            goto done;
-        if (ncols == 0) {
-            /* nothing to change: answer like an update of no rows */
-            plan->sql = "SELECT NULL::bigint, 0::bigint, '[]'::text";
-            plan->has_body = want_body;
-            plan->status = want_body ? 200 : 204;
-            rc = SV_OK;
-            goto done;
-        }
-        if (sv_rq_require_filter(q, &where, "UPDATE") != SV_OK)
-            goto done;
-        int pb = sv_rq_param(q, sv_arena_strndup(q->arena, in->body, in->body_len));
-        sv_rq_target(&sql, "UPDATE", q->t->name);
-        sv_buf_puts(&sql, " SET ");
-        for (int i = 0; i < ncols; i++) {
-            if (i)
-                sv_buf_puts(&sql, ", ");
-            sv_rest_quote_ident(&sql, cols[i]->name);
-            sv_buf_puts(&sql, " = _pgrst_b.");
-            sv_rest_quote_ident(&sql, cols[i]->name);
-        }
-        sv_buf_puts(&sql, " FROM pg_catalog.json_populate_record(NULL::public.");
-        sv_rest_quote_ident(&sql, q->t->name);
-        sv_buf_printf(&sql, ", $%d::json) _pgrst_b WHERE ", pb);
-        sv_buf_append(&sql, where.data, where.len);
-        plan->status = want_body ? 200 : 204;
-    } else { /* DELETE */
-        if (sv_rq_where(q, &where, ps, n) != SV_OK || sv_rq_require_filter(q, &where, "DELETE") != SV_OK)
-            return SV_ERROR;
-        if (q->t->flags & SV_REST_TABLE_SOFT_DELETE) {
-            sv_rq_target(&sql, "UPDATE", q->t->name);
-            sv_buf_puts(&sql, " SET \"deleted_at\" = pg_catalog.now() WHERE (");
-            sv_buf_append(&sql, where.data, where.len);
-            sv_buf_puts(&sql, ") AND ");
-            sv_rest_quote_ident(&sql, q->t->name);
-            sv_buf_puts(&sql, ".\"deleted_at\" IS NULL");
-        } else {
-            sv_rq_target(&sql, "DELETE FROM", q->t->name);
-            sv_buf_puts(&sql, " WHERE ");
-            sv_buf_append(&sql, where.data, where.len);
-        }
-        plan->status = want_body ? 200 : 204;
-        plan->range_star = 1;
+    /* the body's errors first, then the filters' */
+    const sv_rest_column **cols = NULL;
+    int ncols = 0;
+    if (in->method != SV_HTTP_DELETE &&
+        sv_rq_write_body(q, in, sv_rq_find(ps, n, "columns"), in->method == SV_HTTP_POST, &doc, &cols,
+                         &ncols) != SV_OK) {
+        json_object_put(doc);
+        return SV_ERROR;
     }
+    sv_buf_init(&where, q->arena, 256);
+    int rc = sv_rq_where(q, &where, ps, n);
+    sv_buf_puts(&sql, "WITH pgrst_source AS (");
+    if (rc == SV_OK)
+        rc = in->method == SV_HTTP_POST  ? sv_rq_insert(q, &sql, in, ps, n, pf, doc, cols, ncols, &where, plan)
+           : in->method == SV_HTTP_PATCH ? sv_rq_update(q, &sql, in, cols, ncols, &where, want_body, plan)
+                                         : sv_rq_delete(q, &sql, &where, want_body, plan);
+    json_object_put(doc);
+    if (rc == SV_RQ_NOTHING_TO_WRITE)
+        return SV_OK;
+    if (rc != SV_OK)
+        return SV_ERROR;
 
     if (want_rows) {
         sv_buf_puts(&sql, " RETURNING ");
@@ -1472,10 +1533,7 @@ static int sv_rq_write(sv_rq *q, const sv_rest_input *in, const sv_qparam *ps, i
     }
     plan->sql = sql.data;
     plan->has_body = want_body;
-    rc = SV_OK;
-done:
-    json_object_put(doc);
-    return rc;
+    return SV_OK;
 }
 
 static void sv_rq_start(sv_rq *q, sv_arena *arena, const sv_rest_table_def *t, sv_rest_plan *plan,
