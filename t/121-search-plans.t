@@ -2,7 +2,7 @@
 # Full-text search under row-level security uses an index (sql/020-024):
 # on a table of 30,000 rows, the plans of every search path the API runs —
 # the REST text-search filters (fts, plfts, phfts, wfts on search_vector,
-# the SQL src/rest/sv_rest_query.c writes, custom and generic plans), as
+# the SQL src/rest/sv_rest_query_parse.c writes, custom and generic plans), as
 # anon, as an owner and with the owner's own user_id filter, and the
 # statement inside rpc search_content — read handle_content through an
 # index, never by a sequential scan, for a selective word. Under RLS the
@@ -78,7 +78,7 @@ my ($builtin) = $su->selectrow_array(q{SELECT proleakproof FROM pg_proc WHERE oi
 ok(!$builtin, 'pg_catalog.ts_match_vq is left as PostgreSQL ships it');
 
 # --- the REST filters ---------------------------------------------------------------------
-# What src/rest/sv_rest_query.c writes for
+# What the translator (src/rest/sv_rest_translate.c) writes for
 #   GET /rest/v1/handle_content?select=id,title&search_vector=<op>(english).<term>[&user_id=eq.<uid>]&limit=20
 # (t/unit/test_rest_query.c pins the operator; t/431 runs them through the server).
 my $api = $s->api;

@@ -89,7 +89,7 @@ my $query = '(tips & !tips) | zephyr';
 my $filter = 'search_vector=fts(english).' . uri_escape($query);
 
 # The precondition: what the planner picks for the statement the server
-# sends (sv_rest_query.c's shape), as the owner.
+# sends (sv_rest_translate.c's shape), as the owner.
 $su->begin_work;
 $su->do(q{SELECT set_config('role', 'authenticated', true), set_config('request.jwt.claims', ?, true)},
     undef, $JSON->encode({ sub => $A, role => 'authenticated' }));

@@ -1,4 +1,4 @@
-/* /rest/v1: translate (sv_rest_query.c), run the one
+/* /rest/v1: translate (sv_rest_translate.c), run the one
  * statement as the caller's role in one pipelined round trip, and map the
  * result row (total, page, body) to PostgREST's response.
  *

@@ -1,4 +1,4 @@
-/* Unit tests of the pure PostgREST translator (src/rest/sv_rest_query.c): the
+/* Unit tests of the pure PostgREST translator (src/rest/sv_rest_query.h): the
  * SQL it generates for each operator and option, the errors it returns,
  * and that hostile input never reaches the SQL text. */
 #include <stdio.h>
