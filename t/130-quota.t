@@ -214,6 +214,42 @@ my $V = $stack->user('v@example.com');
     is_deeply([map { $_->{tier} } @{ $r->{rows} }], [qw(free pro business)], 'tiers are public');
 }
 
+# --- a tier's new limits reach the users on it (sql/047) ---------------------
+# Users who still have the tier's limit take the new one; a limit given
+# to one user stays; users on other tiers and the other limits are
+# untouched.
+{
+    my ($T1, $T2, $T3) = map { $stack->user("tier$_\@example.com") } 1 .. 3;
+    $su->do(q{UPDATE subscription_settings SET max_ai_per_month = 999 WHERE user_id = ?}, undef, $T2);
+    $su->do(q{UPDATE subscription_settings SET tier = 'pro' WHERE user_id = ?}, undef, $T3);
+    my $limits = sub {
+        my ($uid) = @_;
+        return $su->selectrow_hashref(q{SELECT max_handles, max_syncs_per_month, max_ai_per_month,
+            max_indexing_per_month FROM subscription_settings WHERE user_id = ?}, undef, $uid);
+    };
+    my %before = map { $_ => $limits->($_) } $T1, $T2, $T3;
+    my $free_ai = one(q{SELECT max_ai_per_month FROM subscription_tiers WHERE tier = 'free'});
+    isnt($before{$T2}{max_ai_per_month}, $free_ai, 'one free user has an AI limit of their own');
+
+    my $r = as_role('service_role', undef, q{UPDATE subscription_tiers
+        SET max_ai_per_month = max_ai_per_month + 7, max_syncs_per_month = max_syncs_per_month + 5
+        WHERE tier = 'free'});
+    ok($r->{ok}, 'the service role raises two of the free tier\'s limits') or diag $r->{err};
+    is_deeply($limits->($T1), { %{ $before{$T1} }, max_ai_per_month => $free_ai + 7,
+        max_syncs_per_month => $before{$T1}{max_syncs_per_month} + 5 },
+        'a free user on the tier\'s limits has both new ones, the others unchanged');
+    is_deeply($limits->($T2), { %{ $before{$T2} }, max_syncs_per_month => $before{$T2}{max_syncs_per_month} + 5 },
+        'the user with their own AI limit keeps it, and has the new sync limit');
+    is_deeply($limits->($T3), $before{$T3}, 'a pro user is untouched');
+
+    $r = as_role('authenticated', $T1, q{SELECT quota_status() AS s});
+    is(decode_json($r->{rows}[0]{s})->{quotas}{ai}{limit}, $free_ai + 7, 'quota_status shows the user the new limit');
+
+    $r = as_role('authenticated', $T1, q{UPDATE subscription_tiers SET max_ai_per_month = 100000});
+    is($r->{state}, '42501', 'a user cannot change a tier');
+    is($limits->($T1)->{max_ai_per_month}, $free_ai + 7, 'and their limit stays');
+}
+
 # --- 'handles' is counted by the handles themselves ---------------------------
 # The V2 document calls decrement_quota(uid, 'handles', 1) after deleting
 # a handle; the delete's trigger has already uncounted it, so the call
