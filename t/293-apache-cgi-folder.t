@@ -5,7 +5,8 @@
 # the configuration. The core checks of every deployment pass below
 # /api; the site's own pages stay Apache's; the program answers only
 # below its base path (a request that reaches it from elsewhere gets a
-# JSON 404), and the OpenAPI document names the full base.
+# JSON 404), the OpenAPI document names the full base, and the access
+# log the full path.
 
 use strict;
 use warnings;
@@ -55,6 +56,8 @@ like($out, qr/"code":"PGRST125"/, 'a JSON error');
     REMOTE_ADDR => '127.0.0.1' });
 like($out, qr/^Status: 200 /m, 'the same request below base_path: 200');
 like($out, qr/"name":"youtube"/, 'with the row');
+my @paths = (slurp_file($log) // '') =~ /event=access .*?path=(\S+)/g;
+is($paths[-1], '/api/rest/v1/platforms', 'the access log shows the path as sent, the folder included, as Apache\'s does');
 
 $ap->stop;
 is_deeply([$ap->left_behind], [], 'nothing of Apache\'s outlives its stop');

@@ -97,6 +97,7 @@ void sv_request_init(sv_request *req, sv_arena *arena, char **envp)
         req->path = (info && *info) ? info : "/";
         req->path_info = 1;
     }
+    req->sent_path = req->path;
     req->query = sv_http_param(envp, "QUERY_STRING");
     if (req->query == NULL)
         req->query = "";

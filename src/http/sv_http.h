@@ -39,6 +39,8 @@ typedef struct sv_request {
     int         method;          /* sv_http_method bit, 0 if unknown */
     const char *path;            /* the raw (not percent-decoded) URI path,
                                     below base_path once sv_request_strip_base ran */
+    const char *sent_path;       /* path as it came, base_path included: what the
+                                    access log shows, as the web server's log does */
     int         outside_base;    /* the path is not under base_path: 404 */
     int         path_info;       /* path is CGI's PATH_INFO: already below the
                                     script, so base_path is not taken off */

@@ -208,7 +208,7 @@ static void sv_phase_log(sv_ctx *ctx, size_t body_bytes, int sent)
 
     sv_log_info("access", "method=%s path=%s status=%d duration_ms=%lld bytes=%zu request_id=%s remote_addr=%s%s",
                 req->method_name[0] ? req->method_name : "-",
-                sv_log_quote(req->path, qpath, sizeof(qpath)), ctx->res->status,
+                sv_log_quote(req->sent_path ? req->sent_path : req->path, qpath, sizeof(qpath)), ctx->res->status,
                 (long long)duration, body_bytes,
                 sv_log_quote(req->request_id, qid, sizeof(qid)),
                 req->remote_addr[0] ? req->remote_addr : "-",
