@@ -243,31 +243,37 @@ SKIP: {
     my $api_sessions = sub {
         my ($from, $what) = @_;
         my $log = $pg->log(from => $from) // '';
-        return [$log =~ /\[(\d+)\] authenticator\@\S+ LOG:  connection authorized: .*application_name=streamvibe/g]
+        # (not the job launcher's, application_name streamvibe-job...)
+        return [$log =~ /\[(\d+)\] authenticator\@\S+ LOG:  connection authorized: .*application_name=streamvibe$/mg]
             if $what eq 'opened';
-        return [$log =~ /\[(\d+)\] authenticator\@\S+ LOG:  disconnection:/g];
+        # pid => seconds the session lasted
+        return { $log =~ /\[(\d+)\] authenticator\@\S+ LOG:  disconnection: session time: (\d+:\d+:[\d.]+)/g };
     };
     # A worker that had not served yet opens its own connection too, and
-    # that one stays: the race's is the one that closes.
+    # that one stays: the race's is the one that closes, and not before it
+    # has been unused for keepalive_idle (2 s).
+    my $seconds = sub { my ($h, $m, $s) = split /:/, $_[0]; $h * 3600 + $m * 60 + $s };
     my $race_closes = sub {
         my ($from) = @_;
         my $opened = $api_sessions->($from, 'opened');
-        return wait_until(sub {
-            my %closed = map { $_ => 1 } @{ $api_sessions->($from, 'closed') };
-            grep { $closed{$_} } @$opened }, 15);
+        my @lasted;
+        wait_until(sub {
+            my $closed = $api_sessions->($from, 'closed');
+            @lasted = map { $seconds->($closed->{$_}) } grep { $closed->{$_} } @$opened }, 15);
+        return @lasted == 1 && $lasted[0] >= 2;
     };
     my $pg_from = $pg->log_offset;
     ($body, $mode) = $search->();
     is($mode, 'race', 'with the others idle again, it races');
     is($body, $plain->{"A $path"}[2], 'and answers the same');
     ok($race_closes->($pg_from), 'the race\'s second connection is closed once unused for keepalive_idle')
-        or diag $pg->log(from => $pg_from);
+        or diag grep { /connection authorized|disconnection/ } split /\n/, $pg->log(from => $pg_from);
     $pg_from = $pg->log_offset;
     ($body, $mode) = $search->();
     is($mode, 'race', 'the next read past the budget races again');
     is($body, $plain->{"A $path"}[2], 'and answers the same');
     ok($race_closes->($pg_from), 'on a second connection opened again, and closed in turn')
-        or diag $pg->log(from => $pg_from);
+        or diag grep { /connection authorized|disconnection/ } split /\n/, $pg->log(from => $pg_from);
     $lock->disconnect;
     $su2->disconnect;
     $pool->stop;

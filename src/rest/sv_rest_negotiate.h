@@ -9,7 +9,7 @@
 typedef struct sv_prefer {
     int missing_default;  /* missing=default */
     int return_mode;      /* SV_REST_RETURN_*, -1 when not given */
-    int count;            /* count=exact, planned or estimated */
+    int count;            /* 1 for count=exact, planned or estimated */
     int resolution;       /* 0 none, 1 merge-duplicates, 2 ignore-duplicates */
 } sv_prefer;
 

@@ -91,7 +91,7 @@ char *sv_rq_unquote(sv_rq *q, const char *s, size_t len)
 
 /* Resolves a column name against the whitelist; PostgreSQL's 42703 error
  * (as PostgREST relays it) when unknown. */
-const sv_rest_column *sv_rq_column(sv_rq *q, const char *s, size_t len)
+const sv_rest_column *sv_rq_resolve_column(sv_rq *q, const char *s, size_t len)
 {
     char *name = sv_rq_unquote(q, s, len);
     if (name == NULL || *name == '\0') {

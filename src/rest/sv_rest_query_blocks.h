@@ -45,7 +45,7 @@ void sv_rq_colref(sv_rq *q, sv_buf *buf, const sv_rest_column *c);
  * is broken. */
 char *sv_rq_unquote(sv_rq *q, const char *s, size_t len);
 /* The table's column of that name, or NULL with the error filled. */
-const sv_rest_column *sv_rq_column(sv_rq *q, const char *s, size_t len);
+const sv_rest_column *sv_rq_resolve_column(sv_rq *q, const char *s, size_t len);
 /* The end of one comma-separated item at nesting depth 0. */
 const char *sv_rq_item_end(const char *p, const char *end);
 /* The table's column of that exact name, or NULL. */

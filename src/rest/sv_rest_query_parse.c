@@ -95,7 +95,7 @@ int sv_rq_select(sv_rq *q, sv_buf *buf, const char *select)
                     break;
                 }
             }
-            const sv_rest_column *col = sv_rq_column(q, s, (size_t)((cast ? cast : e) - s));
+            const sv_rest_column *col = sv_rq_resolve_column(q, s, (size_t)((cast ? cast : e) - s));
             if (col == NULL)
                 return SV_ERROR;
             sv_rq_colref(q, buf, col);
@@ -430,7 +430,7 @@ static int sv_rq_logic_item(sv_rq *q, sv_buf *buf, const char *s, size_t len, in
     }
     if (dot == NULL)
         return sv_rq_parse_error(q, "logic tree", s);
-    const sv_rest_column *c = sv_rq_column(q, s, (size_t)(dot - s));
+    const sv_rest_column *c = sv_rq_resolve_column(q, s, (size_t)(dot - s));
     if (c == NULL)
         return SV_ERROR;
     /* "op.value" with the value possibly double-quoted */
@@ -546,7 +546,7 @@ int sv_rq_where(sv_rq *q, sv_buf *buf, const sv_qparam *ps, int n)
                 break;
             continue;
         }
-        const sv_rest_column *c = sv_rq_column(q, key, strlen(key));
+        const sv_rest_column *c = sv_rq_resolve_column(q, key, strlen(key));
         if (c == NULL || sv_rq_condition(q, buf, c, ps[i].value) != SV_OK) {
             rc = SV_ERROR;
             break;
@@ -579,7 +579,7 @@ int sv_rq_order(sv_rq *q, sv_buf *buf, const char *order)
             while (name_end < ie && *name_end != '.')
                 name_end++;
         }
-        const sv_rest_column *c = sv_rq_column(q, p, (size_t)(name_end - p));
+        const sv_rest_column *c = sv_rq_resolve_column(q, p, (size_t)(name_end - p));
         if (c == NULL)
             return SV_ERROR;
         const char *dir = "", *nulls = "";

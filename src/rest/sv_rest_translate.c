@@ -182,7 +182,7 @@ static int sv_rq_write_columns(sv_rq *q, json_object *doc, const char *columns_p
         const char *p = columns_param, *end = p + strlen(p);
         while (p <= end) {
             const char *ie = sv_rq_item_end(p, end);
-            const sv_rest_column *c = sv_rq_column(q, p, (size_t)(ie - p));
+            const sv_rest_column *c = sv_rq_resolve_column(q, p, (size_t)(ie - p));
             if (c == NULL)
                 return SV_ERROR;
             int dup = 0;
@@ -360,7 +360,7 @@ static int sv_rq_on_conflict(sv_rq *q, sv_buf *sql, const char *on_conflict, int
         const char *p = on_conflict, *end = on_conflict + strlen(on_conflict);
         while (p <= end && nt < 64) {
             const char *ie = sv_rq_item_end(p, end);
-            const sv_rest_column *c = sv_rq_column(q, p, (size_t)(ie - p));
+            const sv_rest_column *c = sv_rq_resolve_column(q, p, (size_t)(ie - p));
             if (c == NULL)
                 return SV_ERROR;
             target[nt++] = c;
