@@ -8,10 +8,18 @@
 -- and stays. (A limit of their own that happens to equal the tier's
 -- old value cannot be told apart, and follows.)
 --
--- The function runs as whoever changes the tier (postgres or
+-- The function runs as whoever changes the tier (the schema's owner or
 -- service_role, the only roles that may), both of which may update every
 -- user's settings; it writes nothing a caller names, so it needs no
 -- definer's rights.
+--
+-- A user moved onto the tier (or created on it) by a transaction that
+-- read the tier before this change committed, and wrote after this
+-- UPDATE had passed, keeps the old limits. Locking the tier row in
+-- sv_subscription_apply_tier would close that, but it runs after its
+-- own settings row is locked, while this trigger locks the settings
+-- rows after the tier row: the two would deadlock. doc/operations.md
+-- says to change tiers and move users at different moments.
 
 CREATE FUNCTION public.sv_subscription_tier_limits_follow() RETURNS trigger
 LANGUAGE plpgsql

@@ -231,15 +231,20 @@ my $V = $stack->user('v@example.com');
     my $free_ai = one(q{SELECT max_ai_per_month FROM subscription_tiers WHERE tier = 'free'});
     isnt($before{$T2}{max_ai_per_month}, $free_ai, 'one free user has an AI limit of their own');
 
-    my $r = as_role('service_role', undef, q{UPDATE subscription_tiers
-        SET max_ai_per_month = max_ai_per_month + 7, max_syncs_per_month = max_syncs_per_month + 5
+    my $r = as_role('service_role', undef, q{UPDATE subscription_tiers SET display_name = 'Gratis' WHERE tier = 'free'});
+    ok($r->{ok}, 'renaming the free tier') or diag $r->{err};
+    is_deeply({ map { $_ => $limits->($_) } $T1, $T2, $T3 }, \%before, 'changes no one\'s limits');
+
+    $r = as_role('service_role', undef, q{UPDATE subscription_tiers
+        SET max_ai_per_month = max_ai_per_month + 7, max_syncs_per_month = max_syncs_per_month + 5,
+            max_handles = max_handles + 1, max_indexing_per_month = max_indexing_per_month + 3
         WHERE tier = 'free'});
-    ok($r->{ok}, 'the service role raises two of the free tier\'s limits') or diag $r->{err};
-    is_deeply($limits->($T1), { %{ $before{$T1} }, max_ai_per_month => $free_ai + 7,
-        max_syncs_per_month => $before{$T1}{max_syncs_per_month} + 5 },
-        'a free user on the tier\'s limits has both new ones, the others unchanged');
-    is_deeply($limits->($T2), { %{ $before{$T2} }, max_syncs_per_month => $before{$T2}{max_syncs_per_month} + 5 },
-        'the user with their own AI limit keeps it, and has the new sync limit');
+    ok($r->{ok}, 'the service role raises the free tier\'s four limits') or diag $r->{err};
+    my %raised = (max_ai_per_month => 7, max_syncs_per_month => 5, max_handles => 1, max_indexing_per_month => 3);
+    is_deeply($limits->($T1), { map { $_ => $before{$T1}{$_} + $raised{$_} } keys %raised },
+        'a free user on the tier\'s limits has the four new ones');
+    is_deeply($limits->($T2), { map { $_ => $before{$T2}{$_} + ($_ eq 'max_ai_per_month' ? 0 : $raised{$_}) } keys %raised },
+        'the user with their own AI limit keeps it, and has the three others');
     is_deeply($limits->($T3), $before{$T3}, 'a pro user is untouched');
 
     $r = as_role('authenticated', $T1, q{SELECT quota_status() AS s});
