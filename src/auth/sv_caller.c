@@ -291,6 +291,37 @@ static int sv_caller_user(sv_ctx *ctx)
     return SV_OK;
 }
 
+/* GoTrue's requireAdminCredentials then requireAdmin (internal/api/
+ * middleware.go, auth.go): no Bearer token 401 no_authorization, a token
+ * that does not verify 403 bad_jwt as for /user, a verified token whose
+ * role is not an admin role 403 not_admin "User not allowed". GoTrue's
+ * admin roles default to service_role and supabase_admin; this server
+ * knows no supabase_admin, so a role it does not know is not an admin. */
+static int sv_caller_admin(sv_ctx *ctx)
+{
+    int bad;
+    sv_caller *caller = &ctx->caller;
+
+    sv_caller_anon(caller);
+    if (!sv_caller_has_secret(ctx))
+        return sv_fail(&ctx->err, 500, "unexpected_failure",
+                       "Server misconfiguration: jwt_secret is not configured");
+    const char *token = sv_caller_token_of(ctx->req, 0, &bad);
+    if (token == NULL)
+        return sv_fail(&ctx->err, 401, "no_authorization",
+                       "This endpoint requires a valid Bearer token");
+    int st = sv_caller_verify(ctx, token, caller);
+    if (st != SV_JWT_OK && st != -1)
+        return sv_fail(&ctx->err, 403, "bad_jwt",
+                       sv_arena_printf(ctx->arena, "invalid JWT: unable to parse or verify signature, %s",
+                                       sv_jwt_strerror_gotrue((sv_jwt_status)st)));
+    if (st == -1 || strcmp(caller->role, "service_role") != 0) {
+        sv_caller_anon(caller);
+        return sv_fail(&ctx->err, 403, "not_admin", "User not allowed");
+    }
+    return SV_OK;
+}
+
 static int sv_caller_service(sv_ctx *ctx)
 {
     if (sv_caller_optional(ctx) != SV_OK)
@@ -326,6 +357,8 @@ int sv_caller_authenticate(sv_ctx *ctx)
         return sv_caller_user(ctx);
     case SV_AUTH_SERVICE:
         return sv_caller_service(ctx);
+    case SV_AUTH_ADMIN:
+        return sv_caller_admin(ctx);
     case SV_AUTH_NONE:
         break;
     }

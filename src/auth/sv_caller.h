@@ -39,7 +39,10 @@ void sv_caller_cache_free(sv_caller_cache *cache);
  *                     (GoTrue's requireAuthentication and its error
  *                     codes): role authenticated, a uuid sub and
  *                     session_id;
- *   SV_AUTH_SERVICE   as OPTIONAL, and the role must be service_role.
+ *   SV_AUTH_SERVICE   as OPTIONAL, and the role must be service_role;
+ *   SV_AUTH_ADMIN     GoTrue's requireAdminCredentials, for /auth/v1/admin:
+ *                     "Authorization: Bearer <jwt>" whose role is
+ *                     service_role (no sub or session needed).
  * Returns SV_OK, or SV_ERROR with ctx->err in the route's dialect
  * (PostgREST: 401 PGRST301 with WWW-Authenticate; GoTrue: its codes). */
 int sv_caller_authenticate(sv_ctx *ctx);

@@ -25,6 +25,7 @@ typedef enum {
     SV_AUTH_REQUIRED,   /* as OPTIONAL, but anon is refused: a user, or the service role */
     SV_AUTH_USER,       /* a signed-in user's access token (GoTrue's requireAuthentication) */
     SV_AUTH_SERVICE,    /* the service_role key only */
+    SV_AUTH_ADMIN,      /* the service_role key as a Bearer token (GoTrue's requireAdminCredentials) */
 } sv_auth_policy;
 
 /* The bucket a request is counted in by the rate limiter. */
