@@ -15,4 +15,13 @@ int sv_auth_user_get(sv_ctx *ctx);
 int sv_auth_user_put(sv_ctx *ctx);
 int sv_auth_logout(sv_ctx *ctx);
 
+/* GoTrue's /admin/users (internal/api/admin.go), for the service role
+ * (policy SV_AUTH_ADMIN): list (paged, X-Total-Count and Link), create,
+ * get, update and delete any account. sv_auth_admin_users.c. */
+int sv_auth_admin_users_list(sv_ctx *ctx);
+int sv_auth_admin_user_create(sv_ctx *ctx);
+int sv_auth_admin_user_get(sv_ctx *ctx);
+int sv_auth_admin_user_update(sv_ctx *ctx);
+int sv_auth_admin_user_delete(sv_ctx *ctx);
+
 #endif

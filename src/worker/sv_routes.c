@@ -44,6 +44,11 @@ const sv_route sv_routes[] = {
     R("/auth/v1/user", GET, sv_auth_user_get, USER, AUTH, GOTRUE),
     R("/auth/v1/user", PUT, sv_auth_user_put, USER, AUTH, GOTRUE),
     R("/auth/v1/logout", POST, sv_auth_logout, USER, AUTH, GOTRUE),
+    R("/auth/v1/admin/users", GET, sv_auth_admin_users_list, ADMIN, AUTH, GOTRUE),
+    R("/auth/v1/admin/users", POST, sv_auth_admin_user_create, ADMIN, AUTH, GOTRUE),
+    R("/auth/v1/admin/users/*", GET, sv_auth_admin_user_get, ADMIN, AUTH, GOTRUE),
+    R("/auth/v1/admin/users/*", PUT, sv_auth_admin_user_update, ADMIN, AUTH, GOTRUE),
+    R("/auth/v1/admin/users/*", DELETE, sv_auth_admin_user_delete, ADMIN, AUTH, GOTRUE),
 
     R("/rest/v1/", GET, sv_rest_openapi, NONE, DATA, POSTGREST),
     { .pattern = "/rest/v1/rpc/*", .methods = GET | POST, .handler = sv_rest_rpc,
