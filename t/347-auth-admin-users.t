@@ -143,6 +143,9 @@ is(scalar @{ $doc->{users} }, 2, 'two users on the page');
 is_deeply([map { $_->{email} } @{ $doc->{users} }], ['list3@example.com', 'list2@example.com'], 'newest first');
 is($res->header('Link'), '</auth/v1/admin/users?page=2&per_page=2>; rel="next", '
                        . '</auth/v1/admin/users?page=3&per_page=2>; rel="last"', 'Link: next and last');
+($res) = admin('GET', '?page=1&per_page=2', headers => { Origin => 'https://admin.example.com' });
+like($res->header('Access-Control-Expose-Headers') // '', qr/\bX-Total-Count\b.*\bLink\b/,
+     'a browser may read X-Total-Count and Link');
 my %seen;
 for my $page (1 .. 3) {
     ($res, $doc) = admin('GET', "?per_page=2&page=$page");

@@ -26,8 +26,6 @@
  * far inside a bigint, and the page is empty as it would be anyway. */
 #define SV_ADMIN_PAGE_CLAMP ((uint64_t)1000000000000)
 
-#define SV_ADMIN_PREFIX "/auth/v1/admin/users/"
-
 /* Appends s as Go's time and strconv packages quote a value in their
  * error messages: in double quotes, '"' and '\' escaped, any byte that is
  * not printable ASCII as \xNN. */
@@ -67,7 +65,8 @@ static const char *sv_admin_quoted(sv_ctx *ctx, const char *prefix, const char *
  * validation_failed (not a 400), as its chi handler answers. */
 static int sv_admin_user_id(sv_ctx *ctx, const char **id)
 {
-    const char *p = ctx->req->path + strlen(SV_ADMIN_PREFIX);
+    /* the route's "*": the last segment */
+    const char *p = strrchr(ctx->req->path, '/') + 1;
 
     if (!sv_uuid_valid(p))
         return sv_fail(&ctx->err, 404, "validation_failed", "user_id must be an UUID");
@@ -136,6 +135,17 @@ static int sv_admin_pair_cmp(const void *a, const void *b)
     return x->order < y->order ? -1 : (x->order > y->order);
 }
 
+/* A parameter that can go between the link's <> as it is (a web server
+ * passes no control byte or space in a query, but a header must never
+ * carry one): others are left out of the link. */
+static int sv_admin_link_safe(const char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)p[i] <= 0x20 || p[i] == 0x7f || p[i] == '<' || p[i] == '>' || p[i] == ',')
+            return 0;
+    return 1;
+}
+
 /* The request's path and query with page=page, as Go's url.Values.Encode
  * writes it (keys sorted, page's old values replaced); the other
  * parameters keep the encoding the client gave them. auth-js reads the
@@ -153,7 +163,7 @@ static void sv_admin_page_link(sv_ctx *ctx, sv_buf *b, uint64_t page, const char
     for (const char *p = q; *p != '\0';) {
         size_t len = strcspn(p, "&");
         size_t key_len = strcspn(p, "=&");
-        if (len > 0 && !(key_len == 4 && memcmp(p, "page", 4) == 0)) {
+        if (len > 0 && !(key_len == 4 && memcmp(p, "page", 4) == 0) && sv_admin_link_safe(p, len)) {
             pairs[n] = (sv_admin_pair){ p, len, key_len, n };
             n++;
         }

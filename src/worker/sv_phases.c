@@ -70,7 +70,7 @@ static void sv_phase_cors(sv_ctx *ctx)
     sv_response_header(ctx->res, "Access-Control-Allow-Origin", "*");
     sv_response_header(ctx->res, "Access-Control-Expose-Headers",
                        "Content-Range, Content-Location, Location, X-Request-Id, Retry-After, "
-                       "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset");
+                       "RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, X-Total-Count, Link");
 }
 
 /* The route's rate class, per caller: the JWT's sub for a signed-in
