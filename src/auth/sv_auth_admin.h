@@ -1,8 +1,8 @@
 /* Operator actions on accounts, for streamvibe-admin's `user` commands:
  * over a connection that may write the auth schema (the database owner's,
- * as for migrate). The API has no route that lets anyone act on another
- * person's account, and no e-mail is sent, so a forgotten password is
- * the operator's to reset. */
+ * as for migrate). No e-mail is sent, so a forgotten password is the
+ * operator's to reset (or the service role's, through /auth/v1/admin/users,
+ * sv_auth_admin_users.c). */
 #ifndef SV_AUTH_ADMIN_H
 #define SV_AUTH_ADMIN_H
 
