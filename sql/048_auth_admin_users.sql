@@ -174,7 +174,21 @@ BEGIN
 END
 $$;
 
+-- Whether a user who gave the right password may sign in: GoTrue's
+-- password grant answers email_not_confirmed for an unconfirmed address
+-- (internal/api/token.go, after the password check). Signup confirms at
+-- once; an account the service role created without email_confirm waits
+-- for an update with it.
+CREATE FUNCTION auth.sv_login_confirmed(p_user uuid) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = ''
+AS $$
+    SELECT COALESCE((SELECT u.email_confirmed_at IS NOT NULL FROM auth.users u WHERE u.id = p_user),
+                    false)
+$$;
+
 REVOKE ALL ON FUNCTION
+    auth.sv_login_confirmed(uuid),
     auth.sv_meta_merge(jsonb, jsonb),
     auth.sv_admin_users(bigint, int),
     auth.sv_admin_user_get(uuid),
@@ -182,6 +196,7 @@ REVOKE ALL ON FUNCTION
     auth.sv_admin_user_update(uuid, text, text, jsonb, jsonb, boolean, boolean, interval)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
+    auth.sv_login_confirmed(uuid),
     auth.sv_meta_merge(jsonb, jsonb),
     auth.sv_admin_users(bigint, int),
     auth.sv_admin_user_get(uuid),

@@ -211,6 +211,19 @@ is($res->code, 400, 'the old password does not');
 is($res->code, 400, "a refresh token from before the new password is refused (GoTrue signs out every session)")
     or diag $res->as_string;
 
+# An unconfirmed address does not sign in (GoTrue's email_not_confirmed,
+# answered only to whoever gave the right password) until email_confirm.
+($res) = admin('PUT', "/$carol", body => { password => 'carol password' });
+is($res->code, 200, 'carol gets a password') or diag $res->as_string;
+($res, $doc) = login('carol@example.com', 'carol password');
+gotrue_error($res, $doc, 400, 'email_not_confirmed', 'an unconfirmed account signing in');
+($res, $doc) = login('carol@example.com', 'not her password');
+gotrue_error($res, $doc, 400, 'invalid_credentials', 'a wrong password for it');
+($res, $doc) = admin('PUT', "/$carol", body => { email_confirm => JSON::PP::true() });
+ok($res->code == 200 && $doc->{email_confirmed_at}, 'updateUserById email_confirm confirms it');
+($res) = login('carol@example.com', 'carol password');
+is($res->code, 200, 'and carol signs in') or diag $res->as_string;
+
 # --- ban ---------------------------------------------------------------------------
 ($res, $doc) = login('bob@example.com', 'bob password');
 my $bob_refresh = $doc->{refresh_token};

@@ -46,6 +46,25 @@ static int sv_auth_bcrypt_login(sv_ctx *ctx, const char *user_id, const char *ha
     return 1;
 }
 
+/* GoTrue's password grant (internal/api/token.go) refuses an address
+ * that is not confirmed, after the password was found right, so only
+ * whoever holds it learns that: 400 email_not_confirmed. Signup confirms
+ * at once; the service role may create an account without email_confirm
+ * (sv_auth_admin_users.c). SV_OK when the user may sign in. */
+static int sv_auth_login_confirmed(sv_ctx *ctx, const char *user_id)
+{
+    static const char sql[] = "SELECT auth.sv_login_confirmed($1::uuid)";
+
+    PGresult *r = sv_auth_db(ctx, "login_confirmed", sql, 1, &user_id);
+    if (r == NULL)
+        return SV_ERROR;
+    int confirmed = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (confirmed)
+        return SV_OK;
+    return sv_fail(&ctx->err, 400, "email_not_confirmed", "Email not confirmed");
+}
+
 /* grant_type=password. Throttling first (counted per account and per
  * address, failures recorded before the password is checked so parallel
  * guesses see each other), then one argon2id verification whether or not
@@ -114,6 +133,8 @@ static int sv_auth_password_grant(sv_ctx *ctx, json_object *body)
     }
     if (!good)
         return sv_fail(&ctx->err, 400, "invalid_credentials", "Invalid login credentials");
+    if (sv_auth_login_confirmed(ctx, user_id) != SV_OK)
+        return SV_ERROR;
 
     const char *refresh, *refresh_hash;
     sv_auth_new_refresh(ctx->arena, &refresh, &refresh_hash);
