@@ -239,6 +239,24 @@ gotrue_error($res, $doc, 400, 'user_banned', "a banned user's refresh");
 ($res, $doc) = admin('PUT', "/$bob", body => { ban_duration => '1h30m' });
 $left = $su->selectrow_array('SELECT extract(epoch FROM banned_until - now()) FROM auth.users WHERE id = ?', undef, $bob);
 ok($left > 5300 && $left <= 5400, 'ban_duration 1h30m: 90 minutes') or diag $left;
+($res, $doc) = admin('PUT', "/$bob", body => { ban_duration => '.5h' });
+$left = $su->selectrow_array('SELECT extract(epoch FROM banned_until - now()) FROM auth.users WHERE id = ?', undef, $bob);
+ok($left > 1700 && $left <= 1800, 'ban_duration .5h: 30 minutes') or diag $left;
+my $banned = $su->selectrow_array('SELECT banned_until FROM auth.users WHERE id = ?', undef, $bob);
+for my $bad (['1.', 'time: missing unit in duration "1."'], ['-', 'time: invalid duration "-"'],
+             ['100000000h', 'time: invalid duration "100000000h"'], ['1\u00e9h', 'time: unknown unit "\\xc3\\xa9h" in duration "1\\xc3\\xa9h"'],
+             ['1h 2m', 'time: unknown unit "h " in duration "1h 2m"']) {
+    ($res, $doc) = admin('PUT', "/$bob", body => qq({"ban_duration": "$bad->[0]"}));
+    gotrue_error($res, $doc, 400, 'validation_failed', "ban_duration '$bad->[0]'");
+    is($doc->{msg}, "invalid format for ban duration: $bad->[1]", "Go's message for '$bad->[0]'");
+}
+is($su->selectrow_array('SELECT banned_until FROM auth.users WHERE id = ?', undef, $bob), $banned,
+   'the refused bans changed nothing');
+($res, $doc) = admin('PUT', "/$bob", body => '[]');
+gotrue_error($res, $doc, 400, 'bad_json', 'a body that is an array');
+($res, $doc) = admin('GET', '?' . join('&', map { "k$_=v" } 1 .. 400) . '&per_page=1');
+is($res->code, 200, 'listUsers with 400 other parameters: 200');
+like($res->header('Link') // '', qr/^<[^>]*\?k1=v&.*page=2&per_page=1.*>; rel="next"/, 'the Link keeps them, sorted');
 ($res, $doc) = admin('PUT', "/$bob", body => { ban_duration => 'none' });
 is($res->code, 200, 'ban_duration none: 200');
 ok(!exists $doc->{banned_until}, 'the ban lifted');
