@@ -62,7 +62,8 @@ static const char *sv_admin_quoted(sv_ctx *ctx, const char *prefix, const char *
 /* --- the user id in the path ---------------------------------------------- */
 
 /* GoTrue's loadUser: a segment that is not a UUID is a 404
- * validation_failed (not a 400), as its chi handler answers. */
+ * validation_failed, not a 400, so a client sees one status for "no such
+ * user" whatever the id looked like. */
 static int sv_admin_user_id(sv_ctx *ctx, const char **id)
 {
     /* the route's "*": the last segment */
