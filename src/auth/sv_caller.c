@@ -247,22 +247,17 @@ static int sv_caller_optional(sv_ctx *ctx)
     return sv_fail(&ctx->err, 401, "PGRST301", msg);
 }
 
-/* GoTrue's requireAuthentication: a user's own access token. The
- * answers are GoTrue's (internal/api/auth.go): no Bearer token 401
- * no_authorization; a token that does not parse or verify 403 bad_jwt
- * "invalid JWT: unable to parse or verify signature, <golang-jwt's
- * reason>"; no sub 403, a sub that is not a UUID 400, a session_id that
- * is not one 403, all bad_jwt. Whether the user and the session still
- * exist is the handler's question (403 user_not_found, then
- * session_not_found). Stricter than GoTrue, and answered as bad claims:
- * the role must be authenticated and a session_id present (every token
- * this server issues has both). */
-static int sv_caller_user(sv_ctx *ctx)
+/* What GoTrue's requireAuthentication and requireAdminCredentials share
+ * (internal/api/auth.go): a Bearer token, else 401 no_authorization; one
+ * that verifies, else 403 bad_jwt "invalid JWT: unable to parse or
+ * verify signature, <golang-jwt's reason>". *st is the verification's
+ * status, SV_JWT_OK or -1 (signed, but a role this server does not
+ * know), which each caller answers in its own words. */
+static int sv_caller_bearer(sv_ctx *ctx, int *st)
 {
     int bad;
-    sv_caller *caller = &ctx->caller;
 
-    sv_caller_anon(caller);
+    sv_caller_anon(&ctx->caller);
     if (!sv_caller_has_secret(ctx))
         return sv_fail(&ctx->err, 500, "unexpected_failure",
                        "Server misconfiguration: jwt_secret is not configured");
@@ -270,13 +265,31 @@ static int sv_caller_user(sv_ctx *ctx)
     if (token == NULL)
         return sv_fail(&ctx->err, 401, "no_authorization",
                        "This endpoint requires a valid Bearer token");
-    int st = sv_caller_verify(ctx, token, caller);
-    if (st == -1)
-        return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: role claim is missing or not allowed");
-    if (st != SV_JWT_OK)
+    *st = sv_caller_verify(ctx, token, &ctx->caller);
+    if (*st != SV_JWT_OK && *st != -1)
         return sv_fail(&ctx->err, 403, "bad_jwt",
                        sv_arena_printf(ctx->arena, "invalid JWT: unable to parse or verify signature, %s",
-                                       sv_jwt_strerror_gotrue((sv_jwt_status)st)));
+                                       sv_jwt_strerror_gotrue((sv_jwt_status)*st)));
+    return SV_OK;
+}
+
+/* GoTrue's requireAuthentication: a user's own access token. The
+ * answers are GoTrue's (internal/api/auth.go): sv_caller_bearer's, then
+ * no sub 403, a sub that is not a UUID 400, a session_id that is not
+ * one 403, all bad_jwt. Whether the user and the session still
+ * exist is the handler's question (403 user_not_found, then
+ * session_not_found). Stricter than GoTrue, and answered as bad claims:
+ * the role must be authenticated and a session_id present (every token
+ * this server issues has both). */
+static int sv_caller_user(sv_ctx *ctx)
+{
+    sv_caller *caller = &ctx->caller;
+    int st;
+
+    if (sv_caller_bearer(ctx, &st) != SV_OK)
+        return SV_ERROR;
+    if (st == -1)
+        return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: role claim is missing or not allowed");
     if (caller->user_id == NULL || caller->user_id[0] == '\0')
         return sv_fail(&ctx->err, 403, "bad_jwt", "invalid claim: missing sub claim");
     if (!sv_uuid_valid(caller->user_id))
@@ -299,22 +312,11 @@ static int sv_caller_user(sv_ctx *ctx)
  * knows no supabase_admin, so a role it does not know is not an admin. */
 static int sv_caller_admin(sv_ctx *ctx)
 {
-    int bad;
     sv_caller *caller = &ctx->caller;
+    int st;
 
-    sv_caller_anon(caller);
-    if (!sv_caller_has_secret(ctx))
-        return sv_fail(&ctx->err, 500, "unexpected_failure",
-                       "Server misconfiguration: jwt_secret is not configured");
-    const char *token = sv_caller_token_of(ctx->req, 0, &bad);
-    if (token == NULL)
-        return sv_fail(&ctx->err, 401, "no_authorization",
-                       "This endpoint requires a valid Bearer token");
-    int st = sv_caller_verify(ctx, token, caller);
-    if (st != SV_JWT_OK && st != -1)
-        return sv_fail(&ctx->err, 403, "bad_jwt",
-                       sv_arena_printf(ctx->arena, "invalid JWT: unable to parse or verify signature, %s",
-                                       sv_jwt_strerror_gotrue((sv_jwt_status)st)));
+    if (sv_caller_bearer(ctx, &st) != SV_OK)
+        return SV_ERROR;
     if (st == -1 || strcmp(caller->role, "service_role") != 0) {
         sv_caller_anon(caller);
         return sv_fail(&ctx->err, 403, "not_admin", "User not allowed");
