@@ -34,10 +34,7 @@ use FakePlatform;
 # Skip, or in CI fail: CI installs everything and has the registry.
 sub skip_or_fail { SV::Test::Npm::skip_or_fail(@_) }
 
-skip_or_fail('nginx not installed') unless SV::Test::Nginx::available();
-skip_or_fail('PostgreSQL server not installed') unless SV::Test::Pg::available();
-my $node = SV::Test::Npm::node() or skip_or_fail('node not installed (scripts/install-deps installs it)');
-SV::Test::Npm::npm() or skip_or_fail('npm not installed (scripts/install-deps installs it)');
+my $node = SV::Test::Npm::node_for_stack();
 
 my $jsdir = sv_srcdir() . '/t/js';
 -r "$jsdir/v2-design.mjs" or BAIL_OUT("cannot read $jsdir/v2-design.mjs");

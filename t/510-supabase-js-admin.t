@@ -23,10 +23,7 @@ use SV::Test::Stack;
 
 sub skip_or_fail { SV::Test::Npm::skip_or_fail(@_) }
 
-skip_or_fail('nginx not installed') unless SV::Test::Nginx::available();
-skip_or_fail('PostgreSQL server not installed') unless SV::Test::Pg::available();
-my $node = SV::Test::Npm::node() or skip_or_fail('node not installed (scripts/install-deps installs it)');
-SV::Test::Npm::npm() or skip_or_fail('npm not installed (scripts/install-deps installs it)');
+my $node = SV::Test::Npm::node_for_stack();
 
 my $jsdir = sv_srcdir() . '/t/js';
 my $cache = eval { SV::Test::Npm::install_lock($jsdir) } // do {

@@ -462,6 +462,15 @@ static int sv_admin_user_error(sv_ctx *ctx, const char *err)
                    "Unable to validate email address: invalid format");
 }
 
+/* The answer of sql/048's create and update: o_error in GoTrue's words,
+ * else the user (o_user) as the 200 body. */
+static int sv_admin_user_result(sv_ctx *ctx, PGresult *r)
+{
+    if (!PQgetisnull(r, 0, 0))
+        return sv_admin_user_error(ctx, PQgetvalue(r, 0, 0));
+    return sv_admin_answer(ctx, r, 1);
+}
+
 static int sv_admin_create_body(sv_ctx *ctx, json_object *body)
 {
     static const char sql[] =
@@ -475,14 +484,10 @@ static int sv_admin_create_body(sv_ctx *ctx, json_object *body)
     PGresult *r = sv_auth_db(ctx, "admin_user_create", sql, 6, values);
     if (r == NULL)
         return SV_ERROR;
-    int rc;
-    if (!PQgetisnull(r, 0, 0)) {
-        rc = sv_admin_user_error(ctx, PQgetvalue(r, 0, 0));
-    } else {
-        rc = sv_admin_answer(ctx, r, 1);
+    int rc = sv_admin_user_result(ctx, r);
+    if (rc == SV_OK)
         sv_log_info("auth_admin_user_created", "user_id=%s request_id=%s", PQgetvalue(r, 0, 2),
                     ctx->req->request_id);
-    }
     PQclear(r);
     return rc;
 }
@@ -529,15 +534,11 @@ static int sv_admin_update_body(sv_ctx *ctx, const char *id, json_object *body)
     PGresult *r = sv_auth_db(ctx, "admin_user_update", sql, 8, values);
     if (r == NULL)
         return SV_ERROR;
-    int rc;
-    if (!PQgetisnull(r, 0, 0)) {
-        rc = sv_admin_user_error(ctx, PQgetvalue(r, 0, 0));
-    } else {
-        rc = sv_admin_answer(ctx, r, 1);
+    int rc = sv_admin_user_result(ctx, r);
+    if (rc == SV_OK)
         sv_log_info("auth_admin_user_updated", "user_id=%s password=%s ban=%s request_id=%s", id,
                     p.hash != NULL ? "set_sessions_revoked" : "-",
                     !p.ban_set ? "-" : p.ban != NULL ? "set" : "lifted", ctx->req->request_id);
-    }
     PQclear(r);
     return rc;
 }

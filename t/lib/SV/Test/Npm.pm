@@ -48,6 +48,19 @@ sub skip_or_fail {
 }
 sub node { find_program('node') // find_program('nodejs') }
 
+# The node program, for a test that runs supabase-js through nginx
+# against PostgreSQL: skips (in CI, fails) when any of the four is
+# missing.
+sub node_for_stack {
+    require SV::Test::Nginx;
+    require SV::Test::Pg;
+    skip_or_fail('nginx not installed') unless SV::Test::Nginx::available();
+    skip_or_fail('PostgreSQL server not installed') unless SV::Test::Pg::available();
+    my $node = node() or skip_or_fail('node not installed (scripts/install-deps installs it)');
+    npm() or skip_or_fail('npm not installed (scripts/install-deps installs it)');
+    return $node;
+}
+
 # node's flags for supabase-js: Node 20/21 have WebSocket behind a flag.
 sub node_flags {
     my $node = node() or return ();
