@@ -262,14 +262,25 @@ SKIP: {
             @lasted = map { $seconds->($closed->{$_}) } grep { $closed->{$_} } @$opened }, 15);
         return @lasted == 1 && $lasted[0] >= 2;
     };
+    # A worker counts itself busy until just after its answer is out, so
+    # the first read may still see one of the others busy (more likely on
+    # a loaded machine): read again, a little later, until one races.
+    my $search_racing = sub {
+        my ($body, $mode) = $search->();
+        for (my $try = 1; $mode ne 'race' && $try < 20; $try++) {
+            select(undef, undef, undef, 0.25);
+            ($body, $mode) = $search->();
+        }
+        return ($body, $mode);
+    };
     my $pg_from = $pg->log_offset;
-    ($body, $mode) = $search->();
+    ($body, $mode) = $search_racing->();
     is($mode, 'race', 'with the others idle again, it races');
     is($body, $plain->{"A $path"}[2], 'and answers the same');
     ok($race_closes->($pg_from), 'the race\'s second connection is closed once unused for keepalive_idle')
         or diag grep { /connection authorized|disconnection/ } split /\n/, $pg->log(from => $pg_from);
     $pg_from = $pg->log_offset;
-    ($body, $mode) = $search->();
+    ($body, $mode) = $search_racing->();
     is($mode, 'race', 'the next read past the budget races again');
     is($body, $plain->{"A $path"}[2], 'and answers the same');
     ok($race_closes->($pg_from), 'on a second connection opened again, and closed in turn')
