@@ -80,14 +80,11 @@ static int sv_admin_not_found(sv_ctx *ctx)
     return sv_fail(&ctx->err, 404, "user_not_found", "User not found");
 }
 
-/* Sends column c of r (a JSON text) as the 200 body. */
+/* Column c of r (a JSON text) as the 200 body, which no cache keeps. */
 static int sv_admin_answer(sv_ctx *ctx, PGresult *r, int c)
 {
-    ctx->res->status = 200;
-    ctx->res->body.len = 0;
-    sv_buf_append(&ctx->res->body, PQgetvalue(r, 0, c), (size_t)PQgetlength(r, 0, c));
     sv_response_header(ctx->res, "Cache-Control", "no-store");
-    return SV_OK;
+    return sv_auth_answer(ctx, r, c);
 }
 
 /* --- list ------------------------------------------------------------------------ */
@@ -342,15 +339,8 @@ static int sv_admin_bad_type(sv_ctx *ctx, const char *key, const char *type)
 /* An object member, or null / absent (*text NULL). */
 static int sv_admin_object(sv_ctx *ctx, json_object *body, const char *key, const char **text)
 {
-    json_object *v;
-
-    *text = NULL;
-    if (!json_object_object_get_ex(body, key, &v) || v == NULL)
-        return SV_OK;
-    if (!json_object_is_type(v, json_type_object))
+    if (sv_auth_object_member(ctx, body, key, text) < 0)
         return sv_admin_bad_type(ctx, key, "an object");
-    *text = sv_arena_strdup(ctx->arena, json_object_to_json_string_ext(
-                                            v, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
     return SV_OK;
 }
 

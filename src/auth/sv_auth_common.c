@@ -277,17 +277,32 @@ int sv_auth_hash_password(sv_ctx *ctx, const char *pw, size_t len, char **out)
     return sv_fail(&ctx->err, 500, "unexpected_failure", "Unexpected failure");
 }
 
-int sv_auth_meta(sv_ctx *ctx, json_object *body, const char **text)
+int sv_auth_object_member(sv_ctx *ctx, json_object *body, const char *key, const char **text)
 {
     json_object *v;
 
     *text = NULL;
-    if (!json_object_object_get_ex(body, "data", &v) || v == NULL)
-        return SV_OK;
+    if (!json_object_object_get_ex(body, key, &v) || v == NULL)
+        return 0;
     if (!json_object_is_type(v, json_type_object))
-        return sv_fail(&ctx->err, 400, "validation_failed", "data must be a JSON object");
+        return -1;
     *text = sv_arena_strdup(ctx->arena,
                             json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN |
                                                                   JSON_C_TO_STRING_NOSLASHESCAPE));
+    return 1;
+}
+
+int sv_auth_meta(sv_ctx *ctx, json_object *body, const char **text)
+{
+    if (sv_auth_object_member(ctx, body, "data", text) < 0)
+        return sv_fail(&ctx->err, 400, "validation_failed", "data must be a JSON object");
+    return SV_OK;
+}
+
+int sv_auth_answer(sv_ctx *ctx, PGresult *r, int c)
+{
+    ctx->res->status = 200;
+    ctx->res->body.len = 0;
+    sv_buf_append(&ctx->res->body, PQgetvalue(r, 0, c), (size_t)PQgetlength(r, 0, c));
     return SV_OK;
 }

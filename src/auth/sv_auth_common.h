@@ -79,9 +79,16 @@ int sv_auth_password_policy(sv_ctx *ctx, const char *pw, size_t len);
  * worker's other connections. SV_OK or SV_ERROR (500). */
 int sv_auth_hash_password(sv_ctx *ctx, const char *pw, size_t len, char **out);
 
+/* Member key of body when it is an object: 1 with *text its JSON in the
+ * arena; absent or null: 0 with *text NULL; another type: -1. */
+int sv_auth_object_member(sv_ctx *ctx, json_object *body, const char *key, const char **text);
+
 /* The user metadata ("data") member, which must be an object when
  * given: SV_OK with *text (NULL when absent, else in the arena), or
  * SV_ERROR (400). */
 int sv_auth_meta(sv_ctx *ctx, json_object *body, const char **text);
+
+/* A 200 whose body is column c of r's first row (a user object). */
+int sv_auth_answer(sv_ctx *ctx, PGresult *r, int c);
 
 #endif

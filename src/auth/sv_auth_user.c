@@ -107,13 +107,6 @@ static int sv_auth_user_error(sv_ctx *ctx, const char *err)
 }
 
 /* Sends the user object text of column 1 of r. */
-static int sv_auth_user_answer(sv_ctx *ctx, PGresult *r)
-{
-    ctx->res->status = 200;
-    sv_buf_append(&ctx->res->body, PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1));
-    return SV_OK;
-}
-
 int sv_auth_user_get(sv_ctx *ctx)
 {
     static const char sql[] = "SELECT o_error, o_user::text FROM auth.sv_user_get($1::uuid, $2::uuid)";
@@ -124,7 +117,7 @@ int sv_auth_user_get(sv_ctx *ctx)
         return SV_ERROR;
     sv_response_header(ctx->res, "Cache-Control", "no-store");
     int rc = !PQgetisnull(r, 0, 0) ? sv_auth_user_error(ctx, PQgetvalue(r, 0, 0))
-                                   : sv_auth_user_answer(ctx, r);
+                                   : sv_auth_answer(ctx, r, 1);
     PQclear(r);
     return rc;
 }
@@ -184,7 +177,7 @@ static int sv_auth_user_update(sv_ctx *ctx, json_object *body)
     if (!PQgetisnull(r, 0, 0)) {
         rc = sv_auth_user_error(ctx, PQgetvalue(r, 0, 0));
     } else {
-        rc = sv_auth_user_answer(ctx, r);
+        rc = sv_auth_answer(ctx, r, 1);
         if (hash != NULL)
             sv_log_info("auth_password_changed", "user_id=%s other_sessions=revoked request_id=%s",
                         ctx->caller.user_id, ctx->req->request_id);
