@@ -200,6 +200,12 @@ gotrue_error($res, $doc, 404, 'user_not_found', 'updateUserById of nobody');
 ($res, $doc) = admin('PUT', '/12345', body => {});
 gotrue_error($res, $doc, 404, 'validation_failed', 'updateUserById with a malformed id');
 
+($res, $doc) = admin('PUT', "/$alice", body => { email => 'Alice.Mid@Example.com' });
+is($doc->{email}, 'alice.mid@example.com', 'updateUserById email alone: the new email');
+($res) = refresh($alice_refresh);
+is($res->code, 200, 'and her sessions go on (only a new password ends them, as GoTrue)') or diag $res->as_string;
+$alice_refresh = $ngx->json($res)->{refresh_token};
+
 ($res, $doc) = admin('PUT', "/$alice", body => { email => 'Alice.New@Example.com', password => 'alice new password' });
 is($res->code, 200, 'updateUserById email and password: 200') or diag $res->as_string;
 is($doc->{email}, 'alice.new@example.com', 'the new email');
